@@ -1,0 +1,206 @@
+//! Rules the types alone cannot express. Each violation names the field and the rule,
+//! so an operator reading the start-up error knows exactly what to change.
+
+use std::fmt;
+
+use super::{Config, GithubScope};
+
+/// One broken rule: the dotted field path and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.message)
+    }
+}
+
+/// All violations in `config`, in field order; empty when the config is usable.
+pub fn validate(config: &Config) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let mut fail = |field: &'static str, message: String| out.push(Violation { field, message });
+
+    let pool = &config.pool;
+    if pool.min == 0 {
+        fail("pool.min", "pool.min (0) must be at least 1: the pool learns of demand only from its own runners".into());
+    }
+    if pool.min > pool.max {
+        fail("pool.min", format!("pool.min ({}) must not exceed pool.max ({})", pool.min, pool.max));
+    }
+    if pool.max > 1000 {
+        fail("pool.max", format!("pool.max ({}) must be at most 1000, the scale set's instance limit", pool.max));
+    }
+    if pool.free_target_percentage >= 100 {
+        fail(
+            "pool.free_target_percentage",
+            format!("pool.free_target_percentage ({}) must be between 0 and 99", pool.free_target_percentage),
+        );
+    }
+    if pool.registration_timeout.get().as_secs() < 60 {
+        fail(
+            "pool.registration_timeout",
+            format!("pool.registration_timeout ({}) must be at least 1m: a VM needs time to boot", pool.registration_timeout),
+        );
+    }
+
+    let github = &config.github;
+    if !github.api_url.starts_with("https://") && !github.api_url.starts_with("http://127.") {
+        fail("github.api_url", format!("github.api_url ({}) must be an https:// URL", github.api_url));
+    }
+    match &github.scope {
+        GithubScope::Repository(repo) => {
+            let parts: Vec<&str> = repo.split('/').collect();
+            if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
+                fail("github.scope.repository", format!("github.scope.repository ({repo}) must be owner/name"));
+            }
+            if github.runner_group.is_some() {
+                fail(
+                    "github.runner_group",
+                    "github.runner_group is only allowed with organization scope: repositories have no runner groups".into(),
+                );
+            }
+        }
+        GithubScope::Organization(org) => {
+            if org.is_empty() || org.contains('/') {
+                fail("github.scope.organization", format!("github.scope.organization ({org}) must be an organization login"));
+            }
+        }
+    }
+    if github.labels.is_empty() || github.labels.len() > 100 {
+        fail("github.labels", format!("github.labels must hold 1 to 100 labels, not {}", github.labels.len()));
+    }
+    for label in &github.labels {
+        if !valid_label(label) {
+            fail(
+                "github.labels",
+                format!("github.labels entry {label:?} must be 1-100 characters without commas or whitespace"),
+            );
+        }
+    }
+    if !github.credential.key_vault_url.starts_with("https://") && !github.credential.key_vault_url.starts_with("http://127.") {
+        fail(
+            "github.credential.key_vault_url",
+            format!("github.credential.key_vault_url ({}) must be an https:// vault URI", github.credential.key_vault_url),
+        );
+    }
+
+    if !valid_vmss_id(&config.azure.vmss_resource_id) {
+        fail(
+            "azure.vmss_resource_id",
+            format!(
+                "azure.vmss_resource_id ({}) must look like /subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachineScaleSets/<name>",
+                config.azure.vmss_resource_id
+            ),
+        );
+    }
+    if !config.queue.url.starts_with("https://") && !config.queue.url.starts_with("http://127.") {
+        fail("queue.url", format!("queue.url ({}) must be an https:// queue URL", config.queue.url));
+    }
+    if config.reconcile.period.get().as_secs() < 5 {
+        fail("reconcile.period", format!("reconcile.period ({}) must be at least 5s", config.reconcile.period));
+    }
+    if config.reconcile.debounce.get() > config.reconcile.period.get() {
+        fail(
+            "reconcile.debounce",
+            format!("reconcile.debounce ({}) must not exceed reconcile.period ({})", config.reconcile.debounce, config.reconcile.period),
+        );
+    }
+    out
+}
+
+fn valid_label(label: &str) -> bool {
+    !label.is_empty() && label.len() <= 100 && !label.chars().any(|c| c == ',' || c.is_whitespace())
+}
+
+fn valid_vmss_id(id: &str) -> bool {
+    let parts: Vec<&str> = id.split('/').collect();
+    matches!(
+        parts.as_slice(),
+        ["", s, sub, r, rg, p, ns, t, name]
+            if s.eq_ignore_ascii_case("subscriptions") && !sub.is_empty()
+            && r.eq_ignore_ascii_case("resourceGroups") && !rg.is_empty()
+            && p.eq_ignore_ascii_case("providers") && ns.eq_ignore_ascii_case("Microsoft.Compute")
+            && t.eq_ignore_ascii_case("virtualMachineScaleSets") && !name.is_empty()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::load_str;
+    use super::*;
+
+    fn violations_of(edit: impl Fn(&mut Config)) -> Vec<Violation> {
+        let mut config = load_str(super::super::load::tests_support::MINIMAL).unwrap();
+        edit(&mut config);
+        validate(&config)
+    }
+
+    #[test]
+    fn the_minimal_config_is_valid() {
+        assert!(violations_of(|_| {}).is_empty());
+    }
+
+    #[test]
+    fn min_above_max_is_named() {
+        let v = violations_of(|c| {
+            c.pool.min = 5;
+            c.pool.max = 3;
+        });
+        assert_eq!(v[0].field, "pool.min");
+        assert_eq!(v[0].message, "pool.min (5) must not exceed pool.max (3)");
+    }
+
+    #[test]
+    fn zero_min_is_refused_while_no_demand_source_exists() {
+        assert_eq!(violations_of(|c| c.pool.min = 0)[0].field, "pool.min");
+    }
+
+    #[test]
+    fn free_target_must_stay_below_one_hundred() {
+        assert_eq!(violations_of(|c| c.pool.free_target_percentage = 100)[0].field, "pool.free_target_percentage");
+        assert!(violations_of(|c| c.pool.free_target_percentage = 99).is_empty());
+    }
+
+    #[test]
+    fn labels_with_commas_or_spaces_are_refused() {
+        let v = violations_of(|c| c.github.labels = vec!["gpu, large".into()]);
+        assert_eq!(v[0].field, "github.labels");
+        assert!(violations_of(|c| c.github.labels.clear())[0].message.contains("1 to 100"));
+    }
+
+    #[test]
+    fn runner_groups_need_organization_scope() {
+        let v = violations_of(|c| c.github.runner_group = Some("linux".into()));
+        assert_eq!(v[0].field, "github.runner_group");
+        let ok = violations_of(|c| {
+            c.github.scope = GithubScope::Organization("octo-org".into());
+            c.github.runner_group = Some("linux".into());
+        });
+        assert!(ok.is_empty(), "{ok:?}");
+    }
+
+    #[test]
+    fn a_malformed_scale_set_id_is_refused() {
+        let v = violations_of(|c| c.azure.vmss_resource_id = "/subscriptions/x/resourceGroups/rg".into());
+        assert_eq!(v[0].field, "azure.vmss_resource_id");
+    }
+
+    #[test]
+    fn plain_http_endpoints_are_refused_except_loopback() {
+        assert_eq!(violations_of(|c| c.queue.url = "http://stbusy.queue.core.windows.net/q".into())[0].field, "queue.url");
+        assert!(violations_of(|c| c.queue.url = "http://127.0.0.1:10001/devstoreaccount1/q".into()).is_empty());
+    }
+
+    #[test]
+    fn every_violation_is_reported_at_once() {
+        let v = violations_of(|c| {
+            c.pool.min = 0;
+            c.pool.free_target_percentage = 100;
+            c.reconcile.period = crate::config::HumanDuration::secs(1);
+        });
+        assert_eq!(v.len(), 3, "{v:?}");
+    }
+}

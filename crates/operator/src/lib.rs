@@ -1,0 +1,8 @@
+//! vmss-github-runner operator: hands out runner registrations, records busy runners
+//! and scales an Azure VM Scale Set of self-hosted GitHub Actions runners.
+
+pub mod config;
+pub mod model;
+pub mod policy;
+pub mod memory;
+pub mod ports;

@@ -1,0 +1,15 @@
+//! In-memory implementations of the ports: a simulated scale set, GitHub, secret
+//! store and busy record. They back the unit tests, the local demo and
+//! `serve --simulated-cloud`; they keep real state and timings (boot, reimage and
+//! delete take time on tokio's clock), so the operator above cannot tell them apart
+//! from the cloud except by speed.
+
+mod busy;
+mod github;
+mod scale_set;
+mod secrets;
+
+pub use busy::InMemoryBusyRecord;
+pub use github::{InMemoryGithub, SimJob};
+pub use scale_set::{Boot, InMemoryScaleSet, ScaleSetSettings, WriteCounts};
+pub use secrets::InMemorySecretStore;

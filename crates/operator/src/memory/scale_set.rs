@@ -1,0 +1,314 @@
+use std::{
+    collections::{BTreeMap, VecDeque},
+    net::{IpAddr, Ipv4Addr},
+    sync::Mutex,
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use crate::{
+    model::InstanceId,
+    ports::{CloudFault, CloudInstance, CloudState, ScaleSet, ScaleSetError},
+};
+
+/// Timings and naming of the simulated scale set.
+#[derive(Clone, Debug)]
+pub struct ScaleSetSettings {
+    /// Computer names are `<prefix><6-digit id>`, like a Uniform scale set's.
+    pub name_prefix: String,
+    pub boot_delay: Duration,
+    pub reimage_delay: Duration,
+    pub delete_delay: Duration,
+    /// Instances get 127.<ip_block>.x.y addresses, so each simulated VM can bind its own loopback address.
+    pub ip_block: u8,
+}
+
+impl Default for ScaleSetSettings {
+    fn default() -> Self {
+        Self {
+            name_prefix: "runner".into(),
+            boot_delay: Duration::from_secs(40),
+            reimage_delay: Duration::from_secs(30),
+            delete_delay: Duration::from_secs(20),
+            ip_block: 1,
+        }
+    }
+}
+
+/// How many scale-set writes were made, and of what kind: Azure limits them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    pub set_capacity: u32,
+    pub delete: u32,
+    pub reimage: u32,
+    pub deleted_ids: Vec<InstanceId>,
+    pub reimaged_ids: Vec<InstanceId>,
+}
+
+impl WriteCounts {
+    pub fn total(&self) -> u32 {
+        self.set_capacity + self.delete + self.reimage
+    }
+}
+
+/// A Uniform scale set in memory: instances boot, reimage and delete on tokio's clock.
+pub struct InMemoryScaleSet {
+    settings: ScaleSetSettings,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    next_id: u64,
+    instances: BTreeMap<u64, SimInstance>,
+    writes: WriteCounts,
+    faults: VecDeque<CloudFault>,
+}
+
+struct SimInstance {
+    name: String,
+    ip: IpAddr,
+    state: CloudState,
+    since: Instant,
+    generation: u32,
+}
+
+impl SimInstance {
+    /// Creating turns into Running once the boot delay has passed.
+    fn state_at(&self, now: Instant, boot_delay: Duration) -> CloudState {
+        match self.state {
+            CloudState::Creating if now.duration_since(self.since) >= boot_delay => CloudState::Running,
+            s => s,
+        }
+    }
+}
+
+/// A boot of one instance: changes when the instance is reimaged.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Boot {
+    pub id: InstanceId,
+    pub name: String,
+    pub ip: IpAddr,
+    pub generation: u32,
+}
+
+impl InMemoryScaleSet {
+    pub fn new(settings: ScaleSetSettings) -> Self {
+        Self { settings, inner: Mutex::new(Inner::default()) }
+    }
+
+    /// Start with `count` instances that have already booted.
+    pub fn with_running(settings: ScaleSetSettings, count: u32) -> Self {
+        let set = Self::new(settings);
+        {
+            let mut inner = set.lock();
+            let now = Instant::now();
+            for _ in 0..count {
+                let id = set.add_instance(&mut inner, now);
+                inner.instances.get_mut(&id).expect("just added").state = CloudState::Running;
+            }
+        }
+        set
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("scale set poisoned")
+    }
+
+    fn add_instance(&self, inner: &mut Inner, now: Instant) -> u64 {
+        let id = inner.next_id;
+        inner.next_id += 1;
+        let ip = IpAddr::V4(Ipv4Addr::new(127, self.settings.ip_block, (1 + id / 250) as u8, (1 + id % 250) as u8));
+        let name = format!("{}{:06}", self.settings.name_prefix, id);
+        inner.instances.insert(id, SimInstance { name, ip, state: CloudState::Creating, since: now, generation: 0 });
+        id
+    }
+
+    /// The next scale-set call fails with `fault` (test fault injection).
+    pub fn fail_next(&self, fault: CloudFault) {
+        self.lock().faults.push_back(fault);
+    }
+
+    pub fn writes(&self) -> WriteCounts {
+        self.lock().writes.clone()
+    }
+
+    /// Running instances and their current boot, for the VM simulator.
+    pub fn running_boots(&self) -> Vec<Boot> {
+        let now = Instant::now();
+        let inner = self.lock();
+        inner
+            .instances
+            .iter()
+            .filter(|(_, i)| i.state_at(now, self.settings.boot_delay) == CloudState::Running)
+            .map(|(id, i)| Boot { id: InstanceId::new(id.to_string()), name: i.name.clone(), ip: i.ip, generation: i.generation })
+            .collect()
+    }
+
+    fn take_fault(&self) -> Option<CloudFault> {
+        self.lock().faults.pop_front()
+    }
+
+    fn parse_ids(&self, ids: &[InstanceId]) -> Result<Vec<u64>, CloudFault> {
+        let inner = self.lock();
+        ids.iter()
+            .map(|id| id.as_str().parse::<u64>().ok().filter(|n| inner.instances.contains_key(n)).ok_or(CloudFault::NotFound))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl ScaleSet for InMemoryScaleSet {
+    async fn capacity(&self) -> Result<u32, ScaleSetError> {
+        if let Some(fault) = self.take_fault() {
+            return Err(ScaleSetError::ReadFailed(fault));
+        }
+        let inner = self.lock();
+        Ok(inner.instances.values().filter(|i| i.state != CloudState::Deleting).count() as u32)
+    }
+
+    async fn list_instances(&self) -> Result<Vec<CloudInstance>, ScaleSetError> {
+        if let Some(fault) = self.take_fault() {
+            return Err(ScaleSetError::ReadFailed(fault));
+        }
+        let now = Instant::now();
+        let inner = self.lock();
+        Ok(inner
+            .instances
+            .iter()
+            .map(|(id, i)| CloudInstance {
+                id: InstanceId::new(id.to_string()),
+                name: i.name.clone(),
+                private_ip: Some(i.ip),
+                state: i.state_at(now, self.settings.boot_delay),
+            })
+            .collect())
+    }
+
+    async fn set_capacity(&self, capacity: u32) -> Result<(), ScaleSetError> {
+        if let Some(source) = self.take_fault() {
+            return Err(ScaleSetError::SetCapacityFailed { capacity, source });
+        }
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.writes.set_capacity += 1;
+        let live: Vec<u64> =
+            inner.instances.iter().filter(|(_, i)| i.state != CloudState::Deleting).map(|(id, _)| *id).collect();
+        let current = live.len() as u32;
+        for _ in current..capacity {
+            self.add_instance(&mut inner, now);
+        }
+        // Shrinking removes the highest ids, as Azure's default scale-in policy may.
+        // The operator never shrinks this way; the simulation is faithful anyway.
+        for id in live.iter().rev().take(current.saturating_sub(capacity) as usize) {
+            inner.instances.remove(id);
+        }
+        Ok(())
+    }
+
+    async fn delete_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError> {
+        let fail = |source| ScaleSetError::DeleteFailed { ids: ids.to_vec(), source };
+        if let Some(fault) = self.take_fault() {
+            return Err(fail(fault));
+        }
+        let numbers = self.parse_ids(ids).map_err(fail)?;
+        {
+            let mut inner = self.lock();
+            inner.writes.delete += 1;
+            inner.writes.deleted_ids.extend(ids.iter().cloned());
+            let now = Instant::now();
+            for n in &numbers {
+                let inst = inner.instances.get_mut(n).expect("checked above");
+                inst.state = CloudState::Deleting;
+                inst.since = now;
+            }
+        }
+        tokio::time::sleep(self.settings.delete_delay).await;
+        let mut inner = self.lock();
+        for n in numbers {
+            inner.instances.remove(&n);
+        }
+        Ok(())
+    }
+
+    async fn reimage_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError> {
+        let fail = |source| ScaleSetError::ReimageFailed { ids: ids.to_vec(), source };
+        if let Some(fault) = self.take_fault() {
+            return Err(fail(fault));
+        }
+        let numbers = self.parse_ids(ids).map_err(fail)?;
+        {
+            let mut inner = self.lock();
+            inner.writes.reimage += 1;
+            inner.writes.reimaged_ids.extend(ids.iter().cloned());
+            let now = Instant::now();
+            for n in &numbers {
+                let inst = inner.instances.get_mut(n).expect("checked above");
+                inst.state = CloudState::Reimaging;
+                inst.since = now;
+            }
+        }
+        tokio::time::sleep(self.settings.reimage_delay).await;
+        let now = Instant::now();
+        let mut inner = self.lock();
+        for n in numbers {
+            if let Some(inst) = inner.instances.get_mut(&n) {
+                inst.state = CloudState::Running;
+                inst.generation += 1;
+                inst.since = now;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fast() -> ScaleSetSettings {
+        ScaleSetSettings { boot_delay: Duration::from_secs(10), ..ScaleSetSettings::default() }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn new_instances_boot_after_the_boot_delay() {
+        let set = InMemoryScaleSet::new(fast());
+        set.set_capacity(2).await.unwrap();
+        let states: Vec<_> = set.list_instances().await.unwrap().into_iter().map(|i| i.state).collect();
+        assert_eq!(states, vec![CloudState::Creating; 2]);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(set.running_boots().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delete_lowers_capacity_and_never_reuses_ids() {
+        let set = InMemoryScaleSet::with_running(fast(), 3);
+        set.delete_instances(&[InstanceId::new("1")]).await.unwrap();
+        assert_eq!(set.capacity().await.unwrap(), 2);
+        set.set_capacity(3).await.unwrap();
+        let ids: Vec<_> = set.list_instances().await.unwrap().into_iter().map(|i| i.id.0).collect();
+        assert_eq!(ids, ["0", "2", "3"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reimage_starts_a_new_boot_with_the_same_address() {
+        let set = InMemoryScaleSet::with_running(fast(), 1);
+        let before = set.running_boots().remove(0);
+        set.reimage_instances(&[before.id.clone()]).await.unwrap();
+        let after = set.running_boots().remove(0);
+        assert_eq!((after.ip, after.generation), (before.ip, before.generation + 1));
+        assert_eq!(set.writes().reimage, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unknown_ids_and_injected_faults_fail_without_writing() {
+        let set = InMemoryScaleSet::with_running(fast(), 1);
+        let err = set.delete_instances(&[InstanceId::new("9")]).await.unwrap_err();
+        assert_eq!(err.fault().kind(), "not_found");
+        set.fail_next(CloudFault::Throttled { retry_after: Some(Duration::from_secs(5)) });
+        assert_eq!(set.set_capacity(4).await.unwrap_err().fault().kind(), "throttled");
+        assert_eq!(set.writes().total(), 0);
+    }
+}

@@ -1,0 +1,166 @@
+//! The scaling policy: a pure function from an observed pool to actions.
+//!
+//! No clock, no I/O: every age arrives as a [`Duration`] in the observation, so the
+//! same code runs in the operator, in unit and property tests, and in the simulator.
+//! The formula is written out with a worked example in `docs/scaling-policy.md`.
+
+use std::time::Duration;
+
+use crate::model::{InstanceId, InstanceState};
+
+/// The pool's bounds and timings, from the configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolSpec {
+    pub min: u32,
+    pub max: u32,
+    pub free_target_percentage: u8,
+    pub scale_in_delay: Duration,
+    pub registration_timeout: Duration,
+    pub runner_exit_timeout: Duration,
+}
+
+/// One instance as the policy sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedInstance {
+    pub id: InstanceId,
+    pub state: InstanceState,
+    /// How long it has been in `state`.
+    pub in_state_for: Duration,
+}
+
+/// The pool as last observed: the scale set's capacity and its listed instances.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObservedPool {
+    /// `sku.capacity`: instances Azure has or is creating (deleting ones excluded).
+    pub capacity: u32,
+    pub instances: Vec<ObservedInstance>,
+}
+
+/// What the policy wants done. `delete` runs first; `capacity` is the absolute size to
+/// set afterwards (it already accounts for the deletes) and only ever grows the pool:
+/// shrinking is always by deleting named idle instances, never by lowering capacity,
+/// because Azure would pick the instances to remove and could pick busy ones.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Decision {
+    pub capacity: Option<u32>,
+    pub reimage: Vec<InstanceId>,
+    pub delete: Vec<InstanceId>,
+    pub target: Target,
+}
+
+impl Decision {
+    pub fn is_empty(&self) -> bool {
+        self.capacity.is_none() && self.reimage.is_empty() && self.delete.is_empty()
+    }
+}
+
+/// The numbers behind a decision, for metrics, logs and the demo.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Target {
+    /// Instances running a job.
+    pub busy: u32,
+    /// Instances free now or soon (provisioning, awaiting registration, idle, reimaging).
+    pub free: u32,
+    /// Instances the pool holds (capacity, or the listed instances if more).
+    pub size: u32,
+    /// `clamp(busy + ceil(p * busy / (100 - p)), min, max)`.
+    pub desired: u32,
+    /// Free instances wanted: `desired - busy`.
+    pub free_wanted: u32,
+    /// Pool size once the decision is carried out.
+    pub size_after: u32,
+}
+
+/// Free instances needed next to `busy` ones so that they make up `pct` % of the pool.
+pub fn required_free(busy: u32, pct: u8) -> u32 {
+    let (busy, pct) = (u64::from(busy), u64::from(pct.min(99)));
+    // ceil(pct * busy / (100 - pct)) in integers.
+    let needed = (pct * busy).div_ceil(100 - pct);
+    u32::try_from(needed).unwrap_or(u32::MAX)
+}
+
+/// The whole policy. See the module docs and `docs/scaling-policy.md`.
+pub fn decide(spec: &PoolSpec, pool: &ObservedPool) -> Decision {
+    let mut instances: Vec<&ObservedInstance> = pool.instances.iter().collect();
+    instances.sort_by(|a, b| a.id.sort_key().cmp(&b.id.sort_key()));
+
+    let count = |pred: &dyn Fn(&ObservedInstance) -> bool| -> u32 {
+        u32::try_from(instances.iter().filter(|i| pred(i)).count()).unwrap_or(u32::MAX)
+    };
+    let listed_live = count(&|i| i.state != InstanceState::Deleting);
+    // Capacity Azure has accepted but whose instances are not listed yet count as free.
+    let unlisted = pool.capacity.saturating_sub(listed_live);
+    let busy = count(&|i| i.state == InstanceState::Busy);
+    let mut free = count(&|i| i.state.is_free() && !registration_overdue(spec, i)) + unlisted;
+    let size = listed_live + unlisted;
+    let mut live = size;
+
+    let desired = (busy + required_free(busy, spec.free_target_percentage)).clamp(spec.min, spec.max.max(spec.min));
+    let free_wanted = desired.saturating_sub(busy);
+
+    let mut decision = Decision::default();
+
+    // 1. Broken instances go: failed provisioning, or a runner that never registered.
+    for inst in &instances {
+        if inst.state == InstanceState::Failed || registration_overdue(spec, inst) {
+            decision.delete.push(inst.id.clone());
+            live -= 1;
+        }
+    }
+
+    // 2. Instances whose job is over: reimage while the pool needs free runners or
+    //    would drop below min, delete otherwise (and always when above max).
+    for inst in instances.iter().filter(|i| ready_to_recycle(spec, i)) {
+        if live <= spec.max && (free < free_wanted || live <= spec.min) {
+            decision.reimage.push(inst.id.clone());
+            free += 1;
+        } else {
+            decision.delete.push(inst.id.clone());
+            live -= 1;
+        }
+    }
+
+    // 3. Scale out to the free target, never above max. (If deletes above left the
+    //    pool below min, free < free_wanted holds too, so they are replaced here.)
+    if free < free_wanted && live < spec.max {
+        let add = (free_wanted - free).min(spec.max - live);
+        live += add;
+        free += add;
+        decision.capacity = Some(live);
+    }
+
+    // 4. Scale in: idle instances beyond the free target after the anti-flap delay;
+    //    beyond max at once. Longest idle first.
+    let mut idle: Vec<&ObservedInstance> =
+        instances.iter().copied().filter(|i| i.state == InstanceState::Idle).collect();
+    idle.sort_by(|a, b| b.in_state_for.cmp(&a.in_state_for).then(a.id.sort_key().cmp(&b.id.sort_key())));
+    for inst in idle {
+        let over_max = live > spec.max;
+        let surplus = free > free_wanted && live > spec.min && inst.in_state_for >= spec.scale_in_delay;
+        if over_max || surplus {
+            decision.delete.push(inst.id.clone());
+            live -= 1;
+            free -= 1;
+        }
+    }
+
+    decision.target = Target { busy, free, size, desired, free_wanted, size_after: live };
+    decision
+}
+
+/// A job is over and the VM may be touched: the runner exited, or it was told to
+/// finish long enough ago that waiting longer only costs money.
+fn ready_to_recycle(spec: &PoolSpec, inst: &ObservedInstance) -> bool {
+    match inst.state {
+        InstanceState::Recyclable => true,
+        InstanceState::Retiring => inst.in_state_for >= spec.runner_exit_timeout,
+        _ => false,
+    }
+}
+
+fn registration_overdue(spec: &PoolSpec, inst: &ObservedInstance) -> bool {
+    inst.state == InstanceState::AwaitingRegistration && inst.in_state_for >= spec.registration_timeout
+}
+
+#[cfg(test)]
+mod tests;

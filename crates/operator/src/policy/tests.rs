@@ -1,0 +1,232 @@
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::model::InstanceState::{self, *};
+
+fn spec(min: u32, max: u32, pct: u8) -> PoolSpec {
+    PoolSpec {
+        min,
+        max,
+        free_target_percentage: pct,
+        scale_in_delay: Duration::from_secs(300),
+        registration_timeout: Duration::from_secs(600),
+        runner_exit_timeout: Duration::from_secs(600),
+    }
+}
+
+fn inst(id: u32, state: InstanceState, secs: u64) -> ObservedInstance {
+    ObservedInstance { id: InstanceId::new(id.to_string()), state, in_state_for: Duration::from_secs(secs) }
+}
+
+fn pool(states: &[InstanceState]) -> ObservedPool {
+    let instances: Vec<_> = states.iter().enumerate().map(|(i, s)| inst(i as u32, *s, 0)).collect();
+    let capacity = states.iter().filter(|s| **s != Deleting).count() as u32;
+    ObservedPool { capacity, instances }
+}
+
+fn ids(list: &[u32]) -> Vec<InstanceId> {
+    list.iter().map(|i| InstanceId::new(i.to_string())).collect()
+}
+
+#[test]
+fn required_free_is_the_ceiling_of_the_ratio() {
+    assert_eq!(required_free(0, 25), 0);
+    assert_eq!(required_free(6, 25), 2); // 2 of 8 = 25 %
+    assert_eq!(required_free(5, 25), 2); // ceil(1.67)
+    assert_eq!(required_free(1, 50), 1);
+    assert_eq!(required_free(3, 0), 0);
+    assert_eq!(required_free(1, 99), 99);
+}
+
+#[test]
+fn empty_pool_scales_out_to_min() {
+    let d = decide(&spec(2, 10, 25), &ObservedPool::default());
+    assert_eq!(d.capacity, Some(2));
+    assert_eq!(d.target.desired, 2);
+}
+
+#[test]
+fn busy_pool_scales_out_to_keep_the_free_target() {
+    // The worked example of docs/scaling-policy.md: 6 busy, 0 free, 25 % -> 8.
+    let d = decide(&spec(1, 20, 25), &pool(&[Busy; 6]));
+    assert_eq!(d.target.free_wanted, 2);
+    assert_eq!(d.capacity, Some(8));
+}
+
+#[test]
+fn unlisted_capacity_counts_as_free_so_a_burst_does_not_scale_twice() {
+    let mut p = pool(&[Busy; 6]);
+    p.capacity = 8; // two instances accepted by Azure, not listed yet
+    assert!(decide(&spec(1, 20, 25), &p).is_empty());
+}
+
+#[test]
+fn scale_out_stops_at_max() {
+    let d = decide(&spec(1, 7, 25), &pool(&[Busy; 6]));
+    assert_eq!(d.capacity, Some(7));
+    let d = decide(&spec(1, 6, 25), &pool(&[Busy; 6]));
+    assert_eq!(d.capacity, None);
+}
+
+#[test]
+fn completed_job_on_busy_pool_reimages_instead_of_deleting() {
+    let d = decide(&spec(1, 10, 50), &pool(&[Busy, Busy, Recyclable]));
+    assert_eq!(d.reimage, ids(&[2]));
+    assert!(d.delete.is_empty());
+}
+
+#[test]
+fn completed_job_on_quiet_pool_deletes_the_instance() {
+    let d = decide(&spec(1, 10, 25), &pool(&[Idle, Recyclable]));
+    assert_eq!(d.delete, ids(&[1]));
+    assert!(d.reimage.is_empty());
+}
+
+#[test]
+fn completed_job_never_takes_the_pool_below_min() {
+    let d = decide(&spec(2, 10, 0), &pool(&[Idle, Recyclable]));
+    assert_eq!(d.reimage, ids(&[1]));
+}
+
+#[test]
+fn retiring_instance_waits_for_runner_exit() {
+    let p = ObservedPool { capacity: 2, instances: vec![inst(0, Idle, 0), inst(1, Retiring, 599)] };
+    assert!(decide(&spec(1, 10, 25), &p).is_empty(), "never act from inside the completed hook");
+    let p = ObservedPool { capacity: 2, instances: vec![inst(0, Idle, 0), inst(1, Retiring, 600)] };
+    assert_eq!(decide(&spec(1, 10, 25), &p).delete, ids(&[1]), "after the exit timeout the VM is recycled");
+}
+
+#[test]
+fn idle_instance_above_target_is_deleted_only_after_the_scale_in_delay() {
+    let young = ObservedPool { capacity: 3, instances: vec![inst(0, Idle, 10), inst(1, Idle, 299), inst(2, Idle, 5)] };
+    assert!(decide(&spec(1, 10, 25), &young).is_empty());
+    let old = ObservedPool { capacity: 3, instances: vec![inst(0, Idle, 10), inst(1, Idle, 300), inst(2, Idle, 900)] };
+    let d = decide(&spec(1, 10, 25), &old);
+    assert_eq!(d.delete, ids(&[2, 1]), "longest idle first, down to min");
+}
+
+#[test]
+fn scale_out_never_waits_for_the_scale_in_delay() {
+    let d = decide(&spec(1, 10, 50), &pool(&[Busy, Busy, Busy]));
+    assert_eq!(d.capacity, Some(6));
+}
+
+#[test]
+fn idle_instances_beyond_max_go_at_once() {
+    let p = ObservedPool { capacity: 4, instances: (0..4).map(|i| inst(i, Idle, 0)).collect() };
+    let d = decide(&spec(1, 2, 25), &p);
+    assert_eq!(d.delete.len(), 2);
+}
+
+#[test]
+fn failed_instance_is_deleted_and_replaced() {
+    let d = decide(&spec(2, 10, 0), &pool(&[Idle, Failed]));
+    assert_eq!(d.delete, ids(&[1]));
+    assert_eq!(d.capacity, Some(2), "capacity is set after the delete, back to min");
+}
+
+#[test]
+fn runner_that_never_registers_is_replaced_after_the_timeout() {
+    let p = ObservedPool { capacity: 1, instances: vec![inst(0, AwaitingRegistration, 601)] };
+    let d = decide(&spec(1, 10, 0), &p);
+    assert_eq!(d.delete, ids(&[0]));
+    assert_eq!(d.capacity, Some(1));
+}
+
+#[test]
+fn instances_under_operation_are_left_alone() {
+    let p = ObservedPool {
+        capacity: 2,
+        instances: vec![inst(0, Reimaging, 9999), inst(1, Deleting, 9999), inst(2, Provisioning, 9999)],
+    };
+    let d = decide(&spec(1, 10, 0), &p);
+    assert!(d.delete.is_empty() && d.reimage.is_empty(), "{d:?}");
+}
+
+// ---- properties -------------------------------------------------------------
+
+fn any_state() -> impl Strategy<Value = InstanceState> {
+    prop::sample::select(InstanceState::ALL.to_vec())
+}
+
+prop_compose! {
+    fn any_case()(min in 1u32..8, extra in 0u32..12, pct in 0u8..100,
+                 states in prop::collection::vec((any_state(), 0u64..2000), 0..30),
+                 unlisted in 0u32..4)
+                -> (PoolSpec, ObservedPool) {
+        let s = spec(min, min + extra, pct);
+        let instances: Vec<_> = states.iter().enumerate()
+            .map(|(i, (st, age))| inst(i as u32, *st, *age)).collect();
+        let listed = instances.iter().filter(|i| i.state != Deleting).count() as u32;
+        (s, ObservedPool { capacity: listed + unlisted, instances })
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn never_grows_above_max((s, p) in any_case()) {
+        let d = decide(&s, &p);
+        if let Some(c) = d.capacity {
+            prop_assert!(c <= s.max, "capacity {c} > max {}", s.max);
+            prop_assert!(c > d.target.size - d.delete.len() as u32, "capacity only ever grows the pool");
+        }
+        prop_assert!(d.target.size_after <= s.max.max(d.target.size - d.delete.len() as u32));
+    }
+
+    #[test]
+    fn never_shrinks_below_min((s, p) in any_case()) {
+        let d = decide(&s, &p);
+        prop_assert!(d.target.size_after >= s.min, "{:?}", d.target);
+    }
+
+    #[test]
+    fn never_touches_a_busy_or_still_running_instance((s, p) in any_case()) {
+        let d = decide(&s, &p);
+        for id in d.delete.iter().chain(&d.reimage) {
+            let i = p.instances.iter().find(|i| &i.id == id).unwrap();
+            prop_assert!(i.state != Busy, "acted on busy {id}");
+            prop_assert!(!(i.state == Retiring && i.in_state_for < s.runner_exit_timeout), "acted on {id} before runner exit");
+            prop_assert!(i.state != Provisioning, "acted on provisioning {id}");
+        }
+    }
+
+    #[test]
+    fn never_acts_twice_or_on_an_instance_already_under_operation((s, p) in any_case()) {
+        let d = decide(&s, &p);
+        let mut all: Vec<_> = d.delete.iter().chain(&d.reimage).collect();
+        let n = all.len();
+        all.sort();
+        all.dedup();
+        prop_assert_eq!(all.len(), n, "one instance in two actions");
+        for id in d.delete.iter().chain(&d.reimage) {
+            let i = p.instances.iter().find(|i| &i.id == id).unwrap();
+            prop_assert!(!i.state.is_in_operation(), "{id} already {:?}", i.state);
+        }
+    }
+
+    #[test]
+    fn reaches_the_free_target_when_max_allows((s, p) in any_case()) {
+        let d = decide(&s, &p);
+        if d.target.size_after < s.max {
+            prop_assert!(d.target.free >= d.target.free_wanted, "{:?}", d.target);
+        }
+    }
+
+    #[test]
+    fn deciding_again_on_the_result_does_not_flap((s, p) in any_case()) {
+        // Apply the decision the way the cloud would and decide again: no new scale-out.
+        let d = decide(&s, &p);
+        let mut next = p.clone();
+        next.instances.retain(|i| !d.delete.contains(&i.id));
+        for i in &mut next.instances {
+            if d.reimage.contains(&i.id) { i.state = Reimaging; }
+        }
+        next.capacity = d.capacity.unwrap_or(d.target.size - d.delete.len() as u32);
+        let again = decide(&s, &next);
+        prop_assert_eq!(again.capacity, None, "second pass scaled out again: {:?} then {:?}", d.target, again.target);
+    }
+}

@@ -1,0 +1,107 @@
+//! The runner scale set (Azure VMSS, Uniform orchestration).
+
+use std::{net::IpAddr, time::Duration};
+
+use async_trait::async_trait;
+
+use crate::model::InstanceId;
+
+/// One scale-set instance as the cloud reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloudInstance {
+    pub id: InstanceId,
+    /// The VM's computer name; runner names start with it.
+    pub name: String,
+    /// Primary private IP: how the operator recognises the VM calling its API.
+    pub private_ip: Option<IpAddr>,
+    pub state: CloudState,
+}
+
+/// Provisioning/power state reduced to what the operator acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloudState {
+    Creating,
+    Running,
+    Reimaging,
+    Deleting,
+    Failed,
+}
+
+/// Why a scale-set call failed, as a label-friendly kind.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudFault {
+    #[error("throttled by Azure (retry after {retry_after:?})")]
+    Throttled { retry_after: Option<Duration> },
+    #[error("the resource was not found")]
+    NotFound,
+    #[error("conflict with an operation in progress: {0}")]
+    Conflict(String),
+    #[error("Azure answered {status}: {message}")]
+    Server { status: u16, message: String },
+    #[error("the request did not complete")]
+    Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl CloudFault {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Throttled { .. } => "throttled",
+            Self::NotFound => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::Server { .. } => "server",
+            Self::Transport(_) => "transport",
+        }
+    }
+}
+
+/// Scale-set operations, named for what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScaleSetError {
+    #[error("reading the scale set failed")]
+    ReadFailed(#[source] CloudFault),
+    #[error("setting the scale set's capacity to {capacity} failed")]
+    SetCapacityFailed {
+        capacity: u32,
+        #[source]
+        source: CloudFault,
+    },
+    #[error("deleting instances {ids:?} failed")]
+    DeleteFailed {
+        ids: Vec<InstanceId>,
+        #[source]
+        source: CloudFault,
+    },
+    #[error("reimaging instances {ids:?} failed")]
+    ReimageFailed {
+        ids: Vec<InstanceId>,
+        #[source]
+        source: CloudFault,
+    },
+}
+
+impl ScaleSetError {
+    pub fn fault(&self) -> &CloudFault {
+        match self {
+            Self::ReadFailed(source)
+            | Self::SetCapacityFailed { source, .. }
+            | Self::DeleteFailed { source, .. }
+            | Self::ReimageFailed { source, .. } => source,
+        }
+    }
+}
+
+/// The scale set. Every write counts against Azure's per-scale-set update limit, so
+/// delete and reimage take many instance ids in one call.
+#[async_trait]
+pub trait ScaleSet: Send + Sync {
+    /// `sku.capacity`.
+    async fn capacity(&self) -> Result<u32, ScaleSetError>;
+    /// Every instance with its state and private IP.
+    async fn list_instances(&self) -> Result<Vec<CloudInstance>, ScaleSetError>;
+    /// Grow (or shrink) to `capacity` instances.
+    async fn set_capacity(&self, capacity: u32) -> Result<(), ScaleSetError>;
+    /// Delete the named instances (capacity drops by as many); returns when done.
+    async fn delete_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError>;
+    /// Reimage the named instances to a fresh OS disk; returns when done.
+    async fn reimage_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError>;
+}
