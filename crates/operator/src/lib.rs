@@ -6,3 +6,8 @@ pub mod model;
 pub mod policy;
 pub mod memory;
 pub mod ports;
+pub mod fleet;
+pub mod budget;
+pub mod metrics;
+pub mod controller;
+pub mod api;

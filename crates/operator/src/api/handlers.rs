@@ -1,0 +1,131 @@
+//! Route handlers: translate HTTP to controller calls and back.
+
+use std::net::SocketAddr;
+
+use axum::{
+    extract::{ConnectInfo, FromRequest, State},
+    http::{header, StatusCode},
+    response::IntoResponse,
+    Json,
+};
+
+use super::{
+    error::{ApiError, ErrorBody},
+    types::{HookResponse, JobHookRequest, ReadyResponse, RegistrationRequest, RegistrationResponse, RunnerExitedRequest},
+    AppState,
+};
+
+/// `axum::Json`, with rejections rendered in the API's error shape.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// Hand the calling VM its runner registration (once per boot).
+#[utoipa::path(
+    post, path = "/api/v1/registration", tag = "runner",
+    request_body = RegistrationRequest,
+    responses(
+        (status = 200, description = "Registration for this boot", body = RegistrationResponse),
+        (status = 403, description = "Caller is not an instance of the scale set", body = ErrorBody),
+        (status = 409, description = "Already issued for this boot, or the instance is being recycled", body = ErrorBody),
+        (status = 502, description = "GitHub did not issue a registration", body = ErrorBody),
+        (status = 503, description = "Recovering, or a dependency is unavailable; retry", body = ErrorBody),
+    )
+)]
+pub async fn registration(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(_request): ApiJson<RegistrationRequest>,
+) -> Result<Json<RegistrationResponse>, ApiError> {
+    let registration = state.controller.register(peer.ip()).await?;
+    Ok(Json(registration.into()))
+}
+
+/// The job-started hook. Answers only after the busy marker is stored.
+#[utoipa::path(
+    post, path = "/api/v1/hooks/job-started", tag = "runner",
+    request_body = JobHookRequest,
+    responses(
+        (status = 200, description = "Recorded (or already recorded)", body = HookResponse),
+        (status = 403, description = "Caller is not an instance of the scale set", body = ErrorBody),
+        (status = 409, description = "The instance runs another job or is being recycled", body = ErrorBody),
+        (status = 503, description = "Recovering, or the busy record is unavailable; retry", body = ErrorBody),
+    )
+)]
+pub async fn job_started(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(job): ApiJson<JobHookRequest>,
+) -> Result<Json<HookResponse>, ApiError> {
+    Ok(Json(state.controller.job_started(peer.ip(), job).await?.into()))
+}
+
+/// The job-completed hook. The VM is not touched until the runner has exited.
+#[utoipa::path(
+    post, path = "/api/v1/hooks/job-completed", tag = "runner",
+    request_body = JobHookRequest,
+    responses(
+        (status = 200, description = "Recorded (or already recorded)", body = HookResponse),
+        (status = 403, description = "Caller is not an instance of the scale set", body = ErrorBody),
+        (status = 409, description = "The instance runs another job", body = ErrorBody),
+        (status = 503, description = "Recovering, or the busy record is unavailable; retry", body = ErrorBody),
+    )
+)]
+pub async fn job_completed(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(job): ApiJson<JobHookRequest>,
+) -> Result<Json<HookResponse>, ApiError> {
+    Ok(Json(state.controller.job_completed(peer.ip(), job).await?.into()))
+}
+
+/// The runner process has exited; the VM may now be reimaged or deleted.
+#[utoipa::path(
+    post, path = "/api/v1/hooks/runner-exited", tag = "runner",
+    request_body = RunnerExitedRequest,
+    responses(
+        (status = 200, description = "Recorded (or already recorded)", body = HookResponse),
+        (status = 403, description = "Caller is not an instance of the scale set", body = ErrorBody),
+        (status = 503, description = "Recovering, or the busy record is unavailable; retry", body = ErrorBody),
+    )
+)]
+pub async fn runner_exited(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(body): ApiJson<RunnerExitedRequest>,
+) -> Result<Json<HookResponse>, ApiError> {
+    if let Some(code) = body.exit_code {
+        tracing::info!(exit_code = code, "runner reported its exit code");
+    }
+    Ok(Json(state.controller.runner_exited(peer.ip()).await?.into()))
+}
+
+/// Liveness: the process serves requests.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive")))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: state recovered, busy record and scale set reachable.
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = ReadyResponse),
+        (status = 503, description = "Not ready", body = ReadyResponse),
+    )
+)]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<ReadyResponse>) {
+    match state.controller.readiness().await {
+        Ok(()) => (StatusCode::OK, Json(ReadyResponse { ready: true, reason: None })),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, Json(ReadyResponse { ready: false, reason: Some(reason) })),
+    }
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Metrics", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.controller.metrics().render(),
+    )
+}

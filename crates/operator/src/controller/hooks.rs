@@ -1,0 +1,298 @@
+//! What the runner VMs ask for: a registration, and the job and runner events.
+//! The caller is always identified by its address, never by anything in a body.
+
+use std::net::IpAddr;
+
+use time::OffsetDateTime;
+use tokio::time::Instant;
+use tracing::{info, instrument, warn};
+
+use super::Controller;
+use crate::{
+    fleet::{ActiveJob, Phase, RunnerRef},
+    model::{InstanceId, InstanceState, JobRef},
+    ports::{BusyMarker, BusyRecordError, GithubError, JitRequest, ScaleSetError},
+};
+
+/// Why a hook was not accepted. The API maps each to one status code.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("the operator is still recovering its state")]
+    Recovering,
+    #[error("{ip} is not an instance of this scale set")]
+    UnknownInstance { ip: IpAddr },
+    #[error("instance {instance} already received its registration for this boot")]
+    AlreadyRegistered { instance: InstanceId },
+    #[error("instance {instance} is {state}; it takes no {hook} now")]
+    WrongState { instance: InstanceId, state: InstanceState, hook: &'static str },
+    #[error("instance {instance} is running job {running}, not {reported}")]
+    JobMismatch { instance: InstanceId, running: JobRef, reported: JobRef },
+    #[error("GitHub did not issue a registration")]
+    RegistrationFailed(#[source] GithubError),
+    #[error("the busy record could not be updated")]
+    BusyRecordFailed(#[source] BusyRecordError),
+    #[error("the scale set could not be read")]
+    CloudUnavailable(#[source] ScaleSetError),
+}
+
+impl HookError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Recovering => "recovering",
+            Self::UnknownInstance { .. } => "unknown_instance",
+            Self::AlreadyRegistered { .. } => "already_registered",
+            Self::WrongState { .. } => "wrong_state",
+            Self::JobMismatch { .. } => "job_mismatch",
+            Self::RegistrationFailed(_) => "registration_failed",
+            Self::BusyRecordFailed(_) => "busy_record_failed",
+            Self::CloudUnavailable(_) => "cloud_unavailable",
+        }
+    }
+}
+
+/// What a booting runner gets.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Registration {
+    /// Start with `run.sh --jitconfig <encoded>`.
+    Jit { runner_name: String, encoded_jit_config: String },
+    /// Run `config.sh --url <url> --token <token> <args...>`, then `run.sh`.
+    Token { runner_name: String, url: String, token: String, expires_at: OffsetDateTime, args: Vec<String> },
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Jit { runner_name, .. } => write!(f, "Jit({runner_name})"),
+            Self::Token { runner_name, .. } => write!(f, "Token({runner_name})"),
+        }
+    }
+}
+
+/// The instance's state after a hook, and whether the hook changed anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookOutcome {
+    pub instance: InstanceId,
+    pub state: InstanceState,
+    /// False when the hook repeated one already applied.
+    pub changed: bool,
+}
+
+impl Controller {
+    fn ensure_recovered(&self) -> Result<(), HookError> {
+        if self.is_recovered() {
+            Ok(())
+        } else {
+            Err(HookError::Recovering)
+        }
+    }
+
+    fn outcome(&self, id: &InstanceId, changed: bool) -> HookOutcome {
+        let state = self.fleet().get(id).map_or(InstanceState::Deleting, |r| r.state());
+        if changed {
+            self.nudge();
+        }
+        HookOutcome { instance: id.clone(), state, changed }
+    }
+
+    fn count(&self, hook: &'static str, result: &Result<HookOutcome, HookError>) {
+        let outcome = match result {
+            Ok(o) if o.changed => "applied",
+            Ok(_) => "repeated",
+            Err(e) => e.kind(),
+        };
+        self.metrics().hook(hook, outcome);
+    }
+
+    /// Hands the calling VM its runner registration, once per boot.
+    #[instrument(skip_all, fields(pool = %self.settings().pool, instance = tracing::field::Empty))]
+    pub async fn register(&self, ip: IpAddr) -> Result<Registration, HookError> {
+        let result = self.register_inner(ip).await;
+        self.metrics().hook("registration", match &result {
+            Ok(_) => "applied",
+            Err(e) => e.kind(),
+        });
+        result
+    }
+
+    async fn register_inner(&self, ip: IpAddr) -> Result<Registration, HookError> {
+        self.ensure_recovered()?;
+        let record = self.resolve(ip).await?;
+        tracing::Span::current().record("instance", record.id.as_str());
+        let _turn = self.lock_instance(&record.id).await;
+        let record = self.fleet().get(&record.id).cloned().ok_or(HookError::UnknownInstance { ip })?;
+        if record.phase != Phase::Unregistered || record.runner.is_some() {
+            warn!(runner = ?record.runner.as_ref().map(|r| &r.name), "second registration request for this boot refused");
+            return Err(HookError::AlreadyRegistered { instance: record.id });
+        }
+        let state = record.state();
+        if !matches!(state, InstanceState::AwaitingRegistration | InstanceState::Provisioning) {
+            return Err(HookError::WrongState { instance: record.id, state, hook: "registration" });
+        }
+
+        let settings = self.settings();
+        let runner_name = format!("{}-{}", record.name, &uuid::Uuid::new_v4().simple().to_string()[..6]);
+        let github = &self.ports().github;
+        let (registration, runner_id) = if settings.jit {
+            let request = JitRequest {
+                name: runner_name.clone(),
+                labels: settings.labels.clone(),
+                runner_group: settings.runner_group.clone(),
+            };
+            let jit = github.jit_config(&request).await.map_err(|e| self.github_failed(e))?;
+            (Registration::Jit { runner_name: runner_name.clone(), encoded_jit_config: jit.encoded }, Some(jit.runner_id))
+        } else {
+            let token = github.registration_token().await.map_err(|e| self.github_failed(e))?;
+            let mut args = vec![
+                "--name".to_owned(),
+                runner_name.clone(),
+                "--labels".to_owned(),
+                settings.labels.join(","),
+                "--ephemeral".to_owned(),
+                "--unattended".to_owned(),
+                "--disableupdate".to_owned(),
+            ];
+            if let (true, Some(group)) = (settings.organization_scope, &settings.runner_group) {
+                args.extend(["--runnergroup".to_owned(), group.clone()]);
+            }
+            let url = github.registration_url();
+            (Registration::Token { runner_name: runner_name.clone(), url, token: token.token, expires_at: token.expires_at, args }, None)
+        };
+
+        let now = Instant::now();
+        if let Some(r) = self.fleet().get_mut(&record.id) {
+            r.runner = Some(RunnerRef { name: runner_name.clone(), id: runner_id });
+            r.registered_at = Some(now);
+            r.set_phase(Phase::Registered, now);
+        }
+        info!(runner = %runner_name, jit = settings.jit, "registration issued");
+        self.nudge();
+        Ok(registration)
+    }
+
+    fn github_failed(&self, err: GithubError) -> HookError {
+        self.metrics().api_error("github", err.kind());
+        HookError::RegistrationFailed(err)
+    }
+
+    fn busy_record_failed(&self, err: BusyRecordError) -> HookError {
+        self.metrics().api_error("busy_record", "write");
+        HookError::BusyRecordFailed(err)
+    }
+
+    /// The job-started hook: the busy marker is stored before this returns.
+    #[instrument(skip_all, fields(pool = %self.settings().pool, instance = tracing::field::Empty, job = %job))]
+    pub async fn job_started(&self, ip: IpAddr, job: JobRef) -> Result<HookOutcome, HookError> {
+        let result = self.job_started_inner(ip, job).await;
+        self.count("job_started", &result);
+        result
+    }
+
+    async fn job_started_inner(&self, ip: IpAddr, job: JobRef) -> Result<HookOutcome, HookError> {
+        self.ensure_recovered()?;
+        let record = self.resolve(ip).await?;
+        tracing::Span::current().record("instance", record.id.as_str());
+        let _turn = self.lock_instance(&record.id).await;
+        let record = self.fleet().get(&record.id).cloned().ok_or(HookError::UnknownInstance { ip })?;
+        if record.operation.is_some() || record.state().is_in_operation() {
+            let state = record.state();
+            return Err(HookError::WrongState { instance: record.id, state, hook: "job-started" });
+        }
+        match &record.phase {
+            Phase::Busy(active) if active.job == job => return Ok(self.outcome(&record.id, false)),
+            Phase::Completed(done) if *done == job => return Ok(self.outcome(&record.id, false)),
+            Phase::Busy(active) => {
+                return Err(HookError::JobMismatch { instance: record.id, running: active.job.clone(), reported: job });
+            }
+            Phase::Completed(_) | Phase::Exited => {
+                return Err(HookError::WrongState { instance: record.id.clone(), state: record.state(), hook: "job-started" });
+            }
+            Phase::Unregistered | Phase::Registered => {}
+        }
+
+        let marker = BusyMarker::new(record.id.clone(), record.name.clone(), job.clone(), OffsetDateTime::now_utc());
+        let handle = self.ports().busy.put(&marker).await.map_err(|e| self.busy_record_failed(e))?;
+        let now = Instant::now();
+        if let Some(r) = self.fleet().get_mut(&record.id) {
+            if let Some(at) = r.registered_at {
+                self.metrics().job_start_latency.observe(now.duration_since(at).as_secs_f64());
+            }
+            r.set_phase(Phase::Busy(ActiveJob { job, marker: handle }), now);
+        }
+        info!("job started; busy marker stored");
+        Ok(self.outcome(&record.id, true))
+    }
+
+    /// The job-completed hook. Decides nothing about the VM: that waits for runner-exited.
+    #[instrument(skip_all, fields(pool = %self.settings().pool, instance = tracing::field::Empty, job = %job))]
+    pub async fn job_completed(&self, ip: IpAddr, job: JobRef) -> Result<HookOutcome, HookError> {
+        let result = self.job_completed_inner(ip, job).await;
+        self.count("job_completed", &result);
+        result
+    }
+
+    async fn job_completed_inner(&self, ip: IpAddr, job: JobRef) -> Result<HookOutcome, HookError> {
+        self.ensure_recovered()?;
+        let record = self.resolve(ip).await?;
+        tracing::Span::current().record("instance", record.id.as_str());
+        let _turn = self.lock_instance(&record.id).await;
+        let record = self.fleet().get(&record.id).cloned().ok_or(HookError::UnknownInstance { ip })?;
+        match &record.phase {
+            Phase::Busy(active) if active.job != job => {
+                Err(HookError::JobMismatch { instance: record.id, running: active.job.clone(), reported: job })
+            }
+            Phase::Completed(done) if *done != job => {
+                Err(HookError::JobMismatch { instance: record.id, running: done.clone(), reported: job })
+            }
+            Phase::Completed(_) | Phase::Exited => Ok(self.outcome(&record.id, false)),
+            Phase::Busy(active) => {
+                self.ports().busy.remove(&active.marker).await.map_err(|e| self.busy_record_failed(e))?;
+                self.set_phase(&record.id, Phase::Completed(job));
+                info!("job completed; busy marker removed, waiting for the runner to exit");
+                Ok(self.outcome(&record.id, true))
+            }
+            Phase::Unregistered | Phase::Registered => {
+                // job-started never arrived; the job ran all the same.
+                self.set_phase(&record.id, Phase::Completed(job));
+                warn!("job completed without a recorded start");
+                Ok(self.outcome(&record.id, true))
+            }
+        }
+    }
+
+    /// The runner process on the VM has ended: from now on the VM may be recycled.
+    #[instrument(skip_all, fields(pool = %self.settings().pool, instance = tracing::field::Empty))]
+    pub async fn runner_exited(&self, ip: IpAddr) -> Result<HookOutcome, HookError> {
+        let result = self.runner_exited_inner(ip).await;
+        self.count("runner_exited", &result);
+        result
+    }
+
+    async fn runner_exited_inner(&self, ip: IpAddr) -> Result<HookOutcome, HookError> {
+        self.ensure_recovered()?;
+        let record = self.resolve(ip).await?;
+        tracing::Span::current().record("instance", record.id.as_str());
+        let _turn = self.lock_instance(&record.id).await;
+        let record = self.fleet().get(&record.id).cloned().ok_or(HookError::UnknownInstance { ip })?;
+        match &record.phase {
+            Phase::Exited => Ok(self.outcome(&record.id, false)),
+            Phase::Busy(active) => {
+                // job-completed was lost; the runner is gone, so is the job.
+                self.ports().busy.remove(&active.marker).await.map_err(|e| self.busy_record_failed(e))?;
+                self.set_phase(&record.id, Phase::Exited);
+                warn!(job = %active.job, "runner exited without job-completed; busy marker removed");
+                Ok(self.outcome(&record.id, true))
+            }
+            _ => {
+                self.set_phase(&record.id, Phase::Exited);
+                info!("runner exited; instance may be recycled");
+                Ok(self.outcome(&record.id, true))
+            }
+        }
+    }
+
+    fn set_phase(&self, id: &InstanceId, phase: Phase) {
+        if let Some(r) = self.fleet().get_mut(id) {
+            r.set_phase(phase, Instant::now());
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! One reconcile pass: observe, decide with the pure policy, act. Returns when to
+//! look again; the loop in [`crate::run`] owns the error policy.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use tokio::time::Instant;
+use tracing::{info, instrument, warn};
+
+use super::Controller;
+use crate::{
+    fleet::{Operation, Phase},
+    model::{InstanceId, InstanceState},
+    policy::{self, Target},
+    ports::{CloudState, DeregisterOutcome, Runner, ScaleSetError},
+};
+
+/// What one pass saw and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PassReport {
+    pub pass: u64,
+    pub target: Target,
+    pub census: BTreeMap<InstanceState, u32>,
+    /// Human-readable actions started in this pass ("scale out 2 -> 4", ...).
+    pub actions: Vec<String>,
+}
+
+/// The pass's answer: when to look again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReconcileAction {
+    pub requeue_after: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("observing the scale set failed")]
+    ObserveFailed(#[source] ScaleSetError),
+    #[error("scaling out failed")]
+    ScaleOutFailed(#[source] ScaleSetError),
+}
+
+/// After starting deletes, look again soon so a replacement is not a period late.
+const AFTER_DELETE: Duration = Duration::from_secs(1);
+
+impl Controller {
+    /// One level-triggered pass.
+    #[instrument(skip_all, fields(pool = %self.settings().pool))]
+    pub async fn reconcile(&self) -> Result<ReconcileAction, ReconcileError> {
+        self.refresh_cloud().await.map_err(ReconcileError::ObserveFailed)?;
+        let observed = self.fleet().observe(Instant::now());
+        let decision = policy::decide(&self.settings().spec, &observed);
+        let mut actions = Vec::new();
+        let mut requeue_after = self.settings().period;
+
+        // Scale-out first (waiting jobs), then reimages (also serve demand), then deletes.
+        let scale_out = decision.capacity.filter(|_| decision.delete.is_empty());
+        if let Some(capacity) = scale_out {
+            if self.spend_write() {
+                let from = observed.capacity;
+                match self.ports().scale_set.set_capacity(capacity).await {
+                    Ok(()) => {
+                        self.metrics().scale_operation("set_capacity", "ok");
+                        info!(from, to = capacity, "scaled out");
+                        actions.push(format!("scale out {from} -> {capacity}"));
+                    }
+                    Err(err) => {
+                        self.metrics().scale_operation("set_capacity", "failed");
+                        self.record_cloud_error(&err);
+                        return Err(ReconcileError::ScaleOutFailed(err));
+                    }
+                }
+            } else {
+                requeue_after = requeue_after.min(self.write_wait());
+                actions.push(format!("scale out to {capacity} deferred: write budget spent"));
+            }
+        }
+        if !decision.reimage.is_empty() {
+            if let Some(line) = self.start_operation(Operation::Reimage, &decision.reimage).await {
+                actions.push(line);
+            }
+            if self.write_wait() > Duration::ZERO {
+                requeue_after = requeue_after.min(self.write_wait().max(Duration::from_millis(100)));
+            }
+        }
+        if !decision.delete.is_empty() {
+            if let Some(line) = self.start_operation(Operation::Delete, &decision.delete).await {
+                actions.push(line);
+            }
+            requeue_after = requeue_after.min(AFTER_DELETE.max(self.write_wait()));
+        }
+
+        self.publish(decision.target, actions);
+        Ok(ReconcileAction { requeue_after })
+    }
+
+    fn spend_write(&self) -> bool {
+        self.shared.budget.lock().expect("budget lock poisoned").try_spend()
+    }
+
+    fn write_wait(&self) -> Duration {
+        self.shared.budget.lock().expect("budget lock poisoned").wait_time()
+    }
+
+    fn publish(&self, target: Target, actions: Vec<String>) {
+        let census = self.fleet().census();
+        let metrics = self.metrics();
+        for (state, n) in &census {
+            metrics.instances.get_or_create(&crate::metrics::StateLabel { state: state.as_str() }).set(i64::from(*n));
+        }
+        metrics.desired_instances.set(i64::from(target.desired));
+        metrics.actual_instances.set(i64::from(self.fleet().capacity()));
+        self.shared.reports.send_modify(|r| {
+            r.pass += 1;
+            r.target = target;
+            r.census = census;
+            r.actions = actions;
+        });
+    }
+
+    /// Deregisters each instance's runner at GitHub (GitHub refuses while a job runs,
+    /// and then the instance is left alone), marks the survivors and starts one
+    /// batched scale-set call for them in the background.
+    async fn start_operation(&self, op: Operation, ids: &[InstanceId]) -> Option<String> {
+        let verb = match op {
+            Operation::Reimage => "reimage",
+            Operation::Delete => "delete",
+        };
+        if self.write_wait() > Duration::ZERO {
+            return Some(format!("{verb} {} deferred: write budget spent", list(ids)));
+        }
+        let mut runners: Option<Vec<Runner>> = None;
+        let mut cleared = Vec::new();
+        let mut turns = Vec::new();
+        for id in ids {
+            let turn = self.lock_instance(id).await;
+            let Some(record) = self.fleet().get(id).cloned() else { continue };
+            // A hook may have arrived since the decision: never act on a busy instance.
+            if matches!(record.phase, Phase::Busy(_)) || record.operation.is_some() {
+                continue;
+            }
+            if let Some(runner) = &record.runner {
+                let runner_id = match runner.id {
+                    Some(rid) => Some(rid),
+                    None => {
+                        if runners.is_none() {
+                            match self.ports().github.list_runners().await {
+                                Ok(list) => runners = Some(list),
+                                Err(err) => {
+                                    self.metrics().api_error("github", err.kind());
+                                    warn!(error = %err, "listing runners failed; {verb} postponed");
+                                    return None;
+                                }
+                            }
+                        }
+                        runners.as_ref().and_then(|l| l.iter().find(|r| r.name == runner.name)).map(|r| r.id)
+                    }
+                };
+                if let Some(rid) = runner_id {
+                    match self.ports().github.deregister_runner(rid).await {
+                        Ok(DeregisterOutcome::Removed | DeregisterOutcome::AlreadyGone) => {
+                            self.metrics().scale_operation("deregister", "ok");
+                        }
+                        Ok(DeregisterOutcome::Busy) => {
+                            self.metrics().scale_operation("deregister", "refused_busy");
+                            warn!(instance = %id, runner = %runner.name, "GitHub says the runner is busy; {verb} skipped");
+                            continue;
+                        }
+                        Err(err) => {
+                            self.metrics().scale_operation("deregister", "failed");
+                            self.metrics().api_error("github", err.kind());
+                            warn!(instance = %id, error = %err, "deregistering the runner failed; {verb} skipped");
+                            continue;
+                        }
+                    }
+                }
+            }
+            if let Some(r) = self.fleet().get_mut(id) {
+                r.operation = Some(op);
+                r.since = Instant::now();
+            }
+            cleared.push(id.clone());
+            turns.push(turn);
+        }
+        drop(turns);
+        if cleared.is_empty() {
+            return None;
+        }
+        if !self.spend_write() {
+            self.undo_operation(&cleared);
+            return Some(format!("{verb} {} deferred: write budget spent", list(&cleared)));
+        }
+        info!(instances = %list(&cleared), "{verb} started");
+        let line = format!("{verb} {}", list(&cleared));
+        let ctl = self.clone();
+        self.operations().spawn(async move {
+            let scale_set = &ctl.ports().scale_set;
+            let result = match op {
+                Operation::Reimage => scale_set.reimage_instances(&cleared).await,
+                Operation::Delete => scale_set.delete_instances(&cleared).await,
+            };
+            ctl.finish_operation(op, verb, &cleared, result);
+        });
+        Some(line)
+    }
+
+    fn finish_operation(&self, op: Operation, verb: &'static str, ids: &[InstanceId], result: Result<(), ScaleSetError>) {
+        let now = Instant::now();
+        match result {
+            Ok(()) => {
+                self.metrics().scale_operation(verb, "ok");
+                let mut fleet = self.fleet();
+                for id in ids {
+                    if let Some(r) = fleet.get_mut(id) {
+                        match op {
+                            Operation::Reimage => {
+                                r.reset_boot(now);
+                                r.cloud = CloudState::Running;
+                            }
+                            Operation::Delete => r.cloud = CloudState::Deleting,
+                        }
+                    }
+                }
+                info!(instances = %list(ids), "{verb} finished");
+            }
+            Err(err) => {
+                self.metrics().scale_operation(verb, "failed");
+                self.record_cloud_error(&err);
+                warn!(error = %err, cause = %err.fault(), "{verb} failed; will retry");
+                self.undo_operation(ids);
+            }
+        }
+        self.nudge();
+    }
+
+    /// The operation did not happen. Runners were already deregistered, so the
+    /// instances are recycled again on a later pass.
+    fn undo_operation(&self, ids: &[InstanceId]) {
+        let now = Instant::now();
+        let mut fleet = self.fleet();
+        for id in ids {
+            if let Some(r) = fleet.get_mut(id) {
+                r.operation = None;
+                if r.runner.is_some() && !matches!(r.phase, Phase::Busy(_)) {
+                    r.set_phase(Phase::Exited, now);
+                }
+            }
+        }
+    }
+}
+
+fn list(ids: &[InstanceId]) -> String {
+    let names: Vec<&str> = ids.iter().map(InstanceId::as_str).collect();
+    format!("[{}]", names.join(","))
+}

@@ -1,0 +1,266 @@
+//! The operator's picture of every instance: what the cloud says, what the hooks
+//! said, and what the operator itself has started. [`Fleet::observe`] turns it into
+//! the policy's input; nothing here does I/O or reads a clock (callers pass `now`).
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+};
+
+use tokio::time::Instant;
+
+use crate::{
+    model::{InstanceId, InstanceState, JobRef},
+    policy::{ObservedInstance, ObservedPool},
+    ports::{CloudInstance, CloudState, MarkerHandle},
+};
+
+/// The runner's side of an instance, as the hooks report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// No registration handed out on this boot yet.
+    Unregistered,
+    /// Registration handed out; waiting for a job.
+    Registered,
+    /// Job started (marker stored).
+    Busy(ActiveJob),
+    /// Job completed; the runner process has not exited yet.
+    Completed(JobRef),
+    /// The runner process exited: the VM is free to recycle.
+    Exited,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActiveJob {
+    pub job: JobRef,
+    pub marker: MarkerHandle,
+}
+
+/// What the operator itself has started on an instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    Reimage,
+    Delete,
+}
+
+#[derive(Clone, Debug)]
+pub struct InstanceRecord {
+    pub id: InstanceId,
+    pub name: String,
+    pub ip: Option<IpAddr>,
+    pub cloud: CloudState,
+    pub phase: Phase,
+    /// When `phase` (or the derived state) last changed.
+    pub since: Instant,
+    /// The runner registered for this boot, if any (name, GitHub id when known).
+    pub runner: Option<RunnerRef>,
+    /// When the current registration was handed out, for the job start latency metric.
+    pub registered_at: Option<Instant>,
+    pub operation: Option<Operation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunnerRef {
+    pub name: String,
+    pub id: Option<u64>,
+}
+
+impl InstanceRecord {
+    pub fn new(cloud: &CloudInstance, now: Instant) -> Self {
+        Self {
+            id: cloud.id.clone(),
+            name: cloud.name.clone(),
+            ip: cloud.private_ip,
+            cloud: cloud.state,
+            phase: Phase::Unregistered,
+            since: now,
+            runner: None,
+            registered_at: None,
+            operation: None,
+        }
+    }
+
+    /// The lifecycle state the policy sees; see `docs/scaling-policy.md`.
+    pub fn state(&self) -> InstanceState {
+        match (self.operation, self.cloud) {
+            (Some(Operation::Delete), _) | (_, CloudState::Deleting) => return InstanceState::Deleting,
+            (Some(Operation::Reimage), _) | (_, CloudState::Reimaging) => return InstanceState::Reimaging,
+            (_, CloudState::Failed) => return InstanceState::Failed,
+            (_, CloudState::Creating) => return InstanceState::Provisioning,
+            (_, CloudState::Running) => {}
+        }
+        match self.phase {
+            Phase::Unregistered => InstanceState::AwaitingRegistration,
+            Phase::Registered => InstanceState::Idle,
+            Phase::Busy(_) => InstanceState::Busy,
+            Phase::Completed(_) => InstanceState::Retiring,
+            Phase::Exited => InstanceState::Recyclable,
+        }
+    }
+
+    pub fn set_phase(&mut self, phase: Phase, now: Instant) {
+        self.phase = phase;
+        self.since = now;
+    }
+
+    /// A fresh boot after a reimage: nothing of the old runner remains.
+    pub fn reset_boot(&mut self, now: Instant) {
+        self.phase = Phase::Unregistered;
+        self.runner = None;
+        self.registered_at = None;
+        self.operation = None;
+        self.since = now;
+    }
+
+    pub fn busy_job(&self) -> Option<&ActiveJob> {
+        match &self.phase {
+            Phase::Busy(active) => Some(active),
+            _ => None,
+        }
+    }
+}
+
+/// Every instance the operator knows, by id and by private address.
+#[derive(Debug, Default)]
+pub struct Fleet {
+    instances: BTreeMap<InstanceId, InstanceRecord>,
+    by_ip: HashMap<IpAddr, InstanceId>,
+    capacity: u32,
+}
+
+impl Fleet {
+    pub fn get(&self, id: &InstanceId) -> Option<&InstanceRecord> {
+        self.instances.get(id)
+    }
+
+    pub fn get_mut(&mut self, id: &InstanceId) -> Option<&mut InstanceRecord> {
+        self.instances.get_mut(id)
+    }
+
+    pub fn by_ip(&self, ip: IpAddr) -> Option<&InstanceRecord> {
+        self.by_ip.get(&ip).and_then(|id| self.instances.get(id))
+    }
+
+    pub fn records(&self) -> impl Iterator<Item = &InstanceRecord> {
+        self.instances.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.instances.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty()
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Merge a fresh cloud listing: new instances appear, vanished ones go, states
+    /// update. The hooks' knowledge (phase, runner, job) of known instances stays.
+    pub fn merge_cloud(&mut self, capacity: u32, listed: &[CloudInstance], now: Instant) {
+        self.capacity = capacity;
+        let mut seen = BTreeMap::new();
+        for cloud in listed {
+            let record = match self.instances.remove(&cloud.id) {
+                Some(mut record) => {
+                    let before = record.state();
+                    record.cloud = cloud.state;
+                    record.ip = cloud.private_ip;
+                    // A reimage we did not see finish (e.g. across a restart) left a fresh boot.
+                    if record.operation.is_none() && before == InstanceState::Reimaging && cloud.state == CloudState::Running {
+                        record.reset_boot(now);
+                    }
+                    if record.state() != before {
+                        record.since = now;
+                    }
+                    record
+                }
+                None => InstanceRecord::new(cloud, now),
+            };
+            seen.insert(cloud.id.clone(), record);
+        }
+        self.instances = seen;
+        self.by_ip = self.instances.values().filter_map(|r| r.ip.map(|ip| (ip, r.id.clone()))).collect();
+    }
+
+    /// The policy's input at `now`.
+    pub fn observe(&self, now: Instant) -> ObservedPool {
+        ObservedPool {
+            capacity: self.capacity,
+            instances: self
+                .instances
+                .values()
+                .map(|r| ObservedInstance { id: r.id.clone(), state: r.state(), in_state_for: now.saturating_duration_since(r.since) })
+                .collect(),
+        }
+    }
+
+    /// Count of instances per derived state.
+    pub fn census(&self) -> BTreeMap<InstanceState, u32> {
+        let mut out: BTreeMap<InstanceState, u32> = InstanceState::ALL.iter().map(|s| (*s, 0)).collect();
+        for r in self.instances.values() {
+            *out.entry(r.state()).or_default() += 1;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn cloud(id: &str, state: CloudState) -> CloudInstance {
+        CloudInstance {
+            id: InstanceId::new(id),
+            name: format!("vm{id}"),
+            private_ip: Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, id.parse::<u8>().unwrap() + 10))),
+            state,
+        }
+    }
+
+    fn job() -> JobRef {
+        JobRef { repository: "o/r".into(), run_id: 1, run_attempt: 1, job_name: "build".into() }
+    }
+
+    #[test]
+    fn hook_knowledge_survives_a_new_listing_and_vanished_instances_go() {
+        let now = Instant::now();
+        let mut fleet = Fleet::default();
+        fleet.merge_cloud(2, &[cloud("1", CloudState::Running), cloud("2", CloudState::Running)], now);
+        let marker = MarkerHandle { message_id: "m".into(), pop_receipt: "p".into() };
+        fleet.get_mut(&InstanceId::new("1")).unwrap().set_phase(Phase::Busy(ActiveJob { job: job(), marker }), now);
+        fleet.merge_cloud(1, &[cloud("1", CloudState::Running)], now);
+        assert_eq!(fleet.len(), 1);
+        assert_eq!(fleet.get(&InstanceId::new("1")).unwrap().state(), InstanceState::Busy);
+        assert!(fleet.by_ip("127.0.0.12".parse().unwrap()).is_none(), "address of a deleted VM no longer resolves");
+    }
+
+    #[test]
+    fn operations_and_cloud_states_override_the_runner_phase() {
+        let now = Instant::now();
+        let mut r = InstanceRecord::new(&cloud("1", CloudState::Running), now);
+        assert_eq!(r.state(), InstanceState::AwaitingRegistration);
+        r.phase = Phase::Exited;
+        assert_eq!(r.state(), InstanceState::Recyclable);
+        r.operation = Some(Operation::Reimage);
+        assert_eq!(r.state(), InstanceState::Reimaging);
+        r.cloud = CloudState::Deleting;
+        assert_eq!(r.state(), InstanceState::Deleting);
+        r.operation = None;
+        r.cloud = CloudState::Creating;
+        assert_eq!(r.state(), InstanceState::Provisioning);
+    }
+
+    #[test]
+    fn a_reimage_seen_only_in_the_cloud_resets_the_boot() {
+        let now = Instant::now();
+        let mut fleet = Fleet::default();
+        fleet.merge_cloud(1, &[cloud("1", CloudState::Reimaging)], now);
+        fleet.get_mut(&InstanceId::new("1")).unwrap().phase = Phase::Exited;
+        fleet.merge_cloud(1, &[cloud("1", CloudState::Running)], now);
+        assert_eq!(fleet.get(&InstanceId::new("1")).unwrap().state(), InstanceState::AwaitingRegistration);
+    }
+}

@@ -1,0 +1,95 @@
+//! Prometheus metrics, served at `/metrics`. Names start with `vmss_runner_`.
+
+use prometheus_client::{
+    encoding::{text::encode, EncodeLabelSet},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{exponential_buckets, Histogram},
+    },
+    registry::Registry,
+};
+
+use crate::model::InstanceState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub kind: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiErrorLabels {
+    pub api: &'static str,
+    pub kind: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub instances: Family<StateLabel, Gauge>,
+    pub desired_instances: Gauge,
+    pub actual_instances: Gauge,
+    pub hooks: Family<OutcomeLabels, Counter>,
+    pub scale_operations: Family<OutcomeLabels, Counter>,
+    pub job_start_latency: Histogram,
+    pub cloud_api_errors: Family<ApiErrorLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("vmss_runner");
+        let instances = Family::<StateLabel, Gauge>::default();
+        registry.register("instances", "Instances of the pool by lifecycle state", instances.clone());
+        let desired_instances = Gauge::default();
+        registry.register("desired_instances", "Pool size the policy wants (busy plus free target, within min and max)", desired_instances.clone());
+        let actual_instances = Gauge::default();
+        registry.register("actual_instances", "Instances the scale set holds (capacity)", actual_instances.clone());
+        let hooks = Family::<OutcomeLabels, Counter>::default();
+        registry.register("hooks", "Requests from runner VMs by kind and outcome", hooks.clone());
+        let scale_operations = Family::<OutcomeLabels, Counter>::default();
+        registry.register("scale_operations", "Scale-set and runner operations by kind and outcome", scale_operations.clone());
+        let job_start_latency = Histogram::new(exponential_buckets(1.0, 2.0, 14));
+        registry.register(
+            "job_start_latency_seconds",
+            "Time from handing a runner its registration to its job starting",
+            job_start_latency.clone(),
+        );
+        let cloud_api_errors = Family::<ApiErrorLabels, Counter>::default();
+        registry.register("cloud_api_errors", "Failed calls to Azure, GitHub, Key Vault and the queue by kind", cloud_api_errors.clone());
+        for state in InstanceState::ALL {
+            instances.get_or_create(&StateLabel { state: state.as_str() }).set(0);
+        }
+        Self { registry, instances, desired_instances, actual_instances, hooks, scale_operations, job_start_latency, cloud_api_errors }
+    }
+
+    pub fn hook(&self, kind: &'static str, outcome: &'static str) {
+        self.hooks.get_or_create(&OutcomeLabels { kind, outcome }).inc();
+    }
+
+    pub fn scale_operation(&self, kind: &'static str, outcome: &'static str) {
+        self.scale_operations.get_or_create(&OutcomeLabels { kind, outcome }).inc();
+    }
+
+    pub fn api_error(&self, api: &'static str, kind: &'static str) {
+        self.cloud_api_errors.get_or_create(&ApiErrorLabels { api, kind }).inc();
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
