@@ -1,0 +1,203 @@
+# Composition of the whole system: network, storage (queue + image gallery),
+# key vault, identities with least-privilege roles, the runner scale set and the
+# scaler VM. Providers are configured by the caller (see examples/).
+
+data "azurerm_client_config" "current" {}
+
+data "azurerm_resource_group" "this" {
+  name = var.resource_group_name
+
+  lifecycle {
+    # Cross-variable rules (single-variable rules are validation blocks).
+    precondition {
+      condition     = var.pool_min_instances <= var.pool_max_instances
+      error_message = "pool_min_instances (${var.pool_min_instances}) must not exceed pool_max_instances (${var.pool_max_instances}): raise pool_max_instances or lower pool_min_instances."
+    }
+    precondition {
+      condition     = (var.github_repository == null) != (var.github_organization == null)
+      error_message = "Set exactly one of github_repository (\"owner/repo\", repository runners) and github_organization (\"my-org\", organization runners)."
+    }
+    precondition {
+      condition     = var.github_runner_group == null || var.github_organization != null
+      error_message = "github_runner_group applies to organization runners only: set github_organization, or leave github_runner_group null."
+    }
+    precondition {
+      condition     = !var.manage_github_credential_secret || var.github_credential != null
+      error_message = "manage_github_credential_secret = true needs github_credential (a PAT or the GitHub App private key); or set it to false and create the secret out of band."
+    }
+  }
+}
+
+locals {
+  location = coalesce(var.location, data.azurerm_resource_group.this.location)
+
+  # Globally unique names, derived unless given: a short hash of the resource
+  # group id and the scale set name keeps them stable across applies.
+  name_suffix = substr(sha256("${data.azurerm_resource_group.this.id}/${var.vmss_runner_name}"), 0, 6)
+  name_stem   = lower(replace(var.vmss_runner_name, "/[^a-zA-Z0-9]/", ""))
+
+  key_vault_name       = coalesce(var.key_vault.name, "kv${substr(local.name_stem, 0, 16)}${local.name_suffix}")
+  storage_account_name = coalesce(var.storage.account_name, "st${substr(local.name_stem, 0, 16)}${local.name_suffix}")
+  gallery_name         = coalesce(var.storage.gallery_name, "gal_${replace(var.vmss_runner_name, "-", "_")}")
+
+  # The gallery image (a pinned version, or the definition for its latest
+  # version) once Packer has published one; a marketplace image before that.
+  default_marketplace_image = {
+    publisher = "Canonical"
+    offer     = "ubuntu-24_04-lts"
+    sku       = "server"
+    version   = "latest"
+  }
+  runner_gallery_image_id = (
+    var.runner_image.gallery_image_version == null ? null :
+    var.runner_image.gallery_image_version == "latest" ? module.storage.image_definition_id :
+    "${module.storage.image_definition_id}/versions/${var.runner_image.gallery_image_version}"
+  )
+  runner_source_image = {
+    gallery_image_id = local.runner_gallery_image_id
+    marketplace      = var.runner_image.gallery_image_version != null ? null : (var.runner_image.marketplace != null ? var.runner_image.marketplace : local.default_marketplace_image)
+  }
+
+  scaler_api_url = "http://${module.scaler.private_ip_address}:${var.operator.api_port}"
+
+  # Runner boot config: the real cloud-init/runner.yaml at the repository root
+  # when it exists, else the runners module's placeholder.
+  runner_cloud_init_path = fileexists("${path.module}/../cloud-init/runner.yaml") ? "${path.module}/../cloud-init/runner.yaml" : "${path.module}/modules/runners/runner-cloud-init.placeholder.yaml"
+  runner_cloud_init = templatefile(local.runner_cloud_init_path, {
+    scaler_api_url = local.scaler_api_url
+    runner_labels  = var.runner_labels
+  })
+}
+
+module "network" {
+  source = "./modules/network"
+
+  name                          = var.vmss_runner_name
+  location                      = local.location
+  resource_group_name           = var.resource_group_name
+  address_space                 = var.network.address_space
+  runner_subnet_address_prefix  = var.network.runner_subnet_address_prefix
+  scaler_subnet_address_prefix  = var.network.scaler_subnet_address_prefix
+  scaler_api_port               = var.operator.api_port
+  nat_gateway_enabled           = var.network.nat_gateway_enabled
+  admin_source_address_prefixes = var.network.admin_source_address_prefixes
+  existing_subnets              = var.network.existing_subnets
+  tags                          = var.tags
+}
+
+module "storage" {
+  source = "./modules/storage"
+
+  storage_account_name       = local.storage_account_name
+  gallery_name               = local.gallery_name
+  location                   = local.location
+  resource_group_name        = var.resource_group_name
+  private_endpoint_subnet_id = module.network.scaler_subnet_id
+  private_dns_zone_id        = module.network.private_dns_zone_ids["queue"]
+  account_replication_type   = var.storage.account_replication_type
+  queue_name                 = var.storage.queue_name
+  log_analytics_workspace_id = var.log_analytics_workspace_id
+  tags                       = var.tags
+}
+
+module "keyvault" {
+  source = "./modules/keyvault"
+
+  name                              = local.key_vault_name
+  location                          = local.location
+  resource_group_name               = var.resource_group_name
+  tenant_id                         = data.azurerm_client_config.current.tenant_id
+  private_endpoint_subnet_id        = module.network.scaler_subnet_id
+  private_dns_zone_id               = module.network.private_dns_zone_ids["key_vault"]
+  allowed_ip_ranges                 = var.key_vault.allowed_ip_ranges
+  soft_delete_retention_days        = var.key_vault.soft_delete_retention_days
+  manage_github_credential_secret   = var.manage_github_credential_secret
+  github_credential                 = var.github_credential
+  github_credential_content_type    = var.github_app == null ? "github-pat" : "github-app-private-key"
+  github_credential_expiration_date = var.github_credential_expiration_date
+  github_credential_secret_name     = var.github_credential_secret_name
+  secrets_officer_principal_id      = data.azurerm_client_config.current.object_id
+  tags                              = var.tags
+}
+
+module "identity" {
+  source = "./modules/identity"
+
+  name                = var.vmss_runner_name
+  location            = local.location
+  resource_group_name = var.resource_group_name
+  resource_group_id   = data.azurerm_resource_group.this.id
+  vmss_id             = module.runners.vmss_id
+  runner_subnet_id    = module.network.runner_subnet_id
+  image_definition_id = module.storage.image_definition_id
+  queue_id            = module.storage.queue_id
+  key_vault_id        = module.keyvault.key_vault_id
+  tags                = var.tags
+}
+
+module "runners" {
+  source = "./modules/runners"
+
+  name                       = var.vmss_runner_name
+  location                   = local.location
+  resource_group_name        = var.resource_group_name
+  subnet_id                  = module.network.runner_subnet_id
+  identity_id                = module.identity.runner_identity_id
+  admin_username             = var.admin_username
+  admin_ssh_public_key       = var.admin_ssh_public_key
+  source_image               = local.runner_source_image
+  custom_data                = local.runner_cloud_init
+  sku                        = var.runners.sku
+  os_disk                    = var.runners.os_disk
+  spot                       = var.runners.spot
+  zones                      = var.runners.zones
+  encryption_at_host_enabled = var.runners.encryption_at_host_enabled
+  tags                       = var.tags
+}
+
+module "scaler" {
+  source = "./modules/scaler"
+
+  name                       = var.vmss_scaler_name
+  location                   = local.location
+  resource_group_name        = var.resource_group_name
+  subnet_id                  = module.network.scaler_subnet_id
+  identity_id                = module.identity.scaler_identity_id
+  identity_client_id         = module.identity.scaler_identity_client_id
+  admin_username             = var.admin_username
+  admin_ssh_public_key       = var.admin_ssh_public_key
+  operator_package           = var.operator_package
+  size                       = var.scaler.size
+  private_ip_address         = var.scaler.private_ip_address
+  zone                       = var.scaler.zone
+  encryption_at_host_enabled = var.scaler.encryption_at_host_enabled
+  tags                       = var.tags
+
+  operator_config = {
+    github = {
+      api_url       = var.github_api_url
+      repository    = var.github_repository
+      organization  = var.github_organization
+      runner_group  = var.github_runner_group
+      labels        = var.runner_labels
+      key_vault_url = module.keyvault.key_vault_uri
+      secret_name   = module.keyvault.github_credential_secret_name
+      app           = var.github_app
+    }
+    vmss_resource_id = module.runners.vmss_id
+    queue_url        = module.storage.queue_url
+    pool = {
+      min                    = var.pool_min_instances
+      max                    = var.pool_max_instances
+      free_target_percentage = var.pool_free_target_percentage
+      scale_in_delay         = var.operator.scale_in_delay
+      registration_timeout   = var.operator.registration_timeout
+      runner_exit_timeout    = var.operator.runner_exit_timeout
+    }
+    reconcile_period = var.operator.reconcile_period
+    api_port         = var.operator.api_port
+    max_body_bytes   = var.operator.max_body_bytes
+    shutdown_grace   = var.operator.shutdown_grace
+    log_format       = var.operator.log_format
+  }
+}

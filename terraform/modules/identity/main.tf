@@ -1,0 +1,136 @@
+# Identities and the scaler's least-privilege role assignments.
+#
+# Instead of the seed's Reader + Network Contributor + Virtual Machine
+# Contributor + Contributor, the scaler gets:
+#   1. a custom role on the one scale set, listing only what the operator does;
+#   2. a custom "linked access" role on the three resources a scale-set write
+#      references (runner subnet, runner identity, image definition);
+#   3. Storage Queue Data Contributor on the one queue;
+#   4. Key Vault Secrets User on the one vault.
+# The runner identity gets no role at all: a job can read anything its VM holds,
+# so the VM holds nothing. It exists so that users can grant their jobs Azure
+# access deliberately, and so the scale set's identity does not change later.
+
+locals {
+  # A BYO subnet may live in another resource group; the linked-access role
+  # must be assignable there too.
+  runner_subnet_resource_group_id = regex("(?i)^(/subscriptions/[^/]+/resourceGroups/[^/]+)/", var.runner_subnet_id)[0]
+  linked_access_assignable_scopes = distinct([var.resource_group_id, local.runner_subnet_resource_group_id])
+
+  linked_access_scopes = {
+    runner_subnet    = var.runner_subnet_id
+    runner_identity  = azurerm_user_assigned_identity.runners.id
+    image_definition = var.image_definition_id
+  }
+}
+
+resource "azurerm_user_assigned_identity" "scaler" {
+  name                = "id-${var.name}-scaler"
+  location            = var.location
+  resource_group_name = var.resource_group_name
+  tags                = var.tags
+}
+
+resource "azurerm_user_assigned_identity" "runners" {
+  name                = "id-${var.name}-runners"
+  location            = var.location
+  resource_group_name = var.resource_group_name
+  tags                = var.tags
+}
+
+resource "azurerm_role_definition" "scaler_vmss" {
+  name              = "vmss-github-runner scaler (${var.name})"
+  scope             = var.resource_group_id
+  description       = "Operate the instances of one runner scale set: read it, set its capacity, delete and reimage instances, read instance views and NICs."
+  assignable_scopes = [var.resource_group_id]
+
+  permissions {
+    actions = [
+      # Read the scale set model and its capacity.
+      "Microsoft.Compute/virtualMachineScaleSets/read",
+      # Set sku.capacity (scale out / in). Also permits other model changes,
+      # which is why this role is assigned on the runner scale set only.
+      "Microsoft.Compute/virtualMachineScaleSets/write",
+      # Delete specific instances by id (scale in exactly the idle ones).
+      "Microsoft.Compute/virtualMachineScaleSets/delete/action",
+      "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/delete",
+      # Reimage a finished runner instead of deleting it.
+      "Microsoft.Compute/virtualMachineScaleSets/reimage/action",
+      "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/reimage/action",
+      # Observe instances: provisioning and power state.
+      "Microsoft.Compute/virtualMachineScaleSets/instanceView/read",
+      "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/read",
+      "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/instanceView/read",
+      # Map a hook's source IP to its instance.
+      "Microsoft.Compute/virtualMachineScaleSets/networkInterfaces/read",
+      "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/networkInterfaces/read",
+      "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/networkInterfaces/ipConfigurations/read",
+    ]
+    not_actions = []
+  }
+}
+
+resource "azurerm_role_definition" "scaler_linked_access" {
+  name              = "vmss-github-runner scaler linked access (${var.name})"
+  scope             = var.resource_group_id
+  description       = "Linked-access checks of a scale set write: join the runner subnet, assign the runner identity, read the runner image."
+  assignable_scopes = local.linked_access_assignable_scopes
+
+  permissions {
+    actions = [
+      # New instances put their NIC in the runner subnet.
+      "Microsoft.Network/virtualNetworks/subnets/join/action",
+      # The scale set model carries the runner identity.
+      "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action",
+      # The scale set model references the gallery image.
+      "Microsoft.Compute/galleries/images/read",
+      "Microsoft.Compute/galleries/images/versions/read",
+    ]
+    not_actions = []
+  }
+}
+
+# Scope: the runner scale set only. Why: scale out/in, delete and reimage
+# instances, read instance views and NICs (custom role above).
+resource "azurerm_role_assignment" "scaler_vmss" {
+  scope              = var.vmss_id
+  role_definition_id = azurerm_role_definition.scaler_vmss.role_definition_resource_id
+  principal_id       = azurerm_user_assigned_identity.scaler.principal_id
+  principal_type     = "ServicePrincipal"
+  description        = "Scaler operates the runner scale set's instances."
+}
+
+# Scope: each of the runner subnet, the runner identity and the image
+# definition, separately. Why: Azure checks these linked resources on every
+# scale set write, including a capacity change. Nothing else in those resource
+# groups is reachable through this role.
+resource "azurerm_role_assignment" "scaler_linked_access" {
+  for_each = local.linked_access_scopes
+
+  scope              = each.value
+  role_definition_id = azurerm_role_definition.scaler_linked_access.role_definition_resource_id
+  principal_id       = azurerm_user_assigned_identity.scaler.principal_id
+  principal_type     = "ServicePrincipal"
+  description        = "Scaler passes linked-access checks for ${each.key} on scale set writes."
+}
+
+# Scope: the one busy-runner queue (not the account). Why: the operator
+# records busy runners as queue messages and deletes them when jobs complete.
+resource "azurerm_role_assignment" "scaler_queue" {
+  scope                = var.queue_id
+  role_definition_name = "Storage Queue Data Contributor"
+  principal_id         = azurerm_user_assigned_identity.scaler.principal_id
+  principal_type       = "ServicePrincipal"
+  description          = "Scaler reads and writes busy-runner messages."
+}
+
+# Scope: the one key vault, which holds only the GitHub credential. Why: the
+# operator reads the PAT or GitHub App key to mint runner JIT configs. Secrets
+# User grants get/list of secret values, nothing on keys, certificates or RBAC.
+resource "azurerm_role_assignment" "scaler_key_vault" {
+  scope                = var.key_vault_id
+  role_definition_name = "Key Vault Secrets User"
+  principal_id         = azurerm_user_assigned_identity.scaler.principal_id
+  principal_type       = "ServicePrincipal"
+  description          = "Scaler reads the GitHub credential."
+}

@@ -1,0 +1,102 @@
+# The scaler: one small VM running the operator. No public IP; reached only by
+# the runners on the API port (see the network module's NSG).
+
+locals {
+  # The operator config. templatefile() evaluates the template's single
+  # jsonencode() expression; tests/static/test_operator_config.py evaluates the
+  # same template with an example's values and validates the result against
+  # schema/operator-config.schema.json, so Terraform and the operator cannot drift.
+  operator_config_json = templatefile("${path.module}/operator-config.json.tftpl", {
+    github_api_url              = var.operator_config.github.api_url
+    github_repository           = var.operator_config.github.repository
+    github_organization         = var.operator_config.github.organization
+    github_runner_group         = var.operator_config.github.runner_group
+    runner_labels               = var.operator_config.github.labels
+    jit                         = var.operator_config.github.jit
+    key_vault_url               = var.operator_config.github.key_vault_url
+    secret_name                 = var.operator_config.github.secret_name
+    github_app                  = var.operator_config.github.app
+    vmss_resource_id            = var.operator_config.vmss_resource_id
+    managed_identity_client_id  = var.identity_client_id
+    queue_url                   = var.operator_config.queue_url
+    pool_min                    = var.operator_config.pool.min
+    pool_max                    = var.operator_config.pool.max
+    pool_free_target_percentage = var.operator_config.pool.free_target_percentage
+    scale_in_delay              = var.operator_config.pool.scale_in_delay
+    registration_timeout        = var.operator_config.pool.registration_timeout
+    runner_exit_timeout         = var.operator_config.pool.runner_exit_timeout
+    reconcile_period            = var.operator_config.reconcile_period
+    api_port                    = var.operator_config.api_port
+    max_body_bytes              = var.operator_config.max_body_bytes
+    shutdown_grace              = var.operator_config.shutdown_grace
+    log_format                  = var.operator_config.log_format
+  })
+
+  cloud_init = templatefile("${path.module}/cloud-init.yaml.tftpl", {
+    operator_config_json    = local.operator_config_json
+    operator_service        = file("${path.module}/operator.service")
+    operator_package_url    = var.operator_package.url
+    operator_package_sha256 = var.operator_package.sha256
+  })
+}
+
+resource "azurerm_network_interface" "this" {
+  name                = "nic-${var.name}"
+  location            = var.location
+  resource_group_name = var.resource_group_name
+  tags                = var.tags
+
+  ip_configuration {
+    name                          = "internal"
+    subnet_id                     = var.subnet_id
+    private_ip_address_allocation = var.private_ip_address == null ? "Dynamic" : "Static"
+    private_ip_address            = var.private_ip_address
+    # No public_ip_address_id: the scaler is private.
+  }
+}
+
+resource "azurerm_linux_virtual_machine" "this" {
+  name                  = var.name
+  location              = var.location
+  resource_group_name   = var.resource_group_name
+  size                  = var.size
+  zone                  = var.zone
+  network_interface_ids = [azurerm_network_interface.this.id]
+  tags                  = var.tags
+
+  admin_username                  = var.admin_username
+  disable_password_authentication = true
+  admin_ssh_key {
+    username   = var.admin_username
+    public_key = trimspace(var.admin_ssh_public_key)
+  }
+
+  custom_data = base64encode(local.cloud_init)
+
+  source_image_reference {
+    publisher = "Canonical"
+    offer     = "ubuntu-24_04-lts"
+    sku       = "server"
+    version   = "latest"
+  }
+
+  secure_boot_enabled        = true
+  vtpm_enabled               = true
+  encryption_at_host_enabled = var.encryption_at_host_enabled
+  # No VM extensions: nothing but cloud-init configures this VM. Security
+  # updates come from Ubuntu's unattended-upgrades (on by default).
+  allow_extension_operations = false
+  patch_mode                 = "ImageDefault"
+
+  os_disk {
+    caching              = "ReadWrite"
+    storage_account_type = "StandardSSD_LRS"
+  }
+
+  identity {
+    type         = "UserAssigned"
+    identity_ids = [var.identity_id]
+  }
+
+  boot_diagnostics {}
+}

@@ -1,0 +1,115 @@
+# Storage for the operator's busy-runner queue, and the Azure Compute Gallery
+# that holds the runner image built by Packer (see README: why a gallery
+# replaces the seed's premium blob image storage).
+
+resource "azurerm_storage_account" "this" {
+  #checkov:skip=CKV_AZURE_33:Queue logging through queue_properties needs the storage data plane, which is private here; queue read/write/delete logs go to Azure Monitor via azurerm_monitor_diagnostic_setting.queue when log_analytics_workspace_id is set.
+  #checkov:skip=CKV2_AZURE_1:Customer-managed keys would need a key vault reachable by the storage service and a key rotation process for a queue that holds only runner names and job ids; Microsoft-managed keys plus infrastructure encryption are used.
+  name                              = var.storage_account_name
+  location                          = var.location
+  resource_group_name               = var.resource_group_name
+  account_kind                      = "StorageV2"
+  account_tier                      = "Standard"
+  account_replication_type          = var.account_replication_type
+  access_tier                       = "Hot"
+  min_tls_version                   = "TLS1_2"
+  https_traffic_only_enabled        = true
+  shared_access_key_enabled         = false
+  default_to_oauth_authentication   = true
+  public_network_access_enabled     = false
+  allow_nested_items_to_be_public   = false
+  cross_tenant_replication_enabled  = false
+  infrastructure_encryption_enabled = true
+  local_user_enabled                = false
+  sftp_enabled                      = false
+  tags                              = var.tags
+
+  network_rules {
+    default_action = "Deny"
+    bypass         = ["None"]
+  }
+
+  sas_policy {
+    expiration_period = "00.01:00:00"
+    expiration_action = "Log"
+  }
+
+  blob_properties {
+    delete_retention_policy {
+      days = 7
+    }
+    container_delete_retention_policy {
+      days = 7
+    }
+  }
+}
+
+resource "azurerm_storage_queue" "this" {
+  name               = var.queue_name
+  storage_account_id = azurerm_storage_account.this.id
+}
+
+resource "azurerm_private_endpoint" "queue" {
+  name                = "pe-${var.storage_account_name}-queue"
+  location            = var.location
+  resource_group_name = var.resource_group_name
+  subnet_id           = var.private_endpoint_subnet_id
+  tags                = var.tags
+
+  private_service_connection {
+    name                           = "psc-${var.storage_account_name}-queue"
+    private_connection_resource_id = azurerm_storage_account.this.id
+    subresource_names              = ["queue"]
+    is_manual_connection           = false
+  }
+
+  private_dns_zone_group {
+    name                 = "default"
+    private_dns_zone_ids = [var.private_dns_zone_id]
+  }
+}
+
+resource "azurerm_monitor_diagnostic_setting" "queue" {
+  count = var.log_analytics_workspace_id == null ? 0 : 1
+
+  name                       = "queue-logs"
+  target_resource_id         = "${azurerm_storage_account.this.id}/queueServices/default"
+  log_analytics_workspace_id = var.log_analytics_workspace_id
+
+  enabled_log {
+    category = "StorageRead"
+  }
+  enabled_log {
+    category = "StorageWrite"
+  }
+  enabled_log {
+    category = "StorageDelete"
+  }
+}
+
+resource "azurerm_shared_image_gallery" "this" {
+  name                = var.gallery_name
+  location            = var.location
+  resource_group_name = var.resource_group_name
+  description         = "Runner images for vmss-github-runner, built by Packer."
+  tags                = var.tags
+}
+
+resource "azurerm_shared_image" "runner" {
+  name                     = var.image_definition.name
+  gallery_name             = azurerm_shared_image_gallery.this.name
+  resource_group_name      = var.resource_group_name
+  location                 = var.location
+  os_type                  = "Linux"
+  hyper_v_generation       = "V2"
+  architecture             = "x64"
+  trusted_launch_supported = true
+  specialized              = false
+  tags                     = var.tags
+
+  identifier {
+    publisher = var.image_definition.publisher
+    offer     = var.image_definition.offer
+    sku       = var.image_definition.sku
+  }
+}

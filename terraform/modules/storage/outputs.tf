@@ -1,0 +1,29 @@
+output "gallery_name" {
+  description = "Name of the Azure Compute Gallery (Packer publishes versions into it)."
+  value       = azurerm_shared_image_gallery.this.name
+}
+
+output "image_definition_id" {
+  description = "Resource id of the runner image definition."
+  value       = azurerm_shared_image.runner.id
+}
+
+output "image_definition_name" {
+  description = "Name of the runner image definition."
+  value       = azurerm_shared_image.runner.name
+}
+
+output "queue_id" {
+  description = "Azure Resource Manager id of the busy-runner queue (scope of the scaler's Storage Queue Data Contributor role)."
+  value       = azurerm_storage_queue.this.resource_manager_id
+}
+
+output "queue_url" {
+  description = "URL of the busy-runner queue, for example https://account.queue.core.windows.net/busy-runners."
+  value       = "${trimsuffix(azurerm_storage_account.this.primary_queue_endpoint, "/")}/${azurerm_storage_queue.this.name}"
+}
+
+output "storage_account_id" {
+  description = "Resource id of the storage account."
+  value       = azurerm_storage_account.this.id
+}

@@ -1,0 +1,59 @@
+output "gallery_name" {
+  description = "Azure Compute Gallery that receives the Packer builds of the runner image."
+  value       = module.storage.gallery_name
+}
+
+output "image_definition_id" {
+  description = "Resource id of the runner image definition in the gallery."
+  value       = module.storage.image_definition_id
+}
+
+output "key_vault_uri" {
+  description = "URI of the key vault that holds the GitHub credential."
+  value       = module.keyvault.key_vault_uri
+}
+
+output "nat_public_ip_address" {
+  description = "Outbound public IP of the runners and the scaler (null with existing subnets or without NAT gateway)."
+  value       = module.network.nat_public_ip_address
+}
+
+output "operator_config_json" {
+  description = "The operator config file written to the scaler (contains no secret)."
+  value       = module.scaler.operator_config_json
+}
+
+output "queue_url" {
+  description = "URL of the busy-runner storage queue."
+  value       = module.storage.queue_url
+}
+
+output "runner_identity_id" {
+  description = "Resource id of the runner identity (no role assignments)."
+  value       = module.identity.runner_identity_id
+}
+
+output "scaler_api_url" {
+  description = "URL at which the runners call the operator."
+  value       = local.scaler_api_url
+}
+
+output "scaler_identity_client_id" {
+  description = "Client id of the scaler identity."
+  value       = module.identity.scaler_identity_client_id
+}
+
+output "scaler_identity_id" {
+  description = "Resource id of the scaler identity."
+  value       = module.identity.scaler_identity_id
+}
+
+output "scaler_private_ip" {
+  description = "Private IP address of the scaler VM."
+  value       = module.scaler.private_ip_address
+}
+
+output "vmss_id" {
+  description = "Resource id of the runner scale set."
+  value       = module.runners.vmss_id
+}

@@ -1,0 +1,412 @@
+# Inputs of the whole deployment. Required first, then optional, each group in
+# alphabetical order. The seed workflow's parameters map to:
+#   vmss-runner-name            -> vmss_runner_name
+#   vmss-scaler-name            -> vmss_scaler_name
+#   github-repo                 -> github_repository (or github_organization)
+#   runner-labels               -> runner_labels
+#   pool-min-instances          -> pool_min_instances
+#   pool-max-instances          -> pool_max_instances
+#   pool-free-target-percentage -> pool_free_target_percentage
+#   build-image                 -> a workflow input only (.github/workflows/image.yml)
+# Cross-variable rules are preconditions on data.azurerm_resource_group.this.
+
+variable "admin_ssh_public_key" {
+  type        = string
+  description = "OpenSSH public key of the admin user on the runners and the scaler. Password authentication is disabled everywhere."
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$", trimspace(var.admin_ssh_public_key)))
+    error_message = "admin_ssh_public_key must be one OpenSSH public key line, for example the content of ~/.ssh/id_ed25519.pub."
+  }
+}
+
+variable "operator_package" {
+  type = object({
+    url    = string
+    sha256 = string
+  })
+  description = "The operator binary the scaler installs at boot: an HTTPS URL of the Linux x86_64 executable and its sha256 (cloud-init refuses a mismatch)."
+  nullable    = false
+
+  validation {
+    condition     = startswith(var.operator_package.url, "https://") && can(regex("^[0-9a-f]{64}$", var.operator_package.sha256))
+    error_message = "operator_package.url must start with https:// and operator_package.sha256 must be 64 lowercase hex digits (sha256sum output)."
+  }
+}
+
+variable "resource_group_name" {
+  type        = string
+  description = "Existing resource group that receives every resource of the deployment."
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[-\\w._()]{1,89}[-\\w_()]$", var.resource_group_name))
+    error_message = "resource_group_name must be 1-90 letters, digits, underscores, hyphens, periods or parentheses, not ending with a period."
+  }
+}
+
+variable "vmss_runner_name" {
+  type        = string
+  description = "Name of the runner virtual machine scale set (seed parameter vmss-runner-name). Its first 9 characters prefix the runners' host names."
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9-]{0,62}[a-zA-Z0-9]$", var.vmss_runner_name))
+    error_message = "vmss_runner_name must be 2-64 letters, digits or hyphens, start with a letter and end with a letter or digit, for example \"vmss-gh-runners\"."
+  }
+}
+
+variable "vmss_scaler_name" {
+  type        = string
+  description = "Name of the scaler virtual machine (seed parameter vmss-scaler-name); also its host name."
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9-]{0,62}[a-zA-Z0-9]$", var.vmss_scaler_name))
+    error_message = "vmss_scaler_name must be 2-64 letters, digits or hyphens, start with a letter and end with a letter or digit, for example \"vm-gh-scaler\"."
+  }
+}
+
+variable "admin_username" {
+  type        = string
+  default     = "azureuser"
+  description = "Admin user on the runners and the scaler (SSH key only)."
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_-]{0,31}$", var.admin_username)) && !contains(["root", "admin", "administrator", "runner"], var.admin_username)
+    error_message = "admin_username must be a lowercase Linux user name of 1-32 characters, and not root, admin, administrator or runner."
+  }
+}
+
+variable "github_api_url" {
+  type        = string
+  default     = "https://api.github.com"
+  description = "GitHub REST API base URL: https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server."
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^https://[^/]+(/api/v3)?/?$", var.github_api_url))
+    error_message = "github_api_url must be https://api.github.com or https://HOST/api/v3 (GitHub Enterprise Server)."
+  }
+}
+
+variable "github_app" {
+  type = object({
+    app_id          = number
+    installation_id = number
+  })
+  default     = null
+  description = "Authenticate as a GitHub App: its app id and installation id; the key vault secret then holds the App's private key (PEM). Null: the secret holds a PAT."
+
+  validation {
+    condition     = var.github_app == null || try(var.github_app.app_id > 0 && var.github_app.installation_id > 0, false)
+    error_message = "github_app.app_id and github_app.installation_id must be positive integers (GitHub App settings and the installation URL show them)."
+  }
+}
+
+variable "github_credential" {
+  type        = string
+  default     = null
+  description = "The GitHub credential (PAT, or GitHub App private key PEM), written to the key vault when manage_github_credential_secret is true. It is then stored in the Terraform state: protect the state, or leave this null and create the secret out of band."
+  sensitive   = true
+}
+
+variable "github_credential_expiration_date" {
+  type        = string
+  default     = null
+  description = "Expiry recorded on the credential secret (RFC 3339, for example 2026-12-31T00:00:00Z): the PAT's expiry or the planned App key rotation."
+
+  validation {
+    condition     = var.github_credential_expiration_date == null || can(formatdate("YYYY", var.github_credential_expiration_date))
+    error_message = "github_credential_expiration_date must be an RFC 3339 timestamp such as 2026-12-31T00:00:00Z."
+  }
+}
+
+variable "github_credential_secret_name" {
+  type        = string
+  default     = "github-credential"
+  description = "Name of the key vault secret that holds the GitHub credential."
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9-]{1,127}$", var.github_credential_secret_name))
+    error_message = "github_credential_secret_name must be 1-127 letters, digits or hyphens."
+  }
+}
+
+variable "github_organization" {
+  type        = string
+  default     = null
+  description = "Register the runners at this GitHub organization (organization-level runners). Set exactly one of github_organization and github_repository."
+
+  validation {
+    condition     = var.github_organization == null || can(regex("^[A-Za-z0-9](-?[A-Za-z0-9]){0,38}$", coalesce(var.github_organization, "x")))
+    error_message = "github_organization must be a GitHub organization login: letters, digits and single hyphens, at most 39 characters, for example \"my-org\"."
+  }
+}
+
+variable "github_repository" {
+  type        = string
+  default     = null
+  description = "Register the runners at this repository, as owner/name (seed parameter github-repo). Set exactly one of github_repository and github_organization."
+
+  validation {
+    condition     = var.github_repository == null || can(regex("^[A-Za-z0-9](-?[A-Za-z0-9]){0,38}/[A-Za-z0-9._-]{1,100}$", coalesce(var.github_repository, "x/y")))
+    error_message = "github_repository must be owner/name, for example \"octo-org/octo-repo\"."
+  }
+}
+
+variable "github_runner_group" {
+  type        = string
+  default     = null
+  description = "Runner group the runners join (organization scope only). Null: the organization's default group."
+
+  validation {
+    condition     = var.github_runner_group == null || try(length(var.github_runner_group) > 0 && length(var.github_runner_group) <= 100, false)
+    error_message = "github_runner_group must be 1-100 characters, or null for the default group."
+  }
+}
+
+variable "key_vault" {
+  type = object({
+    name                       = optional(string)
+    allowed_ip_ranges          = optional(list(string), [])
+    soft_delete_retention_days = optional(number, 90)
+  })
+  default     = {}
+  description = <<-EOT
+    Key vault settings. `name`: globally unique, 3-24 characters (null: derived from vmss_runner_name).
+    `allowed_ip_ranges`: public IPv4 ranges let through the vault firewall, only needed when Terraform
+    writes the secret from outside the VNet; empty keeps public network access off.
+    `soft_delete_retention_days`: 7-90.
+  EOT
+  nullable    = false
+
+  validation {
+    condition     = var.key_vault.name == null || can(regex("^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$", coalesce(var.key_vault.name, "kv0")))
+    error_message = "key_vault.name must be 3-24 letters, digits or hyphens, start with a letter and end with a letter or digit."
+  }
+  validation {
+    condition     = alltrue([for cidr in var.key_vault.allowed_ip_ranges : can(cidrhost(cidr, 0)) && cidr != "0.0.0.0/0"])
+    error_message = "key_vault.allowed_ip_ranges must be IPv4 CIDR blocks (x.y.z.w/32 for one address); 0.0.0.0/0 is refused."
+  }
+  validation {
+    condition     = var.key_vault.soft_delete_retention_days >= 7 && var.key_vault.soft_delete_retention_days <= 90
+    error_message = "key_vault.soft_delete_retention_days must be between 7 and 90."
+  }
+}
+
+variable "location" {
+  type        = string
+  default     = null
+  description = "Azure region of every resource. Null: the resource group's region."
+}
+
+variable "log_analytics_workspace_id" {
+  type        = string
+  default     = null
+  description = "Log Analytics workspace for the queue's read/write/delete logs. Null: no diagnostic setting."
+}
+
+variable "manage_github_credential_secret" {
+  type        = bool
+  default     = false
+  description = "true: Terraform writes github_credential into the key vault (and grants the identity running Terraform Key Vault Secrets Officer on that vault); it must reach the vault's data plane (run inside the VNet, or list your address in key_vault.allowed_ip_ranges). false: create the secret out of band (docs/terraform.md)."
+  nullable    = false
+}
+
+variable "network" {
+  type = object({
+    address_space                 = optional(list(string), ["10.70.0.0/16"])
+    runner_subnet_address_prefix  = optional(string, "10.70.0.0/20")
+    scaler_subnet_address_prefix  = optional(string, "10.70.16.0/27")
+    nat_gateway_enabled           = optional(bool, true)
+    admin_source_address_prefixes = optional(list(string), [])
+    existing_subnets = optional(object({
+      runner_subnet_id = string
+      scaler_subnet_id = string
+    }))
+  })
+  default     = {}
+  description = <<-EOT
+    Network. By default a new VNet with a runner subnet and a scaler subnet, NSGs that admit only
+    runner subnet -> scaler API port, and a NAT gateway for egress. `existing_subnets` brings your own
+    subnets instead (you then own their NSGs and egress). `admin_source_address_prefixes`: private
+    prefixes (for example Azure Bastion) allowed to SSH; empty means no SSH.
+  EOT
+  nullable    = false
+}
+
+variable "operator" {
+  type = object({
+    api_port             = optional(number, 8080)
+    log_format           = optional(string, "json")
+    max_body_bytes       = optional(number, 16384)
+    reconcile_period     = optional(string, "30s")
+    registration_timeout = optional(string, "10m")
+    runner_exit_timeout  = optional(string, "10m")
+    scale_in_delay       = optional(string, "5m")
+    shutdown_grace       = optional(string, "20s")
+  })
+  default     = {}
+  description = "Operator tuning written to its config file. Durations are humantime strings (\"30s\", \"5m\", \"1h 30m\"); log_format is auto, json or pretty."
+  nullable    = false
+
+  validation {
+    condition     = var.operator.api_port >= 1024 && var.operator.api_port <= 65535
+    error_message = "operator.api_port must be an unprivileged TCP port, 1024-65535 (the operator runs without capabilities)."
+  }
+  validation {
+    condition = alltrue([
+      for d in [var.operator.reconcile_period, var.operator.registration_timeout, var.operator.runner_exit_timeout, var.operator.scale_in_delay, var.operator.shutdown_grace] :
+      can(regex("^[0-9]+(ms|s|m|h|d)( ?[0-9]+(ms|s|m|h|d))*$", d))
+    ])
+    error_message = "operator durations must be humantime strings such as \"30s\", \"10m\" or \"1h 30m\"."
+  }
+  validation {
+    condition     = contains(["auto", "json", "pretty"], var.operator.log_format)
+    error_message = "operator.log_format must be auto, json or pretty."
+  }
+  validation {
+    condition     = var.operator.max_body_bytes >= 1024 && var.operator.max_body_bytes <= 1048576
+    error_message = "operator.max_body_bytes must be between 1024 and 1048576."
+  }
+}
+
+variable "pool_free_target_percentage" {
+  type        = number
+  default     = 25
+  description = "Share of the pool the operator tries to keep idle, in percent of the active runner count (seed parameter pool-free-target-percentage)."
+  nullable    = false
+
+  validation {
+    condition     = var.pool_free_target_percentage >= 0 && var.pool_free_target_percentage < 100
+    error_message = "pool_free_target_percentage must be at least 0 and below 100: at 100 every runner would have to stay idle."
+  }
+}
+
+variable "pool_max_instances" {
+  type        = number
+  default     = 10
+  description = "Most runners the pool may hold (seed parameter pool-max-instances)."
+  nullable    = false
+
+  validation {
+    condition     = var.pool_max_instances >= 1 && var.pool_max_instances <= 1000 && floor(var.pool_max_instances) == var.pool_max_instances
+    error_message = "pool_max_instances must be a whole number from 1 to 1000 (the limit of one scale set)."
+  }
+}
+
+variable "pool_min_instances" {
+  type        = number
+  default     = 1
+  description = "Fewest runners the pool keeps, idle or busy (seed parameter pool-min-instances). At least 1: the operator learns about demand only from runners' job hooks, so an empty pool would never grow."
+  nullable    = false
+
+  validation {
+    condition     = var.pool_min_instances >= 1 && floor(var.pool_min_instances) == var.pool_min_instances
+    error_message = "pool_min_instances must be a whole number of at least 1: with no runner, no job hook ever reaches the operator, so the pool could not scale out."
+  }
+}
+
+variable "runner_image" {
+  type = object({
+    gallery_image_version = optional(string)
+    marketplace = optional(object({
+      publisher = string
+      offer     = string
+      sku       = string
+      version   = string
+    }))
+  })
+  default     = {}
+  description = "Runner image. `gallery_image_version`: a version in the deployment's gallery (\"1.2.3\") or \"latest\"; null boots the `marketplace` image instead (default: Canonical Ubuntu 24.04 LTS), for the first deployment before Packer has published an image."
+  nullable    = false
+
+  validation {
+    condition     = var.runner_image.gallery_image_version == null || can(regex("^(latest|[0-9]+\\.[0-9]+\\.[0-9]+)$", coalesce(var.runner_image.gallery_image_version, "latest")))
+    error_message = "runner_image.gallery_image_version must be \"latest\", a version such as \"1.2.3\", or null."
+  }
+}
+
+variable "runner_labels" {
+  type        = list(string)
+  default     = ["self-hosted", "linux", "x64"]
+  description = "Labels the runners register with; workflows select them with runs-on (seed parameter runner-labels, given there as a comma-separated string)."
+  nullable    = false
+
+  validation {
+    condition     = length(var.runner_labels) >= 1 && length(var.runner_labels) <= 100
+    error_message = "runner_labels must hold between 1 and 100 labels."
+  }
+  validation {
+    condition     = alltrue([for label in var.runner_labels : can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", label))])
+    error_message = "Each runner label must be 1-100 letters, digits, periods, underscores or hyphens, starting with a letter or digit (no commas or spaces): write [\"self-hosted\", \"linux\", \"gpu\"], not [\"self-hosted, linux\"]."
+  }
+  validation {
+    condition     = length(distinct([for label in var.runner_labels : lower(label)])) == length(var.runner_labels)
+    error_message = "runner_labels must not repeat a label (GitHub compares labels case-insensitively)."
+  }
+}
+
+variable "runners" {
+  type = object({
+    sku                        = optional(string, "Standard_D4ads_v5")
+    encryption_at_host_enabled = optional(bool, false)
+    os_disk = optional(object({
+      ephemeral    = optional(bool, true)
+      placement    = optional(string, "ResourceDisk")
+      size_gb      = optional(number)
+      storage_type = optional(string, "Standard_LRS")
+    }), {})
+    spot = optional(object({
+      max_bid_price = optional(number, -1)
+    }))
+    zones = optional(list(string), [])
+  })
+  default     = {}
+  description = <<-EOT
+    Runner scale set. `sku`: VM size; `os_disk.ephemeral` (default true) needs a resource or cache disk
+    at least as large as the image; `spot`: set to {} for Spot VMs (eviction policy Delete);
+    `zones`: availability zones; `encryption_at_host_enabled` needs the EncryptionAtHost feature.
+  EOT
+  nullable    = false
+}
+
+variable "scaler" {
+  type = object({
+    size                       = optional(string, "Standard_B2s")
+    private_ip_address         = optional(string)
+    zone                       = optional(string)
+    encryption_at_host_enabled = optional(bool, false)
+  })
+  default     = {}
+  description = "Scaler VM: `size`, an optional static `private_ip_address` in the scaler subnet, an optional availability `zone`, `encryption_at_host_enabled`."
+  nullable    = false
+}
+
+variable "storage" {
+  type = object({
+    account_name             = optional(string)
+    account_replication_type = optional(string, "ZRS")
+    gallery_name             = optional(string)
+    queue_name               = optional(string, "busy-runners")
+  })
+  default     = {}
+  description = "Storage account (busy-runner queue) and Azure Compute Gallery (runner images). Null names are derived from vmss_runner_name; `account_name` must be globally unique, 3-24 lowercase letters and digits."
+  nullable    = false
+
+  validation {
+    condition     = var.storage.account_name == null || can(regex("^[a-z0-9]{3,24}$", coalesce(var.storage.account_name, "abc")))
+    error_message = "storage.account_name must be 3-24 lowercase letters and digits."
+  }
+}
+
+variable "tags" {
+  type        = map(string)
+  default     = {}
+  description = "Tags applied to every resource."
+  nullable    = false
+}
