@@ -1,0 +1,14 @@
+output "operator_config_json" {
+  description = "The operator config written to the scaler."
+  value       = module.github_runners.operator_config_json
+}
+
+output "scaler_private_ip" {
+  description = "Private IP address of the scaler."
+  value       = module.github_runners.scaler_private_ip
+}
+
+output "vmss_id" {
+  description = "Resource id of the runner scale set."
+  value       = module.github_runners.vmss_id
+}

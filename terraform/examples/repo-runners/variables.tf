@@ -1,0 +1,77 @@
+variable "admin_ssh_public_key" {
+  type        = string
+  description = "OpenSSH public key of the admin user on the runners and the scaler."
+  nullable    = false
+}
+
+variable "operator_package" {
+  type = object({
+    url    = string
+    sha256 = string
+  })
+  description = "HTTPS URL and sha256 of the operator binary (for example a release asset of this repository)."
+  nullable    = false
+}
+
+variable "github_repository" {
+  type        = string
+  default     = "octo-org/octo-repo"
+  description = "Repository the runners register at, as owner/name (seed parameter github-repo)."
+  nullable    = false
+}
+
+variable "location" {
+  type        = string
+  default     = "westeurope"
+  description = "Azure region of the deployment."
+  nullable    = false
+}
+
+variable "pool_free_target_percentage" {
+  type        = number
+  default     = 25
+  description = "Share of the pool kept idle, in percent (seed parameter pool-free-target-percentage)."
+  nullable    = false
+}
+
+variable "pool_max_instances" {
+  type        = number
+  default     = 10
+  description = "Most runners (seed parameter pool-max-instances)."
+  nullable    = false
+}
+
+variable "pool_min_instances" {
+  type        = number
+  default     = 1
+  description = "Fewest runners (seed parameter pool-min-instances)."
+  nullable    = false
+}
+
+variable "resource_group_name" {
+  type        = string
+  default     = "rg-github-runners"
+  description = "Resource group created for the deployment."
+  nullable    = false
+}
+
+variable "runner_labels" {
+  type        = list(string)
+  default     = ["self-hosted", "linux", "x64", "azure"]
+  description = "Runner labels (seed parameter runner-labels)."
+  nullable    = false
+}
+
+variable "vmss_runner_name" {
+  type        = string
+  default     = "vmss-gh-runners"
+  description = "Name of the runner scale set (seed parameter vmss-runner-name)."
+  nullable    = false
+}
+
+variable "vmss_scaler_name" {
+  type        = string
+  default     = "vm-gh-scaler"
+  description = "Name of the scaler VM (seed parameter vmss-scaler-name)."
+  nullable    = false
+}
