@@ -4,6 +4,15 @@ variable "admin_ssh_public_key" {
   nullable    = false
 }
 
+variable "operator_package" {
+  type = object({
+    url    = string
+    sha256 = string
+  })
+  description = "HTTPS URL and sha256 of the operator binary."
+  nullable    = false
+}
+
 variable "github_app_private_key" {
   type        = string
   default     = null
@@ -15,15 +24,6 @@ variable "key_vault_allowed_ip_ranges" {
   type        = list(string)
   default     = []
   description = "Public address of the machine running Terraform, as x.y.z.w/32, so it can write the App key into the vault. Empty when Terraform runs inside the VNet."
-  nullable    = false
-}
-
-variable "operator_package" {
-  type = object({
-    url    = string
-    sha256 = string
-  })
-  description = "HTTPS URL and sha256 of the operator binary."
   nullable    = false
 }
 

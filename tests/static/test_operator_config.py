@@ -1,0 +1,129 @@
+"""The operator config that Terraform renders must satisfy the operator's own
+JSON Schema (schema/operator-config.schema.json, generated from the Rust types).
+
+Each example is followed through the real chain, evaluating the HCL itself:
+example `module "github_runners"` arguments -> root variables (defaults and
+optional() attributes applied) -> root `module "scaler"` arguments -> scaler
+variables -> the scaler's templatefile() call -> operator-config.json.tftpl.
+Only values Azure computes at apply time (ids, URLs) are stand-ins."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from conftest import REPO_ROOT, TERRAFORM
+from hcleval import Evaluator, attribute, attributes, block_body, blocks, parse_file, render_template, resolve_inputs
+
+SCHEMA_PATH = Path(os.environ.get("OPERATOR_CONFIG_SCHEMA", REPO_ROOT / "schema" / "operator-config.schema.json"))
+SCALER = TERRAFORM / "modules" / "scaler"
+
+# Stand-ins for what Azure computes during apply.
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+VMSS_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/vmss"
+MODULE_OUTPUTS = {
+    "keyvault": {"key_vault_uri": "https://kvexample123456.vault.azure.net/", "key_vault_id": "/kv"},
+    "runners": {"vmss_id": VMSS_ID},
+    "storage": {"queue_url": "https://stexample123456.queue.core.windows.net/busy-runners",
+                "queue_id": "/queue", "image_definition_id": "/image"},
+    "identity": {"scaler_identity_client_id": "11111111-2222-3333-4444-555555555555",
+                 "scaler_identity_id": "/id/scaler", "runner_identity_id": "/id/runners"},
+    "network": {"scaler_subnet_id": "/subnets/scaler", "runner_subnet_id": "/subnets/runners"},
+}
+# Required example inputs that have no default (user secrets and artefacts).
+EXAMPLE_INPUTS = {
+    "admin_ssh_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample user@example",
+    "operator_package": {"url": "https://example.invalid/operator", "sha256": "0" * 64},
+}
+EXAMPLES = sorted(p.name for p in (TERRAFORM / "examples").iterdir() if p.is_dir())
+
+
+def _module_block(path: Path, name: str):
+    found = blocks(parse_file(path), "module", name)
+    assert len(found) == 1, f"{path} must hold exactly one module \"{name}\""
+    return block_body(found[0])
+
+
+def _call_args(body, scope: dict[str, Any]) -> dict[str, Any]:
+    evaluator = Evaluator(scope)
+    return {name: evaluator.eval(expr) for name, expr in attributes(body).items() if name != "source"}
+
+
+def render_for_example(example: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    example_dir = TERRAFORM / "examples" / example
+    example_vars = resolve_inputs(example_dir, {**EXAMPLE_INPUTS, **(overrides or {})})
+    example_scope = {"var": example_vars, "azurerm_resource_group": {"this": {"name": example_vars["resource_group_name"]}}}
+    root_args = _call_args(_module_block(example_dir / "main.tf", "github_runners"), example_scope)
+    root_vars = resolve_inputs(TERRAFORM, root_args)
+
+    module_outputs = dict(MODULE_OUTPUTS)
+    module_outputs["keyvault"] = {**MODULE_OUTPUTS["keyvault"],
+                                  "github_credential_secret_name": root_vars["github_credential_secret_name"]}
+    root_scope = {"var": root_vars, "module": module_outputs, "local": {"location": "westeurope"}}
+    scaler_args = _call_args(_module_block(TERRAFORM / "main.tf", "scaler"), root_scope)
+    scaler_vars = resolve_inputs(SCALER, scaler_args)
+
+    locals_body = block_body(blocks(parse_file(SCALER / "main.tf"), "locals")[0])
+    expr = attribute(locals_body, "operator_config_json")
+    rendered = Evaluator({"var": scaler_vars, "path": {"module": str(SCALER)}}).eval(expr)
+    return json.loads(rendered)
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[str, Any]:
+    assert SCHEMA_PATH.exists(), (
+        f"{SCHEMA_PATH} is missing: it is generated from the operator's config types (run `just generate`)"
+    )
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_rendered_config_of_each_example_matches_the_operator_schema(example: str, schema: dict[str, Any]) -> None:
+    config = render_for_example(example)
+    jsonschema.validate(config, schema, format_checker=jsonschema.FormatChecker())
+
+
+def test_repo_example_renders_repository_scope_and_pat_credential() -> None:
+    config = render_for_example("repo-runners")
+    assert config["github"]["scope"] == {"repository": "octo-org/octo-repo"}
+    assert "app" not in config["github"]["credential"], "no GitHub App: the secret is a PAT"
+    assert "runner_group" not in config["github"]
+    assert config["pool"]["min"] == 1 and config["pool"]["max"] == 10
+    assert config["pool"]["free_target_percentage"] == 25
+    assert config["github"]["labels"] == ["self-hosted", "linux", "x64", "azure"]
+    assert config["server"]["listen"] == "0.0.0.0:8080"
+    assert config["azure"]["vmss_resource_id"] == VMSS_ID
+
+
+def test_org_example_renders_organization_scope_runner_group_and_app() -> None:
+    config = render_for_example("org-runners")
+    assert config["github"]["scope"] == {"organization": "octo-org"}
+    assert config["github"]["runner_group"] == "azure-vmss"
+    assert config["github"]["credential"]["app"] == {"app_id": 123456, "installation_id": 7890123}
+    assert config["pool"]["scale_in_delay"] == "10m", "operator override reaches the config"
+    assert config["pool"]["registration_timeout"] == "10m", "optional() default applied"
+
+
+def test_seed_parameters_flow_from_example_variables_into_the_config() -> None:
+    config = render_for_example("repo-runners", {
+        "github_repository": "acme/widgets", "runner_labels": ["gpu"],
+        "pool_min_instances": 3, "pool_max_instances": 7, "pool_free_target_percentage": 0,
+    })
+    assert config["github"]["scope"] == {"repository": "acme/widgets"}
+    assert config["github"]["labels"] == ["gpu"]
+    assert (config["pool"]["min"], config["pool"]["max"], config["pool"]["free_target_percentage"]) == (3, 7, 0)
+
+
+def test_template_is_a_single_jsonencode_expression() -> None:
+    text = (SCALER / "operator-config.json.tftpl").read_text(encoding="utf-8")
+    assert text.startswith("${jsonencode(") and text.rstrip().endswith(")}"), (
+        "keep the template one jsonencode() expression so Terraform, not string pasting, writes the JSON"
+    )
+    # Unknown template variables fail loudly rather than rendering a guess.
+    with pytest.raises(Exception):
+        render_template(SCALER / "operator-config.json.tftpl", {})
