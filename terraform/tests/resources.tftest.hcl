@@ -1,0 +1,232 @@
+# Plan-only tests of the key resource settings of each module, with a mocked
+# azurerm provider. Run with terraform >= 1.9 from terraform/: `terraform test`.
+# Not run on this repository's development machine (no terraform there).
+
+mock_provider "azurerm" {}
+
+variables {
+  location            = "westeurope"
+  resource_group_name = "rg-test"
+  ssh_key             = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyForTests test@example"
+  subnet_id           = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Network/virtualNetworks/vnet/subnets/snet"
+  identity_id         = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id"
+}
+
+run "runners_have_no_password_no_public_ip_and_operator_owned_capacity" {
+  command = plan
+  module {
+    source = "./modules/runners"
+  }
+  variables {
+    name                 = "vmss-gh-runners"
+    admin_ssh_public_key = var.ssh_key
+    custom_data          = "#cloud-config\n"
+    source_image = {
+      marketplace = {
+        publisher = "Canonical"
+        offer     = "ubuntu-24_04-lts"
+        sku       = "server"
+        version   = "latest"
+      }
+    }
+  }
+
+  assert {
+    condition     = azurerm_linux_virtual_machine_scale_set.this.disable_password_authentication
+    error_message = "Password authentication must be off."
+  }
+  assert {
+    condition     = length(azurerm_linux_virtual_machine_scale_set.this.network_interface[0].ip_configuration[0].public_ip_address) == 0
+    error_message = "Runners must have no public IP."
+  }
+  assert {
+    condition     = azurerm_linux_virtual_machine_scale_set.this.overprovision == false && azurerm_linux_virtual_machine_scale_set.this.upgrade_mode == "Manual"
+    error_message = "Overprovisioning must be off and the upgrade mode Manual: the operator owns the instances."
+  }
+  assert {
+    condition     = azurerm_linux_virtual_machine_scale_set.this.instances == 0
+    error_message = "The scale set starts empty; the operator sets the capacity."
+  }
+  assert {
+    condition     = azurerm_linux_virtual_machine_scale_set.this.os_disk[0].diff_disk_settings[0].option == "Local"
+    error_message = "The OS disk is ephemeral by default."
+  }
+  assert {
+    condition     = azurerm_linux_virtual_machine_scale_set.this.priority == "Regular"
+    error_message = "Regular priority unless spot is set."
+  }
+}
+
+run "spot_runners_are_deleted_on_eviction" {
+  command = plan
+  module {
+    source = "./modules/runners"
+  }
+  variables {
+    name                 = "vmss-gh-runners"
+    admin_ssh_public_key = var.ssh_key
+    custom_data          = "#cloud-config\n"
+    spot                 = {}
+    source_image = {
+      gallery_image_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Compute/galleries/gal/images/img"
+    }
+  }
+
+  assert {
+    condition     = azurerm_linux_virtual_machine_scale_set.this.priority == "Spot" && azurerm_linux_virtual_machine_scale_set.this.eviction_policy == "Delete"
+    error_message = "Spot runners must use eviction policy Delete."
+  }
+}
+
+run "runner_image_needs_exactly_one_source" {
+  command = plan
+  module {
+    source = "./modules/runners"
+  }
+  variables {
+    name                 = "vmss-gh-runners"
+    admin_ssh_public_key = var.ssh_key
+    custom_data          = "#cloud-config\n"
+    source_image         = {}
+  }
+  expect_failures = [var.source_image]
+}
+
+run "storage_has_shared_keys_off_and_no_public_access" {
+  command = plan
+  module {
+    source = "./modules/storage"
+  }
+  variables {
+    storage_account_name       = "stghrunnerstest01"
+    gallery_name               = "gal_runners"
+    private_endpoint_subnet_id = var.subnet_id
+    private_dns_zone_id        = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Network/privateDnsZones/privatelink.queue.core.windows.net"
+  }
+
+  assert {
+    condition     = azurerm_storage_account.this.shared_access_key_enabled == false
+    error_message = "Shared key access must be disabled."
+  }
+  assert {
+    condition     = azurerm_storage_account.this.min_tls_version == "TLS1_2" && azurerm_storage_account.this.public_network_access_enabled == false
+    error_message = "TLS 1.2 minimum and no public network access."
+  }
+  assert {
+    condition     = azurerm_storage_account.this.account_kind == "StorageV2"
+    error_message = "The queue lives in a StorageV2 account."
+  }
+}
+
+run "storage_account_name_follows_azure_rules" {
+  command = plan
+  module {
+    source = "./modules/storage"
+  }
+  variables {
+    storage_account_name       = "St-Bad-Name"
+    gallery_name               = "gal_runners"
+    private_endpoint_subnet_id = var.subnet_id
+    private_dns_zone_id        = "/zone"
+  }
+  expect_failures = [var.storage_account_name]
+}
+
+run "key_vault_is_rbac_private_and_purge_protected" {
+  command = plan
+  module {
+    source = "./modules/keyvault"
+  }
+  variables {
+    name                       = "kv-gh-runners-test"
+    tenant_id                  = "00000000-0000-0000-0000-000000000001"
+    private_endpoint_subnet_id = var.subnet_id
+    private_dns_zone_id        = "/zone"
+  }
+
+  assert {
+    condition     = azurerm_key_vault.this.rbac_authorization_enabled && azurerm_key_vault.this.purge_protection_enabled
+    error_message = "The vault must use RBAC and purge protection."
+  }
+  assert {
+    condition     = azurerm_key_vault.this.public_network_access_enabled == false
+    error_message = "Public network access must be off by default."
+  }
+  assert {
+    condition     = length(azurerm_key_vault_secret.github_credential) == 0
+    error_message = "Without manage_github_credential_secret the secret is created out of band."
+  }
+}
+
+run "network_allows_only_runner_to_scaler_api_and_has_one_public_ip" {
+  command = plan
+  module {
+    source = "./modules/network"
+  }
+  variables {
+    name = "gh-runners"
+  }
+
+  assert {
+    condition = alltrue([
+      for rule in azurerm_network_security_group.scaler[0].security_rule :
+      rule.access == "Deny" || rule.source_address_prefix != "Internet"
+    ])
+    error_message = "No inbound allow rule may come from the internet."
+  }
+  assert {
+    condition = length([
+      for rule in azurerm_network_security_group.scaler[0].security_rule : rule
+      if rule.access == "Allow" && rule.destination_port_range == "8080" && rule.source_address_prefix == "10.70.0.0/20"
+    ]) == 1
+    error_message = "The scaler NSG must allow the runner subnet to reach the API port."
+  }
+  assert {
+    condition     = length(azurerm_public_ip.nat) == 1
+    error_message = "The NAT gateway's egress address is the only public IP."
+  }
+}
+
+run "bring_your_own_subnets_creates_no_network" {
+  command = plan
+  module {
+    source = "./modules/network"
+  }
+  variables {
+    name = "gh-runners"
+    existing_subnets = {
+      runner_subnet_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/hub/subnets/runners"
+      scaler_subnet_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/hub/subnets/scaler"
+    }
+  }
+
+  assert {
+    condition     = length(azurerm_virtual_network.this) == 0 && length(azurerm_public_ip.nat) == 0
+    error_message = "With existing subnets the module creates no VNet and no public IP."
+  }
+}
+
+run "scaler_role_lists_actions_and_no_wildcards" {
+  command = plan
+  module {
+    source = "./modules/identity"
+  }
+  variables {
+    name                = "gh-runners"
+    resource_group_id   = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test"
+    vmss_id             = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Compute/virtualMachineScaleSets/vmss"
+    runner_subnet_id    = var.subnet_id
+    image_definition_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Compute/galleries/gal/images/img"
+    queue_id            = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Storage/storageAccounts/st/queueServices/default/queues/busy-runners"
+    key_vault_id        = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/kv"
+  }
+
+  assert {
+    condition     = alltrue([for action in azurerm_role_definition.scaler_vmss.permissions[0].actions : !strcontains(action, "*")])
+    error_message = "The scaler's custom role must list its actions, no wildcards."
+  }
+  assert {
+    condition     = azurerm_role_assignment.scaler_vmss.scope == var.vmss_id
+    error_message = "The scaler's scale-set role is assigned on the scale set only."
+  }
+}
