@@ -282,8 +282,8 @@ variable "pool_free_target_percentage" {
   nullable    = false
 
   validation {
-    condition     = var.pool_free_target_percentage >= 0 && var.pool_free_target_percentage < 100
-    error_message = "pool_free_target_percentage must be at least 0 and below 100: at 100 every runner would have to stay idle."
+    condition     = var.pool_free_target_percentage >= 0 && var.pool_free_target_percentage < 100 && floor(var.pool_free_target_percentage) == var.pool_free_target_percentage
+    error_message = "pool_free_target_percentage must be a whole number from 0 to 99: at 100 every runner would have to stay idle."
   }
 }
 

@@ -182,3 +182,11 @@ run "key_vault_firewall_refuses_the_whole_internet" {
   }
   expect_failures = [var.key_vault]
 }
+
+run "free_target_percentage_is_a_whole_number" {
+  command = plan
+  variables {
+    pool_free_target_percentage = 12.5
+  }
+  expect_failures = [var.pool_free_target_percentage]
+}
