@@ -109,9 +109,12 @@ pub fn decide(spec: &PoolSpec, pool: &ObservedPool) -> Decision {
     }
 
     // 2. Instances whose job is over: reimage while the pool needs free runners or
-    //    would drop below min, delete otherwise (and always when above max).
+    //    would drop below min, delete otherwise (and always when above max). "Needs"
+    //    includes being exactly at the target: deleting then would leave no headroom
+    //    and the next job would make the pool create a VM it just deleted. Surplus
+    //    idle instances go through step 4, after the scale-in delay.
     for inst in instances.iter().filter(|i| ready_to_recycle(spec, i)) {
-        if live <= spec.max && (free < free_wanted || live <= spec.min) {
+        if live <= spec.max && (free <= free_wanted || live <= spec.min) {
             decision.reimage.push(inst.id.clone());
             free += 1;
         } else {

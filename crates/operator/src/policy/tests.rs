@@ -79,15 +79,26 @@ fn completed_job_on_busy_pool_reimages_instead_of_deleting() {
 
 #[test]
 fn completed_job_on_quiet_pool_deletes_the_instance() {
-    let d = decide(&spec(1, 10, 25), &pool(&[Idle, Recyclable]));
-    assert_eq!(d.delete, ids(&[1]));
+    let d = decide(&spec(1, 10, 25), &pool(&[Idle, Idle, Recyclable]));
+    assert_eq!(d.delete, ids(&[2]));
     assert!(d.reimage.is_empty());
 }
 
 #[test]
-fn completed_job_never_takes_the_pool_below_min() {
-    let d = decide(&spec(2, 10, 0), &pool(&[Idle, Recyclable]));
+fn completed_job_at_exactly_the_target_is_reimaged_to_keep_headroom() {
+    // One free instance wanted and one free: deleting would leave the next job to
+    // wait for a VM the pool just threw away. The spare goes after the scale-in delay.
+    let d = decide(&spec(1, 10, 25), &pool(&[Idle, Recyclable]));
     assert_eq!(d.reimage, ids(&[1]));
+    assert!(d.delete.is_empty());
+}
+
+#[test]
+fn completed_job_never_takes_the_pool_below_min() {
+    let d = decide(&spec(2, 10, 0), &pool(&[Idle, Idle, Busy, Recyclable]));
+    assert_eq!(d.delete, ids(&[3]), "above min and above target: delete");
+    let d = decide(&spec(4, 10, 0), &pool(&[Idle, Idle, Busy, Recyclable]));
+    assert_eq!(d.reimage, ids(&[3]), "deleting would go below min: reimage");
 }
 
 #[test]
@@ -95,7 +106,7 @@ fn retiring_instance_waits_for_runner_exit() {
     let p = ObservedPool { capacity: 2, instances: vec![inst(0, Idle, 0), inst(1, Retiring, 599)] };
     assert!(decide(&spec(1, 10, 25), &p).is_empty(), "never act from inside the completed hook");
     let p = ObservedPool { capacity: 2, instances: vec![inst(0, Idle, 0), inst(1, Retiring, 600)] };
-    assert_eq!(decide(&spec(1, 10, 25), &p).delete, ids(&[1]), "after the exit timeout the VM is recycled");
+    assert_eq!(decide(&spec(1, 10, 25), &p).reimage, ids(&[1]), "after the exit timeout the VM is recycled");
 }
 
 #[test]
