@@ -68,6 +68,12 @@ impl Metrics {
         );
         let cloud_api_errors = Family::<ApiErrorLabels, Counter>::default();
         registry.register("cloud_api_errors", "Failed calls to Azure, GitHub, Key Vault and the queue by kind", cloud_api_errors.clone());
+        // Zeros from the start, so dashboards and alerts see every series.
+        for kind in ["set_capacity", "delete", "reimage", "deregister"] {
+            for outcome in ["ok", "failed"] {
+                let _ = scale_operations.get_or_create(&OutcomeLabels { kind, outcome });
+            }
+        }
         for state in InstanceState::ALL {
             instances.get_or_create(&StateLabel { state: state.as_str() }).set(0);
         }
