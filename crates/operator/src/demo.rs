@@ -33,13 +33,28 @@ pub struct DemoOptions {
     pub free_target_percentage: u8,
     pub jit: bool,
     pub seed: u64,
+    /// Jobs after the first half arrive spread over this window.
+    pub arrival_window: Duration,
+    /// Each job runs between these two durations.
+    pub job_duration: (Duration, Duration),
     /// Give up after this long.
     pub deadline: Duration,
 }
 
 impl Default for DemoOptions {
     fn default() -> Self {
-        Self { jobs: 40, min: 2, max: 16, free_target_percentage: 50, jit: true, seed: 7, deadline: Duration::from_secs(240) }
+        Self {
+            jobs: 40,
+            min: 2,
+            max: 16,
+            free_target_percentage: 50,
+            jit: true,
+            seed: 7,
+            // Boot : job about 1 : 5, as with a one-minute boot and five-minute jobs.
+            arrival_window: Duration::from_secs(20),
+            job_duration: (Duration::from_secs(6), Duration::from_secs(20)),
+            deadline: Duration::from_secs(240),
+        }
     }
 }
 
@@ -133,10 +148,11 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
                 run_attempt: 1,
                 job_name: format!("test-{}", n % 4),
             };
-            // Half arrive at once, the rest over the next 20 s; each runs 6-20 s
-            // (boot : job about 1 : 5, as with a one-minute boot and five-minute jobs).
-            let at = if n < opts.jobs / 2 { Duration::ZERO } else { Duration::from_millis(rng.range(0, 20_000)) };
-            (job, at, Duration::from_millis(rng.range(6_000, 20_000)))
+            // Half arrive at once, the rest over the arrival window.
+            let window = opts.arrival_window.as_millis() as u64;
+            let at = if n < opts.jobs / 2 || window == 0 { Duration::ZERO } else { Duration::from_millis(rng.range(0, window)) };
+            let (shortest, longest) = (opts.job_duration.0.as_millis() as u64, opts.job_duration.1.as_millis() as u64);
+            (job, at, Duration::from_millis(rng.range(shortest, longest.max(shortest + 1))))
         })
         .collect();
     let lookup: Arc<std::collections::HashMap<JobRef, Duration>> = Arc::new(jobs.iter().map(|(j, _, d)| (j.clone(), *d)).collect());
