@@ -14,7 +14,7 @@
 set -uo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "${repo_root}"
+cd "${repo_root}" || exit 2
 bin="${repo_root}/.tools/venv/bin"
 if [[ ! -x "${bin}/pytest" ]]; then
   echo "static-checks: tools missing; run: bash scripts/install-python-tools.sh" >&2

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "operator", version, about = "Autoscaler for self-hosted GitHub Actions runners on Azure VM Scale Sets")]
+#[command(
+    name = "operator",
+    version,
+    about = "Autoscaler for self-hosted GitHub Actions runners on Azure VM Scale Sets"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -16,7 +16,10 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     budget::WriteBudget,
     controller::{Controller, Settings},
-    memory::{InMemoryBusyRecord, InMemoryGithub, InMemoryScaleSet, InMemorySecretStore, ScaleSetSettings, SimJob, WriteCounts},
+    memory::{
+        InMemoryBusyRecord, InMemoryGithub, InMemoryScaleSet, InMemorySecretStore, ScaleSetSettings, SimJob,
+        WriteCounts,
+    },
     model::{InstanceState, JobRef},
     policy::PoolSpec,
     ports::Ports,
@@ -135,7 +138,11 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
     let server = tokio::spawn(run(
         controller.clone(),
         listener,
-        RunSettings { max_body_bytes: 16 * 1024, debounce: Duration::from_millis(200), shutdown_grace: Duration::from_secs(5) },
+        RunSettings {
+            max_body_bytes: 16 * 1024,
+            debounce: Duration::from_millis(200),
+            shutdown_grace: Duration::from_secs(5),
+        },
         shutdown.clone(),
     ));
 
@@ -150,12 +157,17 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
             };
             // Half arrive at once, the rest over the arrival window.
             let window = opts.arrival_window.as_millis() as u64;
-            let at = if n < opts.jobs / 2 || window == 0 { Duration::ZERO } else { Duration::from_millis(rng.range(0, window)) };
+            let at = if n < opts.jobs / 2 || window == 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(rng.range(0, window))
+            };
             let (shortest, longest) = (opts.job_duration.0.as_millis() as u64, opts.job_duration.1.as_millis() as u64);
             (job, at, Duration::from_millis(rng.range(shortest, longest.max(shortest + 1))))
         })
         .collect();
-    let lookup: Arc<std::collections::HashMap<JobRef, Duration>> = Arc::new(jobs.iter().map(|(j, _, d)| (j.clone(), *d)).collect());
+    let lookup: Arc<std::collections::HashMap<JobRef, Duration>> =
+        Arc::new(jobs.iter().map(|(j, _, d)| (j.clone(), *d)).collect());
     let sim = Simulator::start(
         scale_set.clone(),
         github.clone(),
@@ -169,7 +181,11 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
          in-memory scale set (boot 3 s, reimage 2 s, delete 1 s), GitHub and busy record; VMs call the real API from 127.3.x.y\n",
         opts.min, opts.max, opts.free_target_percentage, opts.jobs, if opts.jit { "JIT" } else { "registration token" }
     );
-    let _ = writeln!(out, "{:>7}  {:>4}  {:>4}  {:>4}  {:>7}  {:>7}  {:>6}  action", "time", "busy", "idle", "boot", "retiring", "desired", "actual");
+    let _ = writeln!(
+        out,
+        "{:>7}  {:>4}  {:>4}  {:>4}  {:>7}  {:>7}  {:>6}  action",
+        "time", "busy", "idle", "boot", "retiring", "desired", "actual"
+    );
 
     let started = Instant::now();
     let mut reports = controller.reports();
@@ -186,7 +202,8 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
         if reports.has_changed().unwrap_or(false) {
             let report = reports.borrow_and_update().clone();
             let c = |s: InstanceState| report.census.get(&s).copied().unwrap_or(0);
-            let size = report.census.iter().filter(|(s, _)| **s != InstanceState::Deleting).map(|(_, n)| *n).sum::<u32>();
+            let size =
+                report.census.iter().filter(|(s, _)| **s != InstanceState::Deleting).map(|(_, n)| *n).sum::<u32>();
             peak = peak.max(size).max(report.target.size_after);
             let line = format!(
                 "{:>4}  {:>4}  {:>4}  {:>7}  {:>7}  {:>6}  {}",
@@ -203,17 +220,18 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
                 last_line = line;
             }
         }
-        let done = github.completed().len() == jobs.len()
-            && pending.is_empty()
-            && {
-                let states = controller.instance_states();
-                states.len() == opts.min as usize && states.iter().all(|(_, s)| *s == InstanceState::Idle)
-            };
+        let done = github.completed().len() == jobs.len() && pending.is_empty() && {
+            let states = controller.instance_states();
+            states.len() == opts.min as usize && states.iter().all(|(_, s)| *s == InstanceState::Idle)
+        };
         if done {
             break Ok(());
         }
         if elapsed > opts.deadline {
-            break Err(DemoError::Timeout(opts.deadline, format!("{} of {} jobs completed", github.completed().len(), jobs.len())));
+            break Err(DemoError::Timeout(
+                opts.deadline,
+                format!("{} of {} jobs completed", github.completed().len(), jobs.len()),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };

@@ -169,7 +169,10 @@ impl Fleet {
                     record.cloud = cloud.state;
                     record.ip = cloud.private_ip;
                     // A reimage we did not see finish (e.g. across a restart) left a fresh boot.
-                    if record.operation.is_none() && before == InstanceState::Reimaging && cloud.state == CloudState::Running {
+                    if record.operation.is_none()
+                        && before == InstanceState::Reimaging
+                        && cloud.state == CloudState::Running
+                    {
                         record.reset_boot(now);
                     }
                     if record.state() != before {
@@ -192,7 +195,11 @@ impl Fleet {
             instances: self
                 .instances
                 .values()
-                .map(|r| ObservedInstance { id: r.id.clone(), state: r.state(), in_state_for: now.saturating_duration_since(r.since) })
+                .map(|r| ObservedInstance {
+                    id: r.id.clone(),
+                    state: r.state(),
+                    in_state_for: now.saturating_duration_since(r.since),
+                })
                 .collect(),
         }
     }

@@ -33,7 +33,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Config(ConfigCommand::Validate { file }) => {
             let config = config::load(Some(&file))?;
-            println!("{}: valid (pool {} min {} max {})", file.display(), config.azure.vmss_name(), config.pool.min, config.pool.max);
+            println!(
+                "{}: valid (pool {} min {} max {})",
+                file.display(),
+                config.azure.vmss_name(),
+                config.pool.min,
+                config.pool.max
+            );
             Ok(())
         }
         Command::Config(ConfigCommand::Schema) => {

@@ -53,13 +53,21 @@ impl Metrics {
         let instances = Family::<StateLabel, Gauge>::default();
         registry.register("instances", "Instances of the pool by lifecycle state", instances.clone());
         let desired_instances = Gauge::default();
-        registry.register("desired_instances", "Pool size the policy wants (busy plus free target, within min and max)", desired_instances.clone());
+        registry.register(
+            "desired_instances",
+            "Pool size the policy wants (busy plus free target, within min and max)",
+            desired_instances.clone(),
+        );
         let actual_instances = Gauge::default();
         registry.register("actual_instances", "Instances the scale set holds (capacity)", actual_instances.clone());
         let hooks = Family::<OutcomeLabels, Counter>::default();
         registry.register("hooks", "Requests from runner VMs by kind and outcome", hooks.clone());
         let scale_operations = Family::<OutcomeLabels, Counter>::default();
-        registry.register("scale_operations", "Scale-set and runner operations by kind and outcome", scale_operations.clone());
+        registry.register(
+            "scale_operations",
+            "Scale-set and runner operations by kind and outcome",
+            scale_operations.clone(),
+        );
         let job_start_latency = Histogram::new(exponential_buckets(1.0, 2.0, 14));
         registry.register(
             "job_start_latency_seconds",
@@ -67,7 +75,11 @@ impl Metrics {
             job_start_latency.clone(),
         );
         let cloud_api_errors = Family::<ApiErrorLabels, Counter>::default();
-        registry.register("cloud_api_errors", "Failed calls to Azure, GitHub, Key Vault and the queue by kind", cloud_api_errors.clone());
+        registry.register(
+            "cloud_api_errors",
+            "Failed calls to Azure, GitHub, Key Vault and the queue by kind",
+            cloud_api_errors.clone(),
+        );
         // Zeros from the start, so dashboards and alerts see every series.
         for kind in ["set_capacity", "delete", "reimage", "deregister"] {
             for outcome in ["ok", "failed"] {
@@ -77,7 +89,16 @@ impl Metrics {
         for state in InstanceState::ALL {
             instances.get_or_create(&StateLabel { state: state.as_str() }).set(0);
         }
-        Self { registry, instances, desired_instances, actual_instances, hooks, scale_operations, job_start_latency, cloud_api_errors }
+        Self {
+            registry,
+            instances,
+            desired_instances,
+            actual_instances,
+            hooks,
+            scale_operations,
+            job_start_latency,
+            cloud_api_errors,
+        }
     }
 
     pub fn hook(&self, kind: &'static str, outcome: &'static str) {

@@ -104,7 +104,10 @@ impl BusyRecord for QueueBusyRecord {
             .map_err(|e| fail(e.into()))?
             .into_model()
             .map_err(|e| fail(e.into()))?;
-        let first = sent.items.and_then(|items| items.into_iter().next()).ok_or_else(|| fail("no message in the reply".into()))?;
+        let first = sent
+            .items
+            .and_then(|items| items.into_iter().next())
+            .ok_or_else(|| fail("no message in the reply".into()))?;
         match (first.message_id, first.pop_receipt) {
             (Some(message_id), Some(pop_receipt)) => Ok(MarkerHandle { message_id, pop_receipt }),
             _ => Err(fail("the reply lacks message id or pop receipt".into())),
@@ -128,7 +131,10 @@ impl BusyRecord for QueueBusyRecord {
             for (message_id, (receipt, text)) in received.iter() {
                 let pop_receipt = self.release(message_id, receipt).await.map_err(fail)?;
                 match serde_json::from_str::<BusyMarker>(text) {
-                    Ok(marker) => out.push(StoredMarker { handle: MarkerHandle { message_id: message_id.clone(), pop_receipt }, marker }),
+                    Ok(marker) => out.push(StoredMarker {
+                        handle: MarkerHandle { message_id: message_id.clone(), pop_receipt },
+                        marker,
+                    }),
                     Err(err) => warn!(message_id, error = %err, "queue message is not a busy marker; left in place"),
                 }
             }
@@ -139,7 +145,10 @@ impl BusyRecord for QueueBusyRecord {
             if total <= received.len() as i64 {
                 return Ok(out);
             }
-            warn!(visible = received.len(), total, "some busy markers are hidden by an earlier recovery; waiting for them");
+            warn!(
+                visible = received.len(),
+                total, "some busy markers are hidden by an earlier recovery; waiting for them"
+            );
             tokio::time::sleep(Duration::from_secs(RECOVERY_LEASE_SECS as u64)).await;
         }
     }

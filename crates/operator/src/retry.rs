@@ -15,8 +15,12 @@ pub struct ErrorPolicy {
 
 impl ErrorPolicy {
     pub fn new(min: Duration, max: Duration) -> Self {
-        let builder =
-            ExponentialBuilder::new().with_min_delay(min).with_max_delay(max).with_factor(2.0).with_jitter().without_max_times();
+        let builder = ExponentialBuilder::new()
+            .with_min_delay(min)
+            .with_max_delay(max)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times();
         Self { current: builder.build(), builder, max }
     }
 
@@ -57,7 +61,10 @@ mod tests {
     use crate::ports::ScaleSetError;
 
     fn server_error() -> ReconcileError {
-        ReconcileError::ObserveFailed(ScaleSetError::ReadFailed(CloudFault::Server { status: 500, message: "x".into() }))
+        ReconcileError::ObserveFailed(ScaleSetError::ReadFailed(CloudFault::Server {
+            status: 500,
+            message: "x".into(),
+        }))
     }
 
     #[test]
@@ -65,7 +72,10 @@ mod tests {
         let mut policy = ErrorPolicy::new(Duration::from_secs(1), Duration::from_secs(8));
         let delays: Vec<_> = (0..8).map(|_| policy.next_delay(&server_error())).collect();
         assert!(delays[0] >= Duration::from_secs(1) && delays[0] < Duration::from_secs(3), "{delays:?}");
-        assert!(delays.iter().all(|d| *d <= Duration::from_secs(16)), "capped (jitter adds at most one more delay): {delays:?}");
+        assert!(
+            delays.iter().all(|d| *d <= Duration::from_secs(16)),
+            "capped (jitter adds at most one more delay): {delays:?}"
+        );
         assert!(delays[5] >= Duration::from_secs(8), "{delays:?}");
         policy.reset();
         assert!(policy.next_delay(&server_error()) < Duration::from_secs(3));

@@ -76,9 +76,24 @@ async fn bad_input_gets_one_error_shape_and_changes_no_state() {
     let cases = [
         ("application/json", "{not json".to_owned(), 400, "malformed_json"),
         ("text/plain", job_json(1), 415, "unsupported_media_type"),
-        ("application/json", r#"{"repository":"o/r","run_id":1,"run_attempt":1,"job_name":"b","instance":"7"}"#.to_owned(), 422, "invalid_body"),
-        ("application/json", r#"{"repository":"o/r","run_id":"x","run_attempt":1,"job_name":"b"}"#.to_owned(), 422, "invalid_body"),
-        ("application/json", format!(r#"{{"repository":"{}","run_id":1,"run_attempt":1,"job_name":"b"}}"#, "x".repeat(20_000)), 413, "body_too_large"),
+        (
+            "application/json",
+            r#"{"repository":"o/r","run_id":1,"run_attempt":1,"job_name":"b","instance":"7"}"#.to_owned(),
+            422,
+            "invalid_body",
+        ),
+        (
+            "application/json",
+            r#"{"repository":"o/r","run_id":"x","run_attempt":1,"job_name":"b"}"#.to_owned(),
+            422,
+            "invalid_body",
+        ),
+        (
+            "application/json",
+            format!(r#"{{"repository":"{}","run_id":1,"run_attempt":1,"job_name":"b"}}"#, "x".repeat(20_000)),
+            413,
+            "body_too_large",
+        ),
     ];
     for (content_type, body, status, code) in cases {
         let (got, json) = h.call_with(vm, STARTED, content_type, body).await;
@@ -222,7 +237,8 @@ async fn a_burst_of_hooks_makes_one_capacity_change() {
         h.call(h.ip_of(&id.to_string()), REGISTRATION, "{}").await;
     }
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let looper = tokio::spawn(operator::run::reconcile_loop(h.controller.clone(), Duration::from_millis(300), shutdown.clone()));
+    let looper =
+        tokio::spawn(operator::run::reconcile_loop(h.controller.clone(), Duration::from_millis(300), shutdown.clone()));
     tokio::time::sleep(Duration::from_millis(100)).await; // first pass: nothing to do
     let before = h.scale_set.writes().set_capacity;
     let calls = (0..10).map(|id| {

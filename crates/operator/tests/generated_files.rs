@@ -8,10 +8,7 @@ fn repo_file(name: &str) -> PathBuf {
 
 fn assert_fresh(path: &str, generated: &str) {
     let committed = std::fs::read_to_string(repo_file(path)).unwrap_or_default();
-    assert!(
-        committed == generated,
-        "{path} is stale or missing: run `just generate` and commit the result"
-    );
+    assert!(committed == generated, "{path} is stale or missing: run `just generate` and commit the result");
 }
 
 #[test]

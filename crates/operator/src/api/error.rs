@@ -45,9 +45,9 @@ impl ApiError {
                         StatusCode::SERVICE_UNAVAILABLE
                     }
                     HookError::UnknownInstance { .. } => StatusCode::FORBIDDEN,
-                    HookError::AlreadyRegistered { .. } | HookError::WrongState { .. } | HookError::JobMismatch { .. } => {
-                        StatusCode::CONFLICT
-                    }
+                    HookError::AlreadyRegistered { .. }
+                    | HookError::WrongState { .. }
+                    | HookError::JobMismatch { .. } => StatusCode::CONFLICT,
                     HookError::RegistrationFailed(_) => StatusCode::BAD_GATEWAY,
                 };
                 (status, e.kind())
@@ -57,7 +57,9 @@ impl ApiError {
                     JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
                     JsonRejection::JsonSyntaxError(_) => "malformed_json",
                     JsonRejection::JsonDataError(_) => "invalid_body",
-                    JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+                    JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                        "body_too_large"
+                    }
                     _ => "bad_request",
                 };
                 (rejection.status(), code)

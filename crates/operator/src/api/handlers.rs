@@ -11,7 +11,9 @@ use axum::{
 
 use super::{
     error::{ApiError, ErrorBody},
-    types::{HookResponse, JobHookRequest, ReadyResponse, RegistrationRequest, RegistrationResponse, RunnerExitedRequest},
+    types::{
+        HookResponse, JobHookRequest, ReadyResponse, RegistrationRequest, RegistrationResponse, RunnerExitedRequest,
+    },
     AppState,
 };
 

@@ -55,8 +55,7 @@ pub fn load_str(toml: &str) -> Result<Config, ConfigError> {
 }
 
 fn extract(figment: Figment) -> Result<Config, ConfigError> {
-    let config: Config =
-        figment.extract().map_err(|source| ConfigError::Parse { source: Box::new(source) })?;
+    let config: Config = figment.extract().map_err(|source| ConfigError::Parse { source: Box::new(source) })?;
     let violations = validate(&config);
     if violations.is_empty() {
         Ok(config)
@@ -106,6 +105,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail error type, test only
     fn environment_overrides_file_which_overrides_defaults() {
         Jail::expect_with(|jail| {
             jail.create_file("operator.toml", MINIMAL)?;
@@ -120,6 +120,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail error type, test only
     fn json_files_are_read_too() {
         Jail::expect_with(|jail| {
             let value: toml::Value = toml::from_str(MINIMAL).unwrap();

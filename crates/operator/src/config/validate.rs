@@ -42,7 +42,10 @@ pub fn validate(config: &Config) -> Vec<Violation> {
     if pool.registration_timeout.get().as_secs() < 60 {
         fail(
             "pool.registration_timeout",
-            format!("pool.registration_timeout ({}) must be at least 1m: a VM needs time to boot", pool.registration_timeout),
+            format!(
+                "pool.registration_timeout ({}) must be at least 1m: a VM needs time to boot",
+                pool.registration_timeout
+            ),
         );
     }
 
@@ -59,13 +62,17 @@ pub fn validate(config: &Config) -> Vec<Violation> {
             if github.runner_group.is_some() {
                 fail(
                     "github.runner_group",
-                    "github.runner_group is only allowed with organization scope: repositories have no runner groups".into(),
+                    "github.runner_group is only allowed with organization scope: repositories have no runner groups"
+                        .into(),
                 );
             }
         }
         GithubScope::Organization(org) => {
             if org.is_empty() || org.contains('/') {
-                fail("github.scope.organization", format!("github.scope.organization ({org}) must be an organization login"));
+                fail(
+                    "github.scope.organization",
+                    format!("github.scope.organization ({org}) must be an organization login"),
+                );
             }
         }
     }
@@ -80,10 +87,15 @@ pub fn validate(config: &Config) -> Vec<Violation> {
             );
         }
     }
-    if !github.credential.key_vault_url.starts_with("https://") && !github.credential.key_vault_url.starts_with("http://127.") {
+    if !github.credential.key_vault_url.starts_with("https://")
+        && !github.credential.key_vault_url.starts_with("http://127.")
+    {
         fail(
             "github.credential.key_vault_url",
-            format!("github.credential.key_vault_url ({}) must be an https:// vault URI", github.credential.key_vault_url),
+            format!(
+                "github.credential.key_vault_url ({}) must be an https:// vault URI",
+                github.credential.key_vault_url
+            ),
         );
     }
 
@@ -105,7 +117,10 @@ pub fn validate(config: &Config) -> Vec<Violation> {
     if config.reconcile.debounce.get() > config.reconcile.period.get() {
         fail(
             "reconcile.debounce",
-            format!("reconcile.debounce ({}) must not exceed reconcile.period ({})", config.reconcile.debounce, config.reconcile.period),
+            format!(
+                "reconcile.debounce ({}) must not exceed reconcile.period ({})",
+                config.reconcile.debounce, config.reconcile.period
+            ),
         );
     }
     out
@@ -190,7 +205,10 @@ mod tests {
 
     #[test]
     fn plain_http_endpoints_are_refused_except_loopback() {
-        assert_eq!(violations_of(|c| c.queue.url = "http://stbusy.queue.core.windows.net/q".into())[0].field, "queue.url");
+        assert_eq!(
+            violations_of(|c| c.queue.url = "http://stbusy.queue.core.windows.net/q".into())[0].field,
+            "queue.url"
+        );
         assert!(violations_of(|c| c.queue.url = "http://127.0.0.1:10001/devstoreaccount1/q".into()).is_empty());
     }
 

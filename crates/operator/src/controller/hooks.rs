@@ -26,7 +26,7 @@ pub enum HookError {
     #[error("instance {instance} is {state}; it takes no {hook} now")]
     WrongState { instance: InstanceId, state: InstanceState, hook: &'static str },
     #[error("instance {instance} is running job {running}, not {reported}")]
-    JobMismatch { instance: InstanceId, running: JobRef, reported: JobRef },
+    JobMismatch { instance: InstanceId, running: Box<JobRef>, reported: Box<JobRef> },
     #[error("GitHub did not issue a registration")]
     RegistrationFailed(#[source] GithubError),
     #[error("the busy record could not be updated")]
@@ -107,10 +107,13 @@ impl Controller {
     #[instrument(skip_all, fields(pool = %self.settings().pool, instance = tracing::field::Empty))]
     pub async fn register(&self, ip: IpAddr) -> Result<Registration, HookError> {
         let result = self.register_inner(ip).await;
-        self.metrics().hook("registration", match &result {
-            Ok(_) => "applied",
-            Err(e) => e.kind(),
-        });
+        self.metrics().hook(
+            "registration",
+            match &result {
+                Ok(_) => "applied",
+                Err(e) => e.kind(),
+            },
+        );
         result
     }
 
@@ -139,7 +142,10 @@ impl Controller {
                 runner_group: settings.runner_group.clone(),
             };
             let jit = github.jit_config(&request).await.map_err(|e| self.github_failed(e))?;
-            (Registration::Jit { runner_name: runner_name.clone(), encoded_jit_config: jit.encoded }, Some(jit.runner_id))
+            (
+                Registration::Jit { runner_name: runner_name.clone(), encoded_jit_config: jit.encoded },
+                Some(jit.runner_id),
+            )
         } else {
             let token = github.registration_token().await.map_err(|e| self.github_failed(e))?;
             let mut args = vec![
@@ -155,7 +161,16 @@ impl Controller {
                 args.extend(["--runnergroup".to_owned(), group.clone()]);
             }
             let url = github.registration_url();
-            (Registration::Token { runner_name: runner_name.clone(), url, token: token.token, expires_at: token.expires_at, args }, None)
+            (
+                Registration::Token {
+                    runner_name: runner_name.clone(),
+                    url,
+                    token: token.token,
+                    expires_at: token.expires_at,
+                    args,
+                },
+                None,
+            )
         };
 
         let now = Instant::now();
@@ -201,10 +216,18 @@ impl Controller {
             Phase::Busy(active) if active.job == job => return Ok(self.outcome(&record.id, false)),
             Phase::Completed(done) if *done == job => return Ok(self.outcome(&record.id, false)),
             Phase::Busy(active) => {
-                return Err(HookError::JobMismatch { instance: record.id, running: active.job.clone(), reported: job });
+                return Err(HookError::JobMismatch {
+                    instance: record.id,
+                    running: Box::new(active.job.clone()),
+                    reported: Box::new(job),
+                });
             }
             Phase::Completed(_) | Phase::Exited => {
-                return Err(HookError::WrongState { instance: record.id.clone(), state: record.state(), hook: "job-started" });
+                return Err(HookError::WrongState {
+                    instance: record.id.clone(),
+                    state: record.state(),
+                    hook: "job-started",
+                });
             }
             Phase::Unregistered | Phase::Registered => {}
         }
@@ -237,12 +260,16 @@ impl Controller {
         let _turn = self.lock_instance(&record.id).await;
         let record = self.fleet().get(&record.id).cloned().ok_or(HookError::UnknownInstance { ip })?;
         match &record.phase {
-            Phase::Busy(active) if active.job != job => {
-                Err(HookError::JobMismatch { instance: record.id, running: active.job.clone(), reported: job })
-            }
-            Phase::Completed(done) if *done != job => {
-                Err(HookError::JobMismatch { instance: record.id, running: done.clone(), reported: job })
-            }
+            Phase::Busy(active) if active.job != job => Err(HookError::JobMismatch {
+                instance: record.id,
+                running: Box::new(active.job.clone()),
+                reported: Box::new(job),
+            }),
+            Phase::Completed(done) if *done != job => Err(HookError::JobMismatch {
+                instance: record.id,
+                running: Box::new(done.clone()),
+                reported: Box::new(job),
+            }),
             Phase::Completed(_) | Phase::Exited => Ok(self.outcome(&record.id, false)),
             Phase::Busy(active) => {
                 self.ports().busy.remove(&active.marker).await.map_err(|e| self.busy_record_failed(e))?;

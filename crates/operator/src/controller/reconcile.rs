@@ -202,7 +202,13 @@ impl Controller {
         Some(line)
     }
 
-    fn finish_operation(&self, op: Operation, verb: &'static str, ids: &[InstanceId], result: Result<(), ScaleSetError>) {
+    fn finish_operation(
+        &self,
+        op: Operation,
+        verb: &'static str,
+        ids: &[InstanceId],
+        result: Result<(), ScaleSetError>,
+    ) {
         let now = Instant::now();
         match result {
             Ok(()) => {

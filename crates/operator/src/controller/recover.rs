@@ -80,7 +80,9 @@ impl Controller {
             for id in ids {
                 let record = fleet.get_mut(&id).expect("listed above");
                 // Runner names are `<computer name>-<suffix>`; see Controller::register.
-                if let Some(runner) = runners.iter().find(|r| r.name.rsplit_once('-').is_some_and(|(vm, _)| vm == record.name)) {
+                if let Some(runner) =
+                    runners.iter().find(|r| r.name.rsplit_once('-').is_some_and(|(vm, _)| vm == record.name))
+                {
                     record.runner = Some(RunnerRef { name: runner.name.clone(), id: Some(runner.id) });
                     record.set_phase(Phase::Registered, now);
                     report.registered += 1;
@@ -93,8 +95,13 @@ impl Controller {
             report.instances = fleet.len();
         }
         self.shared.recovered.store(true, Ordering::Release);
-        info!(instances = report.instances, busy = report.busy, registered = report.registered,
-              stale_markers = report.stale_markers_removed, "state recovered");
+        info!(
+            instances = report.instances,
+            busy = report.busy,
+            registered = report.registered,
+            stale_markers = report.stale_markers_removed,
+            "state recovered"
+        );
         Ok(report)
     }
 }

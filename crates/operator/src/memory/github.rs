@@ -9,9 +9,7 @@ use time::OffsetDateTime;
 
 use crate::{
     model::JobRef,
-    ports::{
-        DeregisterOutcome, Github, GithubError, JitConfig, JitRequest, RegistrationToken, Runner, RunnerStatus,
-    },
+    ports::{DeregisterOutcome, Github, GithubError, JitConfig, JitRequest, RegistrationToken, Runner, RunnerStatus},
 };
 
 /// A job waiting at the simulated GitHub for a runner with all of its labels.
@@ -215,7 +213,10 @@ mod tests {
         let gh = InMemoryGithub::new("https://github.com/o/r");
         gh.enqueue(SimJob { job: job(1), labels: labels(&["gpu"]) });
         gh.enqueue(SimJob { job: job(2), labels: labels(&["linux"]) });
-        let jit = gh.jit_config(&JitRequest { name: "vm0-a".into(), labels: labels(&["linux"]), runner_group: None }).await.unwrap();
+        let jit = gh
+            .jit_config(&JitRequest { name: "vm0-a".into(), labels: labels(&["linux"]), runner_group: None })
+            .await
+            .unwrap();
         let id = gh.start_with_jit(&jit.encoded).unwrap();
         assert_eq!(gh.start_with_jit(&jit.encoded), None, "a JIT config works once");
         assert_eq!(gh.poll_job(id), Some(job(2)), "label match, not queue order");

@@ -143,7 +143,12 @@ impl InMemoryScaleSet {
             .instances
             .iter()
             .filter(|(_, i)| i.state_at(now, self.settings.boot_delay) == CloudState::Running)
-            .map(|(id, i)| Boot { id: InstanceId::new(id.to_string()), name: i.name.clone(), ip: i.ip, generation: i.generation })
+            .map(|(id, i)| Boot {
+                id: InstanceId::new(id.to_string()),
+                name: i.name.clone(),
+                ip: i.ip,
+                generation: i.generation,
+            })
             .collect()
     }
 
@@ -154,7 +159,9 @@ impl InMemoryScaleSet {
     fn parse_ids(&self, ids: &[InstanceId]) -> Result<Vec<u64>, CloudFault> {
         let inner = self.lock();
         ids.iter()
-            .map(|id| id.as_str().parse::<u64>().ok().filter(|n| inner.instances.contains_key(n)).ok_or(CloudFault::NotFound))
+            .map(|id| {
+                id.as_str().parse::<u64>().ok().filter(|n| inner.instances.contains_key(n)).ok_or(CloudFault::NotFound)
+            })
             .collect()
     }
 }
@@ -296,7 +303,7 @@ mod tests {
     async fn reimage_starts_a_new_boot_with_the_same_address() {
         let set = InMemoryScaleSet::with_running(fast(), 1);
         let before = set.running_boots().remove(0);
-        set.reimage_instances(&[before.id.clone()]).await.unwrap();
+        set.reimage_instances(std::slice::from_ref(&before.id)).await.unwrap();
         let after = set.running_boots().remove(0);
         assert_eq!((after.ip, after.generation), (before.ip, before.generation + 1));
         assert_eq!(set.writes().reimage, 1);

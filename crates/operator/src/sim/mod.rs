@@ -107,11 +107,11 @@ async fn hypervisor(scale_set: Arc<InMemoryScaleSet>, ctx: SimContext, stop: Can
             false
         });
         for boot in boots {
-            if !vms.contains_key(&boot) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = vms.entry(boot) {
                 ctx.stats.boots.fetch_add(1, Ordering::SeqCst);
                 let in_job = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                let handle = tokio::spawn(vm::run(boot.clone(), ctx.clone(), in_job.clone()));
-                vms.insert(boot, RunningVm { handle, in_job });
+                let handle = tokio::spawn(vm::run(slot.key().clone(), ctx.clone(), in_job.clone()));
+                slot.insert(RunningVm { handle, in_job });
             }
         }
     }

@@ -65,7 +65,13 @@ impl Harness {
     /// A recovered controller over `running` booted instances with an in-memory busy record.
     pub async fn new(running: u32, settings: Settings) -> Self {
         let busy = Arc::new(InMemoryBusyRecord::default());
-        let mut h = Self::with_parts(fast_scale_set(running, 1), Arc::new(InMemoryGithub::new("https://github.com/o/r")), busy.clone(), settings).await;
+        let mut h = Self::with_parts(
+            fast_scale_set(running, 1),
+            Arc::new(InMemoryGithub::new("https://github.com/o/r")),
+            busy.clone(),
+            settings,
+        )
+        .await;
         h.memory_busy = Some(busy);
         h
     }
@@ -90,7 +96,8 @@ impl Harness {
 
     /// The address of instance `n` (as the in-memory scale set assigns them).
     pub fn ip_of(&self, id: &str) -> SocketAddr {
-        let boot = self.scale_set.running_boots().into_iter().find(|b| b.id.as_str() == id).expect("instance is running");
+        let boot =
+            self.scale_set.running_boots().into_iter().find(|b| b.id.as_str() == id).expect("instance is running");
         SocketAddr::new(boot.ip, 40000)
     }
 
@@ -98,7 +105,13 @@ impl Harness {
         self.call_with(from, path, "application/json", body.to_owned()).await
     }
 
-    pub async fn call_with(&self, from: SocketAddr, path: &str, content_type: &str, body: String) -> (u16, serde_json::Value) {
+    pub async fn call_with(
+        &self,
+        from: SocketAddr,
+        path: &str,
+        content_type: &str,
+        body: String,
+    ) -> (u16, serde_json::Value) {
         let mut req = Request::post(path).header("content-type", content_type).body(Body::from(body)).unwrap();
         req.extensions_mut().insert(ConnectInfo(from));
         let resp = self.router.clone().oneshot(req).await.unwrap();

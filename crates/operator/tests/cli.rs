@@ -1,0 +1,143 @@
+//! The real binary: config validation, generators, and `serve` starting, answering
+//! and stopping cleanly on SIGTERM.
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_operator");
+
+fn config(min: u32, max: u32, listen: &str) -> String {
+    format!(
+        r#"
+[github]
+scope = {{ repository = "octo-org/octo-repo" }}
+labels = ["self-hosted", "linux"]
+credential = {{ key_vault_url = "https://kv-runners.vault.azure.net/", secret_name = "github-pat" }}
+
+[azure]
+vmss_resource_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/vmss-runners"
+
+[queue]
+url = "https://stbusy.queue.core.windows.net/busy-runners"
+
+[pool]
+min = {min}
+max = {max}
+free_target_percentage = 25
+
+[server]
+listen = "{listen}"
+shutdown_grace = "5s"
+"#
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn an_invalid_config_names_the_field_and_the_rule_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "operator.toml", &config(5, 3, "127.0.0.1:0"));
+    let out = Command::new(BIN).args(["config", "validate"]).arg(&file).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("pool.min (5) must not exceed pool.max (3)"), "{stderr}");
+
+    let out = Command::new(BIN).args(["serve", "--simulated-cloud", "--in-memory-queue", "--config"]).arg(&file).output().unwrap();
+    assert!(!out.status.success(), "serve refuses to start");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pool.min (5)"));
+}
+
+#[test]
+fn environment_variables_are_validated_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "operator.toml", &config(1, 3, "127.0.0.1:0"));
+    let ok = Command::new(BIN).args(["config", "validate"]).arg(&file).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let out = Command::new(BIN)
+        .args(["config", "validate"])
+        .arg(&file)
+        .env("OPERATOR_POOL__FREE_TARGET_PERCENTAGE", "100")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pool.free_target_percentage (100)"));
+}
+
+#[test]
+fn generators_print_the_committed_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for (args, file) in [(&["config", "schema"][..], "schema/operator-config.schema.json"), (&["openapi"][..], "schema/openapi.json")] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), std::fs::read_to_string(root.join(file)).unwrap(), "{file}");
+    }
+}
+
+fn get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, text))
+}
+
+#[test]
+fn serve_answers_and_stops_cleanly_on_sigterm() {
+    let port = test_support::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "operator.json", &{
+        let value: toml::Value = toml::from_str(&config(2, 4, &addr)).unwrap();
+        serde_json::to_string(&value).unwrap()
+    });
+    let mut child = Command::new(BIN)
+        .args(["serve", "--simulated-cloud", "--in-memory-queue", "--config"])
+        .arg(&file)
+        .env("OPERATOR_LOG__FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let ready = loop {
+        if let Some((200, body)) = get(&addr, "/readyz") {
+            break body;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "operator did not become ready");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(ready.contains("\"ready\":true"), "{ready}");
+    let (status, metrics) = get(&addr, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    assert!(metrics.contains("vmss_runner_actual_instances 2"), "{metrics}");
+
+    let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(stopped.elapsed() < Duration::from_secs(10), "operator did not stop within its grace time");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+    let mut logs = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut logs).unwrap();
+    let lines: Vec<serde_json::Value> = logs.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(!lines.is_empty(), "JSON logs when stdout is not a terminal: {logs}");
+    assert!(lines.iter().any(|l| l["message"] == "shut down cleanly"), "{logs}");
+    assert!(lines.iter().any(|l| l["pool"] == "vmss-runners" || l["span"]["pool"] == "vmss-runners"), "spans carry the pool: {logs}");
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The one test command (README, .ci/run): on a machine with only the Rust
+# toolchain, Node.js and Python, install every tool the tests need — pinned,
+# cached inside the checkout, git-ignored — then run every test tier.
+#
+#   node_modules/   Azurite (package-lock.json), the real queue service for tests
+#   .tools/         Python tools: just, shellcheck, checkov, actionlint, zizmor, pytest
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${repo_root}"
+
+# Azurite, exactly as locked. Skip when the lock file has not changed since the last install.
+stamp="node_modules/.lock.sha256"
+want="$(sha256sum package-lock.json | cut -d' ' -f1)"
+if [[ ! -f "${stamp}" || "$(cat "${stamp}")" != "${want}" ]]; then
+  echo "test: installing Azurite (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  printf '%s\n' "${want}" > "${stamp}"
+fi
+node_modules/.bin/azurite-queue --version > /dev/null
+
+bash scripts/install-python-tools.sh
+
+exec .tools/venv/bin/just ci
