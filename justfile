@@ -14,7 +14,7 @@ demo *ARGS:
     cargo run --release -p operator -- demo {{ARGS}}
 
 # Every test tier, as CI runs them (after scripts/test.sh installed the tools).
-ci: static unit integration e2e
+ci: unit integration e2e static
 
 # Unit tests: no process, no network.
 unit:

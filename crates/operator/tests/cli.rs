@@ -52,7 +52,11 @@ fn an_invalid_config_names_the_field_and_the_rule_and_exits_non_zero() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("pool.min (5) must not exceed pool.max (3)"), "{stderr}");
 
-    let out = Command::new(BIN).args(["serve", "--simulated-cloud", "--in-memory-queue", "--config"]).arg(&file).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--simulated-cloud", "--in-memory-queue", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "serve refuses to start");
     assert!(String::from_utf8_lossy(&out.stderr).contains("pool.min (5)"));
 }
@@ -76,7 +80,9 @@ fn environment_variables_are_validated_too() {
 #[test]
 fn generators_print_the_committed_files() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    for (args, file) in [(&["config", "schema"][..], "schema/operator-config.schema.json"), (&["openapi"][..], "schema/openapi.json")] {
+    for (args, file) in
+        [(&["config", "schema"][..], "schema/operator-config.schema.json"), (&["openapi"][..], "schema/openapi.json")]
+    {
         let out = Command::new(BIN).args(args).output().unwrap();
         assert!(out.status.success());
         assert_eq!(String::from_utf8(out.stdout).unwrap(), std::fs::read_to_string(root.join(file)).unwrap(), "{file}");
@@ -139,5 +145,8 @@ fn serve_answers_and_stops_cleanly_on_sigterm() {
     let lines: Vec<serde_json::Value> = logs.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     assert!(!lines.is_empty(), "JSON logs when stdout is not a terminal: {logs}");
     assert!(lines.iter().any(|l| l["message"] == "shut down cleanly"), "{logs}");
-    assert!(lines.iter().any(|l| l["pool"] == "vmss-runners" || l["span"]["pool"] == "vmss-runners"), "spans carry the pool: {logs}");
+    assert!(
+        lines.iter().any(|l| l["pool"] == "vmss-runners" || l["span"]["pool"] == "vmss-runners"),
+        "spans carry the pool: {logs}"
+    );
 }
