@@ -225,25 +225,24 @@ async fn rss_case(queue_url: Option<&str>) {
     // The simulated scale set numbers its instances 127.1.x.y (ScaleSetSettings::default).
     let ips: Vec<IpAddr> =
         (0..1000u32).map(|id| IpAddr::from([127, 1, (1 + id / 250) as u8, (1 + id % 250) as u8])).collect();
-    let mut registered = 0;
+    // Like the hook scripts (one curl per hook), each request uses its own connection.
+    let mut registered = vec![false; ips.len()];
     for _ in 0..50 {
         // The first requests may meet the operator still recovering (503); retry those.
-        let mut conns = Vec::new();
         for (n, ip) in ips.iter().enumerate() {
-            let mut conn = Conn::open(*ip, addr).await;
-            if conn.post("/api/v1/registration", "{}").await == 200 {
-                registered += 1;
+            if !registered[n] {
+                registered[n] = Conn::open(*ip, addr).await.post("/api/v1/registration", "{}").await == 200;
             }
-            conns.push((n, conn));
         }
-        if registered == ips.len() {
-            for (n, conn) in &mut conns {
-                assert_eq!(conn.post("/api/v1/hooks/job-started", &job(*n)).await, 200);
-            }
+        if registered.iter().all(|r| *r) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    for (n, ip) in ips.iter().enumerate() {
+        assert_eq!(Conn::open(*ip, addr).await.post("/api/v1/hooks/job-started", &job(n)).await, 200);
+    }
+    let registered = registered.iter().filter(|r| **r).count();
     assert_eq!(registered, 1000);
     tokio::time::sleep(Duration::from_secs(2)).await; // a reconcile pass over the busy pool
     let (rss, hwm) = rss_of(child.id());
