@@ -241,3 +241,19 @@ proptest! {
         prop_assert_eq!(again.capacity, None, "second pass scaled out again: {:?} then {:?}", d.target, again.target);
     }
 }
+
+#[test]
+fn worked_example_of_the_docs() {
+    let s = spec(2, 10, 25);
+    // Six busy, nothing free: 6 -> 8.
+    assert_eq!(decide(&s, &pool(&[Busy; 6])).capacity, Some(8));
+    // A seventh job takes a free one: 8 -> 10.
+    let mut states = vec![Busy; 7];
+    states.push(Idle);
+    assert_eq!(decide(&s, &pool(&states)).capacity, Some(10));
+    // Three jobs finish: 4 busy, 3 free, 3 recyclable -> all three deleted, pool of 7.
+    let states = [Busy, Busy, Busy, Busy, Idle, Idle, Idle, Recyclable, Recyclable, Recyclable];
+    let d = decide(&s, &pool(&states));
+    assert_eq!(d.delete, ids(&[7, 8, 9]));
+    assert_eq!((d.target.free_wanted, d.target.size_after), (2, 7));
+}
