@@ -22,7 +22,7 @@ unit:
 
 # Integration tests: the router, Azurite (real queue service) and fakes on loopback.
 integration:
-    cargo test -p operator --locked --test api --test busy_record_azurite --test generated_files
+    cargo test -p operator --locked --test api --test serve --test busy_record_azurite --test generated_files
 
 # End-to-end: the real binary, and the whole operator driving simulated VMs over HTTP.
 e2e:

@@ -255,3 +255,20 @@ async fn a_burst_of_hooks_makes_one_capacity_change() {
     assert_eq!(writes.set_capacity - before, 1, "one capacity write for the burst: {writes:?}");
     assert_eq!(operator::ports::ScaleSet::capacity(&*h.scale_set).await.unwrap(), 20, "10 busy at 50 % -> 20");
 }
+
+#[tokio::test]
+async fn instances_finishing_together_are_recycled_in_one_batched_call() {
+    let h = Harness::new(6, settings(1, 10, 0)).await;
+    for id in 0..6 {
+        h.call(h.ip_of(&id.to_string()), REGISTRATION, "{}").await;
+    }
+    for id in 2..6 {
+        h.call(h.ip_of(&id.to_string()), EXITED, "{}").await;
+    }
+    h.controller.reconcile().await.unwrap();
+    h.controller.operations().close();
+    h.controller.operations().wait().await;
+    let writes = h.scale_set.writes();
+    assert_eq!(writes.delete, 1, "one call: {writes:?}");
+    assert_eq!(writes.deleted_ids.len(), 4);
+}
