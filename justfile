@@ -20,13 +20,14 @@ ci: unit integration e2e static
 unit:
     cargo test --workspace --locked --lib --bins
 
-# Integration tests: the router, Azurite (real queue service) and fakes on loopback.
+# Integration tests (every crates/*/tests/*.rs not named e2e_*): the router, Azurite (real
+# queue service) and HTTP fakes on loopback.
 integration:
-    cargo test -p operator --locked --test api --test serve --test busy_record_azurite --test generated_files
+    cargo test --workspace --locked $(for f in crates/*/tests/*.rs; do n="$(basename "$f" .rs)"; case "$n" in e2e_*) ;; *) printf -- '--test %s ' "$n" ;; esac; done)
 
-# End-to-end: the real binary, and the whole operator driving simulated VMs over HTTP.
+# End-to-end (tests named e2e_*): the real binary, and the whole operator driving simulated VMs over HTTP.
 e2e:
-    cargo test -p operator --locked --test cli --test demo
+    cargo test --workspace --locked --test 'e2e_*'
 
 # Static checks: formatting, clippy, shellcheck, Terraform (HCL, checkov), workflows (actionlint, zizmor).
 static:

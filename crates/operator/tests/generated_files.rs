@@ -20,16 +20,3 @@ fn config_schema_is_current() {
 fn openapi_document_is_current() {
     assert_fresh("schema/openapi.json", &operator::api::openapi_json());
 }
-
-#[test]
-fn every_test_file_belongs_to_a_just_tier() {
-    let justfile = std::fs::read_to_string(repo_file("justfile")).unwrap();
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests");
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "rs") {
-            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-            assert!(justfile.contains(&format!("--test {name}")), "tests/{name}.rs is run by no recipe in the justfile");
-        }
-    }
-}

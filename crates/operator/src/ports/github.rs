@@ -104,4 +104,9 @@ pub trait Github: Send + Sync {
     async fn deregister_runner(&self, id: u64) -> Result<DeregisterOutcome, GithubError>;
     /// The web URL runners register against (`config.sh --url`), e.g. `https://github.com/owner/repo`.
     fn registration_url(&self) -> String;
+
+    /// Requests left in the current rate-limit window, as GitHub last reported (for metrics).
+    fn rate_limit_remaining(&self) -> Option<u64> {
+        None
+    }
 }

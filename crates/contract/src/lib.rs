@@ -1,0 +1,1 @@
+//! Validates HTTP exchanges against the official API descriptions copied into `contracts/`.

@@ -1,0 +1,1 @@
+//! Stateful HTTP fakes of Azure Resource Manager (VM scale sets), Key Vault and IMDS.

@@ -1,0 +1,1 @@
+//! A stateful HTTP fake of GitHub's self-hosted runner REST API.
