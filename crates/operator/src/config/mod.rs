@@ -97,6 +97,10 @@ pub struct CredentialConfig {
     /// Authenticate as a GitHub App; the secret is then the App's private key.
     #[serde(default)]
     pub app: Option<GithubAppConfig>,
+    /// How often to re-read the secret, so a rotated PAT or App key needs no restart
+    /// (it is also re-read at once when GitHub refuses the current one).
+    #[serde(default = "default_credential_refresh")]
+    pub refresh_period: HumanDuration,
 }
 
 /// GitHub App identity.
@@ -123,6 +127,9 @@ pub struct AzureConfig {
     /// Client id of the scaler's user-assigned managed identity (system-assigned when absent).
     #[serde(default)]
     pub managed_identity_client_id: Option<String>,
+    /// Azure Resource Manager endpoint (another cloud, or a test fake on loopback).
+    #[serde(default = "default_resource_manager_url")]
+    pub resource_manager_url: String,
 }
 
 impl AzureConfig {
@@ -230,6 +237,12 @@ pub enum LogFormat {
 
 fn default_github_api_url() -> String {
     "https://api.github.com".to_owned()
+}
+fn default_credential_refresh() -> HumanDuration {
+    HumanDuration::secs(15 * 60)
+}
+fn default_resource_manager_url() -> String {
+    "https://management.azure.com".to_owned()
 }
 fn default_true() -> bool {
     true

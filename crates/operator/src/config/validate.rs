@@ -108,6 +108,12 @@ pub fn validate(config: &Config) -> Vec<Violation> {
             ),
         );
     }
+    if !https_or_loopback(&config.azure.resource_manager_url) {
+        fail(
+            "azure.resource_manager_url",
+            format!("azure.resource_manager_url ({}) must be an https:// URL", config.azure.resource_manager_url),
+        );
+    }
     if !config.queue.url.starts_with("https://") && !config.queue.url.starts_with("http://127.") {
         fail("queue.url", format!("queue.url ({}) must be an https:// queue URL", config.queue.url));
     }
@@ -124,6 +130,10 @@ pub fn validate(config: &Config) -> Vec<Violation> {
         );
     }
     out
+}
+
+fn https_or_loopback(url: &str) -> bool {
+    url.starts_with("https://") || url.starts_with("http://127.")
 }
 
 fn valid_label(label: &str) -> bool {
