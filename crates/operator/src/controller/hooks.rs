@@ -4,12 +4,12 @@
 use std::net::IpAddr;
 
 use time::OffsetDateTime;
-use tokio::time::Instant;
+use tokio::{sync::OwnedMutexGuard, time::Instant};
 use tracing::{info, instrument, warn};
 
 use super::Controller;
 use crate::{
-    fleet::{ActiveJob, Phase, RunnerRef},
+    fleet::{ActiveJob, InstanceRecord, Phase, RunnerRef},
     model::{InstanceId, InstanceState, JobRef},
     ports::{BusyMarker, BusyRecordError, GithubError, JitRequest, ScaleSetError},
 };
@@ -86,6 +86,17 @@ impl Controller {
         }
     }
 
+    /// Common start of every hook: recovered, caller resolved to an instance (recorded
+    /// on the span), the instance's turn taken, and its record read under that turn.
+    async fn begin(&self, ip: IpAddr) -> Result<(OwnedMutexGuard<()>, InstanceRecord), HookError> {
+        self.ensure_recovered()?;
+        let found = self.resolve(ip).await?;
+        tracing::Span::current().record("instance", found.id.as_str());
+        let turn = self.lock_instance(&found.id).await;
+        let record = self.fleet().get(&found.id).cloned().ok_or(HookError::UnknownInstance { ip })?;
+        Ok((turn, record))
+    }
+
     fn outcome(&self, id: &InstanceId, changed: bool) -> HookOutcome {
         let state = self.fleet().get(id).map_or(InstanceState::Deleting, |r| r.state());
         if changed {
@@ -118,11 +129,7 @@ impl Controller {
     }
 
     async fn register_inner(&self, ip: IpAddr) -> Result<Registration, HookError> {
-        self.ensure_recovered()?;
-        let record = self.resolve(ip).await?;
-        tracing::Span::current().record("instance", record.id.as_str());
-        let _turn = self.lock_instance(&record.id).await;
-        let record = self.fleet().get(&record.id).cloned().ok_or(HookError::UnknownInstance { ip })?;
+        let (_turn, record) = self.begin(ip).await?;
         if record.phase != Phase::Unregistered || record.runner.is_some() {
             warn!(runner = ?record.runner.as_ref().map(|r| &r.name), "second registration request for this boot refused");
             return Err(HookError::AlreadyRegistered { instance: record.id });
@@ -203,11 +210,7 @@ impl Controller {
     }
 
     async fn job_started_inner(&self, ip: IpAddr, job: JobRef) -> Result<HookOutcome, HookError> {
-        self.ensure_recovered()?;
-        let record = self.resolve(ip).await?;
-        tracing::Span::current().record("instance", record.id.as_str());
-        let _turn = self.lock_instance(&record.id).await;
-        let record = self.fleet().get(&record.id).cloned().ok_or(HookError::UnknownInstance { ip })?;
+        let (_turn, record) = self.begin(ip).await?;
         if record.operation.is_some() || record.state().is_in_operation() {
             let state = record.state();
             return Err(HookError::WrongState { instance: record.id, state, hook: "job-started" });
@@ -254,11 +257,7 @@ impl Controller {
     }
 
     async fn job_completed_inner(&self, ip: IpAddr, job: JobRef) -> Result<HookOutcome, HookError> {
-        self.ensure_recovered()?;
-        let record = self.resolve(ip).await?;
-        tracing::Span::current().record("instance", record.id.as_str());
-        let _turn = self.lock_instance(&record.id).await;
-        let record = self.fleet().get(&record.id).cloned().ok_or(HookError::UnknownInstance { ip })?;
+        let (_turn, record) = self.begin(ip).await?;
         match &record.phase {
             Phase::Busy(active) if active.job != job => Err(HookError::JobMismatch {
                 instance: record.id,
@@ -295,11 +294,7 @@ impl Controller {
     }
 
     async fn runner_exited_inner(&self, ip: IpAddr) -> Result<HookOutcome, HookError> {
-        self.ensure_recovered()?;
-        let record = self.resolve(ip).await?;
-        tracing::Span::current().record("instance", record.id.as_str());
-        let _turn = self.lock_instance(&record.id).await;
-        let record = self.fleet().get(&record.id).cloned().ok_or(HookError::UnknownInstance { ip })?;
+        let (_turn, record) = self.begin(ip).await?;
         match &record.phase {
             Phase::Exited => Ok(self.outcome(&record.id, false)),
             Phase::Busy(active) => {
