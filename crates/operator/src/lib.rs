@@ -8,6 +8,7 @@ pub mod config;
 pub mod controller;
 pub mod demo;
 pub mod fleet;
+pub mod github;
 pub mod memory;
 pub mod metrics;
 pub mod model;
