@@ -338,6 +338,13 @@ impl Inner {
     fn check(&self, ex: &Exchange) -> Vec<String> {
         let method = ex.method.to_ascii_uppercase();
         let (path, query) = split(&ex.path);
+        // GitHub Enterprise Server serves the same REST API under `/api/v3`.
+        let path = match self.api {
+            Api::GithubRest => {
+                path.strip_prefix("/api/v3").filter(|p| p.starts_with('/')).map_or(path.clone(), str::to_string)
+            }
+            _ => path,
+        };
         let prefix = format!("{} {}", ex.method, ex.path);
         let excepted: Vec<&Exception> = self.exceptions.iter().filter(|e| e.covers(self.api, &method, &path)).collect();
         let allows = |kind: Kind| excepted.iter().copied().filter(move |e| e.kind == kind);

@@ -350,6 +350,13 @@ fn an_unknown_path_or_method_is_rejected() {
     ex.method = "PATCH".into();
     assert_one_problem_mentions(Api::GithubRest, &ex, &["method PATCH is not described", "DELETE", "GET"]);
 
+    // GitHub Enterprise Server's `/api/v3` prefix is understood, other prefixes are not.
+    let mut ex = example(Api::GithubRest, "actions/get-self-hosted-runner-for-repo 200");
+    ex.path = format!("/api/v3{}", ex.path);
+    assert_eq!(Contract::load(Api::GithubRest).check(&ex), Ok(()));
+    ex.path = ex.path.replace("/api/v3", "/api/v4");
+    assert_one_problem_mentions(Api::GithubRest, &ex, &["unknown path"]);
+
     // GitHub paths are case-sensitive.
     let mut ex = example(Api::GithubRest, "actions/get-self-hosted-runner-for-repo 200");
     ex.path = ex.path.replace("/actions/", "/Actions/");
@@ -558,4 +565,25 @@ fn collect_all(dir: &Path, rel: &str, out: &mut BTreeSet<String>) {
             out.insert(rel);
         }
     }
+}
+
+#[test]
+fn examples_whose_api_version_is_an_authoring_leftover_are_sent_with_the_description_version() {
+    let mut replaced: Vec<String> = Api::ALL
+        .iter()
+        .flat_map(|api| Contract::load(*api).examples())
+        .filter(|e| e.name.contains("replaced"))
+        .filter_map(|e| e.file)
+        .collect();
+    replaced.dedup();
+    assert_eq!(
+        replaced,
+        [
+            // 2020-06-01 inside the 2021-03-01 folder.
+            "azure/compute/exact-2021-07-snapshot-2021-03-01/examples/ForceDeleteVirtualMachineScaleSets.json",
+            "azure/compute/exact-2021-07-snapshot-2021-03-01/examples/ForceDeleteVirtualMachineScaleSetVM.json",
+            // 7.6-preview.1 in the TypeSpec-generated example of 2025-07-01.
+            "azure/keyvault-secrets/examples/GetSecret-example.Security.KeyVault.Secrets-tsp.json",
+        ]
+    );
 }
