@@ -194,7 +194,8 @@ impl Bucket {
         let earned = (now.saturating_duration_since(self.last_refill).as_nanos() / every) as u32;
         if earned > 0 {
             self.tokens = (self.tokens + earned).min(limit.burst);
-            self.last_refill = if self.tokens == limit.burst { now } else { self.last_refill + limit.refill_every * earned };
+            self.last_refill =
+                if self.tokens == limit.burst { now } else { self.last_refill + limit.refill_every * earned };
         }
     }
 
@@ -348,7 +349,9 @@ impl FakeArm {
             .route(&format!("{set}/reimage"), post(reimage_instances))
             .route(&format!("{ops}/operations/{{id}}"), get(operation_status))
             .route(&format!("{ops}/operationResults/{{id}}"), get(operation_result))
-            .fallback(|| async { arm_error(StatusCode::NOT_FOUND, "InvalidResourceType", "The fake serves no such path.") })
+            .fallback(|| async {
+                arm_error(StatusCode::NOT_FOUND, "InvalidResourceType", "The fake serves no such path.")
+            })
             .with_state(state.clone())
             .layer(middleware::from_fn_with_state(recorder.clone(), record::record));
         let server = server::serve(listener, router);
@@ -464,10 +467,20 @@ fn arm_error(status: StatusCode, code: &str, message: &str) -> Response {
 
 fn unauthorized(problem: TokenProblem) -> Response {
     let (code, message, error) = match problem {
-        TokenProblem::Missing => ("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.", None),
+        TokenProblem::Missing => {
+            ("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.", None)
+        }
         TokenProblem::Unknown => ("InvalidAuthenticationToken", "The access token is invalid.", Some("invalid_token")),
-        TokenProblem::Expired => ("ExpiredAuthenticationToken", "The access token expiry UTC time is earlier than current UTC time.", Some("invalid_token")),
-        TokenProblem::WrongAudience => ("InvalidAuthenticationTokenAudience", "The access token has been obtained for wrong audience or resource.", Some("invalid_token")),
+        TokenProblem::Expired => (
+            "ExpiredAuthenticationToken",
+            "The access token expiry UTC time is earlier than current UTC time.",
+            Some("invalid_token"),
+        ),
+        TokenProblem::WrongAudience => (
+            "InvalidAuthenticationTokenAudience",
+            "The access token has been obtained for wrong audience or resource.",
+            Some("invalid_token"),
+        ),
     };
     let mut response = arm_error(StatusCode::UNAUTHORIZED, code, message);
     let challenge = match error {
@@ -516,7 +529,11 @@ async fn gate(
                 ))
             }
             Fault::NotFound => {
-                return Err(arm_error(StatusCode::NOT_FOUND, "NotFound", "The entity was not found in this Azure location."))
+                return Err(arm_error(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    "The entity was not found in this Azure location.",
+                ))
             }
             Fault::Conflict => {
                 return Err(arm_error(
@@ -558,13 +575,25 @@ fn with_rate_headers(mut response: Response, remaining: Option<u32>) -> Response
 type SetPath = Path<(String, String, String)>;
 
 /// Find the scale set named in the path, settled to now.
-fn find<'a>(state: &ArmState, inner: &'a mut Inner, (sub, rg, name): &(String, String, String)) -> Result<&'a mut FakeScaleSet, Response> {
+fn find<'a>(
+    state: &ArmState,
+    inner: &'a mut Inner,
+    (sub, rg, name): &(String, String, String),
+) -> Result<&'a mut FakeScaleSet, Response> {
     let settings = &state.settings;
     if !sub.eq_ignore_ascii_case(&settings.subscription_id) {
-        return Err(arm_error(StatusCode::NOT_FOUND, "SubscriptionNotFound", &format!("The subscription '{sub}' could not be found.")));
+        return Err(arm_error(
+            StatusCode::NOT_FOUND,
+            "SubscriptionNotFound",
+            &format!("The subscription '{sub}' could not be found."),
+        ));
     }
     if !rg.eq_ignore_ascii_case(&settings.resource_group) {
-        return Err(arm_error(StatusCode::NOT_FOUND, "ResourceGroupNotFound", &format!("Resource group '{rg}' could not be found.")));
+        return Err(arm_error(
+            StatusCode::NOT_FOUND,
+            "ResourceGroupNotFound",
+            &format!("Resource group '{rg}' could not be found."),
+        ));
     }
     let set = inner.sets.get_mut(&name.to_lowercase()).ok_or_else(|| {
         arm_error(
@@ -627,8 +656,9 @@ fn parse_body(bytes: &Bytes) -> Result<Value, Response> {
     if bytes.is_empty() {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| arm_error(StatusCode::BAD_REQUEST, "InvalidRequestContent", &format!("The request content was invalid: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| {
+        arm_error(StatusCode::BAD_REQUEST, "InvalidRequestContent", &format!("The request content was invalid: {e}"))
+    })
 }
 
 /// Spend one write from the scale set's bucket, or answer 429.
@@ -668,8 +698,13 @@ async fn patch_scale_set(
         Ok(body) => body,
         Err(r) => return r,
     };
-    let Some(capacity) = body.pointer("/sku/capacity").and_then(Value::as_u64).and_then(|c| u32::try_from(c).ok()) else {
-        return arm_error(StatusCode::BAD_REQUEST, "InvalidParameter", "The fake updates only 'sku.capacity', a whole number.");
+    let Some(capacity) = body.pointer("/sku/capacity").and_then(Value::as_u64).and_then(|c| u32::try_from(c).ok())
+    else {
+        return arm_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+            "The fake updates only 'sku.capacity', a whole number.",
+        );
     };
     let now = Instant::now();
     let settings = state.settings.clone();
@@ -714,9 +749,19 @@ async fn patch_scale_set(
 fn instance_ids(body: &Value, set: &FakeScaleSet, required: bool) -> Result<Vec<u64>, Response> {
     let ids = match body.get("instanceIds") {
         Some(Value::Array(ids)) => ids,
-        Some(_) => return Err(arm_error(StatusCode::BAD_REQUEST, "InvalidParameter", "'instanceIds' must be an array of strings.")),
+        Some(_) => {
+            return Err(arm_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameter",
+                "'instanceIds' must be an array of strings.",
+            ))
+        }
         None if required => {
-            return Err(arm_error(StatusCode::BAD_REQUEST, "InvalidParameter", "Required parameter 'instanceIds' is missing (null)."))
+            return Err(arm_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameter",
+                "Required parameter 'instanceIds' is missing (null).",
+            ))
         }
         None => return Ok(set.instances.keys().copied().collect()),
     };

@@ -200,7 +200,11 @@ async fn token(
         return imds_error(StatusCode::BAD_REQUEST, "invalid_request", "Required metadata header not specified");
     }
     if query.get("api-version").is_none_or(|v| v.is_empty()) {
-        return imds_error(StatusCode::BAD_REQUEST, "invalid_request", "Required query variable 'api-version' is missing");
+        return imds_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Required query variable 'api-version' is missing",
+        );
     }
     let Some(resource) = query.get("resource").filter(|r| !r.is_empty()) else {
         return imds_error(StatusCode::BAD_REQUEST, "invalid_request", "Required query variable 'resource' is missing");
@@ -218,7 +222,8 @@ async fn token(
     let lifetime = inner.settings.token_lifetime;
     let now = SystemTime::now();
     let expires_at = now + lifetime;
-    let access_token = format!("fake-imds-token-{}-{}", inner.issued, now.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos());
+    let access_token =
+        format!("fake-imds-token-{}-{}", inner.issued, now.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos());
     inner.tokens.insert(access_token.clone(), Issued { resource: resource.clone(), expires_at, revoked: false });
     let epoch = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs().to_string();
     let mut body = json!({

@@ -124,7 +124,11 @@ impl FakeKeyVault {
         inner.next_version += 1;
         let id = format!("{:032x}", inner.next_version);
         let created = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        inner.secrets.entry(name.to_owned()).or_default().push(Version { id: id.clone(), value: value.to_owned(), created });
+        inner.secrets.entry(name.to_owned()).or_default().push(Version {
+            id: id.clone(),
+            value: value.to_owned(),
+            created,
+        });
         id
     }
 
@@ -160,7 +164,8 @@ fn challenge(problem: TokenProblem) -> Response {
         TokenProblem::Unknown | TokenProblem::WrongAudience => ("Unauthorized", "AKV10022: Invalid audience."),
     };
     let mut response = vault_error(StatusCode::UNAUTHORIZED, code, message);
-    let value = format!(r#"Bearer authorization="https://login.microsoftonline.com/common", resource="{VAULT_RESOURCE}""#);
+    let value =
+        format!(r#"Bearer authorization="https://login.microsoftonline.com/common", resource="{VAULT_RESOURCE}""#);
     if let Ok(value) = HeaderValue::from_str(&value) {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
     }
@@ -175,11 +180,17 @@ async fn gate(state: &KeyVaultState, headers: &HeaderMap, query: &HashMap<String
             Fault::Slow(delay) => tokio::time::sleep(delay).await,
             Fault::Hang => std::future::pending::<()>().await,
             Fault::Throttle { retry_after } => {
-                let mut response = vault_error(StatusCode::TOO_MANY_REQUESTS, "Throttled", "Request was not processed because too many requests were received.");
+                let mut response = vault_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Throttled",
+                    "Request was not processed because too many requests were received.",
+                );
                 response.headers_mut().insert(header::RETRY_AFTER, retry_after.as_secs().into());
                 return Err(response);
             }
-            Fault::ServerError => return Err(vault_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "injected")),
+            Fault::ServerError => {
+                return Err(vault_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "injected"))
+            }
             Fault::NotFound => return Err(vault_error(StatusCode::NOT_FOUND, "SecretNotFound", "injected")),
             Fault::Conflict => return Err(vault_error(StatusCode::CONFLICT, "Conflict", "injected")),
             Fault::ExpiredToken => return Err(challenge(TokenProblem::Expired)),
@@ -187,7 +198,11 @@ async fn gate(state: &KeyVaultState, headers: &HeaderMap, query: &HashMap<String
     }
     match query.get("api-version") {
         Some(v) if v == KEYVAULT_API_VERSION => Ok(()),
-        Some(v) => Err(vault_error(StatusCode::BAD_REQUEST, "BadParameter", &format!("The specified version ({v}) is not recognized."))),
+        Some(v) => Err(vault_error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            &format!("The specified version ({v}) is not recognized."),
+        )),
         None => Err(vault_error(StatusCode::BAD_REQUEST, "BadParameter", "api-version is required.")),
     }
 }
@@ -202,7 +217,10 @@ fn read(state: &KeyVaultState, name: &str, version: Option<&str>) -> Response {
         return vault_error(
             StatusCode::NOT_FOUND,
             "SecretNotFound",
-            &format!("A secret with (name/id) {name}{} was not found in this key vault.", version.map(|v| format!("/{v}")).unwrap_or_default()),
+            &format!(
+                "A secret with (name/id) {name}{} was not found in this key vault.",
+                version.map(|v| format!("/{v}")).unwrap_or_default()
+            ),
         );
     };
     let body = json!({

@@ -9,6 +9,11 @@
 //! official API descriptions, and takes injected faults ([`Fault`]) from the test.
 //! [`FakeAzure::start`] starts all three with one call.
 
+#![allow(
+    clippy::result_large_err,
+    reason = "handlers return the ready rejection `Response`; a test fake, not a hot path"
+)]
+
 mod arm;
 mod fault;
 mod identity;

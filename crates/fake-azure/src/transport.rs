@@ -35,8 +35,8 @@ impl LoopbackTransport {
         let mut builder = reqwest::Client::builder().no_proxy();
         let mut names = Vec::new();
         if let Some(vault) = vault {
-            let certificate =
-                reqwest::Certificate::from_pem(vault.certificate_pem().as_bytes()).expect("the fake vault's certificate");
+            let certificate = reqwest::Certificate::from_pem(vault.certificate_pem().as_bytes())
+                .expect("the fake vault's certificate");
             builder = builder.resolve(VAULT_HOST, vault.addr()).tls_certs_only([certificate]);
             names.push(VAULT_HOST.to_owned());
         }

@@ -2,6 +2,7 @@
 //! and scales an Azure VM Scale Set of self-hosted GitHub Actions runners.
 
 pub mod api;
+pub mod azure;
 pub mod budget;
 pub mod cli;
 pub mod config;
