@@ -119,7 +119,8 @@ impl Credentials {
         if header.alg != Algorithm::RS256 {
             return Err("A JSON web token could not be decoded");
         }
-        let unverified: Claims = jsonwebtoken::dangerous::insecure_decode_claims(token).map_err(|_| "A JSON web token could not be decoded")?;
+        let unverified: Claims = jsonwebtoken::dangerous::insecure_decode_claims(token)
+            .map_err(|_| "A JSON web token could not be decoded")?;
         let app_id = match &unverified.iss {
             serde_json::Value::Number(n) => n.as_u64(),
             serde_json::Value::String(s) => s.parse().ok(),
@@ -132,15 +133,16 @@ impl Credentials {
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "iat", "iss"]);
         validation.validate_exp = false; // checked below against the fake's clock
-        let claims: Claims = jsonwebtoken::decode(token, &key, &validation)
-            .map_err(|_| "A JSON web token could not be decoded")?
-            .claims;
+        let claims: Claims =
+            jsonwebtoken::decode(token, &key, &validation).map_err(|_| "A JSON web token could not be decoded")?.claims;
         let now = now.unix_timestamp();
         if claims.exp <= now {
             return Err("'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires");
         }
         if claims.iat > now + 60 {
-            return Err("'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued");
+            return Err(
+                "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued",
+            );
         }
         if claims.exp - claims.iat > 600 || claims.exp > now + 600 {
             return Err("'Expiration time' claim ('exp') is too far in the future");

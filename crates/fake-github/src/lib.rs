@@ -219,7 +219,11 @@ impl FakeGithub {
         ephemeral: bool,
     ) -> Option<u64> {
         let labels: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
-        self.shared.lock().runners.register_with_token(scope, token, name, &labels, ephemeral, OffsetDateTime::now_utc()).ok()
+        self.shared
+            .lock()
+            .runners
+            .register_with_token(scope, token, name, &labels, ephemeral, OffsetDateTime::now_utc())
+            .ok()
     }
 
     /// `config.sh remove --token <remove token>`.

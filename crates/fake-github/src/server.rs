@@ -26,6 +26,7 @@ use crate::{
 };
 
 const DOCS: &str = "https://docs.github.com/rest";
+const API_VERSION: &str = "2022-11-28";
 const RATE_DOCS: &str = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api";
 
 pub(crate) struct FaultRule {
@@ -267,6 +268,18 @@ fn serve(
     let base_url = shared.base_url.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut guard = shared.lock();
     let inner = &mut *guard;
+    // GitHub refuses requests without a User-Agent, and unsupported API versions. The fake
+    // also insists on the version header, which GitHub would default: the client must send it.
+    if headers.get("user-agent").is_none() {
+        return Reply::error(
+            403,
+            "Request forbidden by administrative rules. Please make sure your request has a User-Agent header.",
+        );
+    }
+    match headers.get("x-github-api-version").and_then(|v| v.to_str().ok()) {
+        Some(API_VERSION) => {}
+        _ => return Reply::error(400, format!("The fake requires 'X-GitHub-Api-Version: {API_VERSION}'.")),
+    }
     let segments: Vec<&str> = api_path.trim_matches('/').split('/').collect();
     let Some((auth, route)) = route(&segments) else {
         return Reply::not_found();
@@ -325,7 +338,9 @@ fn serve(
     let mut reply = match route {
         Route::AccessToken(id) => access_token(inner, &principal, id, now),
         Route::Installation(scope) => installation(inner, &principal, &scope, &base_url),
-        Route::Runners(scope, rest) => runners(inner, method, &scope, &rest, raw_query, body, now, &base_url, full_path),
+        Route::Runners(scope, rest) => {
+            runners(inner, method, &scope, &rest, raw_query, body, now, &base_url, full_path)
+        }
         Route::RunnerGroups(org) if method == Method::GET => {
             let groups: Vec<Value> = inner
                 .runners
@@ -347,7 +362,10 @@ fn serve(
     // Conditional GET: a matching ETag answers 304 and costs nothing.
     let etag = reply.headers.iter().find(|(n, _)| *n == "etag").map(|(_, v)| v.clone());
     let not_modified = etag.is_some_and(|tag| {
-        headers.get("if-none-match").and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == tag))
+        headers
+            .get("if-none-match")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == tag))
     });
     let bucket = inner.limits.bucket(&key, now);
     if not_modified {

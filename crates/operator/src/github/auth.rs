@@ -65,7 +65,11 @@ struct Claims {
 
 /// GitHub's App JWT: RS256, `iat` 60 s in the past (clock drift), `exp` 9 minutes
 /// ahead (GitHub allows at most 10), `iss` the App id and a fresh `jti` each time.
-pub fn app_jwt(app_id: u64, key: &EncodingKey, now: OffsetDateTime) -> Result<SecretValue, jsonwebtoken::errors::Error> {
+pub fn app_jwt(
+    app_id: u64,
+    key: &EncodingKey,
+    now: OffsetDateTime,
+) -> Result<SecretValue, jsonwebtoken::errors::Error> {
     let now = now.unix_timestamp();
     let claims =
         Claims { iat: now - 60, exp: now + 9 * 60, iss: app_id.to_string(), jti: uuid::Uuid::new_v4().to_string() };

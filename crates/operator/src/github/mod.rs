@@ -16,11 +16,11 @@ mod rate_limit;
 
 use std::{
     collections::HashMap,
+    sync::Arc,
     sync::{
         atomic::{AtomicU64, Ordering},
         Mutex,
     },
-    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -163,10 +163,8 @@ impl Answer {
     }
 
     fn parse<T: for<'de> Deserialize<'de>>(&self) -> Result<T, GithubError> {
-        serde_json::from_value(self.body.clone()).map_err(|e| GithubError::Server {
-            status: self.status,
-            message: format!("unexpected response body: {e}"),
-        })
+        serde_json::from_value(self.body.clone())
+            .map_err(|e| GithubError::Server { status: self.status, message: format!("unexpected response body: {e}") })
     }
 }
 
@@ -351,8 +349,7 @@ impl GithubClient {
     ) -> Result<InstallationToken, GithubError> {
         let jwt = app_jwt(app_id, key, OffsetDateTime::now_utc()).map_err(transport)?;
         let url = format!("{}/app/installations/{installation_id}/access_tokens", self.api);
-        let response =
-            self.http.post(&url).header(AUTHORIZATION, bearer(&jwt)?).send().await.map_err(transport)?;
+        let response = self.http.post(&url).header(AUTHORIZATION, bearer(&jwt)?).send().await.map_err(transport)?;
         let answer = read(response).await?;
         match answer.status {
             201 => {
@@ -361,7 +358,12 @@ impl GithubClient {
                 Ok(InstallationToken::new(SecretValue::new(wire.token), parse_time(&wire.expires_at)?))
             }
             401 => Err(GithubError::Unauthorized),
-            403 | 429 => match throttle_wait(answer.status, &RateLimitInfo::from_headers(&answer.headers), &answer.message(), now_epoch()) {
+            403 | 429 => match throttle_wait(
+                answer.status,
+                &RateLimitInfo::from_headers(&answer.headers),
+                &answer.message(),
+                now_epoch(),
+            ) {
                 Some(wait) => Err(GithubError::RateLimited { retry_after: Some(wait) }),
                 None => Err(answer.server_error()),
             },
@@ -470,7 +472,11 @@ impl GithubClient {
                             tokio::time::sleep(d).await;
                         }
                         Throttle::GiveUp(d) => {
-                            warn!(status = answer.status, retry_after_s = d.as_secs(), "GitHub rate limit; giving up for now");
+                            warn!(
+                                status = answer.status,
+                                retry_after_s = d.as_secs(),
+                                "GitHub rate limit; giving up for now"
+                            );
                             return Err(GithubError::RateLimited { retry_after: Some(d) });
                         }
                     }
@@ -500,7 +506,9 @@ impl GithubClient {
             let (body, next) = match answer.status {
                 304 => match self.cache().get(&current) {
                     Some(page) => (page.body.clone(), page.next.clone()),
-                    None => return Err(GithubError::Server { status: 304, message: "304 without a cached page".into() }),
+                    None => {
+                        return Err(GithubError::Server { status: 304, message: "304 without a cached page".into() })
+                    }
                 },
                 200 => {
                     let next = next_link(&answer.headers);
@@ -518,7 +526,10 @@ impl GithubClient {
             if let Some(next) = next {
                 // Follow only links into the same API: a foreign one would get the credential.
                 if !next.starts_with(&format!("{}/", self.api)) {
-                    return Err(GithubError::Server { status: 200, message: "pagination link outside the API root".into() });
+                    return Err(GithubError::Server {
+                        status: 200,
+                        message: "pagination link outside the API root".into(),
+                    });
                 }
                 url = Some(next);
             }
@@ -567,7 +578,8 @@ fn now_epoch() -> i64 {
 }
 
 fn bearer(token: &SecretValue) -> Result<HeaderValue, GithubError> {
-    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| GithubError::Unauthorized)?;
+    let mut value =
+        HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| GithubError::Unauthorized)?;
     value.set_sensitive(true);
     Ok(value)
 }

@@ -22,7 +22,8 @@ pub struct RateLimitInfo {
 
 impl RateLimitInfo {
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        let number = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
+        let number =
+            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
         Self {
             remaining: number("x-ratelimit-remaining").and_then(|n| u64::try_from(n).ok()),
             reset: number("x-ratelimit-reset"),
@@ -102,7 +103,8 @@ mod tests {
 
     #[test]
     fn a_spent_primary_limit_waits_until_the_reset() {
-        let info = RateLimitInfo::from_headers(&headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1010")]));
+        let info =
+            RateLimitInfo::from_headers(&headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1010")]));
         assert_eq!(throttle_wait(429, &info, "API rate limit exceeded", 1000), Some(Duration::from_secs(11)));
         assert_eq!(info.exhausted_for(1000), Some(Duration::from_secs(11)));
     }
