@@ -31,7 +31,7 @@ use serde_json::Value;
 
 pub use examples::Example;
 use exceptions::{Exception, Kind};
-use paths::{match_template, pointer_matches, segments, split, template, Segment};
+use paths::{match_template, pointer_matches, request_segments, segments, split, template, Segment};
 use schema::{escape, file_pointer, Bundle, Converter};
 
 /// One request and its response, as a fake server recorded it.
@@ -308,7 +308,7 @@ impl Inner {
 
     fn find_operation<'d>(&self, desc: &'d Description, method: &str, path: &str) -> Result<&'d Operation, String> {
         let ci = self.api.case_insensitive_paths();
-        let all = segments(path);
+        let all = request_segments(path);
         let base = segments(&desc.base_path);
         let fits_base = all.len() >= base.len()
             && base.iter().zip(&all).all(|(b, p)| if ci { b.eq_ignore_ascii_case(p) } else { b == p });
@@ -363,7 +363,7 @@ impl Inner {
         let params = self.params(desc, op);
 
         // Path parameter values.
-        let rest = &segments(&path)[segments(&desc.base_path).len()..];
+        let rest = &request_segments(&path)[segments(&desc.base_path).len()..];
         for (name, value) in match_template(&op.template, rest, self.api.case_insensitive_paths()).unwrap_or_default() {
             if let Some(p) = params.iter().find(|p| p.location == "path" && p.name == name) {
                 self.check_param_value(&at, p, &value, &mut problems);

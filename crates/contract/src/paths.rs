@@ -56,6 +56,17 @@ pub(crate) fn segments(path: &str) -> Vec<&str> {
     path.split('/').filter(|s| !s.is_empty()).collect()
 }
 
+/// The segments of a request path. Unlike [`segments`], a trailing `/` is kept as an empty
+/// last segment: Key Vault's `GET /secrets/{name}/` is `/secrets/{secret-name}/{secret-version}`
+/// with the optional version left empty (the SDK reads the current version that way).
+pub(crate) fn request_segments(path: &str) -> Vec<&str> {
+    let mut out = segments(path);
+    if path.len() > 1 && path.ends_with('/') && !out.is_empty() {
+        out.push("");
+    }
+    out
+}
+
 /// One segment of an operation's path template.
 #[derive(Clone, Debug)]
 pub(crate) enum Segment {
@@ -151,6 +162,8 @@ mod tests {
     fn templates_match_segment_by_segment() {
         let t = template("/repos/{owner}/{repo}/actions/runners/{runner_id}");
         let p = segments("/repos/o/r/actions/runners/42");
+        assert_eq!(request_segments("/secrets/github-pat/"), ["secrets", "github-pat", ""]);
+        assert_eq!(request_segments("/secrets/github-pat"), ["secrets", "github-pat"]);
         assert_eq!(match_template(&t, &p, false).unwrap()[2], ("runner_id".into(), "42".into()));
         assert!(match_template(&t, &segments("/repos/o/r/Actions/runners/42"), false).is_none());
         assert!(match_template(&t, &segments("/repos/o/r/Actions/runners/42"), true).is_some());

@@ -6,6 +6,7 @@ pub mod azure;
 pub mod budget;
 pub mod cli;
 pub mod config;
+pub mod connect;
 pub mod controller;
 pub mod demo;
 pub mod fleet;
