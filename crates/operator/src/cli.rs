@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// Keep the busy record in memory instead of the configured Storage Queue.
     #[arg(long)]
     pub in_memory_queue: bool,
+    /// Authenticate to Azure with your Azure CLI login instead of the VM's managed identity
+    /// (running the operator from a workstation).
+    #[arg(long, conflicts_with = "simulated_cloud")]
+    pub azure_cli: bool,
 }
 
 #[derive(Debug, Subcommand)]

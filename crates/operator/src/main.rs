@@ -4,13 +4,15 @@ use std::{process::ExitCode, sync::Arc};
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use operator::azure::CredentialSource;
+use operator::connect::{connect, ConnectOptions};
 use operator::{
     cli::{Cli, Command, ConfigCommand, DemoArgs, ServeArgs},
     config::{self, LogFormat},
     controller::{Controller, Settings},
     demo::{run_demo, DemoOptions},
     memory::{InMemoryBusyRecord, InMemoryGithub, InMemoryScaleSet, InMemorySecretStore, ScaleSetSettings},
-    ports::{BusyRecord, Ports},
+    ports::Ports,
     queue::QueueBusyRecord,
     run::{run, RunSettings},
     shutdown, telemetry,
@@ -57,47 +59,50 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = config::load(args.config.as_deref())?;
     telemetry::init(config.log.format);
-    if !args.simulated_cloud {
-        bail!(
-            "this build has no Azure Resource Manager or GitHub client yet; \
-             run with --simulated-cloud to use the in-memory scale set and GitHub"
+    let settings = Settings::from_config(&config);
+    let mut ports = if args.simulated_cloud {
+        simulated_ports(&config, &settings)
+    } else {
+        let source = if args.azure_cli { CredentialSource::AzureCli } else { CredentialSource::ManagedIdentity };
+        let options = ConnectOptions { credential_source: source, azure_client_options: None };
+        connect(&config, options).await.context("connecting to Azure and GitHub")?.ports
+    };
+    if args.in_memory_queue {
+        ports.busy = Arc::new(InMemoryBusyRecord::default());
+    } else if args.simulated_cloud {
+        if !config.queue.url.contains("sig=") {
+            bail!("with --simulated-cloud there is no Azure identity: give queue.url with a SAS, or --in-memory-queue");
+        }
+        ports.busy = Arc::new(
+            QueueBusyRecord::new(&config.queue.url, None).map_err(|e| anyhow::anyhow!(e)).context("queue.url")?,
         );
     }
-    let settings = Settings::from_config(&config);
-    let busy: Arc<dyn BusyRecord> = if args.in_memory_queue {
-        Arc::new(InMemoryBusyRecord::default())
-    } else {
-        if !config.queue.url.contains("sig=") {
-            bail!("queue.url carries no SAS; Entra (managed identity) authentication ships with the Azure clients");
-        }
-        Arc::new(QueueBusyRecord::new(&config.queue.url, None).map_err(|e| anyhow::anyhow!(e)).context("queue.url")?)
-    };
-    let ports = Ports {
-        scale_set: Arc::new(InMemoryScaleSet::with_running(
-            ScaleSetSettings { name_prefix: format!("{}-", settings.pool), ..ScaleSetSettings::default() },
-            config.pool.min,
-        )),
-        github: Arc::new(InMemoryGithub::new(config.github.scope.runner_url("https://github.com"))),
-        busy,
-        secrets: Arc::new(InMemorySecretStore::with(&config.github.credential.secret_name, "simulated")),
-    };
     let controller = Controller::new(settings, ports);
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     let token = shutdown::on_signal();
-    run(
-        controller,
-        listener,
-        RunSettings {
-            max_body_bytes: config.server.max_body_bytes,
-            debounce: config.reconcile.debounce.get(),
-            shutdown_grace: config.server.shutdown_grace.get(),
-        },
-        token,
-    )
-    .await?;
+    let run_settings = RunSettings {
+        max_body_bytes: config.server.max_body_bytes,
+        debounce: config.reconcile.debounce.get(),
+        shutdown_grace: config.server.shutdown_grace.get(),
+    };
+    run(controller, listener, run_settings, token).await?;
     Ok(())
+}
+
+/// The in-memory scale set (with `pool.min` booted instances), GitHub and secret store.
+/// The busy record is set by the caller.
+fn simulated_ports(config: &config::Config, settings: &Settings) -> Ports {
+    Ports {
+        scale_set: Arc::new(InMemoryScaleSet::with_running(
+            ScaleSetSettings { name_prefix: format!("{}-", settings.pool), ..ScaleSetSettings::default() },
+            config.pool.min,
+        )),
+        github: Arc::new(InMemoryGithub::new(config.github.scope.runner_url("https://github.com"))),
+        busy: Arc::new(InMemoryBusyRecord::default()),
+        secrets: Arc::new(InMemorySecretStore::with(&config.github.credential.secret_name, "simulated")),
+    }
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {

@@ -25,6 +25,11 @@ pub struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabel {
+    pub policy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ApiErrorLabels {
     pub api: &'static str,
     pub kind: &'static str,
@@ -39,6 +44,8 @@ pub struct Metrics {
     pub scale_operations: Family<OutcomeLabels, Counter>,
     pub job_start_latency: Histogram,
     pub cloud_api_errors: Family<ApiErrorLabels, Counter>,
+    pub github_rate_limit_remaining: Gauge,
+    pub azure_rate_limit_remaining: Family<PolicyLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -81,6 +88,19 @@ impl Metrics {
             cloud_api_errors.clone(),
         );
         // Zeros from the start, so dashboards and alerts see every series.
+        let github_rate_limit_remaining = Gauge::default();
+        registry.register(
+            "github_rate_limit_remaining",
+            "GitHub API requests left in the current rate-limit window (-1 until known)",
+            github_rate_limit_remaining.clone(),
+        );
+        github_rate_limit_remaining.set(-1);
+        let azure_rate_limit_remaining = Family::<PolicyLabel, Gauge>::default();
+        registry.register(
+            "azure_rate_limit_remaining",
+            "Scale-set calls left per Azure throttling policy (x-ms-ratelimit-remaining-resource)",
+            azure_rate_limit_remaining.clone(),
+        );
         for kind in ["set_capacity", "delete", "reimage", "deregister"] {
             for outcome in ["ok", "failed"] {
                 let _ = scale_operations.get_or_create(&OutcomeLabels { kind, outcome });
@@ -98,6 +118,8 @@ impl Metrics {
             scale_operations,
             job_start_latency,
             cloud_api_errors,
+            github_rate_limit_remaining,
+            azure_rate_limit_remaining,
         }
     }
 

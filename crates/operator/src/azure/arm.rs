@@ -618,6 +618,11 @@ impl ArmScaleSet {
 
 #[async_trait]
 impl ScaleSet for ArmScaleSet {
+    fn rate_limits(&self) -> BTreeMap<String, u64> {
+        // The inherent method of the same name: the latest x-ms-ratelimit-remaining-resource.
+        ArmScaleSet::rate_limits(self)
+    }
+
     async fn capacity(&self) -> Result<u32, ScaleSetError> {
         let vmss = self.get_scale_set().await.map_err(ScaleSetError::ReadFailed)?;
         Ok(vmss.sku.and_then(|s| s.capacity).unwrap_or(0) as u32)

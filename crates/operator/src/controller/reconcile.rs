@@ -108,6 +108,15 @@ impl Controller {
         }
         metrics.desired_instances.set(i64::from(target.desired));
         metrics.actual_instances.set(i64::from(self.fleet().capacity()));
+        if let Some(left) = self.ports().github.rate_limit_remaining() {
+            metrics.github_rate_limit_remaining.set(i64::try_from(left).unwrap_or(i64::MAX));
+        }
+        for (policy, left) in self.ports().scale_set.rate_limits() {
+            metrics
+                .azure_rate_limit_remaining
+                .get_or_create(&crate::metrics::PolicyLabel { policy })
+                .set(i64::try_from(left).unwrap_or(i64::MAX));
+        }
         self.shared.reports.send_modify(|r| {
             r.pass += 1;
             r.target = target;

@@ -104,4 +104,9 @@ pub trait ScaleSet: Send + Sync {
     async fn delete_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError>;
     /// Reimage the named instances to a fresh OS disk; returns when done.
     async fn reimage_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError>;
+
+    /// Calls left per Azure throttling policy, as last reported (for metrics).
+    fn rate_limits(&self) -> std::collections::BTreeMap<String, u64> {
+        std::collections::BTreeMap::new()
+    }
 }
