@@ -41,9 +41,10 @@ impl ApiError {
         match self {
             Self::Hook(e) => {
                 let status = match e {
-                    HookError::Recovering | HookError::BusyRecordFailed(_) | HookError::CloudUnavailable(_) => {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    }
+                    HookError::Recovering
+                    | HookError::NotReadyYet { .. }
+                    | HookError::BusyRecordFailed(_)
+                    | HookError::CloudUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                     HookError::UnknownInstance { .. } => StatusCode::FORBIDDEN,
                     HookError::AlreadyRegistered { .. }
                     | HookError::WrongState { .. }

@@ -31,7 +31,7 @@ pub struct ApiJson<T>(pub T);
         (status = 403, description = "Caller is not an instance of the scale set", body = ErrorBody),
         (status = 409, description = "Already issued for this boot, or the instance is being recycled", body = ErrorBody),
         (status = 502, description = "GitHub did not issue a registration", body = ErrorBody),
-        (status = 503, description = "Recovering, or a dependency is unavailable; retry", body = ErrorBody),
+        (status = 503, description = "Recovering, the instance's reimage not yet confirmed, or a dependency unavailable; retry", body = ErrorBody),
     )
 )]
 pub async fn registration(

@@ -23,6 +23,8 @@ pub enum HookError {
     UnknownInstance { ip: IpAddr },
     #[error("instance {instance} already received its registration for this boot")]
     AlreadyRegistered { instance: InstanceId },
+    #[error("instance {instance} is still {state}; ask again shortly")]
+    NotReadyYet { instance: InstanceId, state: InstanceState },
     #[error("instance {instance} is {state}; it takes no {hook} now")]
     WrongState { instance: InstanceId, state: InstanceState, hook: &'static str },
     #[error("instance {instance} is running job {running}, not {reported}")]
@@ -41,6 +43,7 @@ impl HookError {
             Self::Recovering => "recovering",
             Self::UnknownInstance { .. } => "unknown_instance",
             Self::AlreadyRegistered { .. } => "already_registered",
+            Self::NotReadyYet { .. } => "not_ready_yet",
             Self::WrongState { .. } => "wrong_state",
             Self::JobMismatch { .. } => "job_mismatch",
             Self::RegistrationFailed(_) => "registration_failed",
@@ -130,13 +133,18 @@ impl Controller {
 
     async fn register_inner(&self, ip: IpAddr) -> Result<Registration, HookError> {
         let (_turn, record) = self.begin(ip).await?;
-        if record.phase != Phase::Unregistered || record.runner.is_some() {
-            warn!(runner = ?record.runner.as_ref().map(|r| &r.name), "second registration request for this boot refused");
-            return Err(HookError::AlreadyRegistered { instance: record.id });
-        }
         let state = record.state();
-        if !matches!(state, InstanceState::AwaitingRegistration | InstanceState::Provisioning) {
-            return Err(HookError::WrongState { instance: record.id, state, hook: "registration" });
+        let registered = record.phase != Phase::Unregistered || record.runner.is_some();
+        match state {
+            // The new boot can be up before Azure reports the reimage finished; the boot
+            // script retries on 503 until the operator has seen the operation complete.
+            InstanceState::Reimaging => return Err(HookError::NotReadyYet { instance: record.id, state }),
+            _ if registered => {
+                warn!(runner = ?record.runner.as_ref().map(|r| &r.name), "second registration request for this boot refused");
+                return Err(HookError::AlreadyRegistered { instance: record.id });
+            }
+            InstanceState::AwaitingRegistration | InstanceState::Provisioning => {}
+            _ => return Err(HookError::WrongState { instance: record.id, state, hook: "registration" }),
         }
 
         let settings = self.settings();
