@@ -65,6 +65,7 @@ impl Controller {
                     Err(err) => {
                         self.metrics().scale_operation("set_capacity", "failed");
                         self.record_cloud_error(&err);
+                        self.note_throttling(&err);
                         return Err(ReconcileError::ScaleOutFailed(err));
                     }
                 }
@@ -94,6 +95,15 @@ impl Controller {
 
     fn spend_write(&self) -> bool {
         self.shared.budget.lock().expect("budget lock poisoned").try_spend()
+    }
+
+    /// Azure throttled a write: stop writing until it says we may.
+    fn note_throttling(&self, err: &ScaleSetError) {
+        if let crate::ports::CloudFault::Throttled { retry_after } = err.fault() {
+            let pause = retry_after.unwrap_or(Duration::from_secs(15));
+            self.shared.budget.lock().expect("budget lock poisoned").throttled(pause);
+            warn!(?pause, "Azure throttled a scale-set write; pausing writes");
+        }
     }
 
     fn write_wait(&self) -> Duration {
@@ -239,6 +249,7 @@ impl Controller {
             Err(err) => {
                 self.metrics().scale_operation(verb, "failed");
                 self.record_cloud_error(&err);
+                self.note_throttling(&err);
                 warn!(error = %err, cause = %err.fault(), "{verb} failed; will retry");
                 self.undo_operation(ids);
             }
