@@ -106,6 +106,7 @@ async fn start(instances: u32, busy: Arc<dyn BusyRecord>) -> (SocketAddr, Vec<Ip
         runner_group: None,
         jit: true,
         organization_scope: false,
+        scope_name: "o/r".into(),
         period: Duration::from_secs(30),
     };
     let ports = Ports {

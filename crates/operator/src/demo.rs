@@ -128,6 +128,7 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
         runner_group: None,
         jit: opts.jit,
         organization_scope: false,
+        scope_name: "octo-org/octo-repo".into(),
         period: Duration::from_secs(2),
     };
     // Azure: burst 12, one more every 15 s. Ten times faster here.

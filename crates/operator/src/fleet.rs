@@ -59,6 +59,14 @@ pub struct InstanceRecord {
     pub operation: Option<Operation>,
 }
 
+/// The busy marker of an instance that vanished from the scale set while its record
+/// was Busy: nothing will ever complete it, so the reconcile pass removes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrphanMarker {
+    pub instance: InstanceId,
+    pub active: ActiveJob,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunnerRef {
     pub name: String,
@@ -159,7 +167,9 @@ impl Fleet {
 
     /// Merge a fresh cloud listing: new instances appear, vanished ones go, states
     /// update. The hooks' knowledge (phase, runner, job) of known instances stays.
-    pub fn merge_cloud(&mut self, capacity: u32, listed: &[CloudInstance], now: Instant) {
+    /// Returns the busy markers of vanished instances, which the caller must remove.
+    #[must_use = "the busy markers of vanished instances must be removed"]
+    pub fn merge_cloud(&mut self, capacity: u32, listed: &[CloudInstance], now: Instant) -> Vec<OrphanMarker> {
         self.capacity = capacity;
         let mut seen = BTreeMap::new();
         for cloud in listed {
@@ -184,8 +194,15 @@ impl Fleet {
             };
             seen.insert(cloud.id.clone(), record);
         }
-        self.instances = seen;
+        let vanished = std::mem::replace(&mut self.instances, seen);
         self.by_ip = self.instances.values().filter_map(|r| r.ip.map(|ip| (ip, r.id.clone()))).collect();
+        vanished
+            .into_values()
+            .filter_map(|r| match r.phase {
+                Phase::Busy(active) => Some(OrphanMarker { instance: r.id, active }),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The policy's input at `now`.
@@ -236,10 +253,11 @@ mod tests {
     fn hook_knowledge_survives_a_new_listing_and_vanished_instances_go() {
         let now = Instant::now();
         let mut fleet = Fleet::default();
-        fleet.merge_cloud(2, &[cloud("1", CloudState::Running), cloud("2", CloudState::Running)], now);
+        let _ = fleet.merge_cloud(2, &[cloud("1", CloudState::Running), cloud("2", CloudState::Running)], now);
         let marker = MarkerHandle { message_id: "m".into(), pop_receipt: "p".into() };
         fleet.get_mut(&InstanceId::new("1")).unwrap().set_phase(Phase::Busy(ActiveJob { job: job(), marker }), now);
-        fleet.merge_cloud(1, &[cloud("1", CloudState::Running)], now);
+        let orphans = fleet.merge_cloud(1, &[cloud("1", CloudState::Running)], now);
+        assert!(orphans.is_empty(), "instance 2 was not busy");
         assert_eq!(fleet.len(), 1);
         assert_eq!(fleet.get(&InstanceId::new("1")).unwrap().state(), InstanceState::Busy);
         assert!(fleet.by_ip("127.0.0.12".parse().unwrap()).is_none(), "address of a deleted VM no longer resolves");
@@ -265,9 +283,22 @@ mod tests {
     fn a_reimage_seen_only_in_the_cloud_resets_the_boot() {
         let now = Instant::now();
         let mut fleet = Fleet::default();
-        fleet.merge_cloud(1, &[cloud("1", CloudState::Reimaging)], now);
+        let _ = fleet.merge_cloud(1, &[cloud("1", CloudState::Reimaging)], now);
         fleet.get_mut(&InstanceId::new("1")).unwrap().phase = Phase::Exited;
-        fleet.merge_cloud(1, &[cloud("1", CloudState::Running)], now);
+        let _ = fleet.merge_cloud(1, &[cloud("1", CloudState::Running)], now);
         assert_eq!(fleet.get(&InstanceId::new("1")).unwrap().state(), InstanceState::AwaitingRegistration);
+    }
+
+    #[test]
+    fn a_busy_instance_that_vanishes_hands_back_its_marker() {
+        let now = Instant::now();
+        let mut fleet = Fleet::default();
+        let _ = fleet.merge_cloud(2, &[cloud("1", CloudState::Running), cloud("2", CloudState::Running)], now);
+        let marker = MarkerHandle { message_id: "m".into(), pop_receipt: "p".into() };
+        let active = ActiveJob { job: job(), marker };
+        fleet.get_mut(&InstanceId::new("2")).unwrap().set_phase(Phase::Busy(active.clone()), now);
+        let orphans = fleet.merge_cloud(1, &[cloud("1", CloudState::Running)], now);
+        assert_eq!(orphans, vec![OrphanMarker { instance: InstanceId::new("2"), active }]);
+        assert!(fleet.merge_cloud(1, &[cloud("1", CloudState::Running)], now).is_empty(), "handed back once");
     }
 }

@@ -30,6 +30,11 @@ pub struct PolicyLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ApiErrorLabels {
     pub api: &'static str,
     pub kind: &'static str,
@@ -46,6 +51,7 @@ pub struct Metrics {
     pub cloud_api_errors: Family<ApiErrorLabels, Counter>,
     pub github_rate_limit_remaining: Gauge,
     pub azure_rate_limit_remaining: Family<PolicyLabel, Gauge>,
+    pub corrections: Family<KindLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -101,6 +107,15 @@ impl Metrics {
             "Scale-set calls left per Azure throttling policy (x-ms-ratelimit-remaining-resource)",
             azure_rate_limit_remaining.clone(),
         );
+        let corrections = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "corrections",
+            "Repairs of the operator's picture from GitHub's runner list (lost hooks, ghosts, orphaned markers)",
+            corrections.clone(),
+        );
+        for kind in crate::controller::CORRECTION_KINDS {
+            let _ = corrections.get_or_create(&KindLabel { kind });
+        }
         for kind in ["set_capacity", "delete", "reimage", "deregister"] {
             for outcome in ["ok", "failed"] {
                 let _ = scale_operations.get_or_create(&OutcomeLabels { kind, outcome });
@@ -120,7 +135,12 @@ impl Metrics {
             cloud_api_errors,
             github_rate_limit_remaining,
             azure_rate_limit_remaining,
+            corrections,
         }
+    }
+
+    pub fn correction(&self, kind: &'static str) {
+        self.corrections.get_or_create(&KindLabel { kind }).inc();
     }
 
     pub fn hook(&self, kind: &'static str, outcome: &'static str) {

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use tokio::{sync::OwnedMutexGuard, time::Instant};
 use tracing::{info, instrument, warn};
 
-use super::Controller;
+use super::{truth, Controller};
 use crate::{
     fleet::{ActiveJob, InstanceRecord, Phase, RunnerRef},
     model::{InstanceId, InstanceState, JobRef},
@@ -223,9 +223,13 @@ impl Controller {
             let state = record.state();
             return Err(HookError::WrongState { instance: record.id, state, hook: "job-started" });
         }
+        let mut stand_in = None;
         match &record.phase {
             Phase::Busy(active) if active.job == job => return Ok(self.outcome(&record.id, false)),
             Phase::Completed(done) if *done == job => return Ok(self.outcome(&record.id, false)),
+            // A pass stored a stand-in for this job when its hook seemed lost; the real
+            // job replaces it.
+            Phase::Busy(active) if truth::is_unknown_job(&active.job) => stand_in = Some(active.marker.clone()),
             Phase::Busy(active) => {
                 return Err(HookError::JobMismatch {
                     instance: record.id,
@@ -245,14 +249,21 @@ impl Controller {
 
         let marker = BusyMarker::new(record.id.clone(), record.name.clone(), job.clone(), OffsetDateTime::now_utc());
         let handle = self.ports().busy.put(&marker).await.map_err(|e| self.busy_record_failed(e))?;
+        if let Some(old) = &stand_in {
+            // Left behind only on failure; recovery keeps the newest marker per instance.
+            if let Err(err) = self.ports().busy.remove(old).await {
+                self.metrics().api_error("busy_record", "write");
+                warn!(error = %err, "removing the stand-in marker failed");
+            }
+        }
         let now = Instant::now();
         if let Some(r) = self.fleet().get_mut(&record.id) {
-            if let Some(at) = r.registered_at {
+            if let (Some(at), None) = (r.registered_at, &stand_in) {
                 self.metrics().job_start_latency.observe(now.duration_since(at).as_secs_f64());
             }
             r.set_phase(Phase::Busy(ActiveJob { job, marker: handle }), now);
         }
-        info!("job started; busy marker stored");
+        info!(replaced_stand_in = stand_in.is_some(), "job started; busy marker stored");
         Ok(self.outcome(&record.id, true))
     }
 
@@ -267,11 +278,14 @@ impl Controller {
     async fn job_completed_inner(&self, ip: IpAddr, job: JobRef) -> Result<HookOutcome, HookError> {
         let (_turn, record) = self.begin(ip).await?;
         match &record.phase {
-            Phase::Busy(active) if active.job != job => Err(HookError::JobMismatch {
-                instance: record.id,
-                running: Box::new(active.job.clone()),
-                reported: Box::new(job),
-            }),
+            // A stand-in job (its job-started was lost) matches any completed job.
+            Phase::Busy(active) if active.job != job && !truth::is_unknown_job(&active.job) => {
+                Err(HookError::JobMismatch {
+                    instance: record.id,
+                    running: Box::new(active.job.clone()),
+                    reported: Box::new(job),
+                })
+            }
             Phase::Completed(done) if *done != job => Err(HookError::JobMismatch {
                 instance: record.id,
                 running: Box::new(done.clone()),

@@ -2,10 +2,13 @@
 //! the API, start-up recovery and the reconcile pass all go through here; the HTTP
 //! layer above only translates.
 
+mod align;
 mod hooks;
 mod reconcile;
 mod recover;
+pub mod truth;
 pub use recover::{RecoveryError, RecoveryReport};
+pub use truth::KINDS as CORRECTION_KINDS;
 
 use std::{
     collections::HashMap,
@@ -26,7 +29,7 @@ use tokio_util::task::TaskTracker;
 use crate::{
     budget::WriteBudget,
     config::{Config, GithubScope},
-    fleet::{Fleet, InstanceRecord},
+    fleet::{Fleet, InstanceRecord, OrphanMarker},
     metrics::Metrics,
     model::{InstanceId, InstanceState},
     policy::{PoolSpec, Target},
@@ -46,6 +49,9 @@ pub struct Settings {
     pub runner_group: Option<String>,
     pub jit: bool,
     pub organization_scope: bool,
+    /// The registration scope's name: `owner/name` of the repository, or the organization
+    /// login. Stands in for the repository of a job whose job-started hook was lost.
+    pub scope_name: String,
     pub period: Duration,
 }
 
@@ -66,6 +72,9 @@ impl Settings {
             runner_group: config.github.runner_group.clone(),
             jit: config.github.jit,
             organization_scope: matches!(config.github.scope, GithubScope::Organization(_)),
+            scope_name: match &config.github.scope {
+                GithubScope::Repository(name) | GithubScope::Organization(name) => name.clone(),
+            },
             period: config.reconcile.period.get(),
         }
     }
@@ -91,6 +100,8 @@ struct Shared {
     recovered: AtomicBool,
     operations: TaskTracker,
     reports: watch::Sender<PassReport>,
+    /// Busy markers of instances that vanished while busy, removed by the next pass.
+    orphan_markers: Mutex<Vec<OrphanMarker>>,
 }
 
 /// The smallest gap between two re-listings triggered by unknown callers.
@@ -116,6 +127,7 @@ impl Controller {
                 recovered: AtomicBool::new(false),
                 operations: TaskTracker::new(),
                 reports,
+                orphan_markers: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -189,7 +201,10 @@ impl Controller {
         let scale_set = &self.shared.ports.scale_set;
         let capacity = scale_set.capacity().await.inspect_err(|e| self.record_cloud_error(e))?;
         let listed = scale_set.list_instances().await.inspect_err(|e| self.record_cloud_error(e))?;
-        self.fleet().merge_cloud(capacity, &listed, Instant::now());
+        let orphans = self.fleet().merge_cloud(capacity, &listed, Instant::now());
+        if !orphans.is_empty() {
+            self.shared.orphan_markers.lock().expect("orphan markers poisoned").extend(orphans);
+        }
         self.forget_locks_of_vanished_instances();
         Ok(())
     }

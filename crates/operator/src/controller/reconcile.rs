@@ -42,10 +42,13 @@ pub enum ReconcileError {
 const AFTER_DELETE: Duration = Duration::from_secs(1);
 
 impl Controller {
-    /// One level-triggered pass.
+    /// One level-triggered pass: observe the scale set, repair the picture from
+    /// GitHub's runner list ([`super::truth`]), decide, act.
     #[instrument(skip_all, fields(pool = %self.settings().pool))]
     pub async fn reconcile(&self) -> Result<ReconcileAction, ReconcileError> {
         self.refresh_cloud().await.map_err(ReconcileError::ObserveFailed)?;
+        self.remove_orphan_markers().await;
+        self.align_with_github().await;
         let observed = self.fleet().observe(Instant::now());
         let decision = policy::decide(&self.settings().spec, &observed);
         let mut actions = Vec::new();

@@ -44,6 +44,7 @@ pub fn settings(min: u32, max: u32, pct: u8) -> Settings {
         runner_group: None,
         jit: true,
         organization_scope: false,
+        scope_name: "o/r".into(),
         period: Duration::from_secs(3600),
     }
 }

@@ -1,0 +1,368 @@
+//! Truth from GitHub: hooks are hints, GitHub's runner list is the truth about
+//! runners. Each reconcile pass compares the fleet's records with the list and
+//! derives corrections for hooks that never arrived and for ghost runners.
+//! Everything here is pure (no I/O, no clock); the pass does the I/O each
+//! correction needs, in the instance's turn. See `docs/scaling-policy.md`.
+
+use std::collections::BTreeSet;
+
+use tokio::time::Instant;
+
+use crate::{
+    fleet::{ActiveJob, InstanceRecord, Phase, RunnerRef},
+    model::{InstanceId, JobRef},
+    ports::{MarkerHandle, Runner, RunnerStatus},
+};
+
+/// One repair of the operator's picture, derived from GitHub's runner list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Correction {
+    /// Token mode: the runner has shown up at GitHub; remember its id.
+    RunnerIdLearned { instance: InstanceId, runner_id: u64 },
+    /// The runner is no longer listed: the ephemeral runner finished (or was removed)
+    /// and its job-completed / runner-exited hooks were lost. The VM may be recycled;
+    /// a Busy record's marker is removed first.
+    RunnerGone { instance: InstanceId, runner: String },
+    /// GitHub lists the runner busy but no job-started arrived: store a marker for an
+    /// unknown job and treat the instance as busy.
+    JobStartedLost { instance: InstanceId, runner: RunnerRef },
+    /// The instance's runner is registered at GitHub but the operator did not know.
+    RunnerAdopted { instance: InstanceId, runner: RunnerRef },
+    /// A runner named like this scale set's instances whose instance no longer exists.
+    GhostRunner { runner_id: u64, name: String },
+}
+
+impl Correction {
+    /// Label for `vmss_runner_corrections_total{kind=...}`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::RunnerIdLearned { .. } => "runner_id_learned",
+            Self::RunnerGone { .. } => "runner_gone",
+            Self::JobStartedLost { .. } => "job_started_lost",
+            Self::RunnerAdopted { .. } => "runner_adopted",
+            Self::GhostRunner { .. } => "ghost_deregistered",
+        }
+    }
+
+    pub fn instance(&self) -> Option<&InstanceId> {
+        match self {
+            Self::RunnerIdLearned { instance, .. }
+            | Self::RunnerGone { instance, .. }
+            | Self::JobStartedLost { instance, .. }
+            | Self::RunnerAdopted { instance, .. } => Some(instance),
+            Self::GhostRunner { .. } => None,
+        }
+    }
+}
+
+/// Every correction kind, for metrics that start at zero.
+pub const KINDS: [&str; 6] = [
+    "runner_id_learned",
+    "runner_gone",
+    "job_started_lost",
+    "runner_adopted",
+    "ghost_deregistered",
+    "orphan_marker_removed",
+];
+
+/// Length of the random suffix of runner names (`<computer name>-<suffix>`), and of
+/// the instance-specific tail of Azure computer names (`<prefix><6 base-36 chars>`).
+const SUFFIX_LEN: usize = 6;
+
+/// The corrections for `records`, given GitHub's `runners` as listed at `listed_at`.
+/// A record changed after `listed_at` is left for the next pass: the list may not
+/// show what that change did at GitHub (a JIT runner created by a registration).
+pub fn corrections(records: &[InstanceRecord], runners: &[Runner], listed_at: Instant) -> Vec<Correction> {
+    let mut out: Vec<Correction> = records.iter().filter_map(|r| for_record(r, runners, listed_at)).collect();
+    out.extend(ghosts(records, runners));
+    out
+}
+
+/// The correction of one record, if it needs one.
+pub fn for_record(record: &InstanceRecord, runners: &[Runner], listed_at: Instant) -> Option<Correction> {
+    if record.since > listed_at || record.operation.is_some() || record.state().is_in_operation() {
+        return None;
+    }
+    let instance = record.id.clone();
+    let Some(known) = &record.runner else {
+        // No runner on record: adopt an online (or busy) runner named for this VM.
+        if record.phase != Phase::Unregistered {
+            return None;
+        }
+        let found = runners
+            .iter()
+            .filter(|r| r.status == RunnerStatus::Online || r.busy)
+            .find(|r| vm_name_of(&r.name) == Some(record.name.as_str()))?;
+        let runner = RunnerRef { name: found.name.clone(), id: Some(found.id) };
+        return Some(if found.busy {
+            Correction::JobStartedLost { instance, runner }
+        } else {
+            Correction::RunnerAdopted { instance, runner }
+        });
+    };
+    let listed = match known.id {
+        Some(id) => runners.iter().find(|r| r.id == id),
+        None => runners.iter().find(|r| r.name == known.name),
+    };
+    let Some(listed) = listed else {
+        // Without an id the runner may simply not have registered yet (token mode).
+        let was_seen = known.id.is_some();
+        return match &record.phase {
+            Phase::Registered | Phase::Busy(_) | Phase::Completed(_) if was_seen => {
+                Some(Correction::RunnerGone { instance, runner: known.name.clone() })
+            }
+            _ => None,
+        };
+    };
+    let runner = RunnerRef { name: listed.name.clone(), id: Some(listed.id) };
+    match &record.phase {
+        Phase::Registered | Phase::Unregistered if listed.busy => Some(Correction::JobStartedLost { instance, runner }),
+        Phase::Unregistered => Some(Correction::RunnerAdopted { instance, runner }),
+        _ if known.id.is_none() => Some(Correction::RunnerIdLearned { instance, runner_id: listed.id }),
+        _ => None,
+    }
+}
+
+/// Runners named `<X>-<6 lowercase hex>` where X has this scale set's computer-name
+/// shape but is no current instance, and that are not busy. Runners of any other
+/// naming (other pools, people's own runners) are never touched.
+fn ghosts(records: &[InstanceRecord], runners: &[Runner]) -> Vec<Correction> {
+    let Some(first) = records.first() else { return Vec::new() };
+    let len = first.name.len();
+    let Some(prefix) = first.name.get(..len.saturating_sub(SUFFIX_LEN)).filter(|p| !p.is_empty()) else {
+        return Vec::new();
+    };
+    if records.iter().any(|r| r.name.len() != len || !r.name.starts_with(prefix)) {
+        return Vec::new(); // no single shape to recognise
+    }
+    let current: BTreeSet<&str> = records.iter().map(|r| r.name.as_str()).collect();
+    runners
+        .iter()
+        .filter(|r| !r.busy)
+        .filter(|r| {
+            r.name.rsplit_once('-').is_some_and(|(vm, suffix)| {
+                is_runner_suffix(suffix) && vm.len() == len && vm.starts_with(prefix) && !current.contains(vm)
+            })
+        })
+        .map(|r| Correction::GhostRunner { runner_id: r.id, name: r.name.clone() })
+        .collect()
+}
+
+fn vm_name_of(runner_name: &str) -> Option<&str> {
+    runner_name.rsplit_once('-').map(|(vm, _)| vm)
+}
+
+fn is_runner_suffix(s: &str) -> bool {
+    s.len() == SUFFIX_LEN && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The job recorded for a busy runner whose job-started hook was lost: its identity
+/// is unknown, so run id and attempt are 0 (see `docs/busy-record.md`).
+pub fn unknown_job(scope_name: &str, runner: &str) -> JobRef {
+    JobRef {
+        repository: scope_name.to_owned(),
+        run_id: 0,
+        run_attempt: 0,
+        job_name: format!("unknown (job-started hook lost; runner {runner})"),
+    }
+}
+
+/// Is this the stand-in job of [`unknown_job`]? A hook for the real job replaces it.
+pub fn is_unknown_job(job: &JobRef) -> bool {
+    job.run_id == 0 && job.run_attempt == 0
+}
+
+/// Apply an instance correction to its record. `marker` is the handle of the marker
+/// stored for [`Correction::JobStartedLost`]. Ghosts change no record.
+pub fn apply(
+    record: &mut InstanceRecord,
+    correction: &Correction,
+    marker: Option<MarkerHandle>,
+    scope_name: &str,
+    now: Instant,
+) {
+    match correction {
+        Correction::RunnerIdLearned { runner_id, .. } => {
+            if let Some(r) = &mut record.runner {
+                r.id = Some(*runner_id);
+            }
+        }
+        Correction::RunnerGone { .. } => record.set_phase(Phase::Exited, now),
+        Correction::JobStartedLost { runner, .. } => {
+            let marker = marker.expect("a stored marker for a lost job-started");
+            record.runner = Some(runner.clone());
+            record.set_phase(Phase::Busy(ActiveJob { job: unknown_job(scope_name, &runner.name), marker }), now);
+        }
+        Correction::RunnerAdopted { runner, .. } => {
+            record.runner = Some(runner.clone());
+            record.set_phase(Phase::Registered, now);
+        }
+        Correction::GhostRunner { .. } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{net::IpAddr, time::Duration};
+
+    use super::*;
+    use crate::{
+        fleet::Operation,
+        ports::{CloudInstance, CloudState},
+    };
+
+    const SCOPE: &str = "o/r";
+
+    fn record(id: u32, t0: Instant) -> InstanceRecord {
+        let cloud = CloudInstance {
+            id: InstanceId::new(id.to_string()),
+            name: format!("vmsstest{id:06}"),
+            private_ip: Some(IpAddr::from([127, 0, 0, 10])),
+            state: CloudState::Running,
+        };
+        InstanceRecord::new(&cloud, t0)
+    }
+
+    fn runner(id: u64, name: &str, busy: bool) -> Runner {
+        Runner { id, name: name.into(), status: RunnerStatus::Online, busy }
+    }
+
+    fn marker(n: u32) -> MarkerHandle {
+        MarkerHandle { message_id: format!("m{n}"), pop_receipt: "p".into() }
+    }
+
+    fn with_runner(mut r: InstanceRecord, name: &str, id: Option<u64>, phase: Phase) -> InstanceRecord {
+        r.runner = Some(RunnerRef { name: name.into(), id });
+        r.phase = phase;
+        r
+    }
+
+    fn busy(job_run: u64) -> Phase {
+        let job = JobRef { repository: "o/r".into(), run_id: job_run, run_attempt: 1, job_name: "build".into() };
+        Phase::Busy(ActiveJob { job, marker: marker(9) })
+    }
+
+    /// Carries out corrections as the pass does (markers stored, ghosts deregistered).
+    fn carry_out(records: &mut [InstanceRecord], runners: &mut Vec<Runner>, corrections: &[Correction], now: Instant) {
+        for c in corrections {
+            match c {
+                Correction::GhostRunner { runner_id, .. } => runners.retain(|r| r.id != *runner_id),
+                c => {
+                    let r = records.iter_mut().find(|r| Some(&r.id) == c.instance()).unwrap();
+                    apply(r, c, Some(marker(1)), SCOPE, now);
+                }
+            }
+        }
+    }
+
+    fn settles(mut records: Vec<InstanceRecord>, mut runners: Vec<Runner>, t0: Instant) -> Vec<Correction> {
+        let first = corrections(&records, &runners, t0);
+        let t1 = t0 + Duration::from_secs(1);
+        carry_out(&mut records, &mut runners, &first, t1);
+        let second = corrections(&records, &runners, t1 + Duration::from_secs(1));
+        assert_eq!(second, vec![], "a corrected state needs no second correction (after {first:?})");
+        first
+    }
+
+    #[test]
+    fn a_vanished_runner_of_a_busy_instance_makes_it_recyclable() {
+        let t0 = Instant::now();
+        let records = vec![with_runner(record(1, t0), "vmsstest000001-abc123", Some(7), busy(5))];
+        let got = settles(records.clone(), vec![], t0);
+        assert_eq!(
+            got,
+            vec![Correction::RunnerGone { instance: InstanceId::new("1"), runner: "vmsstest000001-abc123".into() }]
+        );
+        for phase in [Phase::Registered, Phase::Completed(unknown_job(SCOPE, "x"))] {
+            let r = with_runner(record(1, t0), "vmsstest000001-abc123", Some(7), phase);
+            assert_eq!(corrections(&[r], &[], t0).len(), 1);
+        }
+    }
+
+    #[test]
+    fn a_token_mode_runner_not_yet_seen_is_not_gone_and_its_id_is_learned_once_seen() {
+        let t0 = Instant::now();
+        let r = with_runner(record(1, t0), "vmsstest000001-abc123", None, Phase::Registered);
+        assert_eq!(corrections(std::slice::from_ref(&r), &[], t0), vec![]);
+        let got = settles(vec![r], vec![runner(7, "vmsstest000001-abc123", false)], t0);
+        assert_eq!(got, vec![Correction::RunnerIdLearned { instance: InstanceId::new("1"), runner_id: 7 }]);
+    }
+
+    #[test]
+    fn a_busy_runner_at_github_on_a_registered_instance_means_job_started_was_lost() {
+        let t0 = Instant::now();
+        let r = with_runner(record(1, t0), "vmsstest000001-abc123", None, Phase::Registered);
+        let got = settles(vec![r], vec![runner(7, "vmsstest000001-abc123", true)], t0);
+        let runner = RunnerRef { name: "vmsstest000001-abc123".into(), id: Some(7) };
+        assert_eq!(got, vec![Correction::JobStartedLost { instance: InstanceId::new("1"), runner }]);
+    }
+
+    #[test]
+    fn an_unknown_online_runner_of_an_unregistered_instance_is_adopted() {
+        let t0 = Instant::now();
+        let got = settles(vec![record(1, t0)], vec![runner(7, "vmsstest000001-abc123", false)], t0);
+        let adopted = RunnerRef { name: "vmsstest000001-abc123".into(), id: Some(7) };
+        assert_eq!(got, vec![Correction::RunnerAdopted { instance: InstanceId::new("1"), runner: adopted }]);
+
+        let got = settles(vec![record(1, t0)], vec![runner(7, "vmsstest000001-abc123", true)], t0);
+        assert!(matches!(got[..], [Correction::JobStartedLost { .. }]), "{got:?}");
+
+        let mut offline = runner(7, "vmsstest000001-abc123", false);
+        offline.status = RunnerStatus::Offline;
+        assert_eq!(corrections(&[record(1, t0)], &[offline], t0), vec![], "a JIT runner not started yet");
+    }
+
+    #[test]
+    fn ghosts_of_deleted_instances_are_deregistered_but_never_other_runners() {
+        let t0 = Instant::now();
+        let records = vec![
+            with_runner(record(1, t0), "vmsstest000001-abc123", Some(1), Phase::Registered),
+            with_runner(record(2, t0), "vmsstest000002-abc123", Some(2), Phase::Registered),
+        ];
+        let runners = vec![
+            runner(1, "vmsstest000001-abc123", false),
+            runner(2, "vmsstest000002-abc123", false),
+            runner(3, "vmsstest00000a-0f9e8d", false), // ghost
+            runner(4, "vmsstest00000b-0f9e8d", true),  // ghost, but busy: GitHub would refuse
+            runner(5, "otherpool000003-abc123", false),
+            runner(6, "vmsstest00000c-ABC123", false),  // not our suffix
+            runner(7, "vmsstest0000003-abc123", false), // longer name
+            runner(8, "laptop-of-alice", false),
+            runner(9, "vmsstest000003", false),
+        ];
+        let got = settles(records, runners, t0);
+        assert_eq!(got, vec![Correction::GhostRunner { runner_id: 3, name: "vmsstest00000a-0f9e8d".into() }]);
+        assert_eq!(ghosts(&[], &[runner(3, "vmsstest00000a-0f9e8d", false)]), vec![], "no fleet, no shape");
+    }
+
+    #[test]
+    fn records_changed_after_the_listing_or_under_an_operation_are_left_alone() {
+        let t0 = Instant::now();
+        let mut r = with_runner(record(1, t0 + Duration::from_secs(1)), "vmsstest000001-abc123", Some(7), busy(5));
+        assert_eq!(corrections(std::slice::from_ref(&r), &[], t0), vec![], "registered after the listing");
+        r.since = t0;
+        r.operation = Some(Operation::Reimage);
+        assert_eq!(corrections(&[r], &[], t0), vec![]);
+    }
+
+    #[test]
+    fn a_consistent_fleet_needs_no_correction() {
+        let t0 = Instant::now();
+        let records = vec![
+            with_runner(record(1, t0), "vmsstest000001-abc123", Some(1), Phase::Registered),
+            with_runner(record(2, t0), "vmsstest000002-abc123", Some(2), busy(3)),
+            record(3, t0),
+            with_runner(record(4, t0), "vmsstest000004-abc123", Some(4), Phase::Exited),
+        ];
+        let runners = vec![runner(1, "vmsstest000001-abc123", false), runner(2, "vmsstest000002-abc123", true)];
+        assert_eq!(corrections(&records, &runners, t0), vec![]);
+    }
+
+    #[test]
+    fn the_stand_in_job_is_recognisable() {
+        let job = unknown_job("octo-org/octo-repo", "vm-abc123");
+        assert!(is_unknown_job(&job));
+        assert_eq!(job.job_name, "unknown (job-started hook lost; runner vm-abc123)");
+        assert!(!is_unknown_job(&JobRef { run_id: 1, ..job }));
+    }
+}

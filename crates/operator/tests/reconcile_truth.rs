@@ -1,0 +1,134 @@
+//! Truth from GitHub: a reconcile pass repairs what lost hooks left wrong, removes
+//! ghost runners and the markers of vanished instances (docs/scaling-policy.md).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{job, job_json, settings, Harness};
+use operator::{
+    memory::SimJob,
+    model::{InstanceId, InstanceState, JobRef},
+    ports::{Github, JitRequest, ScaleSet},
+};
+
+const REGISTRATION: &str = "/api/v1/registration";
+const STARTED: &str = "/api/v1/hooks/job-started";
+const COMPLETED: &str = "/api/v1/hooks/job-completed";
+
+fn state_of(h: &Harness, id: &str) -> Option<InstanceState> {
+    h.controller.instance_states().into_iter().find(|(i, _)| i.as_str() == id).map(|(_, s)| s)
+}
+
+fn markers(h: &Harness) -> Vec<JobRef> {
+    h.memory_busy.as_ref().unwrap().markers().into_iter().map(|m| m.job).collect()
+}
+
+fn corrections(h: &Harness, kind: &str) -> u64 {
+    let text = h.controller.metrics().render();
+    let prefix = format!("vmss_runner_corrections_total{{kind=\"{kind}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0, |v| v.parse().unwrap())
+}
+
+/// Instance `id` registers (JIT), its runner comes online at GitHub and takes job `run_id`.
+/// Returns the runner's GitHub id.
+async fn runner_takes_a_job(h: &Harness, id: &str, run_id: u64) -> u64 {
+    let (status, body) = h.call(h.ip_of(id), REGISTRATION, "{}").await;
+    assert_eq!(status, 200, "{body}");
+    let runner = h.github.start_with_jit(body["encoded_jit_config"].as_str().unwrap()).unwrap();
+    h.github.enqueue(SimJob { job: job(run_id), labels: vec!["self-hosted".into(), "linux".into()] });
+    assert_eq!(h.github.poll_job(runner), Some(job(run_id)));
+    runner
+}
+
+#[tokio::test]
+async fn lost_job_completed_and_runner_exited_are_repaired_in_one_pass() {
+    let h = Harness::new(2, settings(1, 5, 0)).await;
+    let runner = runner_takes_a_job(&h, "1", 7).await;
+    let (status, _) = h.call(h.ip_of("1"), STARTED, &job_json(7)).await;
+    assert_eq!(status, 200);
+    assert_eq!(markers(&h).len(), 1);
+
+    // The job ends and the ephemeral runner leaves GitHub; both hooks are lost.
+    h.github.finish_job(runner);
+    h.controller.reconcile().await.unwrap();
+
+    assert!(markers(&h).is_empty(), "marker removed");
+    let state = state_of(&h, "1");
+    assert!(matches!(state, Some(InstanceState::Reimaging | InstanceState::Deleting)), "recycled: {state:?}");
+    assert_eq!(corrections(&h, "runner_gone"), 1);
+
+    // Once the recycling has finished, a later pass finds nothing more to repair.
+    h.controller.operations().close();
+    h.controller.operations().wait().await;
+    h.controller.reconcile().await.unwrap();
+    assert!(markers(&h).is_empty());
+    assert_eq!(corrections(&h, "runner_gone"), 1, "nothing twice");
+}
+
+#[tokio::test]
+async fn lost_job_started_stores_a_stand_in_marker_that_the_real_job_completed_clears() {
+    let h = Harness::new(2, settings(1, 5, 0)).await;
+    runner_takes_a_job(&h, "1", 8).await;
+
+    h.controller.reconcile().await.unwrap();
+    let stored = markers(&h);
+    assert_eq!(stored.len(), 1);
+    assert_eq!((stored[0].repository.as_str(), stored[0].run_id, stored[0].run_attempt), ("o/r", 0, 0));
+    assert!(stored[0].job_name.starts_with("unknown (job-started hook lost; runner vmsstest000001-"), "{stored:?}");
+    assert_eq!(state_of(&h, "1"), Some(InstanceState::Busy));
+    assert_eq!(corrections(&h, "job_started_lost"), 1);
+
+    h.controller.reconcile().await.unwrap();
+    assert_eq!(markers(&h).len(), 1, "nothing twice");
+
+    let (status, body) = h.call(h.ip_of("1"), COMPLETED, &job_json(8)).await;
+    assert_eq!(status, 200, "the real job completes the stand-in: {body}");
+    assert_eq!(body["state"], "retiring");
+    assert!(markers(&h).is_empty());
+}
+
+#[tokio::test]
+async fn a_late_job_started_replaces_the_stand_in_with_the_real_job() {
+    let h = Harness::new(2, settings(1, 5, 0)).await;
+    runner_takes_a_job(&h, "1", 9).await;
+    h.controller.reconcile().await.unwrap();
+    assert_eq!(markers(&h)[0].run_id, 0);
+
+    let (status, body) = h.call(h.ip_of("1"), STARTED, &job_json(9)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(markers(&h), vec![job(9)], "stand-in replaced, not added to");
+    assert_eq!(h.controller.busy_set(), vec![(InstanceId::new("1"), job(9))]);
+}
+
+#[tokio::test]
+async fn ghost_runners_are_deregistered_and_other_runners_left_alone() {
+    let h = Harness::new(2, settings(1, 5, 0)).await;
+    for name in ["vmsstest000009-abc123", "otherpool00001-abc123", "alice-laptop"] {
+        let request = JitRequest { name: name.into(), labels: vec!["linux".into()], runner_group: None };
+        h.github.jit_config(&request).await.unwrap();
+    }
+
+    h.controller.reconcile().await.unwrap();
+
+    let names: Vec<String> = h.github.list_runners().await.unwrap().into_iter().map(|r| r.name).collect();
+    assert_eq!(names, vec!["otherpool00001-abc123".to_owned(), "alice-laptop".to_owned()]);
+    assert_eq!(corrections(&h, "ghost_deregistered"), 1);
+}
+
+#[tokio::test]
+async fn the_marker_of_an_instance_deleted_while_busy_is_removed() {
+    let h = Harness::new(2, settings(1, 5, 0)).await;
+    runner_takes_a_job(&h, "1", 10).await;
+    let (status, _) = h.call(h.ip_of("1"), STARTED, &job_json(10)).await;
+    assert_eq!(status, 200);
+
+    // Someone deletes the VM behind the operator's back.
+    let scale_set: Arc<dyn ScaleSet> = h.scale_set.clone();
+    scale_set.delete_instances(&[InstanceId::new("1")]).await.unwrap();
+    h.controller.reconcile().await.unwrap();
+
+    assert_eq!(state_of(&h, "1"), None);
+    assert!(markers(&h).is_empty(), "orphaned marker removed");
+    assert_eq!(corrections(&h, "orphan_marker_removed"), 1);
+}
