@@ -9,7 +9,7 @@ use common::{job, job_json, settings, Harness};
 use operator::{
     memory::SimJob,
     model::{InstanceId, InstanceState, JobRef},
-    ports::{Github, JitRequest, ScaleSet},
+    ports::{Github, GithubError, JitRequest, ScaleSet},
 };
 
 const REGISTRATION: &str = "/api/v1/registration";
@@ -131,4 +131,58 @@ async fn the_marker_of_an_instance_deleted_while_busy_is_removed() {
     assert_eq!(state_of(&h, "1"), None);
     assert!(markers(&h).is_empty(), "orphaned marker removed");
     assert_eq!(corrections(&h, "orphan_marker_removed"), 1);
+}
+
+/// GitHub that fails to list runners on demand, otherwise the in-memory one.
+struct FlakyGithub {
+    inner: Arc<operator::memory::InMemoryGithub>,
+    fail_listing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Github for FlakyGithub {
+    async fn jit_config(&self, r: &JitRequest) -> Result<operator::ports::JitConfig, GithubError> {
+        self.inner.jit_config(r).await
+    }
+    async fn registration_token(&self) -> Result<operator::ports::RegistrationToken, GithubError> {
+        self.inner.registration_token().await
+    }
+    async fn list_runners(&self) -> Result<Vec<operator::ports::Runner>, GithubError> {
+        if self.fail_listing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(GithubError::Server { status: 502, message: "bad gateway".into() });
+        }
+        self.inner.list_runners().await
+    }
+    async fn get_runner(&self, id: u64) -> Result<Option<operator::ports::Runner>, GithubError> {
+        self.inner.get_runner(id).await
+    }
+    async fn deregister_runner(&self, id: u64) -> Result<operator::ports::DeregisterOutcome, GithubError> {
+        self.inner.deregister_runner(id).await
+    }
+    fn registration_url(&self) -> String {
+        self.inner.registration_url()
+    }
+}
+
+#[tokio::test]
+async fn a_github_outage_skips_the_repair_but_not_the_pass() {
+    let github = Arc::new(FlakyGithub {
+        inner: Arc::new(operator::memory::InMemoryGithub::new("https://github.com/o/r")),
+        fail_listing: false.into(),
+    });
+    let ports = operator::ports::Ports {
+        scale_set: common::fast_scale_set(1, 1),
+        github: github.clone(),
+        busy: Arc::new(operator::memory::InMemoryBusyRecord::default()),
+        secrets: Arc::new(operator::memory::InMemorySecretStore::default()),
+    };
+    let controller = operator::controller::Controller::new(settings(3, 5, 0), ports);
+    controller.recover().await.unwrap();
+    github.fail_listing.store(true, std::sync::atomic::Ordering::SeqCst);
+
+    controller.reconcile().await.expect("the pass goes on without GitHub");
+
+    assert_eq!(controller.target().desired, 3, "the policy still ran");
+    let text = controller.metrics().render();
+    assert!(text.lines().any(|l| l == r#"vmss_runner_cloud_api_errors_total{api="github",kind="server"} 1"#), "{text}");
 }
