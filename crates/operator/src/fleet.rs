@@ -15,6 +15,27 @@ use crate::{
     ports::{CloudInstance, CloudState, MarkerHandle},
 };
 
+/// Runner names are `<computer name>-<6 lowercase hex>`: unique for every boot (a new
+/// registration never collides with a runner GitHub still lists), and they say which VM
+/// a runner belongs to. Registration, recovery and the GitHub alignment all go through
+/// these two functions.
+pub fn new_runner_name(computer_name: &str) -> String {
+    format!("{computer_name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..RUNNER_SUFFIX_LEN])
+}
+
+/// The computer name a runner of ours runs on; `None` for runners of any other naming.
+pub fn runner_vm_name(runner_name: &str) -> Option<&str> {
+    runner_name
+        .rsplit_once('-')
+        .filter(|(_, suffix)| {
+            suffix.len() == RUNNER_SUFFIX_LEN
+                && suffix.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+        .map(|(vm, _)| vm)
+}
+
+const RUNNER_SUFFIX_LEN: usize = 6;
+
 /// The runner's side of an instance, as the hooks report it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -261,6 +282,14 @@ mod tests {
         assert_eq!(fleet.len(), 1);
         assert_eq!(fleet.get(&InstanceId::new("1")).unwrap().state(), InstanceState::Busy);
         assert!(fleet.by_ip("127.0.0.12".parse().unwrap()).is_none(), "address of a deleted VM no longer resolves");
+    }
+
+    #[test]
+    fn runner_names_lead_back_to_their_vm() {
+        let name = new_runner_name("vmssrun000017");
+        assert_eq!(runner_vm_name(&name), Some("vmssrun000017"));
+        assert_eq!(runner_vm_name("my-laptop"), None, "not our naming");
+        assert_eq!(runner_vm_name("vmssrun000017-ZZZZZZ"), None);
     }
 
     #[test]

@@ -148,7 +148,7 @@ impl Controller {
         }
 
         let settings = self.settings();
-        let runner_name = format!("{}-{}", record.name, &uuid::Uuid::new_v4().simple().to_string()[..6]);
+        let runner_name = crate::fleet::new_runner_name(&record.name);
         let github = &self.ports().github;
         let (registration, runner_id) = if settings.jit {
             let request = JitRequest {

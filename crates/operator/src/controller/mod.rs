@@ -178,11 +178,6 @@ impl Controller {
         self.fleet().records().map(|r| (r.id.clone(), r.state())).collect()
     }
 
-    /// The record of one instance.
-    pub fn instance(&self, id: &InstanceId) -> Option<InstanceRecord> {
-        self.fleet().get(id).cloned()
-    }
-
     /// Instances whose job-started is recorded (the busy set).
     pub fn busy_set(&self) -> Vec<(InstanceId, crate::model::JobRef)> {
         self.fleet().records().filter_map(|r| r.busy_job().map(|a| (r.id.clone(), a.job.clone()))).collect()

@@ -81,7 +81,7 @@ impl Controller {
                 let record = fleet.get_mut(&id).expect("listed above");
                 // Runner names are `<computer name>-<suffix>`; see Controller::register.
                 if let Some(runner) =
-                    runners.iter().find(|r| r.name.rsplit_once('-').is_some_and(|(vm, _)| vm == record.name))
+                    runners.iter().find(|r| crate::fleet::runner_vm_name(&r.name) == Some(record.name.as_str()))
                 {
                     record.runner = Some(RunnerRef { name: runner.name.clone(), id: Some(runner.id) });
                     record.set_phase(Phase::Registered, now);

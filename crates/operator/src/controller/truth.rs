@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use tokio::time::Instant;
 
 use crate::{
-    fleet::{ActiveJob, InstanceRecord, Phase, RunnerRef},
+    fleet::{runner_vm_name, ActiveJob, InstanceRecord, Phase, RunnerRef},
     model::{InstanceId, JobRef},
     ports::{MarkerHandle, Runner, RunnerStatus},
 };
@@ -65,9 +65,9 @@ pub const KINDS: [&str; 6] = [
     "orphan_marker_removed",
 ];
 
-/// Length of the random suffix of runner names (`<computer name>-<suffix>`), and of
-/// the instance-specific tail of Azure computer names (`<prefix><6 base-36 chars>`).
-const SUFFIX_LEN: usize = 6;
+/// Length of the instance-specific tail of a Uniform scale set's computer names
+/// (`<prefix><6 base-36 chars>`).
+const COMPUTER_ID_LEN: usize = 6;
 
 /// The corrections for `records`, given GitHub's `runners` as listed at `listed_at`.
 /// A record changed after `listed_at` is left for the next pass: the list may not
@@ -92,7 +92,7 @@ pub fn for_record(record: &InstanceRecord, runners: &[Runner], listed_at: Instan
         let found = runners
             .iter()
             .filter(|r| r.status == RunnerStatus::Online || r.busy)
-            .find(|r| vm_name_of(&r.name) == Some(record.name.as_str()))?;
+            .find(|r| runner_vm_name(&r.name) == Some(record.name.as_str()))?;
         let runner = RunnerRef { name: found.name.clone(), id: Some(found.id) };
         return Some(if found.busy {
             Correction::JobStartedLost { instance, runner }
@@ -129,7 +129,7 @@ pub fn for_record(record: &InstanceRecord, runners: &[Runner], listed_at: Instan
 fn ghosts(records: &[InstanceRecord], runners: &[Runner]) -> Vec<Correction> {
     let Some(first) = records.first() else { return Vec::new() };
     let len = first.name.len();
-    let Some(prefix) = first.name.get(..len.saturating_sub(SUFFIX_LEN)).filter(|p| !p.is_empty()) else {
+    let Some(prefix) = first.name.get(..len.saturating_sub(COMPUTER_ID_LEN)).filter(|p| !p.is_empty()) else {
         return Vec::new();
     };
     if records.iter().any(|r| r.name.len() != len || !r.name.starts_with(prefix)) {
@@ -140,20 +140,10 @@ fn ghosts(records: &[InstanceRecord], runners: &[Runner]) -> Vec<Correction> {
         .iter()
         .filter(|r| !r.busy)
         .filter(|r| {
-            r.name.rsplit_once('-').is_some_and(|(vm, suffix)| {
-                is_runner_suffix(suffix) && vm.len() == len && vm.starts_with(prefix) && !current.contains(vm)
-            })
+            runner_vm_name(&r.name).is_some_and(|vm| vm.len() == len && vm.starts_with(prefix) && !current.contains(vm))
         })
         .map(|r| Correction::GhostRunner { runner_id: r.id, name: r.name.clone() })
         .collect()
-}
-
-fn vm_name_of(runner_name: &str) -> Option<&str> {
-    runner_name.rsplit_once('-').map(|(vm, _)| vm)
-}
-
-fn is_runner_suffix(s: &str) -> bool {
-    s.len() == SUFFIX_LEN && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The job recorded for a busy runner whose job-started hook was lost: its identity
