@@ -9,6 +9,8 @@
 #   actionlint            workflow syntax, expressions, shellcheck of run: steps
 #   zizmor --offline      workflow security audit
 #   gen-terraform-docs    README input/output tables up to date
+#   cloud-init schema     cloud-init/*.yaml, rendered as Terraform would, against
+#                         cloud-init's own schema (scripts/check-cloud-init.sh)
 #
 # Runs every check, prints a summary, exits non-zero if any failed.
 set -uo pipefail
@@ -39,6 +41,7 @@ run_check "checkov terraform" checkov --directory terraform --framework terrafor
 run_check "actionlint" actionlint -no-color
 run_check "zizmor (offline)" zizmor --offline --no-progress --color never .github/workflows
 run_check "terraform docs drift" python scripts/gen-terraform-docs.py --check
+run_check "cloud-init schema" bash scripts/check-cloud-init.sh
 
 printf '\n==> summary\n'
 failed=0

@@ -5,6 +5,8 @@
 #
 #   node_modules/   Azurite (package-lock.json), the real queue service for tests
 #   .tools/         Python tools: just, shellcheck, checkov, actionlint, zizmor, pytest
+#   apt packages    cloud-init (schema check), jq, curl, iproute2 (the VM scripts and
+#                   the e2e test's network namespaces), pinned in tools/apt-packages.txt
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +22,7 @@ if [[ ! -f "${stamp}" || "$(cat "${stamp}")" != "${want}" ]]; then
 fi
 node_modules/.bin/azurite-queue --version > /dev/null
 
+bash scripts/install-apt-tools.sh
 bash scripts/install-python-tools.sh
 
 exec .tools/venv/bin/just ci

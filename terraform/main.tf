@@ -60,12 +60,15 @@ locals {
 
   scaler_api_url = "http://${module.scaler.private_ip_address}:${var.operator.api_port}"
 
-  # Runner boot config: the real cloud-init/runner.yaml at the repository root
-  # when it exists, else the runners module's placeholder.
-  runner_cloud_init_path = fileexists("${path.module}/../cloud-init/runner.yaml") ? "${path.module}/../cloud-init/runner.yaml" : "${path.module}/modules/runners/runner-cloud-init.placeholder.yaml"
-  runner_cloud_init = templatefile(local.runner_cloud_init_path, {
+  # Runner boot config: cloud-init/runner.yaml with every file of vm/ (the boot and
+  # hook scripts Packer also bakes), base64-encoded so their text needs no escaping.
+  runner_vm_files = {
+    for name in fileset("${path.module}/../vm", "*") : name => filebase64("${path.module}/../vm/${name}")
+  }
+  runner_cloud_init = templatefile("${path.module}/../cloud-init/runner.yaml", {
     scaler_api_url = local.scaler_api_url
     runner_labels  = var.runner_labels
+    vm_files       = local.runner_vm_files
   })
 }
 

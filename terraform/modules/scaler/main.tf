@@ -32,9 +32,13 @@ locals {
     log_format                  = var.operator_config.log_format
   })
 
-  cloud_init = templatefile("${path.module}/cloud-init.yaml.tftpl", {
-    operator_config_json    = local.operator_config_json
-    operator_service        = file("${path.module}/operator.service")
+  # The scaler's boot: one source for Terraform and the tests, cloud-init/scaler.yaml
+  # at the repository root, with the unit and install script from vm/scaler/. Files
+  # go in base64 so their text needs no YAML indentation or template escaping.
+  cloud_init = templatefile("${path.module}/../../../cloud-init/scaler.yaml", {
+    operator_config_json    = base64encode(local.operator_config_json)
+    operator_service        = filebase64("${path.module}/../../../vm/scaler/operator.service")
+    install_operator        = filebase64("${path.module}/../../../vm/scaler/install-operator.sh")
     operator_package_url    = var.operator_package.url
     operator_package_sha256 = var.operator_package.sha256
   })
