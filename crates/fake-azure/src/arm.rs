@@ -79,8 +79,12 @@ pub struct ScaleSetSpec {
     pub sku_name: String,
     /// Computer names are `<prefix><6-digit id>`, as in a Uniform scale set.
     pub computer_name_prefix: String,
-    /// Instances get private IPs 127.<ip_block>.x.y, so simulated VMs can bind them.
+    /// Instances get private IPs <ip_first_octet>.<ip_block>.x.y (x, y from 1; .0.z is never
+    /// handed out, so a test can put its own host address there).
     pub ip_block: u8,
+    /// 127 by default, so simulated VMs can bind their loopback address; a test that gives
+    /// each VM its own network namespace picks a private range such as 10 instead.
+    pub ip_first_octet: u8,
 }
 
 impl ScaleSetSpec {
@@ -92,6 +96,7 @@ impl ScaleSetSpec {
             sku_name: "Standard_D2s_v5".to_owned(),
             computer_name_prefix: "runner".to_owned(),
             ip_block: 1,
+            ip_first_octet: 127,
         }
     }
 
@@ -225,7 +230,7 @@ impl FakeScaleSet {
     fn add_instance(&mut self, phase: InstancePhase, now: Instant) {
         let id = self.next_id;
         self.next_id += 1;
-        let ip = Ipv4Addr::new(127, self.spec.ip_block, (1 + id / 250) as u8, (1 + id % 250) as u8);
+        let ip = Ipv4Addr::new(self.spec.ip_first_octet, self.spec.ip_block, (1 + id / 250) as u8, (1 + id % 250) as u8);
         let computer_name = format!("{}{:06}", self.spec.computer_name_prefix, id);
         self.instances.insert(id, Inst { computer_name, ip, phase, since: now, generation: 0 });
     }

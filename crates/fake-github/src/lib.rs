@@ -12,10 +12,15 @@
 //! and records every exchange for the contract check.
 
 mod auth;
+mod runner_api;
 mod server;
 mod state;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
 
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
@@ -74,11 +79,19 @@ impl Drop for FakeGithub {
 impl FakeGithub {
     /// Serve on `127.0.0.1:0`.
     pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        Self::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST)).await
+    }
+
+    /// Serve on a free port of `ip`: a test whose VMs live in their own network
+    /// namespaces binds the host's address on their bridge, so they can reach it too.
+    /// Besides the REST API it serves the runner's side (`/_fake/runner/…`, see
+    /// `runner_api`) for test doubles of `config.sh` and `run.sh`.
+    pub async fn start_on(ip: IpAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(ip, 0)).await.expect("bind a free port");
         let addr = listener.local_addr().expect("local address");
         let shared = Arc::new(Shared::default());
         *shared.base_url.lock().unwrap_or_else(|p| p.into_inner()) = format!("http://{addr}");
-        let app = server::router(shared.clone());
+        let app = runner_api::router(shared.clone()).merge(server::router(shared.clone()));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
