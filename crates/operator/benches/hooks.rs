@@ -101,6 +101,7 @@ async fn start(instances: u32, busy: Arc<dyn BusyRecord>) -> (SocketAddr, Vec<Ip
             scale_in_delay: Duration::from_secs(3600),
             registration_timeout: Duration::from_secs(3600),
             runner_exit_timeout: Duration::from_secs(3600),
+            keep_unhealthy: false,
         },
         labels: vec!["bench".into()],
         runner_group: None,

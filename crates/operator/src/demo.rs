@@ -123,6 +123,7 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
             scale_in_delay: Duration::from_secs(4),
             registration_timeout: Duration::from_secs(60),
             runner_exit_timeout: Duration::from_secs(30),
+            keep_unhealthy: false,
         },
         labels: labels.clone(),
         runner_group: None,

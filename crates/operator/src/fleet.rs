@@ -41,8 +41,10 @@ const RUNNER_SUFFIX_LEN: usize = 6;
 pub enum Phase {
     /// No registration handed out on this boot yet.
     Unregistered,
-    /// Registration handed out; waiting for a job.
+    /// Registration handed out; the runner has not been seen online at GitHub yet.
     Registered,
+    /// The runner is online at GitHub, waiting for a job.
+    Online,
     /// Job started (marker stored).
     Busy(ActiveJob),
     /// Job completed; the runner process has not exited yet.
@@ -71,8 +73,11 @@ pub struct InstanceRecord {
     pub ip: Option<IpAddr>,
     pub cloud: CloudState,
     pub phase: Phase,
-    /// When `phase` (or the derived state) last changed.
+    /// When the derived state last changed: the policy's "in state for".
     pub since: Instant,
+    /// When a hook or correction last changed the record. A GitHub listing taken
+    /// before that may not show what the change did, so it is not used on the record.
+    pub touched: Instant,
     /// The runner registered for this boot, if any (name, GitHub id when known).
     pub runner: Option<RunnerRef>,
     /// When the current registration was handed out, for the job start latency metric.
@@ -103,6 +108,7 @@ impl InstanceRecord {
             cloud: cloud.state,
             phase: Phase::Unregistered,
             since: now,
+            touched: now,
             runner: None,
             registered_at: None,
             operation: None,
@@ -119,8 +125,8 @@ impl InstanceRecord {
             (_, CloudState::Running) => {}
         }
         match self.phase {
-            Phase::Unregistered => InstanceState::AwaitingRegistration,
-            Phase::Registered => InstanceState::Idle,
+            Phase::Unregistered | Phase::Registered => InstanceState::AwaitingRegistration,
+            Phase::Online => InstanceState::Idle,
             Phase::Busy(_) => InstanceState::Busy,
             Phase::Completed(_) => InstanceState::Retiring,
             Phase::Exited => InstanceState::Recyclable,
@@ -130,6 +136,7 @@ impl InstanceRecord {
     pub fn set_phase(&mut self, phase: Phase, now: Instant) {
         self.phase = phase;
         self.since = now;
+        self.touched = now;
     }
 
     /// A fresh boot after a reimage: nothing of the old runner remains.
@@ -139,6 +146,7 @@ impl InstanceRecord {
         self.registered_at = None;
         self.operation = None;
         self.since = now;
+        self.touched = now;
     }
 
     pub fn busy_job(&self) -> Option<&ActiveJob> {
@@ -191,6 +199,21 @@ impl Fleet {
     /// Returns the busy markers of vanished instances, which the caller must remove.
     #[must_use = "the busy markers of vanished instances must be removed"]
     pub fn merge_cloud(&mut self, capacity: u32, listed: &[CloudInstance], now: Instant) -> Vec<OrphanMarker> {
+        self.merge_cloud_at(capacity, listed, now, time::OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// [`Fleet::merge_cloud`] with the wall-clock time `wall` of `now`: an instance
+    /// seen for the first time (after a restart) that is running dates its state
+    /// from when the cloud says it became ready, so the registration timeout is not
+    /// restarted by the operator's own restart.
+    #[must_use = "the busy markers of vanished instances must be removed"]
+    pub fn merge_cloud_at(
+        &mut self,
+        capacity: u32,
+        listed: &[CloudInstance],
+        now: Instant,
+        wall: time::OffsetDateTime,
+    ) -> Vec<OrphanMarker> {
         self.capacity = capacity;
         let mut seen = BTreeMap::new();
         for cloud in listed {
@@ -211,7 +234,14 @@ impl Fleet {
                     }
                     record
                 }
-                None => InstanceRecord::new(cloud, now),
+                None => {
+                    let mut record = InstanceRecord::new(cloud, now);
+                    if let Some(ready) = cloud.ready_since.filter(|_| cloud.state == CloudState::Running) {
+                        let age = (wall - ready).clamp(time::Duration::ZERO, time::Duration::DAY);
+                        record.since = now.checked_sub(age.unsigned_abs()).unwrap_or(now);
+                    }
+                    record
+                }
             };
             seen.insert(cloud.id.clone(), record);
         }
@@ -263,6 +293,7 @@ mod tests {
             name: format!("vm{id}"),
             private_ip: Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, id.parse::<u8>().unwrap() + 10))),
             state,
+            ready_since: None,
         }
     }
 

@@ -17,6 +17,8 @@ pub struct PoolSpec {
     pub scale_in_delay: Duration,
     pub registration_timeout: Duration,
     pub runner_exit_timeout: Duration,
+    /// Keep the newest broken instance for debugging (at most one; never counted as free).
+    pub keep_unhealthy: bool,
 }
 
 /// One instance as the policy sees it.
@@ -101,11 +103,13 @@ pub fn decide(spec: &PoolSpec, pool: &ObservedPool) -> Decision {
     let mut decision = Decision::default();
 
     // 1. Broken instances go: failed provisioning, or a runner that never registered.
-    for inst in &instances {
-        if inst.state == InstanceState::Failed || registration_overdue(spec, inst) {
-            decision.delete.push(inst.id.clone());
-            live -= 1;
-        }
+    //    Optionally the newest stays for someone to look at (it still takes a slot).
+    let broken: Vec<&&ObservedInstance> =
+        instances.iter().filter(|i| i.state == InstanceState::Failed || registration_overdue(spec, i)).collect();
+    let kept = if spec.keep_unhealthy { broken.last().map(|i| &i.id) } else { None };
+    for inst in broken.iter().filter(|i| Some(&i.id) != kept) {
+        decision.delete.push(inst.id.clone());
+        live -= 1;
     }
 
     // 2. Instances whose job is over: reimage while the pool needs free runners or

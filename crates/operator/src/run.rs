@@ -72,7 +72,19 @@ pub async fn run(
 
 /// Recover, then reconcile every period and soon after hooks, until shutdown.
 pub async fn reconcile_loop(controller: Controller, debounce: Duration, shutdown: CancellationToken) {
-    let mut errors = ErrorPolicy::default();
+    let errors = ErrorPolicy::for_period(controller.settings().period);
+    reconcile_loop_with(controller, debounce, errors, shutdown).await;
+}
+
+/// [`reconcile_loop`] with a given error policy (the fault suite seeds its jitter).
+/// Every `select!` is `biased`: shutdown first, and the same order on every run, so a
+/// simulation on a paused clock replays exactly.
+pub async fn reconcile_loop_with(
+    controller: Controller,
+    debounce: Duration,
+    mut errors: ErrorPolicy,
+    shutdown: CancellationToken,
+) {
     loop {
         match controller.recover().await {
             Ok(_) => break,
@@ -80,6 +92,7 @@ pub async fn reconcile_loop(controller: Controller, debounce: Duration, shutdown
                 let delay = Duration::from_secs(5);
                 error!(error = %err, cause = ?std::error::Error::source(&err).map(ToString::to_string), retry_in = ?delay, "recovery failed");
                 tokio::select! {
+                    biased;
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(delay) => {}
                 }
@@ -89,11 +102,13 @@ pub async fn reconcile_loop(controller: Controller, debounce: Duration, shutdown
     let mut next = Instant::now();
     loop {
         tokio::select! {
+            biased;
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep_until(next) => {}
             _ = controller.nudged() => {
                 // Let a burst of hooks arrive, so it produces one scale-set write.
                 tokio::select! {
+                    biased;
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(debounce) => {}
                 }

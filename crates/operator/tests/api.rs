@@ -36,6 +36,8 @@ async fn registration_hands_out_a_jit_config_once_per_boot() {
     let (status, body) = h.call(vm, REGISTRATION, "{}").await;
     assert_eq!(status, 409);
     assert_error_shape(&body, "already_registered");
+    assert_eq!(state_of(&h, "0"), InstanceState::AwaitingRegistration, "idle once GitHub shows the runner online");
+    h.controller.reconcile().await.unwrap();
     assert_eq!(state_of(&h, "0"), InstanceState::Idle);
 }
 
@@ -207,7 +209,8 @@ async fn health_readiness_and_metrics() {
     assert_eq!(h.get("/healthz").await, (200, "ok".to_owned()));
     let (status, body) = h.get("/readyz").await;
     assert_eq!(status, 200, "{body}");
-    h.call(h.ip_of("0"), REGISTRATION, "{}").await;
+    let (_, registration) = h.call(h.ip_of("0"), REGISTRATION, "{}").await;
+    h.github.start_with_jit(registration["encoded_jit_config"].as_str().unwrap()).unwrap();
     h.call(SocketAddr::from(([127, 9, 9, 9], 1)), REGISTRATION, "{}").await;
     h.scale_set.fail_next(operator::ports::CloudFault::Throttled { retry_after: None });
     assert!(h.controller.reconcile().await.is_err());

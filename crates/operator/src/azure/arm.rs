@@ -197,6 +197,19 @@ struct InstanceView {
 #[derive(Debug, Deserialize)]
 struct InstanceViewStatus {
     code: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    time: Option<time::OffsetDateTime>,
+}
+
+/// When provisioning last succeeded (`ProvisioningState/succeeded` carries the time).
+fn ready_since(properties: Option<&VmProperties>) -> Option<time::OffsetDateTime> {
+    properties?
+        .instance_view
+        .as_ref()?
+        .statuses
+        .iter()
+        .find(|s| s.code.as_deref() == Some("ProvisioningState/succeeded"))
+        .and_then(|s| s.time)
 }
 
 #[derive(Debug, Deserialize)]
@@ -671,6 +684,7 @@ impl ScaleSet for ArmScaleSet {
                 CloudInstance {
                     private_ip: ips.get(&vm.instance_id).map(|(_, ip)| *ip),
                     state: cloud_state(vm.properties.as_ref()),
+                    ready_since: ready_since(vm.properties.as_ref()),
                     id: InstanceId::new(vm.instance_id),
                     name,
                 }
@@ -714,7 +728,7 @@ mod tests {
             provisioning_state: Some(provisioning.into()),
             os_profile: None,
             instance_view: Some(InstanceView {
-                statuses: statuses.iter().map(|c| InstanceViewStatus { code: Some((*c).into()) }).collect(),
+                statuses: statuses.iter().map(|c| InstanceViewStatus { code: Some((*c).into()), time: None }).collect(),
             }),
         }
     }

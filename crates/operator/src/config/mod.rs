@@ -169,6 +169,10 @@ pub struct PoolConfig {
     /// How long after job-completed to wait for runner-exited before acting on the VM anyway.
     #[serde(default = "default_runner_exit_timeout")]
     pub runner_exit_timeout: HumanDuration,
+    /// Keep the newest broken instance (failed provisioning, or no runner within the registration
+    /// timeout) for debugging instead of deleting it; at most one, and it is not counted as free.
+    #[serde(default)]
+    pub keep_unhealthy_for_debugging: bool,
 }
 
 /// Reconcile timing.

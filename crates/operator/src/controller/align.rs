@@ -8,7 +8,7 @@ use tracing::{info, warn};
 
 use super::{truth, truth::Correction, Controller};
 use crate::{
-    fleet::{InstanceRecord, Phase},
+    fleet::{InstanceRecord, OrphanMarker, Phase},
     ports::{BusyMarker, DeregisterOutcome},
 };
 
@@ -26,10 +26,15 @@ impl Controller {
                 Err(err) => {
                     self.metrics().api_error("busy_record", "write");
                     warn!(instance = %orphan.instance, error = %err, "removing the marker of a vanished instance failed; will retry");
-                    self.shared.orphan_markers.lock().expect("orphan markers poisoned").push(orphan);
+                    self.keep_orphan_marker(orphan);
                 }
             }
         }
+    }
+
+    /// A marker nothing tracks any more; the next pass removes it.
+    pub(super) fn keep_orphan_marker(&self, orphan: OrphanMarker) {
+        self.shared.orphan_markers.lock().expect("orphan markers poisoned").push(orphan);
     }
 
     /// Lists GitHub's runners and repairs what lost hooks left wrong. A GitHub error
@@ -114,6 +119,15 @@ fn log_correction(correction: &Correction, before: &InstanceRecord) {
     match correction {
         Correction::RunnerIdLearned { runner_id, .. } => {
             info!(instance, runner_id, "runner seen at GitHub; id recorded");
+        }
+        Correction::RunnerOnline { runner_id, .. } => {
+            info!(instance, runner_id, "runner online at GitHub; instance idle");
+        }
+        Correction::RunnerOffline { runner, .. } => {
+            warn!(instance, runner = %runner, "idle runner went offline at GitHub; instance will be recycled");
+        }
+        Correction::RunnerIdentified { runner, .. } => {
+            info!(instance, runner = %runner.name, "runner of a busy instance identified at GitHub");
         }
         Correction::RunnerGone { runner, .. } => match before.busy_job() {
             Some(active) => warn!(

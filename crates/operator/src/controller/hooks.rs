@@ -9,7 +9,7 @@ use tracing::{info, instrument, warn};
 
 use super::{truth, Controller};
 use crate::{
-    fleet::{ActiveJob, InstanceRecord, Phase, RunnerRef},
+    fleet::{ActiveJob, InstanceRecord, OrphanMarker, Phase, RunnerRef},
     model::{InstanceId, InstanceState, JobRef},
     ports::{BusyMarker, BusyRecordError, GithubError, JitRequest, ScaleSetError},
 };
@@ -192,7 +192,10 @@ impl Controller {
         if let Some(r) = self.fleet().get_mut(&record.id) {
             r.runner = Some(RunnerRef { name: runner_name.clone(), id: runner_id });
             r.registered_at = Some(now);
-            r.set_phase(Phase::Registered, now);
+            // Still awaiting registration until GitHub shows the runner online: the
+            // registration timeout keeps counting from the boot.
+            r.phase = Phase::Registered;
+            r.touched = now;
         }
         info!(runner = %runner_name, jit = settings.jit, "registration issued");
         self.nudge();
@@ -244,7 +247,7 @@ impl Controller {
                     hook: "job-started",
                 });
             }
-            Phase::Unregistered | Phase::Registered => {}
+            Phase::Unregistered | Phase::Registered | Phase::Online => {}
         }
 
         let marker = BusyMarker::new(record.id.clone(), record.name.clone(), job.clone(), OffsetDateTime::now_utc());
@@ -253,7 +256,10 @@ impl Controller {
             // Left behind only on failure; recovery keeps the newest marker per instance.
             if let Err(err) = self.ports().busy.remove(old).await {
                 self.metrics().api_error("busy_record", "write");
-                warn!(error = %err, "removing the stand-in marker failed");
+                warn!(error = %err, "removing the stand-in marker failed; the next pass retries");
+                let active =
+                    ActiveJob { job: truth::unknown_job(&self.settings().scope_name, ""), marker: old.clone() };
+                self.keep_orphan_marker(OrphanMarker { instance: record.id.clone(), active });
             }
         }
         let now = Instant::now();
@@ -298,7 +304,7 @@ impl Controller {
                 info!("job completed; busy marker removed, waiting for the runner to exit");
                 Ok(self.outcome(&record.id, true))
             }
-            Phase::Unregistered | Phase::Registered => {
+            Phase::Unregistered | Phase::Registered | Phase::Online => {
                 // job-started never arrived; the job ran all the same.
                 self.set_phase(&record.id, Phase::Completed(job));
                 warn!("job completed without a recorded start");

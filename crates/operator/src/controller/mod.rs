@@ -67,6 +67,7 @@ impl Settings {
                 scale_in_delay: pool.scale_in_delay.get(),
                 registration_timeout: pool.registration_timeout.get(),
                 runner_exit_timeout: pool.runner_exit_timeout.get(),
+                keep_unhealthy: pool.keep_unhealthy_for_debugging,
             },
             labels: config.github.labels.clone(),
             runner_group: config.github.runner_group.clone(),
@@ -196,7 +197,7 @@ impl Controller {
         let scale_set = &self.shared.ports.scale_set;
         let capacity = scale_set.capacity().await.inspect_err(|e| self.record_cloud_error(e))?;
         let listed = scale_set.list_instances().await.inspect_err(|e| self.record_cloud_error(e))?;
-        let orphans = self.fleet().merge_cloud(capacity, &listed, Instant::now());
+        let orphans = self.fleet().merge_cloud_at(capacity, &listed, Instant::now(), time::OffsetDateTime::now_utc());
         if !orphans.is_empty() {
             self.shared.orphan_markers.lock().expect("orphan markers poisoned").extend(orphans);
         }

@@ -55,7 +55,14 @@ impl Controller {
         let mut requeue_after = self.settings().period;
 
         // Scale-out first (waiting jobs), then reimages (also serve demand), then deletes.
-        let scale_out = decision.capacity.filter(|_| decision.delete.is_empty());
+        // With deletes pending the new capacity is set before them, counting the
+        // instances about to go, so replacing a broken instance never takes the pool
+        // below min; when that would pass max, the replacement waits for the deletes.
+        let pending_deletes = u32::try_from(decision.delete.len()).unwrap_or(u32::MAX);
+        let scale_out = decision
+            .capacity
+            .map(|c| c.saturating_add(pending_deletes))
+            .filter(|c| pending_deletes == 0 || *c <= self.settings().spec.max);
         if let Some(capacity) = scale_out {
             if self.spend_write() {
                 let from = observed.capacity;

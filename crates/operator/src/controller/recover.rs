@@ -11,7 +11,7 @@ use super::Controller;
 use crate::{
     fleet::{ActiveJob, Phase, RunnerRef},
     model::InstanceId,
-    ports::{BusyRecordError, GithubError, ScaleSetError, StoredMarker},
+    ports::{BusyRecordError, GithubError, RunnerStatus, ScaleSetError, StoredMarker},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -80,11 +80,20 @@ impl Controller {
             for id in ids {
                 let record = fleet.get_mut(&id).expect("listed above");
                 // Runner names are `<computer name>-<suffix>`; see Controller::register.
-                if let Some(runner) =
-                    runners.iter().find(|r| crate::fleet::runner_vm_name(&r.name) == Some(record.name.as_str()))
-                {
+                // A runner of an earlier boot may still be listed: prefer the busy, then an online one.
+                let ours: Vec<_> = runners
+                    .iter()
+                    .filter(|r| crate::fleet::runner_vm_name(&r.name) == Some(record.name.as_str()))
+                    .collect();
+                let runner = ours
+                    .iter()
+                    .find(|r| r.busy)
+                    .or_else(|| ours.iter().find(|r| r.status == RunnerStatus::Online))
+                    .or_else(|| ours.first());
+                if let Some(runner) = runner {
                     record.runner = Some(RunnerRef { name: runner.name.clone(), id: Some(runner.id) });
-                    record.set_phase(Phase::Registered, now);
+                    let online = runner.busy || runner.status == RunnerStatus::Online;
+                    record.set_phase(if online { Phase::Online } else { Phase::Registered }, now);
                     report.registered += 1;
                 }
                 if let Some(stored) = newest.remove(&id) {

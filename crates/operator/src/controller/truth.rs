@@ -4,7 +4,7 @@
 //! Everything here is pure (no I/O, no clock); the pass does the I/O each
 //! correction needs, in the instance's turn. See `docs/scaling-policy.md`.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use tokio::time::Instant;
 
@@ -19,16 +19,24 @@ use crate::{
 pub enum Correction {
     /// Token mode: the runner has shown up at GitHub; remember its id.
     RunnerIdLearned { instance: InstanceId, runner_id: u64 },
+    /// The runner registered for this boot is online at GitHub: the instance is idle.
+    RunnerOnline { instance: InstanceId, runner_id: u64 },
     /// The runner is no longer listed: the ephemeral runner finished (or was removed)
     /// and its job-completed / runner-exited hooks were lost. The VM may be recycled;
     /// a Busy record's marker is removed first.
     RunnerGone { instance: InstanceId, runner: String },
+    /// The idle runner went offline (its process died): the VM is recycled; the
+    /// runner is deregistered first, as always.
+    RunnerOffline { instance: InstanceId, runner: String },
     /// GitHub lists the runner busy but no job-started arrived: store a marker for an
     /// unknown job and treat the instance as busy.
     JobStartedLost { instance: InstanceId, runner: RunnerRef },
     /// The instance's runner is registered at GitHub but the operator did not know.
     RunnerAdopted { instance: InstanceId, runner: RunnerRef },
-    /// A runner named like this scale set's instances whose instance no longer exists.
+    /// A busy instance with no runner on record (a restart found none yet): its runner.
+    RunnerIdentified { instance: InstanceId, runner: RunnerRef },
+    /// A runner named like this scale set's instances whose instance no longer exists,
+    /// or a runner of an earlier boot of an instance that has a newer one.
     GhostRunner { runner_id: u64, name: String },
 }
 
@@ -37,9 +45,12 @@ impl Correction {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::RunnerIdLearned { .. } => "runner_id_learned",
+            Self::RunnerOnline { .. } => "runner_online",
             Self::RunnerGone { .. } => "runner_gone",
+            Self::RunnerOffline { .. } => "runner_offline",
             Self::JobStartedLost { .. } => "job_started_lost",
             Self::RunnerAdopted { .. } => "runner_adopted",
+            Self::RunnerIdentified { .. } => "runner_identified",
             Self::GhostRunner { .. } => "ghost_deregistered",
         }
     }
@@ -47,20 +58,26 @@ impl Correction {
     pub fn instance(&self) -> Option<&InstanceId> {
         match self {
             Self::RunnerIdLearned { instance, .. }
+            | Self::RunnerOnline { instance, .. }
             | Self::RunnerGone { instance, .. }
+            | Self::RunnerOffline { instance, .. }
             | Self::JobStartedLost { instance, .. }
-            | Self::RunnerAdopted { instance, .. } => Some(instance),
+            | Self::RunnerAdopted { instance, .. }
+            | Self::RunnerIdentified { instance, .. } => Some(instance),
             Self::GhostRunner { .. } => None,
         }
     }
 }
 
 /// Every correction kind, for metrics that start at zero.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 9] = [
     "runner_id_learned",
+    "runner_online",
     "runner_gone",
+    "runner_offline",
     "job_started_lost",
     "runner_adopted",
+    "runner_identified",
     "ghost_deregistered",
     "orphan_marker_removed",
 ];
@@ -80,25 +97,31 @@ pub fn corrections(records: &[InstanceRecord], runners: &[Runner], listed_at: In
 
 /// The correction of one record, if it needs one.
 pub fn for_record(record: &InstanceRecord, runners: &[Runner], listed_at: Instant) -> Option<Correction> {
-    if record.since > listed_at || record.operation.is_some() || record.state().is_in_operation() {
+    if record.touched > listed_at || record.operation.is_some() || record.state().is_in_operation() {
         return None;
     }
     let instance = record.id.clone();
     let Some(known) = &record.runner else {
-        // No runner on record: adopt an online (or busy) runner named for this VM.
-        if record.phase != Phase::Unregistered {
-            return None;
-        }
-        let found = runners
-            .iter()
-            .filter(|r| r.status == RunnerStatus::Online || r.busy)
-            .find(|r| runner_vm_name(&r.name) == Some(record.name.as_str()))?;
-        let runner = RunnerRef { name: found.name.clone(), id: Some(found.id) };
-        return Some(if found.busy {
-            Correction::JobStartedLost { instance, runner }
-        } else {
-            Correction::RunnerAdopted { instance, runner }
-        });
+        // No runner on record: a restart found none, or a hook came first. Look for
+        // one named for this VM, the busy one first, then an online one.
+        let ours: Vec<&Runner> =
+            runners.iter().filter(|r| runner_vm_name(&r.name) == Some(record.name.as_str())).collect();
+        let live = ours.iter().find(|r| r.busy).or_else(|| ours.iter().find(|r| r.status == RunnerStatus::Online));
+        let as_ref = |r: &Runner| RunnerRef { name: r.name.clone(), id: Some(r.id) };
+        return match (&record.phase, live) {
+            (Phase::Unregistered, Some(r)) if r.busy => {
+                Some(Correction::JobStartedLost { instance, runner: as_ref(r) })
+            }
+            (Phase::Unregistered, Some(r)) => Some(Correction::RunnerAdopted { instance, runner: as_ref(r) }),
+            (Phase::Busy(_) | Phase::Completed(_), Some(r)) => {
+                Some(Correction::RunnerIdentified { instance, runner: as_ref(r) })
+            }
+            // Busy with no runner of this VM listed at all: its job is over.
+            (Phase::Busy(_) | Phase::Completed(_), None) if ours.is_empty() => {
+                Some(Correction::RunnerGone { instance, runner: "(none listed)".into() })
+            }
+            _ => None,
+        };
     };
     let listed = match known.id {
         Some(id) => runners.iter().find(|r| r.id == id),
@@ -108,24 +131,30 @@ pub fn for_record(record: &InstanceRecord, runners: &[Runner], listed_at: Instan
         // Without an id the runner may simply not have registered yet (token mode).
         let was_seen = known.id.is_some();
         return match &record.phase {
-            Phase::Registered | Phase::Busy(_) | Phase::Completed(_) if was_seen => {
+            Phase::Registered | Phase::Online | Phase::Busy(_) | Phase::Completed(_) if was_seen => {
                 Some(Correction::RunnerGone { instance, runner: known.name.clone() })
             }
             _ => None,
         };
     };
     let runner = RunnerRef { name: listed.name.clone(), id: Some(listed.id) };
+    let online = listed.status == RunnerStatus::Online;
     match &record.phase {
-        Phase::Registered | Phase::Unregistered if listed.busy => Some(Correction::JobStartedLost { instance, runner }),
+        Phase::Unregistered | Phase::Registered | Phase::Online if listed.busy => {
+            Some(Correction::JobStartedLost { instance, runner })
+        }
         Phase::Unregistered => Some(Correction::RunnerAdopted { instance, runner }),
+        Phase::Registered if online => Some(Correction::RunnerOnline { instance, runner_id: listed.id }),
+        Phase::Online if !online => Some(Correction::RunnerOffline { instance, runner: listed.name.clone() }),
         _ if known.id.is_none() => Some(Correction::RunnerIdLearned { instance, runner_id: listed.id }),
         _ => None,
     }
 }
 
-/// Runners named `<X>-<6 lowercase hex>` where X has this scale set's computer-name
-/// shape but is no current instance, and that are not busy. Runners of any other
-/// naming (other pools, people's own runners) are never touched.
+/// Runners to deregister, never busy ones: runners named `<X>-<6 lowercase hex>`
+/// where X has this scale set's computer-name shape but is no current instance, and
+/// runners of an earlier boot of an instance whose record names a newer runner.
+/// Runners of any other naming (other pools, people's own runners) are never touched.
 fn ghosts(records: &[InstanceRecord], runners: &[Runner]) -> Vec<Correction> {
     let Some(first) = records.first() else { return Vec::new() };
     let len = first.name.len();
@@ -135,12 +164,21 @@ fn ghosts(records: &[InstanceRecord], runners: &[Runner]) -> Vec<Correction> {
     if records.iter().any(|r| r.name.len() != len || !r.name.starts_with(prefix)) {
         return Vec::new(); // no single shape to recognise
     }
-    let current: BTreeSet<&str> = records.iter().map(|r| r.name.as_str()).collect();
+    let current: BTreeMap<&str, &InstanceRecord> = records.iter().map(|r| (r.name.as_str(), r)).collect();
     runners
         .iter()
         .filter(|r| !r.busy)
         .filter(|r| {
-            runner_vm_name(&r.name).is_some_and(|vm| vm.len() == len && vm.starts_with(prefix) && !current.contains(vm))
+            runner_vm_name(&r.name).is_some_and(|vm| {
+                if vm.len() != len || !vm.starts_with(prefix) {
+                    return false;
+                }
+                match current.get(vm) {
+                    None => true,
+                    // A leftover of an earlier boot (the record names this boot's runner).
+                    Some(record) => record.runner.as_ref().is_some_and(|now| now.name != r.name),
+                }
+            })
         })
         .map(|r| Correction::GhostRunner { runner_id: r.id, name: r.name.clone() })
         .collect()
@@ -177,7 +215,17 @@ pub fn apply(
                 r.id = Some(*runner_id);
             }
         }
-        Correction::RunnerGone { .. } => record.set_phase(Phase::Exited, now),
+        Correction::RunnerOnline { runner_id, .. } => {
+            if let Some(r) = &mut record.runner {
+                r.id = Some(*runner_id);
+            }
+            record.set_phase(Phase::Online, now);
+        }
+        Correction::RunnerGone { .. } | Correction::RunnerOffline { .. } => record.set_phase(Phase::Exited, now),
+        Correction::RunnerIdentified { runner, .. } => {
+            record.runner = Some(runner.clone());
+            record.touched = now;
+        }
         Correction::JobStartedLost { runner, .. } => {
             let marker = marker.expect("a stored marker for a lost job-started");
             record.runner = Some(runner.clone());
@@ -185,7 +233,7 @@ pub fn apply(
         }
         Correction::RunnerAdopted { runner, .. } => {
             record.runner = Some(runner.clone());
-            record.set_phase(Phase::Registered, now);
+            record.set_phase(Phase::Online, now);
         }
         Correction::GhostRunner { .. } => {}
     }
@@ -209,6 +257,7 @@ mod tests {
             name: format!("vmsstest{id:06}"),
             private_ip: Some(IpAddr::from([127, 0, 0, 10])),
             state: CloudState::Running,
+            ready_since: None,
         };
         InstanceRecord::new(&cloud, t0)
     }
@@ -275,7 +324,60 @@ mod tests {
         let r = with_runner(record(1, t0), "vmsstest000001-abc123", None, Phase::Registered);
         assert_eq!(corrections(std::slice::from_ref(&r), &[], t0), vec![]);
         let got = settles(vec![r], vec![runner(7, "vmsstest000001-abc123", false)], t0);
+        assert_eq!(got, vec![Correction::RunnerOnline { instance: InstanceId::new("1"), runner_id: 7 }]);
+        let busy_record = with_runner(record(1, t0), "vmsstest000001-abc123", None, busy(5));
+        let got = settles(vec![busy_record], vec![runner(7, "vmsstest000001-abc123", true)], t0);
         assert_eq!(got, vec![Correction::RunnerIdLearned { instance: InstanceId::new("1"), runner_id: 7 }]);
+    }
+
+    #[test]
+    fn a_registered_runner_is_idle_only_once_github_shows_it_online() {
+        let t0 = Instant::now();
+        let r = with_runner(record(1, t0), "vmsstest000001-abc123", Some(7), Phase::Registered);
+        assert_eq!(r.state(), crate::model::InstanceState::AwaitingRegistration);
+        let mut offline = runner(7, "vmsstest000001-abc123", false);
+        offline.status = RunnerStatus::Offline;
+        assert_eq!(corrections(std::slice::from_ref(&r), &[offline], t0), vec![], "a JIT runner not started yet");
+        let mut records = vec![r];
+        let mut runners = vec![runner(7, "vmsstest000001-abc123", false)];
+        let got = corrections(&records, &runners, t0);
+        assert_eq!(got, vec![Correction::RunnerOnline { instance: InstanceId::new("1"), runner_id: 7 }]);
+        carry_out(&mut records, &mut runners, &got, t0 + Duration::from_secs(1));
+        assert_eq!(records[0].state(), crate::model::InstanceState::Idle);
+    }
+
+    #[test]
+    fn an_idle_runner_that_went_offline_makes_its_instance_recyclable() {
+        let t0 = Instant::now();
+        let r = with_runner(record(1, t0), "vmsstest000001-abc123", Some(7), Phase::Online);
+        let mut offline = runner(7, "vmsstest000001-abc123", false);
+        offline.status = RunnerStatus::Offline;
+        let got = settles(vec![r], vec![offline.clone()], t0);
+        let gone = Correction::RunnerOffline { instance: InstanceId::new("1"), runner: "vmsstest000001-abc123".into() };
+        assert_eq!(got, vec![gone]);
+        offline.busy = true;
+        let r = with_runner(record(1, t0), "vmsstest000001-abc123", Some(7), busy(5));
+        assert_eq!(corrections(&[r], &[offline], t0), vec![], "busy at GitHub: GitHub decides when the job is over");
+    }
+
+    #[test]
+    fn a_busy_instance_without_a_runner_on_record_finds_it_or_lets_the_job_go() {
+        let t0 = Instant::now();
+        let r = busy_without_runner(t0);
+        let got = settles(vec![r.clone()], vec![runner(7, "vmsstest000001-abc123", true)], t0);
+        let runner_ref = RunnerRef { name: "vmsstest000001-abc123".into(), id: Some(7) };
+        assert_eq!(got, vec![Correction::RunnerIdentified { instance: InstanceId::new("1"), runner: runner_ref }]);
+        let got = settles(vec![r], vec![runner(8, "vmsstest000002-abc123", true)], t0);
+        assert_eq!(
+            got,
+            vec![Correction::RunnerGone { instance: InstanceId::new("1"), runner: "(none listed)".into() }]
+        );
+    }
+
+    fn busy_without_runner(t0: Instant) -> InstanceRecord {
+        let mut r = record(1, t0);
+        r.phase = busy(5);
+        r
     }
 
     #[test]
@@ -306,8 +408,8 @@ mod tests {
     fn ghosts_of_deleted_instances_are_deregistered_but_never_other_runners() {
         let t0 = Instant::now();
         let records = vec![
-            with_runner(record(1, t0), "vmsstest000001-abc123", Some(1), Phase::Registered),
-            with_runner(record(2, t0), "vmsstest000002-abc123", Some(2), Phase::Registered),
+            with_runner(record(1, t0), "vmsstest000001-abc123", Some(1), Phase::Online),
+            with_runner(record(2, t0), "vmsstest000002-abc123", Some(2), Phase::Online),
         ];
         let runners = vec![
             runner(1, "vmsstest000001-abc123", false),
@@ -326,11 +428,26 @@ mod tests {
     }
 
     #[test]
+    fn a_leftover_runner_of_an_earlier_boot_is_deregistered_unless_busy() {
+        let t0 = Instant::now();
+        let records = vec![with_runner(record(1, t0), "vmsstest000001-222222", None, Phase::Registered)];
+        let old = runner(3, "vmsstest000001-111111", false);
+        let got = corrections(&records, std::slice::from_ref(&old), t0);
+        assert_eq!(got, vec![Correction::GhostRunner { runner_id: 3, name: "vmsstest000001-111111".into() }]);
+        let busy_old = Runner { busy: true, ..old };
+        assert_eq!(corrections(&records, &[busy_old], t0), vec![]);
+        let unregistered = vec![record(1, t0)];
+        let mut offline = runner(3, "vmsstest000001-111111", false);
+        offline.status = RunnerStatus::Offline;
+        assert_eq!(corrections(&unregistered, &[offline], t0), vec![], "no runner on record: nothing to compare with");
+    }
+
+    #[test]
     fn records_changed_after_the_listing_or_under_an_operation_are_left_alone() {
         let t0 = Instant::now();
         let mut r = with_runner(record(1, t0 + Duration::from_secs(1)), "vmsstest000001-abc123", Some(7), busy(5));
         assert_eq!(corrections(std::slice::from_ref(&r), &[], t0), vec![], "registered after the listing");
-        r.since = t0;
+        r.touched = t0;
         r.operation = Some(Operation::Reimage);
         assert_eq!(corrections(&[r], &[], t0), vec![]);
     }
@@ -339,7 +456,7 @@ mod tests {
     fn a_consistent_fleet_needs_no_correction() {
         let t0 = Instant::now();
         let records = vec![
-            with_runner(record(1, t0), "vmsstest000001-abc123", Some(1), Phase::Registered),
+            with_runner(record(1, t0), "vmsstest000001-abc123", Some(1), Phase::Online),
             with_runner(record(2, t0), "vmsstest000002-abc123", Some(2), busy(3)),
             record(3, t0),
             with_runner(record(4, t0), "vmsstest000004-abc123", Some(4), Phase::Exited),

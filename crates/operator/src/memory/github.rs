@@ -116,6 +116,16 @@ impl InMemoryGithub {
         }
     }
 
+    /// Every runner as GitHub lists it, without going through the port.
+    pub fn runners(&self) -> Vec<Runner> {
+        self.lock().runners.iter().map(|(id, r)| Self::runner_view(*id, r)).collect()
+    }
+
+    /// Runners running a job right now, by name.
+    pub fn runner_jobs(&self) -> Vec<(String, JobRef)> {
+        self.lock().runners.values().filter_map(|r| r.job.clone().map(|j| (r.name.clone(), j))).collect()
+    }
+
     pub fn queued(&self) -> usize {
         self.lock().queue.len()
     }

@@ -73,14 +73,32 @@ struct SimInstance {
     state: CloudState,
     since: Instant,
     generation: u32,
+    /// Provisioning of this instance ends in `Failed` instead of `Running`.
+    fails_provisioning: bool,
 }
 
 impl SimInstance {
-    /// Creating turns into Running once the boot delay has passed.
-    fn state_at(&self, now: Instant, boot_delay: Duration) -> CloudState {
+    /// The state at `now`: creating, reimaging and deleting end on the cloud's own
+    /// clock, whether or not whoever asked for them is still waiting.
+    fn state_at(&self, now: Instant, settings: &ScaleSetSettings) -> CloudState {
+        let elapsed = now.saturating_duration_since(self.since);
         match self.state {
-            CloudState::Creating if now.duration_since(self.since) >= boot_delay => CloudState::Running,
+            CloudState::Creating if elapsed >= settings.boot_delay && self.fails_provisioning => CloudState::Failed,
+            CloudState::Creating | CloudState::Reimaging if elapsed >= settings.delay_of(self.state) => {
+                CloudState::Running
+            }
             s => s,
+        }
+    }
+}
+
+impl ScaleSetSettings {
+    fn delay_of(&self, state: CloudState) -> Duration {
+        match state {
+            CloudState::Creating => self.boot_delay,
+            CloudState::Reimaging => self.reimage_delay,
+            CloudState::Deleting => self.delete_delay,
+            CloudState::Running | CloudState::Failed => Duration::ZERO,
         }
     }
 }
@@ -107,14 +125,32 @@ impl InMemoryScaleSet {
             let now = Instant::now();
             for _ in 0..count {
                 let id = set.add_instance(&mut inner, now);
-                inner.instances.get_mut(&id).expect("just added").state = CloudState::Running;
+                let inst = inner.instances.get_mut(&id).expect("just added");
+                inst.state = CloudState::Running;
             }
         }
         set
     }
 
+    /// The state with every operation that has finished by now applied.
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().expect("scale set poisoned")
+        let mut inner = self.inner.lock().expect("scale set poisoned");
+        let now = Instant::now();
+        let settings = &self.settings;
+        inner.instances.retain(|_, i| {
+            !(i.state == CloudState::Deleting && now.saturating_duration_since(i.since) >= settings.delete_delay)
+        });
+        for inst in inner.instances.values_mut() {
+            let state = inst.state_at(now, settings);
+            if state != inst.state {
+                if inst.state == CloudState::Reimaging {
+                    inst.generation += 1;
+                }
+                inst.since = inst.since + settings.delay_of(inst.state);
+                inst.state = state;
+            }
+        }
+        inner
     }
 
     fn add_instance(&self, inner: &mut Inner, now: Instant) -> u64 {
@@ -122,8 +158,45 @@ impl InMemoryScaleSet {
         inner.next_id += 1;
         let ip = IpAddr::V4(Ipv4Addr::new(127, self.settings.ip_block, (1 + id / 250) as u8, (1 + id % 250) as u8));
         let name = format!("{}{:06}", self.settings.name_prefix, id);
-        inner.instances.insert(id, SimInstance { name, ip, state: CloudState::Creating, since: now, generation: 0 });
+        inner.instances.insert(
+            id,
+            SimInstance { name, ip, state: CloudState::Creating, since: now, generation: 0, fails_provisioning: false },
+        );
         id
+    }
+
+    /// Provisioning of instance `id` (if it is still being created) ends in `Failed`.
+    pub fn fail_provisioning(&self, id: &InstanceId) {
+        let mut inner = self.lock();
+        if let Some(inst) = id.as_str().parse::<u64>().ok().and_then(|n| inner.instances.get_mut(&n)) {
+            inst.fails_provisioning = true;
+        }
+    }
+
+    /// Instances the cloud is creating right now (for simulations that decide their fate).
+    pub fn creating(&self) -> Vec<InstanceId> {
+        let inner = self.lock();
+        inner
+            .instances
+            .iter()
+            .filter(|(_, i)| i.state == CloudState::Creating)
+            .map(|(id, _)| InstanceId::new(id.to_string()))
+            .collect()
+    }
+
+    /// Every instance with its boot generation and state.
+    pub fn snapshot(&self) -> Vec<(InstanceId, u32, CloudState)> {
+        self.lock().instances.iter().map(|(id, i)| (InstanceId::new(id.to_string()), i.generation, i.state)).collect()
+    }
+
+    /// Computer name of every instance, by id.
+    pub fn names(&self) -> BTreeMap<InstanceId, String> {
+        self.lock().instances.iter().map(|(id, i)| (InstanceId::new(id.to_string()), i.name.clone())).collect()
+    }
+
+    /// Live instances (`sku.capacity`): every instance not being deleted.
+    pub fn live(&self) -> u32 {
+        self.lock().instances.values().filter(|i| i.state != CloudState::Deleting).count() as u32
     }
 
     /// The next scale-set call fails with `fault` (test fault injection).
@@ -137,12 +210,11 @@ impl InMemoryScaleSet {
 
     /// Running instances and their current boot, for the VM simulator.
     pub fn running_boots(&self) -> Vec<Boot> {
-        let now = Instant::now();
         let inner = self.lock();
         inner
             .instances
             .iter()
-            .filter(|(_, i)| i.state_at(now, self.settings.boot_delay) == CloudState::Running)
+            .filter(|(_, i)| i.state == CloudState::Running)
             .map(|(id, i)| Boot {
                 id: InstanceId::new(id.to_string()),
                 name: i.name.clone(),
@@ -172,16 +244,15 @@ impl ScaleSet for InMemoryScaleSet {
         if let Some(fault) = self.take_fault() {
             return Err(ScaleSetError::ReadFailed(fault));
         }
-        let inner = self.lock();
-        Ok(inner.instances.values().filter(|i| i.state != CloudState::Deleting).count() as u32)
+        Ok(self.live())
     }
 
     async fn list_instances(&self) -> Result<Vec<CloudInstance>, ScaleSetError> {
         if let Some(fault) = self.take_fault() {
             return Err(ScaleSetError::ReadFailed(fault));
         }
-        let now = Instant::now();
         let inner = self.lock();
+        let (now, wall) = (Instant::now(), time::OffsetDateTime::now_utc());
         Ok(inner
             .instances
             .iter()
@@ -189,7 +260,9 @@ impl ScaleSet for InMemoryScaleSet {
                 id: InstanceId::new(id.to_string()),
                 name: i.name.clone(),
                 private_ip: Some(i.ip),
-                state: i.state_at(now, self.settings.boot_delay),
+                state: i.state,
+                // Reported in wall time, as Azure does; `since` is on tokio's clock.
+                ready_since: (i.state == CloudState::Running).then(|| wall - now.saturating_duration_since(i.since)),
             })
             .collect())
     }
@@ -228,15 +301,15 @@ impl ScaleSet for InMemoryScaleSet {
             let now = Instant::now();
             for n in &numbers {
                 let inst = inner.instances.get_mut(n).expect("checked above");
-                inst.state = CloudState::Deleting;
-                inst.since = now;
+                if inst.state != CloudState::Deleting {
+                    inst.state = CloudState::Deleting;
+                    inst.since = now;
+                }
             }
         }
+        // The caller waits for the long-running operation; the cloud finishes it
+        // even if the caller stops waiting (see `lock`).
         tokio::time::sleep(self.settings.delete_delay).await;
-        let mut inner = self.lock();
-        for n in numbers {
-            inner.instances.remove(&n);
-        }
         Ok(())
     }
 
@@ -248,6 +321,9 @@ impl ScaleSet for InMemoryScaleSet {
         let numbers = self.parse_ids(ids).map_err(fail)?;
         {
             let mut inner = self.lock();
+            if let Some(n) = numbers.iter().find(|n| inner.instances[n].state == CloudState::Deleting) {
+                return Err(fail(CloudFault::Conflict(format!("instance {n} is being deleted"))));
+            }
             inner.writes.reimage += 1;
             inner.writes.reimaged_ids.extend(ids.iter().cloned());
             let now = Instant::now();
@@ -255,18 +331,10 @@ impl ScaleSet for InMemoryScaleSet {
                 let inst = inner.instances.get_mut(n).expect("checked above");
                 inst.state = CloudState::Reimaging;
                 inst.since = now;
+                inst.fails_provisioning = false;
             }
         }
         tokio::time::sleep(self.settings.reimage_delay).await;
-        let now = Instant::now();
-        let mut inner = self.lock();
-        for n in numbers {
-            if let Some(inst) = inner.instances.get_mut(&n) {
-                inst.state = CloudState::Running;
-                inst.generation += 1;
-                inst.since = now;
-            }
-        }
         Ok(())
     }
 }

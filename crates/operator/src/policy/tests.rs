@@ -13,6 +13,7 @@ fn spec(min: u32, max: u32, pct: u8) -> PoolSpec {
         scale_in_delay: Duration::from_secs(300),
         registration_timeout: Duration::from_secs(600),
         runner_exit_timeout: Duration::from_secs(600),
+        keep_unhealthy: false,
     }
 }
 

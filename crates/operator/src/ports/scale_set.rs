@@ -15,6 +15,10 @@ pub struct CloudInstance {
     /// Primary private IP: how the operator recognises the VM calling its API.
     pub private_ip: Option<IpAddr>,
     pub state: CloudState,
+    /// When the instance last finished provisioning (created or reimaged), if the cloud
+    /// says: after a restart the registration timeout counts from there, not from the
+    /// restart.
+    pub ready_since: Option<time::OffsetDateTime>,
 }
 
 /// Provisioning/power state reduced to what the operator acts on.

@@ -39,6 +39,7 @@ pub fn settings(min: u32, max: u32, pct: u8) -> Settings {
             scale_in_delay: Duration::from_secs(300),
             registration_timeout: Duration::from_secs(600),
             runner_exit_timeout: Duration::from_secs(600),
+            keep_unhealthy: false,
         },
         labels: vec!["self-hosted".into(), "linux".into()],
         runner_group: None,
