@@ -1,0 +1,176 @@
+//! One seed's world: pool settings, workload and fault schedule, all drawn from the
+//! seed so that a run is reproduced by naming it.
+
+use std::time::Duration;
+
+use rand::{RngExt, SeedableRng};
+use rand_pcg::Pcg64;
+
+/// Timings shared by every scenario: the operator's defaults where it has them.
+pub const PERIOD: Duration = Duration::from_secs(30);
+pub const DEBOUNCE: Duration = Duration::from_millis(500);
+pub const BOOT_DELAY: Duration = Duration::from_secs(60);
+pub const REIMAGE_DELAY: Duration = Duration::from_secs(45);
+pub const DELETE_DELAY: Duration = Duration::from_secs(30);
+pub const SCALE_IN_DELAY: Duration = Duration::from_secs(5 * 60);
+pub const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+pub const RUNNER_EXIT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// How often a simulated runner asks GitHub for a job (the real listener long-polls).
+pub const POLL: Duration = Duration::from_secs(5);
+/// From "the cloud says Running" to "the runner asks for work": cloud-init, the
+/// registration call, the runner's start and first poll.
+pub const VM_START: Duration = Duration::from_secs(10);
+/// After the workload: no more faults, time for the pool to settle at min.
+pub const QUIET: Duration = Duration::from_secs(20 * 60);
+/// A run that has not drained its jobs by then is a violation in itself.
+pub const HORIZON: Duration = Duration::from_secs(6 * 3600);
+
+/// Boot latency in invariant 3: a new or reimaged instance until its runner polls.
+pub fn boot_latency() -> Duration {
+    BOOT_DELAY.max(REIMAGE_DELAY) + VM_START + POLL
+}
+
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub seed: u64,
+    pub min: u32,
+    pub max: u32,
+    pub free_target_percentage: u8,
+    pub jit: bool,
+    pub keep_unhealthy: bool,
+    pub faults: FaultRates,
+    /// Operator kills at these offsets, each followed by a downtime.
+    pub kills: Vec<(Duration, Duration)>,
+    pub jobs: Vec<JobSpec>,
+}
+
+/// Probabilities of each fault, per call or per event.
+#[derive(Clone, Debug)]
+pub struct FaultRates {
+    /// Scale-set calls failing (429, 500 or timeout).
+    pub cloud: f64,
+    /// GitHub calls failing (rate limit, 502 or timeout).
+    pub github: f64,
+    /// Busy-record writes failing.
+    pub busy_record: f64,
+    /// Job hooks never delivered / delivered twice / delivered late.
+    pub hook_drop: f64,
+    pub hook_duplicate: f64,
+    pub hook_delay: f64,
+    /// New instances whose provisioning fails, that never run cloud-init, or whose runner never comes online.
+    pub vm_never_boots: f64,
+    pub vm_never_registers: f64,
+    pub runner_never_online: f64,
+    /// After a runner was deregistered for a delete or reimage, kill the operator before the VM call.
+    pub kill_after_deregister: f64,
+}
+
+impl FaultRates {
+    pub const NONE: Self = Self {
+        cloud: 0.0,
+        github: 0.0,
+        busy_record: 0.0,
+        hook_drop: 0.0,
+        hook_duplicate: 0.0,
+        hook_delay: 0.0,
+        vm_never_boots: 0.0,
+        vm_never_registers: 0.0,
+        runner_never_online: 0.0,
+        kill_after_deregister: 0.0,
+    };
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobSpec {
+    pub number: u64,
+    pub arrives: Duration,
+    pub runs_for: Duration,
+}
+
+impl Scenario {
+    pub fn draw(seed: u64) -> Self {
+        let mut rng = Pcg64::seed_from_u64(seed);
+        let min = rng.random_range(1..=3);
+        let max = min + rng.random_range(3..=10);
+        let free_target_percentage = [20, 25, 34, 50][rng.random_range(0..4)];
+        let cloud = rng.random_range(0.10..=0.30);
+        let faults = FaultRates {
+            cloud,
+            github: cloud / 2.0,
+            busy_record: rng.random_range(0.0..=0.10),
+            hook_drop: rng.random_range(0.0..=0.15),
+            hook_duplicate: rng.random_range(0.0..=0.15),
+            hook_delay: rng.random_range(0.0..=0.15),
+            vm_never_boots: rng.random_range(0.0..=0.08),
+            vm_never_registers: rng.random_range(0.0..=0.08),
+            runner_never_online: rng.random_range(0.0..=0.05),
+            kill_after_deregister: rng.random_range(0.0..=0.05),
+        };
+        let jobs = workload(&mut rng);
+        let busy_until = jobs.iter().map(|j| j.arrives).max().unwrap_or_default();
+        let kills = (0..rng.random_range(0..=3))
+            .map(|_| {
+                let at = Duration::from_secs(rng.random_range(0..=busy_until.as_secs().max(1)));
+                (at, Duration::from_secs(rng.random_range(0..=90)))
+            })
+            .collect();
+        Self {
+            seed,
+            min,
+            max,
+            free_target_percentage,
+            jit: rng.random_bool(0.5),
+            keep_unhealthy: rng.random_bool(0.3),
+            faults,
+            kills,
+            jobs,
+        }
+    }
+
+    /// The same scenario without any fault: the baseline a fault run is compared with.
+    pub fn without_faults(mut self) -> Self {
+        self.faults = FaultRates::NONE;
+        self.kills.clear();
+        self
+    }
+}
+
+/// Bursts (a push that fans out into a matrix) and single jobs at random gaps over
+/// about 40 minutes; durations from half a minute to a quarter of an hour.
+fn workload(rng: &mut Pcg64) -> Vec<JobSpec> {
+    let mut jobs = Vec::new();
+    let mut at = Duration::ZERO;
+    let target = rng.random_range(25..=60);
+    while jobs.len() < target {
+        at += Duration::from_secs(rng.random_range(5..=120));
+        let burst = if rng.random_bool(0.2) { rng.random_range(4..=12) } else { 1 };
+        for _ in 0..burst {
+            let number = jobs.len() as u64 + 1;
+            let runs_for = Duration::from_secs(rng.random_range(30..=900));
+            jobs.push(JobSpec { number, arrives: at, runs_for });
+        }
+    }
+    jobs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_names_exactly_one_scenario() {
+        let (a, b) = (Scenario::draw(7), Scenario::draw(7));
+        assert_eq!(a.jobs, b.jobs);
+        assert_eq!((a.min, a.max, a.kills.clone()), (b.min, b.max, b.kills.clone()));
+        assert_ne!(Scenario::draw(8).jobs, a.jobs);
+    }
+
+    #[test]
+    fn fault_rates_stay_in_the_issue_s_range() {
+        for seed in 0..200 {
+            let s = Scenario::draw(seed);
+            assert!((0.10..=0.30).contains(&s.faults.cloud), "seed {seed}: {}", s.faults.cloud);
+            assert!(s.min >= 1 && s.max > s.min);
+        }
+    }
+}
