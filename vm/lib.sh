@@ -67,16 +67,21 @@ vmss_backoff() {
 # backoff, until ATTEMPTS tries or the epoch second DEADLINE (0: no deadline) pass.
 # The answer's body goes to the file OUT (which the caller keeps private), never to
 # the output. Returns 0 on 2xx, 2 on a final refusal (other 4xx: retrying cannot
-# help), 1 when it gave up. VMSS_STATUS holds the last HTTP status (000: no answer).
+# help), 1 when it gave up. VMSS_STATUS holds the last HTTP status (000: no answer,
+# then VMSS_CURL_EXIT says why).
 vmss_post() {
   local path="$1" body="$2" out="$3" attempts="$4" deadline="$5" attempt=0
   VMSS_STATUS=000
   while true; do
     attempt=$((attempt + 1))
-    VMSS_STATUS="$(curl --silent --show-error --output "${out}" --write-out '%{http_code}' \
+    VMSS_CURL_EXIT=0
+    VMSS_STATUS="$(curl --silent --output "${out}" --write-out '%{http_code}' \
       --connect-timeout 5 --max-time 20 --request POST \
       --header 'content-type: application/json' --data "${body}" \
-      "${SCALER_API_URL%/}${path}" 2> /dev/null)" || VMSS_STATUS=000
+      "${SCALER_API_URL%/}${path}")" || VMSS_CURL_EXIT=$?
+    if ((VMSS_CURL_EXIT != 0)); then
+      VMSS_STATUS=000
+    fi
     case "${VMSS_STATUS}" in
       2??) return 0 ;;
       000 | 403 | 429 | 5??)
@@ -97,7 +102,8 @@ vmss_post() {
 vmss_describe() {
   local code=""
   if [[ "${VMSS_STATUS}" == 000 ]]; then
-    printf 'no answer from %s' "${SCALER_API_URL}"
+    # curl's exit code says why: 7 refused, 28 timed out, 52 empty reply, 56 reset.
+    printf 'no answer from %s (curl exit %s)' "${SCALER_API_URL}" "${VMSS_CURL_EXIT:-?}"
     return 0
   fi
   if [[ -s "$1" ]]; then

@@ -17,7 +17,7 @@ mod server;
 mod state;
 
 use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::{IpAddr, SocketAddr},
     sync::Arc,
     time::Duration,
 };
@@ -68,26 +68,23 @@ pub struct FakeGithub {
     addr: SocketAddr,
     shared: Arc<Shared>,
     task: JoinHandle<()>,
+    extra_tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Drop for FakeGithub {
     fn drop(&mut self) {
         self.task.abort();
+        for task in self.extra_tasks.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            task.abort();
+        }
     }
 }
 
 impl FakeGithub {
-    /// Serve on `127.0.0.1:0`.
+    /// Serve on `127.0.0.1:0`. Besides the REST API it serves the runner's side
+    /// (`/_fake/runner/…`, see `runner_api`) for test doubles of `config.sh` and `run.sh`.
     pub async fn start() -> Self {
-        Self::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST)).await
-    }
-
-    /// Serve on a free port of `ip`: a test whose VMs live in their own network
-    /// namespaces binds the host's address on their bridge, so they can reach it too.
-    /// Besides the REST API it serves the runner's side (`/_fake/runner/…`, see
-    /// `runner_api`) for test doubles of `config.sh` and `run.sh`.
-    pub async fn start_on(ip: IpAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::new(ip, 0)).await.expect("bind a free port");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let addr = listener.local_addr().expect("local address");
         let shared = Arc::new(Shared::default());
         *shared.base_url.lock().unwrap_or_else(|p| p.into_inner()) = format!("http://{addr}");
@@ -95,7 +92,22 @@ impl FakeGithub {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { addr, shared, task }
+        Self { addr, shared, task, extra_tasks: Default::default() }
+    }
+
+    /// Also serve the runner's side (only `/_fake/runner/…`, not the REST API) on a free
+    /// port of `ip`, until the fake is dropped; returns its root URL. A test whose VMs
+    /// live in their own network namespaces passes the host's address on their bridge:
+    /// the operator keeps calling the REST API on loopback, the runner doubles call this.
+    pub async fn serve_runner_side_on(&self, ip: IpAddr) -> String {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(ip, 0)).await.expect("bind a free port");
+        let addr = listener.local_addr().expect("local address");
+        let app = runner_api::router(self.shared.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        self.extra_tasks.lock().unwrap_or_else(|p| p.into_inner()).push(task);
+        format!("http://{addr}")
     }
 
     /// API root, e.g. `http://127.0.0.1:PORT` (append `/api/v3` to act as GHES).
