@@ -29,11 +29,12 @@ integration:
 e2e:
     cargo test --workspace --locked --test 'e2e_*'
 
-# Static checks: formatting, clippy, shellcheck, Terraform (HCL, checkov), workflows (actionlint, zizmor).
+# Static checks: formatting, clippy, shellcheck, Terraform (HCL, checkov), cloud-init schema,
+# Packer templates, workflows (actionlint, zizmor).
 static:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
-    {{tools}}/shellcheck scripts/*.sh .ci/run
+    {{tools}}/shellcheck -x scripts/*.sh .ci/run vm/*.sh vm/scaler/*.sh packer/*.sh packer/scripts/*.sh crates/operator/tests/runner_double/*.sh
     bash scripts/static-checks.sh
 
 # Regenerate committed files: config schema, OpenAPI document, Terraform README tables.
@@ -46,9 +47,11 @@ generate:
 bench:
     cargo bench -p operator --bench hooks
 
-# Pinned Packer builds arrive with the image issue; the workflow already calls these names.
+# Build the full runner image (actions/runner-images at the pinned release + our layer; about
+# 2 hours) and publish it to the gallery. Needs packer, az login, PKR_VAR_* (see packer/build.sh).
 image:
-    @echo "the Packer template (packer/) is not in this repository yet" >&2; exit 1
+    bash packer/build.sh full
 
+# Build the minimal runner image (Ubuntu + Docker + runner + boot scripts; minutes).
 image-minimal:
-    @echo "the Packer template (packer/) is not in this repository yet" >&2; exit 1
+    bash packer/build.sh minimal
