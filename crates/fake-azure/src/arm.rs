@@ -230,7 +230,8 @@ impl FakeScaleSet {
     fn add_instance(&mut self, phase: InstancePhase, now: Instant) {
         let id = self.next_id;
         self.next_id += 1;
-        let ip = Ipv4Addr::new(self.spec.ip_first_octet, self.spec.ip_block, (1 + id / 250) as u8, (1 + id % 250) as u8);
+        let ip =
+            Ipv4Addr::new(self.spec.ip_first_octet, self.spec.ip_block, (1 + id / 250) as u8, (1 + id % 250) as u8);
         let computer_name = format!("{}{:06}", self.spec.computer_name_prefix, id);
         self.instances.insert(id, Inst { computer_name, ip, phase, since: now, generation: 0 });
     }
