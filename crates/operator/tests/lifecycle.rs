@@ -391,6 +391,82 @@ async fn throttling_and_server_errors_are_survived() {
     assert_clean(&problems, &stats);
 }
 
+/// The fault suite's HTTP tier (`crates/fault-suite` runs hundreds of seeds in-process):
+/// a few seeds of random fault schedules through the real Resource Manager and GitHub
+/// clients — 429 with Retry-After, 500/502, slow answers, vanished instances — while jobs
+/// flow. Reproduce one with `FAULT_SEEDS=N cargo test -p operator --test lifecycle seeded`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_fault_schedules_through_the_real_clients() {
+    use rand::{RngExt, SeedableRng};
+    let seeds: Vec<u64> = match std::env::var("FAULT_SEEDS") {
+        Ok(s) => s.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
+        Err(_) => vec![1, 2, 3],
+    };
+    for seed in seeds {
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
+        let (org, auth) = if seed % 2 == 0 { (true, Auth::App) } else { (false, Auth::Pat) };
+        let pool = Pool { min: 1, max: 5, pct: 50, running: 1 };
+        let w = world(org, auth, pool, 30 + seed as u8, &format!("seeded-{seed}")).await;
+        let jobs = rng.random_range(6..=12);
+        let mut injected = 0;
+        let mut enqueued = 0;
+        let started = Instant::now();
+        // Faults arrive for the first ten seconds while the jobs trickle in.
+        while started.elapsed() < Duration::from_secs(10) {
+            if enqueued < jobs && rng.random_bool(0.3) {
+                w.enqueue(1);
+                enqueued += 1;
+            }
+            if rng.random_bool(0.25) {
+                injected += 1;
+                let ops = [
+                    ArmOp::ListVms,
+                    ArmOp::ListNics,
+                    ArmOp::SetCapacity,
+                    ArmOp::DeleteInstances,
+                    ArmOp::ReimageInstances,
+                    ArmOp::GetScaleSet,
+                ];
+                let op = ops[rng.random_range(0..ops.len())];
+                let fault = match rng.random_range(0..4) {
+                    0 => fake_azure::Fault::Throttle { retry_after: Duration::from_secs(1) },
+                    1 => fake_azure::Fault::ServerError,
+                    2 => fake_azure::Fault::Slow(Duration::from_millis(400)),
+                    _ => fake_azure::Fault::NotFound,
+                };
+                w.azure.arm.inject(Some(op), fault, 1);
+            }
+            if rng.random_bool(0.15) {
+                injected += 1;
+                let (method, path) = [
+                    (Some("GET"), Some("runners")),
+                    (Some("POST"), Some("generate-jitconfig")),
+                    (Some("POST"), Some("registration-token")),
+                    (Some("DELETE"), Some("runners/")),
+                ][rng.random_range(0..4)];
+                let fault = if rng.random_bool(0.5) {
+                    fake_github::Fault::Status(502)
+                } else {
+                    fake_github::Fault::Delay(Duration::from_millis(300))
+                };
+                w.github.inject_matching(method, path, fault, 1);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        if enqueued < jobs {
+            w.enqueue((jobs - enqueued) as usize);
+        }
+        w.settle(jobs, 1, Duration::from_secs(120)).await;
+        let busy = QueueBusyRecord::new(&w._azurite.queue_url(&format!("seeded-{seed}")), None).unwrap();
+        let markers = operator::ports::BusyRecord::load(&busy).await.unwrap();
+        assert!(markers.is_empty(), "seed {seed}: busy record not empty at the end: {markers:?}");
+        println!("seed {seed}: {jobs} jobs, {injected} faults scheduled, settled in {:?}", started.elapsed());
+        let (problems, _azure, _github, stats) = w.finish().await;
+        assert_clean(&problems, &stats);
+        assert_eq!(stats.jobs_run.load(Ordering::SeqCst), jobs, "seed {seed}: every job ran once");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_then_rotated_credential_needs_no_restart() {
     let w = world(false, Auth::Pat, Pool { min: 1, max: 2, pct: 0, running: 1 }, 25, "rotate").await;
