@@ -49,6 +49,7 @@ pub fn settings(world: &World) -> Settings {
         organization_scope: false,
         scope_name: REPOSITORY.into(),
         period: scenario::PERIOD,
+        computer_name_prefix: None,
     }
 }
 

@@ -44,9 +44,7 @@ pub async fn hypervisor(world: Arc<World>) {
         });
         for boot in boots {
             let key = (boot.id.clone(), boot.generation);
-            if !vms.contains_key(&key) {
-                vms.insert(key, tokio::spawn(run_vm(world.clone(), boot)));
-            }
+            vms.entry(key).or_insert_with(|| tokio::spawn(run_vm(world.clone(), boot)));
         }
     }
 }

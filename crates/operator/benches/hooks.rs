@@ -109,6 +109,7 @@ async fn start(instances: u32, busy: Arc<dyn BusyRecord>) -> (SocketAddr, Vec<Ip
         organization_scope: false,
         scope_name: "o/r".into(),
         period: Duration::from_secs(30),
+        computer_name_prefix: None,
     };
     let ports = Ports {
         scale_set,

@@ -131,6 +131,7 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
         organization_scope: false,
         scope_name: "octo-org/octo-repo".into(),
         period: Duration::from_secs(2),
+        computer_name_prefix: None,
     };
     // Azure: burst 12, one more every 15 s. Ten times faster here.
     let controller = Controller::with_budget(settings, ports, WriteBudget::new(12, Duration::from_millis(1500)));

@@ -83,6 +83,9 @@ pub struct InstanceRecord {
     /// When the current registration was handed out, for the job start latency metric.
     pub registered_at: Option<Instant>,
     pub operation: Option<Operation>,
+    /// Hands off: protected by a policy, or named outside this scale set's computer-name
+    /// prefix. Never deleted or reimaged, and not part of the pool the policy sizes.
+    pub foreign: bool,
 }
 
 /// The busy marker of an instance that vanished from the scale set while its record
@@ -112,6 +115,7 @@ impl InstanceRecord {
             runner: None,
             registered_at: None,
             operation: None,
+            foreign: cloud.protected,
         }
     }
 
@@ -163,9 +167,26 @@ pub struct Fleet {
     instances: BTreeMap<InstanceId, InstanceRecord>,
     by_ip: HashMap<IpAddr, InstanceId>,
     capacity: u32,
+    /// The scale set's computer-name prefix, when configured: instances named otherwise are foreign.
+    name_prefix: Option<String>,
 }
 
 impl Fleet {
+    /// A fleet that treats instances not named `<prefix>…` as foreign.
+    pub fn with_name_prefix(prefix: Option<String>) -> Self {
+        Self { name_prefix: prefix, ..Self::default() }
+    }
+
+    fn is_foreign(&self, cloud: &CloudInstance) -> bool {
+        cloud.protected || self.name_prefix.as_deref().is_some_and(|p| !cloud.name.starts_with(p))
+    }
+
+    /// Foreign instances the cloud counts in `sku.capacity`.
+    pub fn foreign_count(&self) -> u32 {
+        let n = self.instances.values().filter(|r| r.foreign && r.cloud != CloudState::Deleting).count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
     pub fn get(&self, id: &InstanceId) -> Option<&InstanceRecord> {
         self.instances.get(id)
     }
@@ -222,6 +243,7 @@ impl Fleet {
                     let before = record.state();
                     record.cloud = cloud.state;
                     record.ip = cloud.private_ip;
+                    record.foreign = self.is_foreign(cloud);
                     // A reimage we did not see finish (e.g. across a restart) left a fresh boot.
                     if record.operation.is_none()
                         && before == InstanceState::Reimaging
@@ -236,6 +258,7 @@ impl Fleet {
                 }
                 None => {
                     let mut record = InstanceRecord::new(cloud, now);
+                    record.foreign = self.is_foreign(cloud);
                     if let Some(ready) = cloud.ready_since.filter(|_| cloud.state == CloudState::Running) {
                         let age = (wall - ready).clamp(time::Duration::ZERO, time::Duration::DAY);
                         record.since = now.checked_sub(age.unsigned_abs()).unwrap_or(now);
@@ -257,12 +280,14 @@ impl Fleet {
     }
 
     /// The policy's input at `now`.
+    /// Foreign instances are left out, and out of the capacity.
     pub fn observe(&self, now: Instant) -> ObservedPool {
         ObservedPool {
-            capacity: self.capacity,
+            capacity: self.capacity.saturating_sub(self.foreign_count()),
             instances: self
                 .instances
                 .values()
+                .filter(|r| !r.foreign)
                 .map(|r| ObservedInstance {
                     id: r.id.clone(),
                     state: r.state(),
@@ -275,7 +300,7 @@ impl Fleet {
     /// Count of instances per derived state.
     pub fn census(&self) -> BTreeMap<InstanceState, u32> {
         let mut out: BTreeMap<InstanceState, u32> = InstanceState::ALL.iter().map(|s| (*s, 0)).collect();
-        for r in self.instances.values() {
+        for r in self.instances.values().filter(|r| !r.foreign) {
             *out.entry(r.state()).or_default() += 1;
         }
         out
@@ -294,6 +319,7 @@ mod tests {
             private_ip: Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, id.parse::<u8>().unwrap() + 10))),
             state,
             ready_since: None,
+            protected: false,
         }
     }
 

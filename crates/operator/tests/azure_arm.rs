@@ -33,6 +33,7 @@ impl World {
         let config = AzureConfig {
             vmss_resource_id,
             managed_identity_client_id: None,
+            computer_name_prefix: None,
             resource_manager_url: fakes.arm.base_url(),
         };
         Self { fakes, config }

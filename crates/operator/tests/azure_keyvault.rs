@@ -21,6 +21,7 @@ async fn vault(fakes: &FakeAzure) -> KeyVaultSecrets {
     let config = AzureConfig {
         vmss_resource_id: "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/v".into(),
         managed_identity_client_id: None,
+            computer_name_prefix: None,
         resource_manager_url: fakes.arm.base_url(),
     };
     let options = || ClientOptions { transport: Some(fakes.sdk_transport()), ..Default::default() };

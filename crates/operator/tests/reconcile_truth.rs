@@ -186,3 +186,43 @@ async fn a_github_outage_skips_the_repair_but_not_the_pass() {
     let text = controller.metrics().render();
     assert!(text.lines().any(|l| l == r#"vmss_runner_cloud_api_errors_total{api="github",kind="server"} 1"#), "{text}");
 }
+
+/// Instances someone protected, or named outside the scale set's prefix, are never
+/// deleted or reimaged, and the pool is sized without them.
+#[tokio::test(start_paused = true)]
+async fn protected_and_foreign_instances_are_never_touched() {
+    let scale_set = common::fast_scale_set(3, 1);
+    scale_set.protect(&InstanceId::new("0"));
+    let mut s = settings(1, 4, 0);
+    s.computer_name_prefix = Some("vmsstest".into());
+    let busy = Arc::new(operator::memory::InMemoryBusyRecord::default());
+    let github = Arc::new(operator::memory::InMemoryGithub::new("https://github.com/o/r"));
+    let h = Harness::with_parts(scale_set.clone(), github, busy, s).await;
+    h.controller.recover().await.unwrap();
+
+    // Nobody registers: instances 1 and 2 go when the registration timeout passes; 0 stays.
+    tokio::time::advance(std::time::Duration::from_secs(601)).await;
+    h.controller.reconcile().await.unwrap();
+    h.controller.operations().close();
+    h.controller.operations().wait().await;
+    let writes = scale_set.writes();
+    assert!(!writes.deleted_ids.contains(&InstanceId::new("0")), "{writes:?}");
+    assert!(!writes.reimaged_ids.contains(&InstanceId::new("0")), "{writes:?}");
+    assert_eq!(writes.deleted_ids.len(), 2, "{writes:?}");
+    // Replacement first: min 1 of our own, plus the 2 about to go, plus the protected one.
+    assert_eq!(writes.set_capacity, 1);
+    assert_eq!(scale_set.capacity().await.unwrap(), 2, "the protected instance and one replacement");
+}
+
+#[tokio::test]
+async fn an_instance_named_outside_the_prefix_is_not_part_of_the_pool() {
+    let mut s = settings(1, 4, 0);
+    s.computer_name_prefix = Some("otherpool".into());
+    let h = Harness::new(2, s).await;
+    assert_eq!(h.controller.instance_states().len(), 2, "listed");
+    h.controller.reconcile().await.unwrap();
+    let target = h.controller.target();
+    assert_eq!((target.size, target.busy), (0, 0), "none of them counts: {target:?}");
+    // The pool of our own is empty, so min is restored on top of the foreign ones.
+    assert_eq!(h.scale_set.capacity().await.unwrap(), 3);
+}

@@ -180,6 +180,20 @@ struct VmProperties {
     provisioning_state: Option<String>,
     os_profile: Option<OsProfile>,
     instance_view: Option<InstanceView>,
+    protection_policy: Option<ProtectionPolicy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProtectionPolicy {
+    protect_from_scale_in: Option<bool>,
+    protect_from_scale_set_actions: Option<bool>,
+}
+
+fn protected(properties: Option<&VmProperties>) -> bool {
+    properties
+        .and_then(|p| p.protection_policy.as_ref())
+        .is_some_and(|p| p.protect_from_scale_in == Some(true) || p.protect_from_scale_set_actions == Some(true))
 }
 
 #[derive(Debug, Deserialize)]
@@ -685,6 +699,7 @@ impl ScaleSet for ArmScaleSet {
                     private_ip: ips.get(&vm.instance_id).map(|(_, ip)| *ip),
                     state: cloud_state(vm.properties.as_ref()),
                     ready_since: ready_since(vm.properties.as_ref()),
+                    protected: protected(vm.properties.as_ref()),
                     id: InstanceId::new(vm.instance_id),
                     name,
                 }
@@ -730,6 +745,7 @@ mod tests {
             instance_view: Some(InstanceView {
                 statuses: statuses.iter().map(|c| InstanceViewStatus { code: Some((*c).into()), time: None }).collect(),
             }),
+            protection_policy: None,
         }
     }
 
@@ -765,5 +781,24 @@ mod tests {
         let id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/v/virtualMachines/17";
         assert_eq!(instance_of_vm_id(id), Some("17"));
         assert_eq!(instance_of_vm_id("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/foo/17"), None);
+    }
+
+    #[test]
+    fn a_protection_policy_marks_the_instance_hands_off() {
+        let parse = |json: &str| protected(Some(&serde_json::from_str::<VmProperties>(json).unwrap()));
+        assert!(parse(r#"{"protectionPolicy":{"protectFromScaleIn":true}}"#));
+        assert!(parse(r#"{"protectionPolicy":{"protectFromScaleIn":false,"protectFromScaleSetActions":true}}"#));
+        assert!(!parse(r#"{"protectionPolicy":{"protectFromScaleIn":false}}"#));
+        assert!(!parse(r#"{"provisioningState":"Succeeded"}"#));
+    }
+
+    #[test]
+    fn ready_since_is_the_time_provisioning_succeeded() {
+        let json = r#"{"instanceView":{"statuses":[
+            {"code":"ProvisioningState/succeeded","time":"2026-11-29T10:00:00Z"},
+            {"code":"PowerState/running"}]}}"#;
+        let got = ready_since(Some(&serde_json::from_str::<VmProperties>(json).unwrap()));
+        let want = time::OffsetDateTime::parse("2026-11-29T10:00:00Z", &time::format_description::well_known::Rfc3339);
+        assert_eq!(got, Some(want.unwrap()));
     }
 }

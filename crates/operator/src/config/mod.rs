@@ -127,6 +127,11 @@ pub struct AzureConfig {
     /// Client id of the scaler's user-assigned managed identity (system-assigned when absent).
     #[serde(default)]
     pub managed_identity_client_id: Option<String>,
+    /// The scale set's computer-name prefix (`osProfile.computerNamePrefix`). When set,
+    /// instances named otherwise were not made by this pool: they are never deleted or
+    /// reimaged, and not counted in it (instances with a protection policy never are either).
+    #[serde(default)]
+    pub computer_name_prefix: Option<String>,
     /// Azure Resource Manager endpoint (another cloud, or a test fake on loopback).
     #[serde(default = "default_resource_manager_url")]
     pub resource_manager_url: String,

@@ -53,6 +53,8 @@ pub struct Settings {
     /// login. Stands in for the repository of a job whose job-started hook was lost.
     pub scope_name: String,
     pub period: Duration,
+    /// Instances whose computer names do not start with this are never touched.
+    pub computer_name_prefix: Option<String>,
 }
 
 impl Settings {
@@ -77,6 +79,7 @@ impl Settings {
                 GithubScope::Repository(name) | GithubScope::Organization(name) => name.clone(),
             },
             period: config.reconcile.period.get(),
+            computer_name_prefix: config.azure.computer_name_prefix.clone(),
         }
     }
 }
@@ -115,11 +118,12 @@ impl Controller {
 
     pub fn with_budget(settings: Settings, ports: Ports, budget: WriteBudget) -> Self {
         let (reports, _) = watch::channel(PassReport::default());
+        let fleet = Fleet::with_name_prefix(settings.computer_name_prefix.clone());
         Self {
             shared: Arc::new(Shared {
                 settings,
                 ports,
-                fleet: Mutex::new(Fleet::default()),
+                fleet: Mutex::new(fleet),
                 instance_locks: Mutex::new(HashMap::new()),
                 relist: tokio::sync::Mutex::new(None),
                 budget: Mutex::new(budget),

@@ -59,6 +59,8 @@ impl Controller {
         // instances about to go, so replacing a broken instance never takes the pool
         // below min; when that would pass max, the replacement waits for the deletes.
         let pending_deletes = u32::try_from(decision.delete.len()).unwrap_or(u32::MAX);
+        // Foreign instances are outside the policy's pool but inside Azure's capacity.
+        let foreign = self.fleet().foreign_count();
         let scale_out = decision
             .capacity
             .map(|c| c.saturating_add(pending_deletes))
@@ -66,7 +68,7 @@ impl Controller {
         if let Some(capacity) = scale_out {
             if self.spend_write() {
                 let from = observed.capacity;
-                match self.ports().scale_set.set_capacity(capacity).await {
+                match self.ports().scale_set.set_capacity(capacity + foreign).await {
                     Ok(()) => {
                         self.metrics().scale_operation("set_capacity", "ok");
                         info!(from, to = capacity, "scaled out");
@@ -163,7 +165,7 @@ impl Controller {
             let turn = self.lock_instance(id).await;
             let Some(record) = self.fleet().get(id).cloned() else { continue };
             // A hook may have arrived since the decision: never act on a busy instance.
-            if matches!(record.phase, Phase::Busy(_)) || record.operation.is_some() {
+            if matches!(record.phase, Phase::Busy(_)) || record.operation.is_some() || record.foreign {
                 continue;
             }
             if let Some(runner) = &record.runner {

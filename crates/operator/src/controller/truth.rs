@@ -97,7 +97,7 @@ pub fn corrections(records: &[InstanceRecord], runners: &[Runner], listed_at: In
 
 /// The correction of one record, if it needs one.
 pub fn for_record(record: &InstanceRecord, runners: &[Runner], listed_at: Instant) -> Option<Correction> {
-    if record.touched > listed_at || record.operation.is_some() || record.state().is_in_operation() {
+    if record.foreign || record.touched > listed_at || record.operation.is_some() || record.state().is_in_operation() {
         return None;
     }
     let instance = record.id.clone();
@@ -258,6 +258,7 @@ mod tests {
             private_ip: Some(IpAddr::from([127, 0, 0, 10])),
             state: CloudState::Running,
             ready_since: None,
+            protected: false,
         };
         InstanceRecord::new(&cloud, t0)
     }

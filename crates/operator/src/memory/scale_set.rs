@@ -75,6 +75,8 @@ struct SimInstance {
     generation: u32,
     /// Provisioning of this instance ends in `Failed` instead of `Running`.
     fails_provisioning: bool,
+    /// A protection policy is set on the instance.
+    protected: bool,
 }
 
 impl SimInstance {
@@ -146,7 +148,7 @@ impl InMemoryScaleSet {
                 if inst.state == CloudState::Reimaging {
                     inst.generation += 1;
                 }
-                inst.since = inst.since + settings.delay_of(inst.state);
+                inst.since += settings.delay_of(inst.state);
                 inst.state = state;
             }
         }
@@ -160,7 +162,15 @@ impl InMemoryScaleSet {
         let name = format!("{}{:06}", self.settings.name_prefix, id);
         inner.instances.insert(
             id,
-            SimInstance { name, ip, state: CloudState::Creating, since: now, generation: 0, fails_provisioning: false },
+            SimInstance {
+                name,
+                ip,
+                state: CloudState::Creating,
+                since: now,
+                generation: 0,
+                fails_provisioning: false,
+                protected: false,
+            },
         );
         id
     }
@@ -170,6 +180,14 @@ impl InMemoryScaleSet {
         let mut inner = self.lock();
         if let Some(inst) = id.as_str().parse::<u64>().ok().and_then(|n| inner.instances.get_mut(&n)) {
             inst.fails_provisioning = true;
+        }
+    }
+
+    /// Set a protection policy on instance `id`, as an administrator would.
+    pub fn protect(&self, id: &InstanceId) {
+        let mut inner = self.lock();
+        if let Some(inst) = id.as_str().parse::<u64>().ok().and_then(|n| inner.instances.get_mut(&n)) {
+            inst.protected = true;
         }
     }
 
@@ -263,6 +281,7 @@ impl ScaleSet for InMemoryScaleSet {
                 state: i.state,
                 // Reported in wall time, as Azure does; `since` is on tokio's clock.
                 ready_since: (i.state == CloudState::Running).then(|| wall - now.saturating_duration_since(i.since)),
+                protected: i.protected,
             })
             .collect())
     }

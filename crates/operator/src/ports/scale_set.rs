@@ -19,6 +19,9 @@ pub struct CloudInstance {
     /// says: after a restart the registration timeout counts from there, not from the
     /// restart.
     pub ready_since: Option<time::OffsetDateTime>,
+    /// The instance carries a protection policy (from scale-in or from scale-set
+    /// actions): someone asked for it to be left alone, so the operator never acts on it.
+    pub protected: bool,
 }
 
 /// Provisioning/power state reduced to what the operator acts on.

@@ -47,6 +47,7 @@ pub fn settings(min: u32, max: u32, pct: u8) -> Settings {
         organization_scope: false,
         scope_name: "o/r".into(),
         period: Duration::from_secs(3600),
+        computer_name_prefix: None,
     }
 }
 
