@@ -187,8 +187,9 @@ module "scaler" {
       secret_name   = module.keyvault.github_credential_secret_name
       app           = var.github_app
     }
-    vmss_resource_id = module.runners.vmss_id
-    queue_url        = module.storage.queue_url
+    vmss_resource_id     = module.runners.vmss_id
+    computer_name_prefix = module.runners.computer_name_prefix
+    queue_url            = module.storage.queue_url
     pool = {
       min                    = var.pool_min_instances
       max                    = var.pool_max_instances

@@ -28,7 +28,7 @@ SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 VMSS_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/vmss"
 MODULE_OUTPUTS = {
     "keyvault": {"key_vault_uri": "https://kvexample123456.vault.azure.net/", "key_vault_id": "/kv"},
-    "runners": {"vmss_id": VMSS_ID},
+    "runners": {"vmss_id": VMSS_ID, "computer_name_prefix": "gh-runner"},
     "storage": {"queue_url": "https://stexample123456.queue.core.windows.net/busy-runners",
                 "queue_id": "/queue", "image_definition_id": "/image"},
     "identity": {"scaler_identity_client_id": "11111111-2222-3333-4444-555555555555",
@@ -98,6 +98,7 @@ def test_repo_example_renders_repository_scope_and_pat_credential() -> None:
     assert config["github"]["labels"] == ["self-hosted", "linux", "x64", "azure"]
     assert config["server"]["listen"] == "0.0.0.0:8080"
     assert config["azure"]["vmss_resource_id"] == VMSS_ID
+    assert config["azure"]["computer_name_prefix"] == "gh-runner", "the operator knows which instances are the pool's"
 
 
 def test_org_example_renders_organization_scope_runner_group_and_app() -> None:

@@ -3,6 +3,11 @@ output "vmss_id" {
   value       = azurerm_linux_virtual_machine_scale_set.this.id
 }
 
+output "computer_name_prefix" {
+  description = "Computer-name prefix of the scale set's instances; the operator leaves instances named otherwise alone."
+  value       = local.computer_name_prefix
+}
+
 output "vmss_name" {
   description = "Name of the runner scale set."
   value       = azurerm_linux_virtual_machine_scale_set.this.name

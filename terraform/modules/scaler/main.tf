@@ -17,6 +17,7 @@ locals {
     secret_name                 = var.operator_config.github.secret_name
     github_app                  = var.operator_config.github.app
     vmss_resource_id            = var.operator_config.vmss_resource_id
+    computer_name_prefix        = var.operator_config.computer_name_prefix
     managed_identity_client_id  = var.identity_client_id
     queue_url                   = var.operator_config.queue_url
     pool_min                    = var.operator_config.pool.min

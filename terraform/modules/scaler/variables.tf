@@ -54,8 +54,9 @@ variable "operator_config" {
         installation_id = number
       }))
     })
-    vmss_resource_id = string
-    queue_url        = string
+    vmss_resource_id     = string
+    computer_name_prefix = optional(string)
+    queue_url            = string
     pool = object({
       min                    = number
       max                    = number
