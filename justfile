@@ -43,6 +43,10 @@ generate:
     cargo run -q -p operator -- openapi > schema/openapi.json
     {{tools}}/python scripts/gen-terraform-docs.py
 
+# Replay one fault-suite seed with its log in simulated time (docs/fault-suite.md).
+fault-seed SEED:
+    cargo run -q -p fault-suite -- --seed {{SEED}}
+
 # Benchmarks with printed figures (hook throughput and latency, RSS at 1,000 instances).
 bench:
     cargo bench -p operator --bench hooks
