@@ -4,8 +4,9 @@
 # it) or delete it. This, not the job-completed hook, is the moment the VM is free.
 #
 # Retries with backoff for up to RUNNER_EXITED_TIMEOUT seconds. If the scaler stays
-# unreachable it logs and exits 0: the operator recycles a VM whose runner has gone
-# after its runner_exit_timeout anyway, and nothing on the VM can do better.
+# unreachable it logs and exits 0: the operator's reconcile pass sees the ephemeral
+# runner gone (or offline) at GitHub and recycles the VM anyway, and nothing on the VM
+# can do better.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,6 +29,6 @@ vmss_post /api/v1/hooks/runner-exited "${body}" "${out}" 0 $(($(date +%s) + RUNN
 case "${rc}" in
   0) vmss_log info "runner exit (${exit_code}) reported; the scaler may now reimage or delete this VM" ;;
   2) vmss_log warn "runner-exited refused ($(vmss_describe "${out}"))" ;;
-  *) vmss_log warn "scaler unreachable for ${RUNNER_EXITED_TIMEOUT}s; its runner_exit_timeout will recycle this VM" ;;
+  *) vmss_log warn "scaler unreachable for ${RUNNER_EXITED_TIMEOUT}s; its reconcile pass will find the runner gone at GitHub and recycle this VM" ;;
 esac
 exit 0
