@@ -13,6 +13,7 @@
 //! Needs root (network namespaces); CI and the development machines run the test
 //! command as root, and `scripts/install-apt-tools.sh` installs jq, curl and iproute2.
 
+mod common;
 mod script_vms;
 
 use std::{
@@ -22,22 +23,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use azure_core::http::ClientOptions;
+use common::on_fakes::{self, FakesConfig, OperatorOnFakes};
 use contract::{Api, Contract};
 use fake_azure::{ArmSettings, FakeAzure, IdentitySettings, InstancePhase, ScaleSetSpec, WriteLimit};
 use fake_github::{FakeGithub, Scope};
-use operator::{
-    budget::WriteBudget,
-    config,
-    connect::{connect, ConnectOptions},
-    controller::{Controller, Settings},
-    model::InstanceState,
-    queue::QueueBusyRecord,
-    run::{run, RunSettings},
-};
+use operator::{model::InstanceState, queue::QueueBusyRecord};
 use script_vms::{netns::Bridge, VmSettings, Vms};
 use test_support::Azurite;
-use tokio_util::sync::CancellationToken;
 
 const REPO: &str = "octo-org/octo-repo";
 const LABELS: [&str; 2] = ["self-hosted", "linux"];
@@ -74,70 +66,26 @@ async fn run_burst(burst: Burst) {
     let github = Arc::new(FakeGithub::start().await);
     let runner_side = github.serve_runner_side_on(host).await;
     github.add_pat("ghp_scripts_e2e");
-    azure.key_vault.set_secret("github-credential", "ghp_scripts_e2e");
+    azure.key_vault.set_secret(on_fakes::CREDENTIAL_SECRET, "ghp_scripts_e2e");
     let azurite = Azurite::start();
     let queue_url = azurite.queue_url(burst.queue);
     QueueBusyRecord::new(&queue_url, None).unwrap().ensure_queue().await.unwrap();
 
-    let toml = format!(
-        r#"
-[github]
-api_url = "{api}"
-scope = {{ repository = "{REPO}" }}
-labels = ["self-hosted", "linux"]
-jit = {jit}
-credential = {{ key_vault_url = "{vault}", secret_name = "github-credential", refresh_period = "1h" }}
-
-[azure]
-vmss_resource_id = "{vmss_id}"
-resource_manager_url = "{arm}"
-
-[queue]
-url = "{queue_url}"
-
-[pool]
-min = {min}
-max = {max}
-free_target_percentage = 50
-scale_in_delay = "2s"
-registration_timeout = "1m"
-runner_exit_timeout = "30s"
-
-[reconcile]
-period = "5s"
-debounce = "200ms"
-"#,
-        api = github.url(),
-        jit = burst.jit,
-        vault = azure.key_vault.url(),
-        arm = azure.arm.base_url(),
-        min = burst.min,
-        max = burst.max,
-    );
-    let config = config::load_str(&toml).expect("valid config");
-    let options = ConnectOptions {
-        azure_client_options: Some(ClientOptions { transport: Some(azure.sdk_transport()), ..Default::default() }),
-        ..ConnectOptions::default()
+    let fakes = FakesConfig {
+        azure: &azure,
+        github: &github,
+        vmss_id: &vmss_id,
+        queue_url: &queue_url,
+        scope_lines: format!("scope = {{ repository = \"{REPO}\" }}"),
+        credential_extra: String::new(),
+        jit: burst.jit,
+        min: burst.min,
+        max: burst.max,
+        pct: 50,
     };
-    let connected = connect(&config, options).await.expect("connects to the fakes");
-    let controller = Controller::with_budget(
-        Settings::from_config(&config),
-        connected.ports,
-        WriteBudget::new(12, Duration::from_millis(1600)),
-    );
     // The operator listens on the bridge: the VMs' only way to the "scaler".
-    let listener = tokio::net::TcpListener::bind(SocketAddr::new(host, 0)).await.unwrap();
-    let operator_addr = listener.local_addr().unwrap();
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn({
-        let (controller, shutdown) = (controller.clone(), shutdown.clone());
-        let settings = RunSettings {
-            max_body_bytes: 16 * 1024,
-            debounce: Duration::from_millis(200),
-            shutdown_grace: Duration::from_secs(5),
-        };
-        async move { run(controller, listener, settings, shutdown).await.unwrap() }
-    });
+    let OperatorOnFakes { controller, addr: operator_addr, shutdown, server } =
+        on_fakes::start(fakes, SocketAddr::new(host, 0)).await;
 
     let work = tempfile::tempdir().unwrap();
     let vms = Vms::start(

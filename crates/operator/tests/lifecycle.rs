@@ -3,6 +3,8 @@
 //! simulated VMs calling the operator from their own loopback addresses. Every exchange
 //! with a fake is checked against the official API descriptions at the end.
 
+mod common;
+
 use std::{
     collections::{HashMap, HashSet},
     net::SocketAddr,
@@ -13,19 +15,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use azure_core::http::ClientOptions;
+use common::on_fakes::{self, FakesConfig, OperatorOnFakes};
 use contract::{Api, Contract};
 use fake_azure::{ArmOp, ArmSettings, FakeAzure, IdentitySettings, InstancePhase, ScaleSetSpec, WriteLimit};
 use fake_github::{AppKey, FakeGithub, Scope};
-use operator::{
-    budget::WriteBudget,
-    config,
-    connect::{connect, ConnectOptions},
-    controller::{Controller, Settings},
-    model::JobRef,
-    queue::QueueBusyRecord,
-    run::{run, RunSettings},
-};
+use operator::{controller::Controller, model::JobRef, queue::QueueBusyRecord};
 use serde_json::json;
 use test_support::Azurite;
 use tokio::task::JoinHandle;
@@ -33,7 +27,6 @@ use tokio_util::sync::CancellationToken;
 
 const REPO: &str = "octo-org/octo-repo";
 const ORG: &str = "octo-org";
-const SECRET: &str = "github-credential";
 const LABELS: [&str; 2] = ["self-hosted", "linux"];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -100,76 +93,31 @@ async fn world(org: bool, auth: Auth, pool: Pool, ip_block: u8, queue: &str) -> 
             (key.private_pem, ", app = { app_id = 4242, installation_id = 77 }".to_owned())
         }
     };
-    azure.key_vault.set_secret(SECRET, &secret);
+    azure.key_vault.set_secret(on_fakes::CREDENTIAL_SECRET, &secret);
     let azurite = Azurite::start();
     let queue_url = azurite.queue_url(queue);
     QueueBusyRecord::new(&queue_url, None).unwrap().ensure_queue().await.unwrap();
 
-    let (scope_line, group_line) = if org {
+    let scope_lines = if org {
         github.add_runner_group(ORG, "linux");
-        (format!(r#"scope = {{ organization = "{ORG}" }}"#), r#"runner_group = "linux""#.to_owned())
+        format!("scope = {{ organization = \"{ORG}\" }}\nrunner_group = \"linux\"")
     } else {
-        (format!(r#"scope = {{ repository = "{REPO}" }}"#), String::new())
+        format!("scope = {{ repository = \"{REPO}\" }}")
     };
-    let toml = format!(
-        r#"
-[github]
-api_url = "{api}"
-{scope_line}
-{group_line}
-labels = ["self-hosted", "linux"]
-credential = {{ key_vault_url = "{vault}", secret_name = "{SECRET}", refresh_period = "1h"{app_line} }}
-
-[azure]
-vmss_resource_id = "{vmss_id}"
-resource_manager_url = "{arm}"
-
-[queue]
-url = "{queue_url}"
-
-[pool]
-min = {min}
-max = {max}
-free_target_percentage = {pct}
-scale_in_delay = "2s"
-registration_timeout = "1m"
-runner_exit_timeout = "30s"
-
-[reconcile]
-period = "5s"
-debounce = "200ms"
-"#,
-        api = github.url(),
-        vault = azure.key_vault.url(),
-        arm = azure.arm.base_url(),
-        min = pool.min,
-        max = pool.max,
-        pct = pool.pct,
-    );
-    let config = config::load_str(&toml).expect("valid config");
-    let options = ConnectOptions {
-        azure_client_options: Some(ClientOptions { transport: Some(azure.sdk_transport()), ..Default::default() }),
-        ..ConnectOptions::default()
+    let fakes = FakesConfig {
+        azure: &azure,
+        github: &github,
+        vmss_id: &vmss_id,
+        queue_url: &queue_url,
+        scope_lines,
+        credential_extra: app_line,
+        jit: true,
+        min: pool.min,
+        max: pool.max,
+        pct: pool.pct,
     };
-    let connected = connect(&config, options).await.expect("connects to the fakes");
-    // Ten times Azure's speed, with the production margin (16 s vs 15 s), like the fake's limit above.
-    let controller = Controller::with_budget(
-        Settings::from_config(&config),
-        connected.ports,
-        WriteBudget::new(12, Duration::from_millis(1600)),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn({
-        let (controller, shutdown) = (controller.clone(), shutdown.clone());
-        let settings = RunSettings {
-            max_body_bytes: 16 * 1024,
-            debounce: Duration::from_millis(200),
-            shutdown_grace: Duration::from_secs(5),
-        };
-        async move { run(controller, listener, settings, shutdown).await.unwrap() }
-    });
+    let OperatorOnFakes { controller, addr, shutdown, server } =
+        on_fakes::start(fakes, "127.0.0.1:0".parse().unwrap()).await;
     let vms = start_vms(azure.clone(), vmss_name, github.clone(), scope.clone(), addr);
     World { azure, github, _azurite: azurite, vmss: vmss_name.into(), scope, controller, shutdown, server, vms }
 }
@@ -475,7 +423,7 @@ async fn a_revoked_then_rotated_credential_needs_no_restart() {
     w.github.revoke("ghp_lifecycle_1");
     // Rotation: a new PAT at GitHub and in Key Vault. The next 401 makes the operator re-read it.
     w.github.add_pat("ghp_lifecycle_2");
-    w.azure.key_vault.set_secret(SECRET, "ghp_lifecycle_2");
+    w.azure.key_vault.set_secret(on_fakes::CREDENTIAL_SECRET, "ghp_lifecycle_2");
     w.enqueue(3);
     w.settle(3, 1, Duration::from_secs(60)).await;
     let (problems, azure, _github, stats) = w.finish().await;

@@ -1,6 +1,8 @@
 //! Shared set-up for the operator's integration tests.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod on_fakes;
+
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{

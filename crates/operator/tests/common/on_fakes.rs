@@ -1,0 +1,117 @@
+//! The operator wired to the HTTP fakes exactly as in production (`connect()` builds
+//! the real Resource Manager, Key Vault, GitHub and queue clients) and served on a
+//! listener: shared by the lifecycle test and the script e2e test.
+
+use std::{net::SocketAddr, time::Duration};
+
+use azure_core::http::ClientOptions;
+use fake_azure::FakeAzure;
+use fake_github::FakeGithub;
+use operator::{
+    budget::WriteBudget,
+    config,
+    connect::{connect, ConnectOptions},
+    controller::{Controller, Settings},
+    run::{run, RunSettings},
+};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Key Vault secret holding the GitHub credential in these tests.
+pub const CREDENTIAL_SECRET: &str = "github-credential";
+
+/// What differs between the tests; the timings are compressed the same way for all.
+pub struct FakesConfig<'a> {
+    pub azure: &'a FakeAzure,
+    pub github: &'a FakeGithub,
+    pub vmss_id: &'a str,
+    pub queue_url: &'a str,
+    /// `scope = {...}` and, for an organization, `runner_group = "..."`.
+    pub scope_lines: String,
+    /// Appended inside `credential = {...}`, e.g. `, app = { app_id = 1, installation_id = 2 }`.
+    pub credential_extra: String,
+    pub jit: bool,
+    pub min: u32,
+    pub max: u32,
+    pub pct: u8,
+}
+
+pub struct OperatorOnFakes {
+    pub controller: Controller,
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub server: JoinHandle<()>,
+}
+
+/// The configuration file, about ten times faster than production's timings.
+pub fn config_toml(c: &FakesConfig<'_>) -> String {
+    format!(
+        r#"
+[github]
+api_url = "{api}"
+{scope_lines}
+labels = ["self-hosted", "linux"]
+jit = {jit}
+credential = {{ key_vault_url = "{vault}", secret_name = "{CREDENTIAL_SECRET}", refresh_period = "1h"{extra} }}
+
+[azure]
+vmss_resource_id = "{vmss_id}"
+resource_manager_url = "{arm}"
+
+[queue]
+url = "{queue_url}"
+
+[pool]
+min = {min}
+max = {max}
+free_target_percentage = {pct}
+scale_in_delay = "2s"
+registration_timeout = "1m"
+runner_exit_timeout = "30s"
+
+[reconcile]
+period = "5s"
+debounce = "200ms"
+"#,
+        api = c.github.url(),
+        scope_lines = c.scope_lines,
+        jit = c.jit,
+        vault = c.azure.key_vault.url(),
+        extra = c.credential_extra,
+        vmss_id = c.vmss_id,
+        arm = c.azure.arm.base_url(),
+        queue_url = c.queue_url,
+        min = c.min,
+        max = c.max,
+        pct = c.pct,
+    )
+}
+
+/// Connect to the fakes and serve the API on `listen` until `shutdown`.
+pub async fn start(c: FakesConfig<'_>, listen: SocketAddr) -> OperatorOnFakes {
+    let config = config::load_str(&config_toml(&c)).expect("valid config");
+    let options = ConnectOptions {
+        azure_client_options: Some(ClientOptions { transport: Some(c.azure.sdk_transport()), ..Default::default() }),
+        ..ConnectOptions::default()
+    };
+    let connected = connect(&config, options).await.expect("connects to the fakes");
+    // Ten times Azure's speed, with the production margin (16 s vs 15 s), like the fake's limit.
+    let controller = Controller::with_budget(
+        Settings::from_config(&config),
+        connected.ports,
+        WriteBudget::new(12, Duration::from_millis(1600)),
+    );
+    let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn({
+        let (controller, shutdown) = (controller.clone(), shutdown.clone());
+        let settings = RunSettings {
+            max_body_bytes: 16 * 1024,
+            debounce: Duration::from_millis(200),
+            shutdown_grace: Duration::from_secs(5),
+        };
+        async move { run(controller, listener, settings, shutdown).await.unwrap() }
+    });
+    OperatorOnFakes { controller, addr, shutdown, server }
+}
