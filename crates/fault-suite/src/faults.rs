@@ -265,8 +265,16 @@ impl FaultyBusyRecord {
 #[async_trait]
 impl BusyRecord for FaultyBusyRecord {
     async fn put(&self, marker: &BusyMarker) -> Result<MarkerHandle, BusyRecordError> {
-        self.gate().map_err(|source| BusyRecordError::WriteFailed { instance: marker.instance.clone(), source })?;
-        self.world.busy.put(marker).await
+        let failed = |source| BusyRecordError::WriteFailed { instance: marker.instance.clone(), source };
+        self.gate().map_err(failed)?;
+        let handle = self.world.busy.put(marker).await?;
+        let w = &self.world;
+        if w.roll_late(w.scenario.faults.busy_put_lost, "busy_put_lost") {
+            // Stored, but the answer never arrives: a marker nobody tracks.
+            tokio::time::sleep(CALL_TIMEOUT).await;
+            return Err(failed("injected timeout after the queue stored the message".into()));
+        }
+        Ok(handle)
     }
 
     async fn remove(&self, handle: &MarkerHandle) -> Result<(), BusyRecordError> {

@@ -60,7 +60,7 @@ pub fn allowance(world: &World, from: Duration, to: Duration) -> Duration {
         .iter()
         .filter(|(at, _)| *at <= to)
         .map(|(at, kind)| match *kind {
-            "cloud" | "github" | "busy_record" if *at >= from => scenario::PERIOD,
+            "cloud" | "github" | "busy_record" | "busy_put_lost" if *at >= from => scenario::PERIOD,
             "vm_never_boots" | "vm_never_registers" | "runner_never_online" if *at >= vm_from => {
                 scenario::REGISTRATION_TIMEOUT + scenario::PERIOD
             }

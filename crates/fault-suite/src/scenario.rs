@@ -51,8 +51,10 @@ pub struct FaultRates {
     pub cloud: f64,
     /// GitHub calls failing (rate limit, 502 or timeout).
     pub github: f64,
-    /// Busy-record writes failing.
+    /// Busy-record calls failing.
     pub busy_record: f64,
+    /// Busy-record writes stored by the queue whose answer is lost (the client sees a timeout).
+    pub busy_put_lost: f64,
     /// Job hooks never delivered / delivered twice / delivered late.
     pub hook_drop: f64,
     pub hook_duplicate: f64,
@@ -70,6 +72,7 @@ impl FaultRates {
         cloud: 0.0,
         github: 0.0,
         busy_record: 0.0,
+        busy_put_lost: 0.0,
         hook_drop: 0.0,
         hook_duplicate: 0.0,
         hook_delay: 0.0,
@@ -98,6 +101,7 @@ impl Scenario {
             cloud,
             github: cloud / 2.0,
             busy_record: rng.random_range(0.0..=0.10),
+            busy_put_lost: 0.0, // drawn last, below, so older seeds keep their scenarios
             hook_drop: rng.random_range(0.0..=0.15),
             hook_duplicate: rng.random_range(0.0..=0.15),
             hook_delay: rng.random_range(0.0..=0.15),
@@ -114,6 +118,8 @@ impl Scenario {
                 (at, Duration::from_secs(rng.random_range(0..=90)))
             })
             .collect();
+        let mut faults = faults;
+        faults.busy_put_lost = rng.random_range(0.0..=0.05);
         Self {
             seed,
             min,

@@ -94,6 +94,8 @@ pub struct World {
     pub busy: Arc<InMemoryBusyRecord>,
     pub start: Instant,
     rng: Mutex<Pcg64>,
+    /// A stream of its own for fault kinds added later, so they do not reshuffle old seeds.
+    rng_late: Mutex<Pcg64>,
     operator: Mutex<Option<Incarnation>>,
     pub record: Mutex<Record>,
     /// Faults stop when the workload is over (the quiet phase).
@@ -118,6 +120,7 @@ impl World {
         // The injector's stream is seeded apart from the scenario's, so adding a
         // fault kind does not reshuffle every workload.
         let rng = Pcg64::seed_from_u64(scenario.seed ^ 0x9e37_79b9_7f4a_7c15);
+        let rng_late = Pcg64::seed_from_u64(scenario.seed ^ 0x5851_f42d_4c95_7f2d);
         Arc::new(Self {
             scenario,
             scale_set: Arc::new(InMemoryScaleSet::new(settings)),
@@ -125,6 +128,7 @@ impl World {
             busy: Arc::new(InMemoryBusyRecord::default()),
             start: Instant::now(),
             rng: Mutex::new(rng),
+            rng_late: Mutex::new(rng_late),
             operator: Mutex::new(None),
             record: Mutex::new(Record::default()),
             faults_on: AtomicBool::new(true),
@@ -147,6 +151,19 @@ impl World {
             return false;
         }
         let hit = self.rng.lock().expect("rng poisoned").random_bool(p.min(1.0));
+        if hit {
+            let at = self.elapsed();
+            self.record().faults.push((at, kind));
+        }
+        hit
+    }
+
+    /// [`World::roll`] on the second stream (faults added after the first regression seeds).
+    pub fn roll_late(&self, p: f64, kind: &'static str) -> bool {
+        if !self.faults_on.load(Ordering::SeqCst) || p <= 0.0 {
+            return false;
+        }
+        let hit = self.rng_late.lock().expect("rng poisoned").random_bool(p.min(1.0));
         if hit {
             let at = self.elapsed();
             self.record().faults.push((at, kind));

@@ -14,6 +14,7 @@ const REGRESSION_SEEDS: &[u64] = &[
     3,   // a failed removal of a stand-in marker leaked it into the busy record
     8,   // error backoff grew to 5 minutes under 30 % read failures: jobs waited
     328, // a restart restarted the registration clock of a VM that never registered
+    58,  // a lost queue answer left a marker that a restart adopted for a later boot: Busy forever
 ];
 
 /// How many seeds the test command runs (FAULT_SUITE_SEEDS=2000 for a longer soak).

@@ -226,3 +226,34 @@ async fn an_instance_named_outside_the_prefix_is_not_part_of_the_pool() {
     // The pool of our own is empty, so min is restored on top of the foreign ones.
     assert_eq!(h.scale_set.capacity().await.unwrap(), 3);
 }
+
+/// A queue write whose answer was lost leaves a marker nobody tracks: the audit
+/// removes it on its second sighting, and refreshes the handles of tracked markers
+/// (reading the queue hands out new pop receipts) so hooks can still remove them.
+#[tokio::test(start_paused = true)]
+async fn the_busy_record_audit_removes_untracked_markers_and_keeps_tracked_ones_usable() {
+    use operator::ports::BusyMarker;
+    let h = Harness::new(2, settings(1, 5, 0)).await;
+    runner_takes_a_job(&h, "1", 7).await;
+    let (status, _) = h.call(h.ip_of("1"), STARTED, &job_json(7)).await;
+    assert_eq!(status, 200);
+    // The lost write: stored at the queue, never known to the operator.
+    let lost = BusyMarker::new(InstanceId::new("0"), "vmsstest000000".into(), job(99), time::OffsetDateTime::now_utc());
+    h.busy.put(&lost).await.unwrap();
+    assert_eq!(markers(&h).len(), 2);
+
+    // Recovery has just read the record, so the first audit is one audit period later.
+    let audit_period = std::time::Duration::from_secs(601);
+    tokio::time::advance(audit_period).await;
+    h.controller.reconcile().await.unwrap(); // first audit: a suspect only
+    assert_eq!(markers(&h).len(), 2, "never removed on first sight");
+    tokio::time::advance(audit_period).await;
+    h.controller.reconcile().await.unwrap();
+    assert_eq!(markers(&h), vec![job(7)], "the untracked marker went, the tracked one stayed");
+    assert_eq!(corrections(&h, "untracked_marker_removed"), 1);
+
+    // The tracked marker's handle was refreshed by the audit's read: job-completed removes it.
+    let (status, body) = h.call(h.ip_of("1"), COMPLETED, &job_json(7)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(markers(&h).is_empty());
+}

@@ -65,7 +65,7 @@ impl Controller {
             }
             let mut marker = None;
             match (&correction, &record.phase) {
-                (Correction::RunnerGone { .. }, Phase::Busy(active)) => {
+                (Correction::RunnerGone { .. } | Correction::BusyUnconfirmed { .. }, Phase::Busy(active)) => {
                     if let Err(err) = self.ports().busy.remove(&active.marker).await {
                         self.metrics().api_error("busy_record", "write");
                         warn!(instance = %id, error = %err, "removing the busy marker of a finished runner failed; will retry");
@@ -125,6 +125,10 @@ fn log_correction(correction: &Correction, before: &InstanceRecord) {
         }
         Correction::RunnerOffline { runner, .. } => {
             warn!(instance, runner = %runner, "idle runner went offline at GitHub; instance will be recycled");
+        }
+        Correction::BusyUnconfirmed { runner, online, .. } => {
+            let job = before.busy_job().map(|a| a.job.to_string()).unwrap_or_default();
+            warn!(instance, runner = %runner, job, online, "busy record not confirmed by GitHub for 2 minutes; marker removed");
         }
         Correction::RunnerIdentified { runner, .. } => {
             info!(instance, runner = %runner.name, "runner of a busy instance identified at GitHub");

@@ -3,6 +3,7 @@
 //! layer above only translates.
 
 mod align;
+mod audit;
 mod hooks;
 mod reconcile;
 mod recover;
@@ -106,6 +107,7 @@ struct Shared {
     reports: watch::Sender<PassReport>,
     /// Busy markers of instances that vanished while busy, removed by the next pass.
     orphan_markers: Mutex<Vec<OrphanMarker>>,
+    audit: Mutex<audit::AuditState>,
 }
 
 /// The smallest gap between two re-listings triggered by unknown callers.
@@ -133,6 +135,7 @@ impl Controller {
                 operations: TaskTracker::new(),
                 reports,
                 orphan_markers: Mutex::new(Vec::new()),
+                audit: Mutex::new(audit::AuditState::default()),
             }),
         }
     }

@@ -48,6 +48,7 @@ impl Controller {
     pub async fn reconcile(&self) -> Result<ReconcileAction, ReconcileError> {
         self.refresh_cloud().await.map_err(ReconcileError::ObserveFailed)?;
         self.remove_orphan_markers().await;
+        self.audit_busy_record().await;
         self.align_with_github().await;
         let observed = self.fleet().observe(Instant::now());
         let decision = policy::decide(&self.settings().spec, &observed);

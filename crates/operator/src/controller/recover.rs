@@ -103,6 +103,7 @@ impl Controller {
             }
             report.instances = fleet.len();
         }
+        self.note_full_read();
         self.shared.recovered.store(true, Ordering::Release);
         info!(
             instances = report.instances,

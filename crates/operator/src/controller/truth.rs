@@ -33,6 +33,10 @@ pub enum Correction {
     JobStartedLost { instance: InstanceId, runner: RunnerRef },
     /// The instance's runner is registered at GitHub but the operator did not know.
     RunnerAdopted { instance: InstanceId, runner: RunnerRef },
+    /// The record says Busy, but GitHub has listed the runner as not busy for a while:
+    /// the marker is stale (e.g. a leftover of an earlier boot adopted by a restart).
+    /// The marker is removed; the instance is idle again, or recycled if the runner is offline.
+    BusyUnconfirmed { instance: InstanceId, runner: String, online: bool },
     /// A busy instance with no runner on record (a restart found none yet): its runner.
     RunnerIdentified { instance: InstanceId, runner: RunnerRef },
     /// A runner named like this scale set's instances whose instance no longer exists,
@@ -51,6 +55,7 @@ impl Correction {
             Self::JobStartedLost { .. } => "job_started_lost",
             Self::RunnerAdopted { .. } => "runner_adopted",
             Self::RunnerIdentified { .. } => "runner_identified",
+            Self::BusyUnconfirmed { .. } => "busy_unconfirmed",
             Self::GhostRunner { .. } => "ghost_deregistered",
         }
     }
@@ -63,14 +68,15 @@ impl Correction {
             | Self::RunnerOffline { instance, .. }
             | Self::JobStartedLost { instance, .. }
             | Self::RunnerAdopted { instance, .. }
-            | Self::RunnerIdentified { instance, .. } => Some(instance),
+            | Self::RunnerIdentified { instance, .. }
+            | Self::BusyUnconfirmed { instance, .. } => Some(instance),
             Self::GhostRunner { .. } => None,
         }
     }
 }
 
 /// Every correction kind, for metrics that start at zero.
-pub const KINDS: [&str; 9] = [
+pub const KINDS: [&str; 11] = [
     "runner_id_learned",
     "runner_online",
     "runner_gone",
@@ -78,9 +84,16 @@ pub const KINDS: [&str; 9] = [
     "job_started_lost",
     "runner_adopted",
     "runner_identified",
+    "busy_unconfirmed",
     "ghost_deregistered",
     "orphan_marker_removed",
+    "untracked_marker_removed",
 ];
+
+/// How long a Busy record may disagree with GitHub's "not busy" before the record
+/// yields. GitHub shows a runner busy for its whole job; the grace covers a listing
+/// taken just before the job was assigned.
+pub const BUSY_UNCONFIRMED_AFTER: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Length of the instance-specific tail of a Uniform scale set's computer names
 /// (`<prefix><6 base-36 chars>`).
@@ -146,6 +159,11 @@ pub fn for_record(record: &InstanceRecord, runners: &[Runner], listed_at: Instan
         Phase::Unregistered => Some(Correction::RunnerAdopted { instance, runner }),
         Phase::Registered if online => Some(Correction::RunnerOnline { instance, runner_id: listed.id }),
         Phase::Online if !online => Some(Correction::RunnerOffline { instance, runner: listed.name.clone() }),
+        Phase::Busy(_)
+            if !listed.busy && listed_at.saturating_duration_since(record.touched) >= BUSY_UNCONFIRMED_AFTER =>
+        {
+            Some(Correction::BusyUnconfirmed { instance, runner: listed.name.clone(), online })
+        }
         _ if known.id.is_none() => Some(Correction::RunnerIdLearned { instance, runner_id: listed.id }),
         _ => None,
     }
@@ -222,6 +240,9 @@ pub fn apply(
             record.set_phase(Phase::Online, now);
         }
         Correction::RunnerGone { .. } | Correction::RunnerOffline { .. } => record.set_phase(Phase::Exited, now),
+        Correction::BusyUnconfirmed { online, .. } => {
+            record.set_phase(if *online { Phase::Online } else { Phase::Exited }, now);
+        }
         Correction::RunnerIdentified { runner, .. } => {
             record.runner = Some(runner.clone());
             record.touched = now;
@@ -373,6 +394,29 @@ mod tests {
             got,
             vec![Correction::RunnerGone { instance: InstanceId::new("1"), runner: "(none listed)".into() }]
         );
+    }
+
+    #[test]
+    fn a_busy_record_github_does_not_confirm_yields_after_the_grace() {
+        let t0 = Instant::now();
+        let r = with_runner(record(1, t0), "vmsstest000001-abc123", Some(7), busy(5));
+        let idle = runner(7, "vmsstest000001-abc123", false);
+        assert_eq!(corrections(std::slice::from_ref(&r), std::slice::from_ref(&idle), t0), vec![], "within the grace");
+        let later = t0 + BUSY_UNCONFIRMED_AFTER;
+        let got = settles(vec![r.clone()], vec![idle.clone()], later);
+        let want = Correction::BusyUnconfirmed {
+            instance: InstanceId::new("1"),
+            runner: "vmsstest000001-abc123".into(),
+            online: true,
+        };
+        assert_eq!(got, vec![want]);
+        let mut offline = idle;
+        offline.status = RunnerStatus::Offline;
+        let mut records = vec![r];
+        let mut runners = vec![offline];
+        let got = corrections(&records, &runners, later);
+        carry_out(&mut records, &mut runners, &got, later);
+        assert_eq!(records[0].phase, Phase::Exited, "an offline runner's instance is recycled");
     }
 
     fn busy_without_runner(t0: Instant) -> InstanceRecord {
