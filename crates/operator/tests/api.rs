@@ -41,6 +41,26 @@ async fn registration_hands_out_a_jit_config_once_per_boot() {
     assert_eq!(state_of(&h, "0"), InstanceState::Idle);
 }
 
+/// The answer to the first request was lost (say, the operator restarted before
+/// replying): the VM asks again, its JIT runner never came online, so that runner is
+/// removed at GitHub (voiding its config) and a new registration is issued.
+#[tokio::test]
+async fn a_registration_whose_runner_never_came_online_is_replaced_on_request() {
+    use operator::ports::Github;
+    let h = Harness::new(1, settings(1, 5, 25)).await;
+    let vm = h.ip_of("0");
+    let (_, first) = h.call(vm, REGISTRATION, "{}").await;
+    let (status, second) = h.call(vm, REGISTRATION, "{}").await;
+    assert_eq!(status, 200, "{second}");
+    assert_ne!(first["runner_name"], second["runner_name"]);
+    let names: Vec<String> = h.github.list_runners().await.unwrap().into_iter().map(|r| r.name).collect();
+    assert_eq!(names, [second["runner_name"].as_str().unwrap()], "the unused runner was removed");
+    assert!(h.github.start_with_jit(first["encoded_jit_config"].as_str().unwrap()).is_none(), "its config is void");
+    assert!(h.github.start_with_jit(second["encoded_jit_config"].as_str().unwrap()).is_some());
+    let (status, _) = h.call(vm, REGISTRATION, "{}").await;
+    assert_eq!(status, 409, "once the runner is online, never again on this boot");
+}
+
 #[tokio::test]
 async fn token_mode_returns_config_sh_arguments() {
     let mut s = settings(1, 5, 25);

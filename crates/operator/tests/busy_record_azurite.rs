@@ -75,7 +75,9 @@ async fn a_restarted_operator_recovers_exactly_the_busy_set() {
 
     let first = Harness::with_parts(scale_set.clone(), github.clone(), record.clone(), settings(1, 8, 25)).await;
     for id in ["0", "1", "2", "3"] {
-        assert_eq!(first.call(first.ip_of(id), "/api/v1/registration", "{}").await.0, 200);
+        let (status, registration) = first.call(first.ip_of(id), "/api/v1/registration", "{}").await;
+        assert_eq!(status, 200);
+        github.start_with_jit(registration["encoded_jit_config"].as_str().unwrap()).unwrap();
     }
     for (id, run) in [("0", 10), ("1", 11), ("2", 12)] {
         assert_eq!(first.call(first.ip_of(id), "/api/v1/hooks/job-started", &job_json(run)).await.0, 200);
@@ -88,7 +90,7 @@ async fn a_restarted_operator_recovers_exactly_the_busy_set() {
     let second = Harness::with_parts(scale_set.clone(), github.clone(), record.clone(), settings(1, 8, 25)).await;
     assert_eq!(busy_map(&second), before, "same busy set after restart");
     let (status, body) = second.call(second.ip_of("3"), "/api/v1/registration", "{}").await;
-    assert_eq!(status, 409, "registration already issued before the restart: {body}");
+    assert_eq!(status, 409, "registration already issued (and its runner online) before the restart: {body}");
 
     // The recovered handles work: completing a job removes its marker.
     assert_eq!(second.call(second.ip_of("2"), "/api/v1/hooks/job-completed", &job_json(12)).await.0, 200);

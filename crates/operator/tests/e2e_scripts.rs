@@ -72,10 +72,8 @@ async fn run_burst(burst: Burst) {
     QueueBusyRecord::new(&queue_url, None).unwrap().ensure_queue().await.unwrap();
 
     let fakes = FakesConfig {
-        azure: &azure,
-        github: &github,
-        vmss_id: &vmss_id,
-        queue_url: &queue_url,
+        vmss_id,
+        queue_url,
         scope_lines: format!("scope = {{ repository = \"{REPO}\" }}"),
         credential_extra: String::new(),
         jit: burst.jit,
@@ -85,7 +83,7 @@ async fn run_burst(burst: Burst) {
     };
     // The operator listens on the bridge: the VMs' only way to the "scaler".
     let OperatorOnFakes { controller, addr: operator_addr, shutdown, server } =
-        on_fakes::start(fakes, SocketAddr::new(host, 0)).await;
+        on_fakes::start(&azure, &github, &fakes, SocketAddr::new(host, 0)).await;
 
     let work = tempfile::tempdir().unwrap();
     let vms = Vms::start(

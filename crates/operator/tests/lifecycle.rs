@@ -48,6 +48,9 @@ struct World {
     _azurite: Azurite,
     vmss: String,
     scope: Scope,
+    /// What the operator was started with, to start it again on the same address.
+    fakes: FakesConfig,
+    addr: SocketAddr,
     controller: Controller,
     shutdown: CancellationToken,
     server: JoinHandle<()>,
@@ -105,10 +108,8 @@ async fn world(org: bool, auth: Auth, pool: Pool, ip_block: u8, queue: &str) -> 
         format!("scope = {{ repository = \"{REPO}\" }}")
     };
     let fakes = FakesConfig {
-        azure: &azure,
-        github: &github,
-        vmss_id: &vmss_id,
-        queue_url: &queue_url,
+        vmss_id,
+        queue_url,
         scope_lines,
         credential_extra: app_line,
         jit: true,
@@ -117,9 +118,21 @@ async fn world(org: bool, auth: Auth, pool: Pool, ip_block: u8, queue: &str) -> 
         pct: pool.pct,
     };
     let OperatorOnFakes { controller, addr, shutdown, server } =
-        on_fakes::start(fakes, "127.0.0.1:0".parse().unwrap()).await;
+        on_fakes::start(&azure, &github, &fakes, "127.0.0.1:0".parse().unwrap()).await;
     let vms = start_vms(azure.clone(), vmss_name, github.clone(), scope.clone(), addr);
-    World { azure, github, _azurite: azurite, vmss: vmss_name.into(), scope, controller, shutdown, server, vms }
+    World {
+        azure,
+        github,
+        _azurite: azurite,
+        vmss: vmss_name.into(),
+        scope,
+        fakes,
+        addr,
+        controller,
+        shutdown,
+        server,
+        vms,
+    }
 }
 
 /// Watches the fake scale set and runs one VM task per running boot.
@@ -227,6 +240,21 @@ async fn post(client: &reqwest::Client, url: &str, body: serde_json::Value) {
 }
 
 impl World {
+    /// Stop the operator (SIGTERM: the pass in flight and started operations finish
+    /// within the grace time) and start a new one on the same address, which knows
+    /// nothing but what it recovers from the scale set, the queue and GitHub. Hard
+    /// kills at any point are the in-process fault suite's (`crates/fault-suite`):
+    /// inside one test process a task cannot be killed without letting its children run on.
+    async fn restart(&mut self, downtime: Duration) {
+        self.shutdown.cancel();
+        let _ = (&mut self.server).await;
+        tokio::time::sleep(downtime).await;
+        let started = on_fakes::start(&self.azure, &self.github, &self.fakes, self.addr).await;
+        self.controller = started.controller;
+        self.shutdown = started.shutdown;
+        self.server = started.server;
+    }
+
     fn enqueue(&self, n: usize) {
         for _ in 0..n {
             self.github.enqueue_job(&self.scope, &LABELS);
@@ -342,7 +370,7 @@ async fn throttling_and_server_errors_are_survived() {
 /// The fault suite's HTTP tier (`crates/fault-suite` runs hundreds of seeds in-process):
 /// a few seeds of random fault schedules through the real Resource Manager and GitHub
 /// clients — 429 with Retry-After, 500/502, slow answers, vanished instances — while jobs
-/// flow. Reproduce one with `FAULT_SEEDS=N cargo test -p operator --test lifecycle seeded`.
+/// flow, and an operator restart at a random moment (recovery through the real clients). Reproduce one with `FAULT_SEEDS=N cargo test -p operator --test lifecycle seeded`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeded_fault_schedules_through_the_real_clients() {
     use rand::{RngExt, SeedableRng};
@@ -354,7 +382,9 @@ async fn seeded_fault_schedules_through_the_real_clients() {
         let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
         let (org, auth) = if seed % 2 == 0 { (true, Auth::App) } else { (false, Auth::Pat) };
         let pool = Pool { min: 1, max: 5, pct: 50, running: 1 };
-        let w = world(org, auth, pool, 30 + seed as u8, &format!("seeded-{seed}")).await;
+        let mut w = world(org, auth, pool, 30 + seed as u8, &format!("seeded-{seed}")).await;
+        let restart_at = Duration::from_millis(rng.random_range(2_000..=8_000));
+        let mut restarted = false;
         let jobs = rng.random_range(6..=12);
         let mut injected = 0;
         let mut enqueued = 0;
@@ -399,6 +429,10 @@ async fn seeded_fault_schedules_through_the_real_clients() {
                 };
                 w.github.inject_matching(method, path, fault, 1);
             }
+            if !restarted && started.elapsed() >= restart_at {
+                restarted = true;
+                w.restart(Duration::from_millis(rng.random_range(0..=1_500))).await;
+            }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         if enqueued < jobs {
@@ -408,7 +442,10 @@ async fn seeded_fault_schedules_through_the_real_clients() {
         let busy = QueueBusyRecord::new(&w._azurite.queue_url(&format!("seeded-{seed}")), None).unwrap();
         let markers = operator::ports::BusyRecord::load(&busy).await.unwrap();
         assert!(markers.is_empty(), "seed {seed}: busy record not empty at the end: {markers:?}");
-        println!("seed {seed}: {jobs} jobs, {injected} faults scheduled, settled in {:?}", started.elapsed());
+        println!(
+            "seed {seed}: {jobs} jobs, {injected} faults scheduled, operator restarted at {restart_at:?}, settled in {:?}",
+            started.elapsed()
+        );
         let (problems, _azure, _github, stats) = w.finish().await;
         assert_clean(&problems, &stats);
         assert_eq!(stats.jobs_run.load(Ordering::SeqCst), jobs, "seed {seed}: every job ran once");

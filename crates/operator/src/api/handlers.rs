@@ -22,14 +22,15 @@ use super::{
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
 
-/// Hand the calling VM its runner registration (once per boot).
+/// Hand the calling VM its runner registration (once per boot; with JIT, again if the
+/// first one's runner never came online, after removing that runner at GitHub).
 #[utoipa::path(
     post, path = "/api/v1/registration", tag = "runner",
     request_body = RegistrationRequest,
     responses(
         (status = 200, description = "Registration for this boot", body = RegistrationResponse),
         (status = 403, description = "Caller is not an instance of the scale set", body = ErrorBody),
-        (status = 409, description = "Already issued for this boot, or the instance is being recycled", body = ErrorBody),
+        (status = 409, description = "Already issued for this boot (and its runner came online, or token mode), or the instance is being recycled", body = ErrorBody),
         (status = 502, description = "GitHub did not issue a registration", body = ErrorBody),
         (status = 503, description = "Recovering, the instance's reimage not yet confirmed, or a dependency unavailable; retry", body = ErrorBody),
     )

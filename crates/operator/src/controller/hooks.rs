@@ -11,7 +11,7 @@ use super::{truth, Controller};
 use crate::{
     fleet::{ActiveJob, InstanceRecord, OrphanMarker, Phase, RunnerRef},
     model::{InstanceId, InstanceState, JobRef},
-    ports::{BusyMarker, BusyRecordError, GithubError, JitRequest, ScaleSetError},
+    ports::{BusyMarker, BusyRecordError, DeregisterOutcome, GithubError, JitRequest, RunnerStatus, ScaleSetError},
 };
 
 /// Why a hook was not accepted. The API maps each to one status code.
@@ -139,6 +139,7 @@ impl Controller {
             // The new boot can be up before Azure reports the reimage finished; the boot
             // script retries on 503 until the operator has seen the operation complete.
             InstanceState::Reimaging => return Err(HookError::NotReadyYet { instance: record.id, state }),
+            _ if registered && self.unused_jit_runner_withdrawn(&record).await? => {}
             _ if registered => {
                 warn!(runner = ?record.runner.as_ref().map(|r| &r.name), "second registration request for this boot refused");
                 return Err(HookError::AlreadyRegistered { instance: record.id });
@@ -200,6 +201,36 @@ impl Controller {
         info!(runner = %runner_name, jit = settings.jit, "registration issued");
         self.nudge();
         Ok(registration)
+    }
+
+    /// A second registration request for this boot. JIT mode: if the runner of the
+    /// first one never came online (its answer was lost, e.g. the operator restarted
+    /// before replying), that runner is removed at GitHub — which also voids the config
+    /// — and a new registration may be issued. A VM whose runner came online gets 409:
+    /// a job there must not obtain another registration. Token mode always refuses: the
+    /// first token may be in use by a `config.sh` right now.
+    async fn unused_jit_runner_withdrawn(&self, record: &InstanceRecord) -> Result<bool, HookError> {
+        let (true, Phase::Registered, Some(RunnerRef { id: Some(id), name })) =
+            (self.settings().jit, &record.phase, &record.runner)
+        else {
+            return Ok(false);
+        };
+        let github = &self.ports().github;
+        match github.get_runner(*id).await.map_err(|e| self.github_failed(e))? {
+            Some(runner) if runner.busy || runner.status == RunnerStatus::Online => return Ok(false),
+            Some(_) => match github.deregister_runner(*id).await.map_err(|e| self.github_failed(e))? {
+                DeregisterOutcome::Removed | DeregisterOutcome::AlreadyGone => {}
+                DeregisterOutcome::Busy => return Ok(false),
+            },
+            None => {}
+        }
+        if let Some(r) = self.fleet().get_mut(&record.id) {
+            r.runner = None;
+            r.phase = Phase::Unregistered;
+            r.touched = Instant::now();
+        }
+        warn!(runner = %name, "registration asked again before its runner came online; the unused runner was removed, issuing a new one");
+        Ok(true)
     }
 
     fn github_failed(&self, err: GithubError) -> HookError {

@@ -21,11 +21,10 @@ use tokio_util::sync::CancellationToken;
 pub const CREDENTIAL_SECRET: &str = "github-credential";
 
 /// What differs between the tests; the timings are compressed the same way for all.
-pub struct FakesConfig<'a> {
-    pub azure: &'a FakeAzure,
-    pub github: &'a FakeGithub,
-    pub vmss_id: &'a str,
-    pub queue_url: &'a str,
+#[derive(Clone)]
+pub struct FakesConfig {
+    pub vmss_id: String,
+    pub queue_url: String,
     /// `scope = {...}` and, for an organization, `runner_group = "..."`.
     pub scope_lines: String,
     /// Appended inside `credential = {...}`, e.g. `, app = { app_id = 1, installation_id = 2 }`.
@@ -44,7 +43,7 @@ pub struct OperatorOnFakes {
 }
 
 /// The configuration file, about ten times faster than production's timings.
-pub fn config_toml(c: &FakesConfig<'_>) -> String {
+pub fn config_toml(azure: &FakeAzure, github: &FakeGithub, c: &FakesConfig) -> String {
     format!(
         r#"
 [github]
@@ -73,13 +72,13 @@ runner_exit_timeout = "30s"
 period = "5s"
 debounce = "200ms"
 "#,
-        api = c.github.url(),
+        api = github.url(),
         scope_lines = c.scope_lines,
         jit = c.jit,
-        vault = c.azure.key_vault.url(),
+        vault = azure.key_vault.url(),
         extra = c.credential_extra,
         vmss_id = c.vmss_id,
-        arm = c.azure.arm.base_url(),
+        arm = azure.arm.base_url(),
         queue_url = c.queue_url,
         min = c.min,
         max = c.max,
@@ -87,11 +86,13 @@ debounce = "200ms"
     )
 }
 
-/// Connect to the fakes and serve the API on `listen` until `shutdown`.
-pub async fn start(c: FakesConfig<'_>, listen: SocketAddr) -> OperatorOnFakes {
-    let config = config::load_str(&config_toml(&c)).expect("valid config");
+/// Connect to the fakes and serve the API on `listen` until `shutdown`. Called again
+/// with the same arguments, it is the operator restarted: a new process that knows
+/// nothing but what it recovers.
+pub async fn start(azure: &FakeAzure, github: &FakeGithub, c: &FakesConfig, listen: SocketAddr) -> OperatorOnFakes {
+    let config = config::load_str(&config_toml(azure, github, c)).expect("valid config");
     let options = ConnectOptions {
-        azure_client_options: Some(ClientOptions { transport: Some(c.azure.sdk_transport()), ..Default::default() }),
+        azure_client_options: Some(ClientOptions { transport: Some(azure.sdk_transport()), ..Default::default() }),
         ..ConnectOptions::default()
     };
     let connected = connect(&config, options).await.expect("connects to the fakes");
@@ -101,7 +102,19 @@ pub async fn start(c: FakesConfig<'_>, listen: SocketAddr) -> OperatorOnFakes {
         connected.ports,
         WriteBudget::new(12, Duration::from_millis(1600)),
     );
-    let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
+    // A restart binds the address its predecessor just released.
+    let mut attempts = 0;
+    let listener = loop {
+        match tokio::net::TcpListener::bind(listen).await {
+            Ok(listener) => break listener,
+            Err(e) if attempts < 50 => {
+                attempts += 1;
+                eprintln!("binding {listen}: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("cannot bind {listen}: {e}"),
+        }
+    };
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let server = tokio::spawn({
