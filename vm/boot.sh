@@ -109,4 +109,11 @@ exit_code=0
 unset run
 vmss_log info "run.sh exited with ${exit_code}"
 "${here}/runner-exited.sh" "${exit_code}"
-exit "${exit_code}"
+# The operator recycles this VM within seconds. Should it restart in between, it
+# would not know the runner exited (nothing durable says so); repeating the report
+# (idempotent) until the VM is reimaged or deleted tells the new operator at once
+# instead of after its registration timeout.
+while sleep "${RUNNER_EXITED_REPEAT}"; do
+  vmss_log info "still here after ${RUNNER_EXITED_REPEAT}s; reporting the runner exit again"
+  "${here}/runner-exited.sh" "${exit_code}" || true
+done

@@ -28,6 +28,8 @@ vmss_load_config() {
   # never registers, so trying longer than that is pointless.
   REGISTRATION_TIMEOUT="${REGISTRATION_TIMEOUT:-600}"
   RUNNER_EXITED_TIMEOUT="${RUNNER_EXITED_TIMEOUT:-300}"
+  # Seconds between repeated runner-exited reports while the VM waits to be recycled.
+  RUNNER_EXITED_REPEAT="${RUNNER_EXITED_REPEAT:-60}"
   # A hook blocks the user's job while it runs (the runner has no hook timeout), so
   # its retries are few and short: about 20 s in all with the defaults.
   HOOK_ATTEMPTS="${HOOK_ATTEMPTS:-5}"

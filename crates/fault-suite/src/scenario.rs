@@ -20,6 +20,8 @@ pub const POLL: Duration = Duration::from_secs(5);
 /// From "the cloud says Running" to "the runner asks for work": cloud-init, the
 /// registration call, the runner's start and first poll.
 pub const VM_START: Duration = Duration::from_secs(10);
+/// boot.sh repeats runner-exited this often until its VM is recycled.
+pub const RUNNER_EXITED_REPEAT: Duration = Duration::from_secs(60);
 /// After the workload: no more faults, time for the pool to settle at min.
 pub const QUIET: Duration = Duration::from_secs(20 * 60);
 /// A run that has not drained its jobs by then is a violation in itself.

@@ -104,8 +104,11 @@ async fn run_vm(world: Arc<World>, boot: Boot) {
         }
     }
     send(&world, &boot, Call::RunnerExited, &mut late).await;
-    // The VM idles until the operator reimages or deletes it.
-    std::future::pending::<()>().await;
+    // Until the operator reimages or deletes it, boot.sh repeats the report every minute.
+    loop {
+        tokio::time::sleep(scenario::RUNNER_EXITED_REPEAT).await;
+        deliver(&world, &boot, Call::RunnerExited).await;
+    }
 }
 
 fn job_duration(world: &World, job: &JobRef) -> Duration {

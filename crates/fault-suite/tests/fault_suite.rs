@@ -15,6 +15,8 @@ const REGRESSION_SEEDS: &[u64] = &[
     8,   // error backoff grew to 5 minutes under 30 % read failures: jobs waited
     328, // a restart restarted the registration clock of a VM that never registered
     58,  // a lost queue answer left a marker that a restart adopted for a later boot: Busy forever
+    95,  // a failed runner listing abandoned a batch whose first instances were already marked: stuck "reimaging"
+    172, // the same, for a delete
 ];
 
 /// How many seeds the test command runs (FAULT_SUITE_SEEDS=2000 for a longer soak).

@@ -226,6 +226,12 @@ async fn vm(
     stats.jobs_run.fetch_add(1, Ordering::SeqCst);
     stats.ran.lock().unwrap().push(job_id);
     post(&client, &format!("{base}/hooks/runner-exited"), json!({"exit_code": 0})).await;
+    // Like boot.sh: repeat the report until the VM is recycled (an operator restarted
+    // in between would not know otherwise).
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        post(&client, &format!("{base}/hooks/runner-exited"), json!({"exit_code": 0})).await;
+    }
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: serde_json::Value) {

@@ -159,7 +159,8 @@ impl Controller {
         if self.write_wait() > Duration::ZERO {
             return Some(format!("{verb} {} deferred: write budget spent", list(ids)));
         }
-        let mut runners: Option<Vec<Runner>> = None;
+        // GitHub's list, fetched once and only if a runner's id is unknown; `Err` once it failed.
+        let mut runners: Option<Result<Vec<Runner>, ()>> = None;
         let mut cleared = Vec::new();
         let mut turns = Vec::new();
         for id in ids {
@@ -174,16 +175,16 @@ impl Controller {
                     Some(rid) => Some(rid),
                     None => {
                         if runners.is_none() {
-                            match self.ports().github.list_runners().await {
-                                Ok(list) => runners = Some(list),
-                                Err(err) => {
-                                    self.metrics().api_error("github", err.kind());
-                                    warn!(error = %err, "listing runners failed; {verb} postponed");
-                                    return None;
-                                }
-                            }
+                            let listed = self.ports().github.list_runners().await.map_err(|err| {
+                                self.metrics().api_error("github", err.kind());
+                                warn!(error = %err, "listing runners failed; {verb} of instances with unknown runner ids postponed");
+                            });
+                            runners = Some(listed);
                         }
-                        runners.as_ref().and_then(|l| l.iter().find(|r| r.name == runner.name)).map(|r| r.id)
+                        // Without the list this instance waits for a later pass; the others
+                        // (already deregistered, some of them) go ahead.
+                        let Some(Ok(list)) = &runners else { continue };
+                        list.iter().find(|r| r.name == runner.name).map(|r| r.id)
                     }
                 };
                 if let Some(rid) = runner_id {
