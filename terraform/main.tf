@@ -197,6 +197,7 @@ module "scaler" {
       scale_in_delay         = var.operator.scale_in_delay
       registration_timeout   = var.operator.registration_timeout
       runner_exit_timeout    = var.operator.runner_exit_timeout
+      keep_unhealthy         = var.operator.keep_unhealthy_for_debugging
     }
     reconcile_period = var.operator.reconcile_period
     api_port         = var.operator.api_port

@@ -241,17 +241,18 @@ variable "network" {
 
 variable "operator" {
   type = object({
-    api_port             = optional(number, 8080)
-    log_format           = optional(string, "json")
-    max_body_bytes       = optional(number, 16384)
-    reconcile_period     = optional(string, "30s")
-    registration_timeout = optional(string, "10m")
-    runner_exit_timeout  = optional(string, "10m")
-    scale_in_delay       = optional(string, "5m")
-    shutdown_grace       = optional(string, "20s")
+    api_port                     = optional(number, 8080)
+    keep_unhealthy_for_debugging = optional(bool, false)
+    log_format                   = optional(string, "json")
+    max_body_bytes               = optional(number, 16384)
+    reconcile_period             = optional(string, "30s")
+    registration_timeout         = optional(string, "10m")
+    runner_exit_timeout          = optional(string, "10m")
+    scale_in_delay               = optional(string, "5m")
+    shutdown_grace               = optional(string, "20s")
   })
   default     = {}
-  description = "Operator tuning written to its config file. Durations are humantime strings (\"30s\", \"5m\", \"1h 30m\"); log_format is auto, json or pretty."
+  description = "Operator tuning written to its config file. Durations are humantime strings (\"30s\", \"5m\", \"1h 30m\"); log_format is auto, json or pretty; keep_unhealthy_for_debugging keeps the newest broken runner VM (at most one) instead of deleting it."
   nullable    = false
 
   validation {

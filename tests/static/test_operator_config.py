@@ -99,6 +99,7 @@ def test_repo_example_renders_repository_scope_and_pat_credential() -> None:
     assert config["server"]["listen"] == "0.0.0.0:8080"
     assert config["azure"]["vmss_resource_id"] == VMSS_ID
     assert config["azure"]["computer_name_prefix"] == "gh-runner", "the operator knows which instances are the pool's"
+    assert config["pool"]["keep_unhealthy_for_debugging"] is False, "off unless asked for"
 
 
 def test_org_example_renders_organization_scope_runner_group_and_app() -> None:

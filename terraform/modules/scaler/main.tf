@@ -26,6 +26,7 @@ locals {
     scale_in_delay              = var.operator_config.pool.scale_in_delay
     registration_timeout        = var.operator_config.pool.registration_timeout
     runner_exit_timeout         = var.operator_config.pool.runner_exit_timeout
+    keep_unhealthy              = var.operator_config.pool.keep_unhealthy
     reconcile_period            = var.operator_config.reconcile_period
     api_port                    = var.operator_config.api_port
     max_body_bytes              = var.operator_config.max_body_bytes

@@ -64,6 +64,7 @@ variable "operator_config" {
       scale_in_delay         = optional(string, "5m")
       registration_timeout   = optional(string, "10m")
       runner_exit_timeout    = optional(string, "10m")
+      keep_unhealthy         = optional(bool, false)
     })
     reconcile_period = optional(string, "30s")
     api_port         = optional(number, 8080)
