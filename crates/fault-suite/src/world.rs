@@ -147,23 +147,19 @@ impl World {
     /// Draw one fault decision: true with probability `p` while faults are on. Every
     /// fault drawn is logged with its kind.
     pub fn roll(&self, p: f64, kind: &'static str) -> bool {
-        if !self.faults_on.load(Ordering::SeqCst) || p <= 0.0 {
-            return false;
-        }
-        let hit = self.rng.lock().expect("rng poisoned").random_bool(p.min(1.0));
-        if hit {
-            let at = self.elapsed();
-            self.record().faults.push((at, kind));
-        }
-        hit
+        self.roll_on(&self.rng, p, kind)
     }
 
     /// [`World::roll`] on the second stream (faults added after the first regression seeds).
     pub fn roll_late(&self, p: f64, kind: &'static str) -> bool {
+        self.roll_on(&self.rng_late, p, kind)
+    }
+
+    fn roll_on(&self, rng: &Mutex<Pcg64>, p: f64, kind: &'static str) -> bool {
         if !self.faults_on.load(Ordering::SeqCst) || p <= 0.0 {
             return false;
         }
-        let hit = self.rng_late.lock().expect("rng poisoned").random_bool(p.min(1.0));
+        let hit = rng.lock().expect("rng poisoned").random_bool(p.min(1.0));
         if hit {
             let at = self.elapsed();
             self.record().faults.push((at, kind));

@@ -397,6 +397,33 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn an_operation_finishes_in_the_cloud_even_if_its_caller_stops_waiting() {
+        let set = InMemoryScaleSet::with_running(fast(), 2);
+        let ids = [InstanceId::new("0")];
+        let abandoned = tokio::time::timeout(Duration::from_millis(1), set.delete_instances(&ids)).await;
+        assert!(abandoned.is_err(), "the caller gave up (a killed operator)");
+        assert_eq!(set.capacity().await.unwrap(), 1, "an instance being deleted is no capacity");
+        tokio::time::advance(fast().delete_delay).await;
+        assert_eq!(set.names().len(), 1, "the delete finished without its caller");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn provisioning_can_be_made_to_fail_and_instances_protected() {
+        let set = InMemoryScaleSet::new(fast());
+        set.set_capacity(2).await.unwrap();
+        assert_eq!(set.creating().len(), 2);
+        set.fail_provisioning(&InstanceId::new("0"));
+        set.protect(&InstanceId::new("1"));
+        tokio::time::advance(fast().boot_delay).await;
+        let listed = set.list_instances().await.unwrap();
+        assert_eq!(
+            listed.iter().map(|i| (i.state, i.protected)).collect::<Vec<_>>(),
+            [(CloudState::Failed, false), (CloudState::Running, true)]
+        );
+        assert!(listed[1].ready_since.is_some() && listed[0].ready_since.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn unknown_ids_and_injected_faults_fail_without_writing() {
         let set = InMemoryScaleSet::with_running(fast(), 1);
         let err = set.delete_instances(&[InstanceId::new("9")]).await.unwrap_err();
