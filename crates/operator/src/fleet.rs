@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::{
     model::{InstanceId, InstanceState, JobRef},
     policy::{ObservedInstance, ObservedPool},
-    ports::{CloudInstance, CloudState, MarkerHandle},
+    ports::{CloudInstance, CloudState, MarkerHandle, Runner, RunnerStatus},
 };
 
 /// Runner names are `<computer name>-<6 lowercase hex>`: unique for every boot (a new
@@ -35,6 +35,14 @@ pub fn runner_vm_name(runner_name: &str) -> Option<&str> {
 }
 
 const RUNNER_SUFFIX_LEN: usize = 6;
+
+/// The runner of the VM named `vm_name` among GitHub's `runners`: the busy one, else an
+/// online one, else any (a runner of an earlier boot may still be listed beside it).
+pub fn runner_of_vm<'a>(runners: &'a [Runner], vm_name: &str) -> Option<&'a Runner> {
+    let mut ours = runners.iter().filter(|r| runner_vm_name(&r.name) == Some(vm_name));
+    let first = ours.clone().next();
+    ours.clone().find(|r| r.busy).or_else(|| ours.find(|r| r.status == RunnerStatus::Online)).or(first)
+}
 
 /// The runner's side of an instance, as the hooks report it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -218,17 +226,11 @@ impl Fleet {
     /// Merge a fresh cloud listing: new instances appear, vanished ones go, states
     /// update. The hooks' knowledge (phase, runner, job) of known instances stays.
     /// Returns the busy markers of vanished instances, which the caller must remove.
+    /// `wall` is the wall-clock time of `now`: an instance seen for the first time (after
+    /// a restart) that is running dates its state from when the cloud says it became
+    /// ready, so the operator's own restart does not restart its registration timeout.
     #[must_use = "the busy markers of vanished instances must be removed"]
-    pub fn merge_cloud(&mut self, capacity: u32, listed: &[CloudInstance], now: Instant) -> Vec<OrphanMarker> {
-        self.merge_cloud_at(capacity, listed, now, time::OffsetDateTime::UNIX_EPOCH)
-    }
-
-    /// [`Fleet::merge_cloud`] with the wall-clock time `wall` of `now`: an instance
-    /// seen for the first time (after a restart) that is running dates its state
-    /// from when the cloud says it became ready, so the registration timeout is not
-    /// restarted by the operator's own restart.
-    #[must_use = "the busy markers of vanished instances must be removed"]
-    pub fn merge_cloud_at(
+    pub fn merge_cloud(
         &mut self,
         capacity: u32,
         listed: &[CloudInstance],
@@ -323,6 +325,9 @@ mod tests {
         }
     }
 
+    /// Listings in these tests carry no provisioning time, so the wall clock is moot.
+    const WALL: time::OffsetDateTime = time::OffsetDateTime::UNIX_EPOCH;
+
     fn job() -> JobRef {
         JobRef { repository: "o/r".into(), run_id: 1, run_attempt: 1, job_name: "build".into() }
     }
@@ -331,10 +336,10 @@ mod tests {
     fn hook_knowledge_survives_a_new_listing_and_vanished_instances_go() {
         let now = Instant::now();
         let mut fleet = Fleet::default();
-        let _ = fleet.merge_cloud(2, &[cloud("1", CloudState::Running), cloud("2", CloudState::Running)], now);
+        let _ = fleet.merge_cloud(2, &[cloud("1", CloudState::Running), cloud("2", CloudState::Running)], now, WALL);
         let marker = MarkerHandle { message_id: "m".into(), pop_receipt: "p".into() };
         fleet.get_mut(&InstanceId::new("1")).unwrap().set_phase(Phase::Busy(ActiveJob { job: job(), marker }), now);
-        let orphans = fleet.merge_cloud(1, &[cloud("1", CloudState::Running)], now);
+        let orphans = fleet.merge_cloud(1, &[cloud("1", CloudState::Running)], now, WALL);
         assert!(orphans.is_empty(), "instance 2 was not busy");
         assert_eq!(fleet.len(), 1);
         assert_eq!(fleet.get(&InstanceId::new("1")).unwrap().state(), InstanceState::Busy);
@@ -369,9 +374,9 @@ mod tests {
     fn a_reimage_seen_only_in_the_cloud_resets_the_boot() {
         let now = Instant::now();
         let mut fleet = Fleet::default();
-        let _ = fleet.merge_cloud(1, &[cloud("1", CloudState::Reimaging)], now);
+        let _ = fleet.merge_cloud(1, &[cloud("1", CloudState::Reimaging)], now, WALL);
         fleet.get_mut(&InstanceId::new("1")).unwrap().phase = Phase::Exited;
-        let _ = fleet.merge_cloud(1, &[cloud("1", CloudState::Running)], now);
+        let _ = fleet.merge_cloud(1, &[cloud("1", CloudState::Running)], now, WALL);
         assert_eq!(fleet.get(&InstanceId::new("1")).unwrap().state(), InstanceState::AwaitingRegistration);
     }
 
@@ -379,12 +384,12 @@ mod tests {
     fn a_busy_instance_that_vanishes_hands_back_its_marker() {
         let now = Instant::now();
         let mut fleet = Fleet::default();
-        let _ = fleet.merge_cloud(2, &[cloud("1", CloudState::Running), cloud("2", CloudState::Running)], now);
+        let _ = fleet.merge_cloud(2, &[cloud("1", CloudState::Running), cloud("2", CloudState::Running)], now, WALL);
         let marker = MarkerHandle { message_id: "m".into(), pop_receipt: "p".into() };
         let active = ActiveJob { job: job(), marker };
         fleet.get_mut(&InstanceId::new("2")).unwrap().set_phase(Phase::Busy(active.clone()), now);
-        let orphans = fleet.merge_cloud(1, &[cloud("1", CloudState::Running)], now);
+        let orphans = fleet.merge_cloud(1, &[cloud("1", CloudState::Running)], now, WALL);
         assert_eq!(orphans, vec![OrphanMarker { instance: InstanceId::new("2"), active }]);
-        assert!(fleet.merge_cloud(1, &[cloud("1", CloudState::Running)], now).is_empty(), "handed back once");
+        assert!(fleet.merge_cloud(1, &[cloud("1", CloudState::Running)], now, WALL).is_empty(), "handed back once");
     }
 }

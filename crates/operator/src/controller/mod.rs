@@ -204,7 +204,7 @@ impl Controller {
         let scale_set = &self.shared.ports.scale_set;
         let capacity = scale_set.capacity().await.inspect_err(|e| self.record_cloud_error(e))?;
         let listed = scale_set.list_instances().await.inspect_err(|e| self.record_cloud_error(e))?;
-        let orphans = self.fleet().merge_cloud_at(capacity, &listed, Instant::now(), time::OffsetDateTime::now_utc());
+        let orphans = self.fleet().merge_cloud(capacity, &listed, Instant::now(), time::OffsetDateTime::now_utc());
         if !orphans.is_empty() {
             self.shared.orphan_markers.lock().expect("orphan markers poisoned").extend(orphans);
         }

@@ -9,7 +9,7 @@ use tracing::{info, instrument, warn};
 
 use super::Controller;
 use crate::{
-    fleet::{ActiveJob, Phase, RunnerRef},
+    fleet::{runner_of_vm, ActiveJob, Phase, RunnerRef},
     model::InstanceId,
     ports::{BusyRecordError, GithubError, RunnerStatus, ScaleSetError, StoredMarker},
 };
@@ -80,17 +80,7 @@ impl Controller {
             for id in ids {
                 let record = fleet.get_mut(&id).expect("listed above");
                 // Runner names are `<computer name>-<suffix>`; see Controller::register.
-                // A runner of an earlier boot may still be listed: prefer the busy, then an online one.
-                let ours: Vec<_> = runners
-                    .iter()
-                    .filter(|r| crate::fleet::runner_vm_name(&r.name) == Some(record.name.as_str()))
-                    .collect();
-                let runner = ours
-                    .iter()
-                    .find(|r| r.busy)
-                    .or_else(|| ours.iter().find(|r| r.status == RunnerStatus::Online))
-                    .or_else(|| ours.first());
-                if let Some(runner) = runner {
+                if let Some(runner) = runner_of_vm(&runners, &record.name) {
                     record.runner = Some(RunnerRef { name: runner.name.clone(), id: Some(runner.id) });
                     let online = runner.busy || runner.status == RunnerStatus::Online;
                     record.set_phase(if online { Phase::Online } else { Phase::Registered }, now);

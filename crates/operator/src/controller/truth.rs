@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use tokio::time::Instant;
 
 use crate::{
-    fleet::{runner_vm_name, ActiveJob, InstanceRecord, Phase, RunnerRef},
+    fleet::{runner_of_vm, runner_vm_name, ActiveJob, InstanceRecord, Phase, RunnerRef},
     model::{InstanceId, JobRef},
     ports::{MarkerHandle, Runner, RunnerStatus},
 };
@@ -117,9 +117,8 @@ pub fn for_record(record: &InstanceRecord, runners: &[Runner], listed_at: Instan
     let Some(known) = &record.runner else {
         // No runner on record: a restart found none, or a hook came first. Look for
         // one named for this VM, the busy one first, then an online one.
-        let ours: Vec<&Runner> =
-            runners.iter().filter(|r| runner_vm_name(&r.name) == Some(record.name.as_str())).collect();
-        let live = ours.iter().find(|r| r.busy).or_else(|| ours.iter().find(|r| r.status == RunnerStatus::Online));
+        let found = runner_of_vm(runners, &record.name);
+        let live = found.filter(|r| r.busy || r.status == RunnerStatus::Online);
         let as_ref = |r: &Runner| RunnerRef { name: r.name.clone(), id: Some(r.id) };
         return match (&record.phase, live) {
             (Phase::Unregistered, Some(r)) if r.busy => {
@@ -130,7 +129,7 @@ pub fn for_record(record: &InstanceRecord, runners: &[Runner], listed_at: Instan
                 Some(Correction::RunnerIdentified { instance, runner: as_ref(r) })
             }
             // Busy with no runner of this VM listed at all: its job is over.
-            (Phase::Busy(_) | Phase::Completed(_), None) if ours.is_empty() => {
+            (Phase::Busy(_) | Phase::Completed(_), None) if found.is_none() => {
                 Some(Correction::RunnerGone { instance, runner: "(none listed)".into() })
             }
             _ => None,
