@@ -30,7 +30,6 @@ use crate::{scenario, world::World};
 #[derive(Default)]
 pub struct Checker {
     warm: bool,
-    below_min_reported: bool,
     /// Unhealthy since, by (instance, generation).
     orphans: BTreeMap<(InstanceId, u32), Duration>,
     /// The broken instance the operator may keep for debugging.
@@ -91,9 +90,9 @@ impl Checker {
         }
         if live >= s.min {
             self.warm = true;
-        } else if self.warm && !self.below_min_reported {
-            self.below_min_reported = true;
-            world.violation(format!("invariant 2: {live} instances < min {} at {now:?}", s.min));
+        } else if self.warm {
+            let what = format!("invariant 2: {live} instances < min {} at {now:?}", s.min);
+            self.once(world, "below min".into(), what);
         }
 
         let limit = scenario::REGISTRATION_TIMEOUT + scenario::PERIOD;

@@ -80,8 +80,7 @@ async fn simulate(scenario: Scenario) -> Outcome {
         }
         let now = world.elapsed();
         if quiet_until.is_none() {
-            if let Some(&(at, downtime)) = kills.first().filter(|(at, _)| *at <= now) {
-                let _ = at;
+            if let Some(&(_, downtime)) = kills.first().filter(|(at, _)| *at <= now) {
                 kills.remove(0);
                 if let Some(p) = process.take() {
                     kill(&world, p, &mut down_since, &mut restart_at, downtime);
