@@ -20,10 +20,10 @@ ci: unit integration e2e static
 unit:
     cargo test --workspace --locked --lib --bins
 
-# Integration tests (every crates/*/tests/*.rs not named e2e_*): the router, Azurite (real
+# Integration tests (every operator/*/tests/*.rs and tests/*/tests/*.rs not named e2e_*): the router, Azurite (real
 # queue service) and HTTP fakes on loopback.
 integration:
-    cargo test --workspace --locked $(for f in crates/*/tests/*.rs; do n="$(basename "$f" .rs)"; case "$n" in e2e_*) ;; *) printf -- '--test %s ' "$n" ;; esac; done)
+    cargo test --workspace --locked $(for f in operator/*/tests/*.rs tests/*/tests/*.rs; do n="$(basename "$f" .rs)"; case "$n" in e2e_*) ;; *) printf -- '--test %s ' "$n" ;; esac; done)
 
 # End-to-end (tests named e2e_*): the real binary, and the whole operator driving simulated VMs over HTTP.
 e2e:
@@ -34,7 +34,7 @@ e2e:
 static:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
-    {{tools}}/shellcheck -x scripts/*.sh .ci/run vm/*.sh vm/scaler/*.sh packer/*.sh packer/scripts/*.sh crates/operator/tests/runner_double/*.sh
+    {{tools}}/shellcheck -x scripts/*.sh .ci/run vm/*.sh vm/scaler/*.sh packer/*.sh packer/scripts/*.sh tests/support/runner-double/*.sh
     bash scripts/static-checks.sh
 
 # Regenerate committed files: config schema, OpenAPI document, Terraform README tables.

@@ -1,0 +1,26 @@
+//! The operator's decisions, as pure values. Nothing here does I/O: no socket, no HTTP,
+//! no Azure SDK (a test fails if such a crate becomes a dependency). The shipped binary
+//! (`operator`) awaits the ports these decisions name; the simulated world
+//! (`operator-sim`) implements the same ports, so both run exactly this code.
+//!
+//! # Layout
+//!
+//! - [`model`]: identifiers and the instance states every other module speaks in.
+//! - [`fleet`]: the operator's record of each instance (phase, runner, busy job) and the
+//!   pool view handed to the policy; the runner naming convention.
+//! - [`policy`]: `decide(spec, observed pool) -> Decision`, the scaling rule
+//!   (docs/scaling-policy.md).
+//! - [`truth`]: the corrections that GitHub's runner list implies for each record.
+//! - [`budget`]: Azure's VMSS write budget (token bucket).
+//! - [`retry`]: the reconcile loop's error policy.
+//! - [`pass`]: a pass's report, its requeue answer and its error.
+//! - [`ports`]: the traits of the outside world (scale set, GitHub, busy record, secrets).
+
+pub mod budget;
+pub mod fleet;
+pub mod model;
+pub mod pass;
+pub mod policy;
+pub mod ports;
+pub mod retry;
+pub mod truth;

@@ -1,0 +1,131 @@
+//! Thin entry point: parse arguments, set up logging, load config, call the library.
+
+use std::{process::ExitCode, sync::Arc};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use operator::azure::CredentialSource;
+use operator::connect::{connect, ConnectOptions};
+use operator::{
+    cli::{Cli, Command, ConfigCommand, DemoArgs, ServeArgs},
+    config::{self, LogFormat},
+    controller::{Controller, Settings},
+    demo::{run_demo, DemoOptions},
+    ports::Ports,
+    queue::QueueBusyRecord,
+    run::{run, RunSettings},
+    shutdown, telemetry,
+};
+use operator_sim::memory::{
+    InMemoryBusyRecord, InMemoryGithub, InMemoryScaleSet, InMemorySecretStore, ScaleSetSettings,
+};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Config(ConfigCommand::Validate { file }) => {
+            let config = config::load(Some(&file))?;
+            println!(
+                "{}: valid (pool {} min {} max {})",
+                file.display(),
+                config.azure.vmss_name(),
+                config.pool.min,
+                config.pool.max
+            );
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Schema) => {
+            print!("{}", config::json_schema());
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", operator::api::openapi_json());
+            Ok(())
+        }
+        Command::Demo(args) => demo(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = config::load(args.config.as_deref())?;
+    telemetry::init(config.log.format);
+    let settings = Settings::from_config(&config);
+    let mut ports = if args.simulated_cloud {
+        simulated_ports(&config, &settings)
+    } else {
+        let source = if args.azure_cli { CredentialSource::AzureCli } else { CredentialSource::ManagedIdentity };
+        let options = ConnectOptions { credential_source: source, azure_client_options: None };
+        connect(&config, options).await.context("connecting to Azure and GitHub")?.ports
+    };
+    if args.in_memory_queue {
+        ports.busy = Arc::new(InMemoryBusyRecord::default());
+    } else if args.simulated_cloud {
+        if !config.queue.url.contains("sig=") {
+            bail!("with --simulated-cloud there is no Azure identity: give queue.url with a SAS, or --in-memory-queue");
+        }
+        ports.busy = Arc::new(
+            QueueBusyRecord::new(&config.queue.url, None).map_err(|e| anyhow::anyhow!(e)).context("queue.url")?,
+        );
+    }
+    let controller = Controller::new(settings, ports);
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("binding {}", config.server.listen))?;
+    let token = shutdown::on_signal();
+    let run_settings = RunSettings {
+        max_body_bytes: config.server.max_body_bytes,
+        debounce: config.reconcile.debounce.get(),
+        shutdown_grace: config.server.shutdown_grace.get(),
+    };
+    run(controller, listener, run_settings, token).await?;
+    Ok(())
+}
+
+/// The in-memory scale set (with `pool.min` booted instances), GitHub and secret store.
+/// The busy record is set by the caller.
+fn simulated_ports(config: &config::Config, settings: &Settings) -> Ports {
+    Ports {
+        scale_set: Arc::new(InMemoryScaleSet::with_running(
+            ScaleSetSettings { name_prefix: format!("{}-", settings.pool), ..ScaleSetSettings::default() },
+            config.pool.min,
+        )),
+        github: Arc::new(InMemoryGithub::new(config.github.scope.runner_url("https://github.com"))),
+        busy: Arc::new(InMemoryBusyRecord::default()),
+        secrets: Arc::new(InMemorySecretStore::with(&config.github.credential.secret_name, "simulated")),
+    }
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    if std::env::var_os("RUST_LOG").is_none() {
+        // The demo's table is the output; keep log lines to warnings.
+        std::env::set_var("RUST_LOG", "warn");
+    }
+    telemetry::init(LogFormat::Pretty);
+    let opts = DemoOptions {
+        jobs: args.jobs,
+        min: args.min,
+        max: args.max,
+        free_target_percentage: args.free_target,
+        jit: !args.token_mode,
+        seed: args.seed,
+        ..DemoOptions::default()
+    };
+    let mut stdout = std::io::stdout();
+    let summary = run_demo(opts, &mut stdout).await?;
+    if summary.busy_vm_killed > 0 || summary.jobs_assigned_twice > 0 {
+        bail!("the demo found violations");
+    }
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! The deterministic fault suite (issue 4's proof). Each seed draws a scenario —
+//! pool bounds, a workload and a fault schedule — and runs the real controller,
+//! reconcile loop and policy against the operator's stateful in-memory fakes on
+//! tokio's paused clock: hours of pool life in milliseconds, and the same seed
+//! always replays the same run. See `docs/fault-suite.md`.
+//!
+//! `cargo run -p fault-suite -- --seed N` reproduces one run with its log.
+
+pub mod faults;
+pub mod invariants;
+pub mod process;
+pub mod scenario;
+pub mod vm;
+pub mod world;
+
+use std::{sync::Arc, time::Duration};
+
+use operator::policy::required_free;
+use operator_sim::memory::SimJob;
+use tokio::time::Instant;
+
+use crate::{
+    invariants::Checker,
+    process::Process,
+    scenario::Scenario,
+    world::{JobTimes, World, LABELS},
+};
+
+/// What one seed's run did and found.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub seed: u64,
+    pub jobs: usize,
+    pub faults: usize,
+    pub kills: u32,
+    pub violations: Vec<String>,
+    /// Jobs the free target promised a runner, whose wait invariant 3 bounds.
+    pub latency_checked: usize,
+    pub worst_wait: Duration,
+    /// Simulated time the run covered.
+    pub simulated: Duration,
+}
+
+/// Run one seed on a fresh paused-clock runtime.
+pub fn run_seed(seed: u64) -> Outcome {
+    run_scenario(Scenario::draw(seed))
+}
+
+pub fn run_scenario(scenario: Scenario) -> Outcome {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime builds");
+    runtime.block_on(simulate(scenario))
+}
+
+async fn simulate(scenario: Scenario) -> Outcome {
+    let world = World::new(scenario);
+    let hypervisor = tokio::spawn(vm::hypervisor(world.clone()));
+    let workload = tokio::spawn(submit_jobs(world.clone()));
+    let mut checker = Checker::default();
+    let mut processes = 0u64;
+    let mut process = Some(Process::start(&world, processes));
+    let mut down_since: Option<Duration> = Some(Duration::ZERO); // until the first recovery
+    let mut restart_at: Option<Duration> = None;
+    let mut kills: Vec<(Duration, Duration)> = world.scenario.kills.clone();
+    kills.sort();
+    let mut quiet_until: Option<Duration> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+
+    loop {
+        tokio::select! {
+            biased;
+            () = world.kill_now.notified() => {
+                if let Some(p) = process.take() {
+                    kill(&world, p, &mut down_since, &mut restart_at, Duration::from_secs(world.pick(0..=60)));
+                }
+            }
+            _ = tick.tick() => {}
+        }
+        let now = world.elapsed();
+        if quiet_until.is_none() {
+            if let Some(&(_, downtime)) = kills.first().filter(|(at, _)| *at <= now) {
+                kills.remove(0);
+                if let Some(p) = process.take() {
+                    kill(&world, p, &mut down_since, &mut restart_at, downtime);
+                }
+            }
+        }
+        if process.is_none() && restart_at.is_some_and(|at| at <= now) {
+            processes += 1;
+            process = Some(Process::start(&world, processes));
+            restart_at = None;
+        }
+        if let (Some(since), Some(p)) = (down_since, &process) {
+            if p.controller().is_recovered() {
+                world.record().down.push((since, Some(now)));
+                down_since = None;
+            }
+        }
+        checker.tick(&world);
+
+        let drained = workload.is_finished() && world.record().jobs.values().all(|j| j.completed);
+        match quiet_until {
+            None if drained => {
+                world.stop_faults();
+                quiet_until = Some(now + scenario::QUIET);
+            }
+            Some(end) if now >= end && process.is_some() => break,
+            _ => {}
+        }
+        if now >= scenario::HORIZON {
+            world.violation(format!("the workload did not drain within {:?}", scenario::HORIZON));
+            break;
+        }
+    }
+    if let Some(since) = down_since {
+        world.record().down.push((since, None));
+    }
+    checker.finish(&world, process.as_ref().map(Process::controller));
+    hypervisor.abort();
+    let record = world.record();
+    Outcome {
+        seed: world.scenario.seed,
+        jobs: world.scenario.jobs.len(),
+        faults: record.faults.len() + record.kills as usize,
+        kills: record.kills,
+        violations: record.violations.clone(),
+        latency_checked: checker.latency_checked,
+        worst_wait: checker.worst_wait,
+        simulated: world.elapsed(),
+    }
+}
+
+fn kill(
+    world: &World,
+    process: Process,
+    down_since: &mut Option<Duration>,
+    restart_at: &mut Option<Duration>,
+    downtime: Duration,
+) {
+    let now = world.elapsed();
+    tracing::warn!(at = ?now, ?downtime, "killing the operator");
+    process.kill(world);
+    world.record().kills += 1;
+    down_since.get_or_insert(now);
+    *restart_at = Some(now + downtime);
+}
+
+/// The workload generator: queue each job at GitHub at its time, noting whether the
+/// free target promised it a runner (see `invariants`).
+async fn submit_jobs(world: Arc<World>) {
+    let start = Instant::now();
+    let s = &world.scenario;
+    for spec in &s.jobs {
+        tokio::time::sleep_until(start + spec.arrives).await;
+        let job = vm::job_ref(spec.number);
+        world.github.enqueue(SimJob { job, labels: LABELS.iter().map(|l| (*l).to_owned()).collect() });
+        let busy = world.github.runner_jobs().len() as u32;
+        let desired = (busy + required_free(busy, s.free_target_percentage)).clamp(s.min, s.max);
+        let covered = (world.github.queued() as u32) <= desired.saturating_sub(busy);
+        let times = JobTimes { enqueued: world.elapsed(), covered, ..JobTimes::default() };
+        world.record().jobs.insert(spec.number, times);
+    }
+}
+
+/// Totals over many seeds; `Display` is the figure the test command prints.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub runs: usize,
+    pub faults: usize,
+    pub kills: u32,
+    pub jobs: usize,
+    pub latency_checked: usize,
+    pub violations: usize,
+    pub failing_seeds: Vec<u64>,
+    pub worst_wait: Duration,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "runs={} faults={} violations={} (operator kills={}, jobs={}, latency-checked={}, worst wait={:?}",
+            self.runs, self.faults, self.violations, self.kills, self.jobs, self.latency_checked, self.worst_wait
+        )?;
+        if !self.failing_seeds.is_empty() {
+            write!(
+                f,
+                ", failing seeds: {:?}; reproduce with `cargo run -p fault-suite -- --seed N`",
+                self.failing_seeds
+            )?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// Run every seed in `seeds` and add up.
+pub fn run_many(seeds: impl IntoIterator<Item = u64>) -> Summary {
+    let mut summary = Summary::default();
+    for seed in seeds {
+        let outcome = run_seed(seed);
+        summary.runs += 1;
+        summary.faults += outcome.faults;
+        summary.kills += outcome.kills;
+        summary.jobs += outcome.jobs;
+        summary.latency_checked += outcome.latency_checked;
+        summary.worst_wait = summary.worst_wait.max(outcome.worst_wait);
+        if !outcome.violations.is_empty() {
+            summary.violations += outcome.violations.len();
+            summary.failing_seeds.push(seed);
+            for v in &outcome.violations {
+                eprintln!("seed {seed}: {v}");
+            }
+        }
+    }
+    summary
+}

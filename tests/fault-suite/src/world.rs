@@ -1,0 +1,227 @@
+//! The world outside the operator: the scale set, GitHub and the busy record (the
+//! operator's in-memory fakes, shared by every operator incarnation), the fault
+//! injector's random stream, and the record of what happened that the invariants
+//! are checked against.
+
+use std::{
+    collections::BTreeMap,
+    net::IpAddr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use operator::{
+    controller::{Controller, HookError, Registration},
+    model::{InstanceId, JobRef},
+};
+use operator_sim::memory::{InMemoryBusyRecord, InMemoryGithub, InMemoryScaleSet, ScaleSetSettings};
+use rand::{RngExt, SeedableRng};
+use rand_pcg::Pcg64;
+use tokio::{sync::Notify, time::Instant};
+
+use crate::scenario::{self, Scenario};
+
+/// One operator process: its controller, and whether the process is still alive.
+#[derive(Clone)]
+pub struct Incarnation {
+    pub controller: Controller,
+    pub alive: Arc<AtomicBool>,
+}
+
+impl Incarnation {
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+}
+
+/// What a simulated VM asks the operator.
+#[derive(Clone, Debug)]
+pub enum Call {
+    Register,
+    JobStarted(JobRef),
+    JobCompleted(JobRef),
+    RunnerExited,
+}
+
+/// How a call failed, as the VM's script sees it.
+#[derive(Debug)]
+pub enum CallError {
+    /// Connection refused or reset: no operator, or it died before answering.
+    Unreachable,
+    /// An answer the script retries (403 while unlisted, 5xx).
+    Retry(&'static str),
+    /// An answer the script gives up on (409).
+    Refused(&'static str),
+}
+
+pub enum Reply {
+    Registration(Registration),
+    Done,
+}
+
+/// What happened, for the invariants and the report.
+#[derive(Debug, Default)]
+pub struct Record {
+    pub faults: Vec<(Duration, &'static str)>,
+    /// Intervals during which no operator was accepting hooks (killed, or recovering).
+    pub down: Vec<(Duration, Option<Duration>)>,
+    pub jobs: BTreeMap<u64, JobTimes>,
+    pub violations: Vec<String>,
+    /// The runner id of each boot (instance, generation), once its runner registered.
+    pub boot_runners: BTreeMap<(InstanceId, u32), u64>,
+    /// The boot each registration was handed to, by runner name.
+    pub runner_boots: BTreeMap<String, (InstanceId, u32)>,
+    pub kills: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct JobTimes {
+    pub enqueued: Duration,
+    /// Did the free target promise this job a runner (see `invariants`)?
+    pub covered: bool,
+    pub assigned: Option<Duration>,
+    pub assignments: u32,
+    pub completed: bool,
+}
+
+pub struct World {
+    pub scenario: Scenario,
+    pub scale_set: Arc<InMemoryScaleSet>,
+    pub github: Arc<InMemoryGithub>,
+    pub busy: Arc<InMemoryBusyRecord>,
+    pub start: Instant,
+    rng: Mutex<Pcg64>,
+    /// A stream of its own for fault kinds added later, so they do not reshuffle old seeds.
+    rng_late: Mutex<Pcg64>,
+    operator: Mutex<Option<Incarnation>>,
+    pub record: Mutex<Record>,
+    /// Faults stop when the workload is over (the quiet phase).
+    faults_on: AtomicBool,
+    /// A port decided the process dies now (between deregistration and VM call).
+    pub kill_now: Notify,
+}
+
+pub const REPOSITORY: &str = "octo-org/octo-repo";
+pub const LABELS: [&str; 2] = ["self-hosted", "linux"];
+pub const NAME_PREFIX: &str = "vmssfault";
+
+impl World {
+    pub fn new(scenario: Scenario) -> Arc<Self> {
+        let settings = ScaleSetSettings {
+            name_prefix: NAME_PREFIX.into(),
+            boot_delay: scenario::BOOT_DELAY,
+            reimage_delay: scenario::REIMAGE_DELAY,
+            delete_delay: scenario::DELETE_DELAY,
+            ip_block: 9,
+        };
+        // The injector's stream is seeded apart from the scenario's, so adding a
+        // fault kind does not reshuffle every workload.
+        let rng = Pcg64::seed_from_u64(scenario.seed ^ 0x9e37_79b9_7f4a_7c15);
+        let rng_late = Pcg64::seed_from_u64(scenario.seed ^ 0x5851_f42d_4c95_7f2d);
+        Arc::new(Self {
+            scenario,
+            scale_set: Arc::new(InMemoryScaleSet::new(settings)),
+            github: Arc::new(InMemoryGithub::new(format!("https://github.com/{REPOSITORY}"))),
+            busy: Arc::new(InMemoryBusyRecord::default()),
+            start: Instant::now(),
+            rng: Mutex::new(rng),
+            rng_late: Mutex::new(rng_late),
+            operator: Mutex::new(None),
+            record: Mutex::new(Record::default()),
+            faults_on: AtomicBool::new(true),
+            kill_now: Notify::new(),
+        })
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        Instant::now().duration_since(self.start)
+    }
+
+    pub fn record(&self) -> std::sync::MutexGuard<'_, Record> {
+        self.record.lock().expect("record poisoned")
+    }
+
+    /// Draw one fault decision: true with probability `p` while faults are on. Every
+    /// fault drawn is logged with its kind.
+    pub fn roll(&self, p: f64, kind: &'static str) -> bool {
+        self.roll_on(&self.rng, p, kind)
+    }
+
+    /// [`World::roll`] on the second stream (faults added after the first regression seeds).
+    pub fn roll_late(&self, p: f64, kind: &'static str) -> bool {
+        self.roll_on(&self.rng_late, p, kind)
+    }
+
+    fn roll_on(&self, rng: &Mutex<Pcg64>, p: f64, kind: &'static str) -> bool {
+        if !self.faults_on.load(Ordering::SeqCst) || p <= 0.0 {
+            return false;
+        }
+        let hit = rng.lock().expect("rng poisoned").random_bool(p.min(1.0));
+        if hit {
+            let at = self.elapsed();
+            self.record().faults.push((at, kind));
+        }
+        hit
+    }
+
+    /// A number from the injector's stream (fault parameters: delays, kinds).
+    pub fn pick(&self, range: std::ops::RangeInclusive<u64>) -> u64 {
+        self.rng.lock().expect("rng poisoned").random_range(range)
+    }
+
+    pub fn stop_faults(&self) {
+        self.faults_on.store(false, Ordering::SeqCst);
+    }
+
+    pub fn violation(&self, what: String) {
+        tracing::error!(seed = self.scenario.seed, "VIOLATION: {what}");
+        self.record().violations.push(what);
+    }
+
+    pub fn set_operator(&self, incarnation: Option<Incarnation>) {
+        *self.operator.lock().expect("operator slot poisoned") = incarnation;
+    }
+
+    pub fn operator(&self) -> Option<Incarnation> {
+        self.operator.lock().expect("operator slot poisoned").clone()
+    }
+
+    /// A VM's HTTP call to the operator, with what the script would see.
+    pub async fn call(&self, ip: IpAddr, call: Call) -> Result<Reply, CallError> {
+        let Some(incarnation) = self.operator() else { return Err(CallError::Unreachable) };
+        let ctl = &incarnation.controller;
+        let result = match call {
+            Call::Register => ctl.register(ip).await.map(Reply::Registration),
+            Call::JobStarted(job) => ctl.job_started(ip, job).await.map(|_| Reply::Done),
+            Call::JobCompleted(job) => ctl.job_completed(ip, job).await.map(|_| Reply::Done),
+            Call::RunnerExited => ctl.runner_exited(ip).await.map(|_| Reply::Done),
+        };
+        // A process that died while handling the call never sent the answer.
+        if !incarnation.is_alive() {
+            return Err(CallError::Unreachable);
+        }
+        result.map_err(|e| match e {
+            HookError::AlreadyRegistered { .. } | HookError::WrongState { .. } | HookError::JobMismatch { .. } => {
+                CallError::Refused(e.kind())
+            }
+            HookError::Recovering
+            | HookError::UnknownInstance { .. }
+            | HookError::NotReadyYet { .. }
+            | HookError::RegistrationFailed(_)
+            | HookError::BusyRecordFailed(_)
+            | HookError::CloudUnavailable(_) => CallError::Retry(e.kind()),
+        })
+    }
+
+    /// Is the job of any runner on this VM (any boot) still running at GitHub?
+    pub fn vm_running_job(&self, vm_name: &str) -> Option<JobRef> {
+        self.github
+            .runner_jobs()
+            .into_iter()
+            .find(|(name, _)| operator::fleet::runner_vm_name(name) == Some(vm_name))
+            .map(|(_, job)| job)
+    }
+}
