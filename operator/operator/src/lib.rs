@@ -16,6 +16,8 @@ pub mod demo;
 pub mod github;
 pub mod metrics;
 pub mod queue;
+pub mod readiness;
+pub mod report;
 pub mod run;
 pub mod shutdown;
 pub mod telemetry;

@@ -213,7 +213,8 @@ async fn lost_job_completed_is_covered_by_runner_exited() {
 async fn hooks_are_refused_with_503_until_state_is_recovered() {
     let h = Harness::new(1, settings(1, 5, 25)).await;
     let fresh = operator::controller::Controller::new(settings(1, 5, 25), h.controller.ports().clone());
-    let router = operator::api::app(operator::api::AppState { controller: fresh }, 16 * 1024);
+    let progress = operator::readiness::Progress::new(Duration::from_secs(30));
+    let router = operator::api::app(operator::api::AppState::new(fresh, progress), 16 * 1024);
     let mut req = axum::http::Request::post(STARTED)
         .header("content-type", "application/json")
         .body(axum::body::Body::from(job_json(1)))
@@ -228,7 +229,8 @@ async fn health_readiness_and_metrics() {
     let h = Harness::new(1, settings(1, 5, 25)).await;
     assert_eq!(h.get("/healthz").await, (200, "ok".to_owned()));
     let (status, body) = h.get("/readyz").await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 503, "no reconcile loop runs in this harness: {body}");
+    assert!(body.contains("the reconcile loop is not running"), "{body}");
     let (_, registration) = h.call(h.ip_of("0"), REGISTRATION, "{}").await;
     h.github.start_with_jit(registration["encoded_jit_config"].as_str().unwrap()).unwrap();
     h.call(SocketAddr::from(([127, 9, 9, 9], 1)), REGISTRATION, "{}").await;
@@ -273,7 +275,7 @@ async fn a_burst_of_hooks_makes_one_capacity_change() {
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
     shutdown.cancel();
-    looper.await.unwrap();
+    looper.await.unwrap().expect("the loop ends cleanly on shutdown");
     let writes = h.scale_set.writes();
     assert_eq!(writes.set_capacity - before, 1, "one capacity write for the burst: {writes:?}");
     assert_eq!(operator::ports::ScaleSet::capacity(&*h.scale_set).await.unwrap(), 20, "10 busy at 50 % -> 20");

@@ -14,11 +14,27 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use types::{HookResponse, ReadyResponse, RegistrationRequest, RegistrationResponse, RunnerExitedRequest};
 
-use crate::controller::Controller;
+use crate::{
+    controller::Controller,
+    readiness::{NotReady, Progress},
+};
 
+/// What the handlers share: the controller, and the reconcile loop's progress for `/readyz`.
 #[derive(Clone)]
 pub struct AppState {
     pub controller: Controller,
+    pub progress: Progress,
+}
+
+impl AppState {
+    pub fn new(controller: Controller, progress: Progress) -> Self {
+        Self { controller, progress }
+    }
+
+    /// `/readyz`, from state only: recovery finished, the loop running, a recent pass.
+    pub fn readiness(&self) -> Result<(), NotReady> {
+        self.progress.readiness(self.controller.is_recovered())
+    }
 }
 
 #[derive(OpenApi)]

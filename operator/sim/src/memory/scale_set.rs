@@ -65,6 +65,8 @@ struct Inner {
     instances: BTreeMap<u64, SimInstance>,
     writes: WriteCounts,
     faults: VecDeque<CloudFault>,
+    /// The scale set was deleted: every call answers `NotFound` (Azure's 404).
+    gone: bool,
 }
 
 struct SimInstance {
@@ -242,8 +244,19 @@ impl InMemoryScaleSet {
             .collect()
     }
 
+    /// The scale set itself is deleted: from now on every call fails with `NotFound`, as
+    /// Azure answers 404 for a scale set that no longer exists (rehearsing the operator's
+    /// fatal path).
+    pub fn delete_scale_set(&self) {
+        self.lock().gone = true;
+    }
+
     fn take_fault(&self) -> Option<CloudFault> {
-        self.lock().faults.pop_front()
+        let mut inner = self.lock();
+        if inner.gone {
+            return Some(CloudFault::NotFound);
+        }
+        inner.faults.pop_front()
     }
 
     fn parse_ids(&self, ids: &[InstanceId]) -> Result<Vec<u64>, CloudFault> {
