@@ -19,6 +19,7 @@ pub mod queue;
 pub mod readiness;
 pub mod report;
 pub mod run;
+pub mod sandbox;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -60,7 +60,7 @@ pub enum RunError {
 /// A condition the reconcile loop cannot get past by retrying.
 #[derive(Debug, thiserror::Error)]
 pub enum LoopError {
-    #[error("the scale set no longer exists (Azure answers 404 for it): there is nothing to manage")]
+    #[error("the scale set no longer exists (Azure answers 404 for it), so there is nothing to manage")]
     ScaleSetGone(#[source] ScaleSetError),
 }
 
