@@ -21,6 +21,23 @@ pub struct PoolSpec {
     pub keep_unhealthy: bool,
 }
 
+impl PoolSpec {
+    /// `min`, `max` and the free target, with the configuration's default timeouts
+    /// (scale-in delay 5 min, registration and runner-exit timeouts 10 min) and no
+    /// instance kept for debugging. Override fields with struct-update syntax.
+    pub fn new(min: u32, max: u32, free_target_percentage: u8) -> Self {
+        Self {
+            min,
+            max,
+            free_target_percentage,
+            scale_in_delay: Duration::from_secs(5 * 60),
+            registration_timeout: Duration::from_secs(10 * 60),
+            runner_exit_timeout: Duration::from_secs(10 * 60),
+            keep_unhealthy: false,
+        }
+    }
+}
+
 /// One instance as the policy sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObservedInstance {

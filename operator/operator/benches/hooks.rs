@@ -95,23 +95,17 @@ async fn start(instances: u32, busy: Arc<dyn BusyRecord>) -> (SocketAddr, Vec<Ip
     ));
     let ips = scale_set.running_boots().into_iter().map(|b| b.ip).collect();
     let settings = Settings {
-        pool: "vmss-bench".into(),
-        spec: PoolSpec {
-            min: instances,
-            max: instances,
-            free_target_percentage: 0,
-            scale_in_delay: Duration::from_secs(3600),
-            registration_timeout: Duration::from_secs(3600),
-            runner_exit_timeout: Duration::from_secs(3600),
-            keep_unhealthy: false,
-        },
         labels: vec!["bench".into()],
-        runner_group: None,
-        jit: true,
-        organization_scope: false,
-        scope_name: "o/r".into(),
-        period: Duration::from_secs(30),
-        computer_name_prefix: None,
+        ..Settings::new(
+            "vmss-bench",
+            "o/r",
+            PoolSpec {
+                scale_in_delay: Duration::from_secs(3600),
+                registration_timeout: Duration::from_secs(3600),
+                runner_exit_timeout: Duration::from_secs(3600),
+                ..PoolSpec::new(instances, instances, 0)
+            },
+        )
     };
     let ports = Ports {
         scale_set,

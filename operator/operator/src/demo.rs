@@ -114,23 +114,19 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
         secrets: Arc::new(InMemorySecretStore::with("github-pat", "demo-credential")),
     };
     let settings = Settings {
-        pool: "vmss-demo".into(),
-        spec: PoolSpec {
-            min: opts.min,
-            max: opts.max,
-            free_target_percentage: opts.free_target_percentage,
-            scale_in_delay: Duration::from_secs(4),
-            registration_timeout: Duration::from_secs(60),
-            runner_exit_timeout: Duration::from_secs(30),
-            keep_unhealthy: false,
-        },
         labels: labels.clone(),
-        runner_group: None,
         jit: opts.jit,
-        organization_scope: false,
-        scope_name: "octo-org/octo-repo".into(),
         period: Duration::from_secs(2),
-        computer_name_prefix: None,
+        ..Settings::new(
+            "vmss-demo",
+            "octo-org/octo-repo",
+            PoolSpec {
+                scale_in_delay: Duration::from_secs(4),
+                registration_timeout: Duration::from_secs(60),
+                runner_exit_timeout: Duration::from_secs(30),
+                ..PoolSpec::new(opts.min, opts.max, opts.free_target_percentage)
+            },
+        )
     };
     // Azure: burst 12, one more every 15 s. Ten times faster here.
     let controller = Controller::with_budget(settings, ports, WriteBudget::new(12, Duration::from_millis(1500)));

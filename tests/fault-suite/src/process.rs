@@ -33,23 +33,20 @@ pub struct Process {
 pub fn settings(world: &World) -> Settings {
     let s = &world.scenario;
     Settings {
-        pool: "vmss-fault".into(),
-        spec: PoolSpec {
-            min: s.min,
-            max: s.max,
-            free_target_percentage: s.free_target_percentage,
-            scale_in_delay: scenario::SCALE_IN_DELAY,
-            registration_timeout: scenario::REGISTRATION_TIMEOUT,
-            runner_exit_timeout: scenario::RUNNER_EXIT_TIMEOUT,
-            keep_unhealthy: s.keep_unhealthy,
-        },
         labels: crate::world::LABELS.iter().map(|l| (*l).to_owned()).collect(),
-        runner_group: None,
         jit: s.jit,
-        organization_scope: false,
-        scope_name: REPOSITORY.into(),
         period: scenario::PERIOD,
-        computer_name_prefix: None,
+        ..Settings::new(
+            "vmss-fault",
+            REPOSITORY,
+            PoolSpec {
+                scale_in_delay: scenario::SCALE_IN_DELAY,
+                registration_timeout: scenario::REGISTRATION_TIMEOUT,
+                runner_exit_timeout: scenario::RUNNER_EXIT_TIMEOUT,
+                keep_unhealthy: s.keep_unhealthy,
+                ..PoolSpec::new(s.min, s.max, s.free_target_percentage)
+            },
+        )
     }
 }
 

@@ -14,7 +14,7 @@ use std::{
 };
 
 use operator::{
-    controller::{Controller, HookError, Registration},
+    controller::{Controller, Registration},
     model::{InstanceId, JobRef},
 };
 use operator_sim::memory::{InMemoryBusyRecord, InMemoryGithub, InMemoryScaleSet, ScaleSetSettings};
@@ -203,16 +203,10 @@ impl World {
         if !incarnation.is_alive() {
             return Err(CallError::Unreachable);
         }
-        result.map_err(|e| match e {
-            HookError::AlreadyRegistered { .. } | HookError::WrongState { .. } | HookError::JobMismatch { .. } => {
-                CallError::Refused(e.kind())
-            }
-            HookError::Recovering
-            | HookError::UnknownInstance { .. }
-            | HookError::NotReadyYet { .. }
-            | HookError::RegistrationFailed(_)
-            | HookError::BusyRecordFailed(_)
-            | HookError::CloudUnavailable(_) => CallError::Retry(e.kind()),
+        // The VM scripts (vm/lib.sh) retry 403, 429 and 5xx and give up on the rest.
+        result.map_err(|e| match e.status() {
+            403 | 429 | 500..=599 => CallError::Retry(e.kind()),
+            _ => CallError::Refused(e.kind()),
         })
     }
 

@@ -40,17 +40,7 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Hook(e) => {
-                let status = match e {
-                    HookError::Recovering
-                    | HookError::NotReadyYet { .. }
-                    | HookError::BusyRecordFailed(_)
-                    | HookError::CloudUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-                    HookError::UnknownInstance { .. } => StatusCode::FORBIDDEN,
-                    HookError::AlreadyRegistered { .. }
-                    | HookError::WrongState { .. }
-                    | HookError::JobMismatch { .. } => StatusCode::CONFLICT,
-                    HookError::RegistrationFailed(_) => StatusCode::BAD_GATEWAY,
-                };
+                let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 (status, e.kind())
             }
             Self::BadBody(rejection) => {

@@ -52,6 +52,21 @@ impl HookError {
             Self::CloudUnavailable(_) => "cloud_unavailable",
         }
     }
+
+    /// The HTTP status this refusal is answered with: decided here, once, for the API
+    /// and for the simulated VMs, which retry exactly as `vm/lib.sh` does (on 403,
+    /// 429 and 5xx) and give up on the rest.
+    pub fn status(&self) -> u16 {
+        match self {
+            // Try again soon: the operator or a dependency is not ready.
+            Self::Recovering | Self::NotReadyYet { .. } | Self::BusyRecordFailed(_) | Self::CloudUnavailable(_) => 503,
+            // Not (yet) listed: a VM that boots before the scale set lists it retries.
+            Self::UnknownInstance { .. } => 403,
+            // The request contradicts the instance's state: asking again cannot help.
+            Self::AlreadyRegistered { .. } | Self::WrongState { .. } | Self::JobMismatch { .. } => 409,
+            Self::RegistrationFailed(_) => 502,
+        }
+    }
 }
 
 /// What a booting runner gets.

@@ -58,6 +58,24 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// A repository-scoped JIT pool named `pool` registering in `scope_name`, labelled
+    /// `self-hosted,linux`, reconciled every 30 s: the configuration's defaults. The one
+    /// starting point for the demo, the fault suite, the benchmarks and the tests, which
+    /// override what they need with struct-update syntax.
+    pub fn new(pool: impl Into<String>, scope_name: impl Into<String>, spec: PoolSpec) -> Self {
+        Self {
+            pool: pool.into(),
+            spec,
+            labels: vec!["self-hosted".into(), "linux".into()],
+            runner_group: None,
+            jit: true,
+            organization_scope: false,
+            scope_name: scope_name.into(),
+            period: Duration::from_secs(30),
+            computer_name_prefix: None,
+        }
+    }
+
     pub fn from_config(config: &Config) -> Self {
         let pool = &config.pool;
         Self {

@@ -35,25 +35,8 @@ pub struct Harness {
 }
 
 pub fn settings(min: u32, max: u32, pct: u8) -> Settings {
-    Settings {
-        pool: "vmss-test".into(),
-        spec: PoolSpec {
-            min,
-            max,
-            free_target_percentage: pct,
-            scale_in_delay: Duration::from_secs(300),
-            registration_timeout: Duration::from_secs(600),
-            runner_exit_timeout: Duration::from_secs(600),
-            keep_unhealthy: false,
-        },
-        labels: vec!["self-hosted".into(), "linux".into()],
-        runner_group: None,
-        jit: true,
-        organization_scope: false,
-        scope_name: "o/r".into(),
-        period: Duration::from_secs(3600),
-        computer_name_prefix: None,
-    }
+    // A long period: these tests drive passes themselves.
+    Settings { period: Duration::from_secs(3600), ..Settings::new("vmss-test", "o/r", PoolSpec::new(min, max, pct)) }
 }
 
 pub fn fast_scale_set(running: u32, ip_block: u8) -> Arc<InMemoryScaleSet> {
