@@ -12,6 +12,8 @@
 //!
 //! Which loop errors end the process: only [`LoopError::ScaleSetGone`] — Azure answers
 //! 404 for the scale set itself, so there is nothing to manage and retrying cannot help.
+//! It takes [`SCALE_SET_GONE_AFTER`] such answers in a row (a few seconds of backoff), so
+//! one stray 404 of a lagging Resource Manager replica does not restart the operator.
 //! Every other failure, of recovery or of a pass, is retried by the
 //! [`ErrorPolicy`](crate::retry::ErrorPolicy) (exponential, jittered, capped at one
 //! period, honouring `Retry-After`), and `/readyz` reports passes that stopped succeeding.
@@ -56,6 +58,9 @@ pub enum RunError {
     #[error("the reconcile loop panicked")]
     LoopPanicked(#[source] tokio::task::JoinError),
 }
+
+/// Consecutive observations answering 404 for the scale set itself before the loop gives up.
+pub const SCALE_SET_GONE_AFTER: u32 = 3;
 
 /// A condition the reconcile loop cannot get past by retrying.
 #[derive(Debug, thiserror::Error)]
@@ -208,22 +213,29 @@ pub async fn supervised_loop(
     shutdown: CancellationToken,
 ) -> Result<(), LoopError> {
     let _running = progress.running();
+    let mut gone = GoneStreak::default();
     loop {
-        match controller.recover().await {
+        let err = match controller.recover().await {
             Ok(_) => break, // logged by recover()
-            Err(RecoveryError::ScaleSet(err)) if scale_set_gone(&err) => return Err(LoopError::ScaleSetGone(err)),
-            Err(err) => {
-                let delay = recovery_delay(&mut errors, &err);
-                error!(error = %Chain(&err), retry_in = ?delay, "recovery failed");
-                tokio::select! {
-                    biased;
-                    _ = shutdown.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(delay) => {}
-                }
+            Err(err) => err,
+        };
+        let err = match err {
+            RecoveryError::ScaleSet(e) => RecoveryError::ScaleSet(gone.failed(e)?),
+            other => {
+                gone.reset();
+                other
             }
+        };
+        let delay = recovery_delay(&mut errors, &err);
+        error!(error = %Chain(&err), retry_in = ?delay, "recovery failed");
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(delay) => {}
         }
     }
     errors.reset();
+    gone.reset();
     let mut next = Instant::now();
     loop {
         tokio::select! {
@@ -242,18 +254,41 @@ pub async fn supervised_loop(
         next = match controller.reconcile().await {
             Ok(action) => {
                 errors.reset();
+                gone.reset();
                 progress.pass_succeeded();
                 Instant::now() + action.requeue_after
             }
-            Err(ReconcileError::ObserveFailed(err) | ReconcileError::ScaleOutFailed(err)) if scale_set_gone(&err) => {
-                return Err(LoopError::ScaleSetGone(err));
-            }
             Err(err) => {
+                let err = match err {
+                    ReconcileError::ObserveFailed(e) => ReconcileError::ObserveFailed(gone.failed(e)?),
+                    ReconcileError::ScaleOutFailed(e) => ReconcileError::ScaleOutFailed(gone.failed(e)?),
+                };
                 let delay = errors.next_delay(&err);
                 warn!(error = %Chain(&err), retry_in = ?delay, "reconcile failed");
                 Instant::now() + delay
             }
         };
+    }
+}
+
+/// Consecutive answers of 404 for the scale set itself.
+#[derive(Debug, Default)]
+struct GoneStreak(u32);
+
+impl GoneStreak {
+    /// Count a failed observation: the error back to be retried, or the scale set taken as
+    /// gone once it answered 404 [`SCALE_SET_GONE_AFTER`] times in a row.
+    fn failed(&mut self, err: ScaleSetError) -> Result<ScaleSetError, LoopError> {
+        self.0 = if scale_set_gone(&err) { self.0 + 1 } else { 0 };
+        if self.0 >= SCALE_SET_GONE_AFTER {
+            Err(LoopError::ScaleSetGone(err))
+        } else {
+            Ok(err)
+        }
+    }
+
+    fn reset(&mut self) {
+        self.0 = 0;
     }
 }
 
@@ -296,6 +331,18 @@ mod tests {
         assert!(!scale_set_gone(&instances_gone), "a 404 for instance ids is not the scale set's");
         let throttled = ScaleSetError::ReadFailed(CloudFault::Throttled { retry_after: None });
         assert!(!scale_set_gone(&throttled));
+    }
+
+    #[test]
+    fn the_scale_set_is_gone_after_three_404s_in_a_row_not_after_one() {
+        let not_found = || ScaleSetError::ReadFailed(CloudFault::NotFound);
+        let mut streak = GoneStreak::default();
+        assert!(streak.failed(not_found()).is_ok());
+        assert!(streak.failed(not_found()).is_ok());
+        assert!(streak.failed(ScaleSetError::ReadFailed(CloudFault::Throttled { retry_after: None })).is_ok());
+        assert!(streak.failed(not_found()).is_ok(), "another fault in between starts the count again");
+        assert!(streak.failed(not_found()).is_ok());
+        assert!(matches!(streak.failed(not_found()), Err(LoopError::ScaleSetGone(_))));
     }
 
     #[test]

@@ -118,7 +118,7 @@ async fn readyz_answers_503_once_the_loop_has_stopped() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(readyz(&state).await.0, 200);
     scale_set.delete_scale_set();
-    let ended = tokio::time::timeout(PERIOD * 2, task).await.expect("the loop ends").unwrap();
+    let ended = tokio::time::timeout(PERIOD * 3, task).await.expect("the loop ends").unwrap();
     assert!(matches!(ended, Err(LoopError::ScaleSetGone(_))), "{ended:?}");
     let (status, body) = readyz(&state).await;
     assert_eq!(status, 503);
@@ -132,7 +132,7 @@ async fn a_scale_set_that_is_gone_ends_run_with_an_error_naming_the_cause() {
     let controller = Controller::new(fast_settings(), ports(scale_set));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ran = tokio::time::timeout(
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         run(controller, listener, run_settings(), CancellationToken::new()),
     )
     .await
