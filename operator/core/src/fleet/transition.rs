@@ -48,7 +48,7 @@ pub enum Refusal {
     /// The hook makes no sense in the instance's state.
     WrongState { state: InstanceState, hook: HookKind },
     /// The hook names another job than the one the instance runs.
-    JobMismatch { running: JobRef, reported: JobRef },
+    JobMismatch { running: Box<JobRef>, reported: Box<JobRef> },
 }
 
 /// What the executor does for an accepted hook.
@@ -137,7 +137,9 @@ fn job_started(record: &InstanceRecord, job: &JobRef) -> Result<Transition, Refu
         Phase::Busy(active) if truth::is_unknown_job(&active.job) => {
             Ok(Transition::StartJob { job: job.clone(), replacing: Some(active.marker.clone()), first_start: false })
         }
-        Phase::Busy(active) => Err(Refusal::JobMismatch { running: active.job.clone(), reported: job.clone() }),
+        Phase::Busy(active) => {
+            Err(Refusal::JobMismatch { running: Box::new(active.job.clone()), reported: Box::new(job.clone()) })
+        }
         Phase::Completed(_) | Phase::Exited => Err(Refusal::WrongState { state, hook: HookKind::JobStarted }),
         Phase::Unregistered | Phase::Registered | Phase::Online => {
             Ok(Transition::StartJob { job: job.clone(), replacing: None, first_start })
@@ -149,10 +151,10 @@ fn job_completed(record: &InstanceRecord, job: &JobRef) -> Result<Transition, Re
     match record.phase() {
         // A stand-in job (its job-started was lost) matches any completed job.
         Phase::Busy(active) if active.job != *job && !truth::is_unknown_job(&active.job) => {
-            Err(Refusal::JobMismatch { running: active.job.clone(), reported: job.clone() })
+            Err(Refusal::JobMismatch { running: Box::new(active.job.clone()), reported: Box::new(job.clone()) })
         }
         Phase::Completed(done) if done != job => {
-            Err(Refusal::JobMismatch { running: done.clone(), reported: job.clone() })
+            Err(Refusal::JobMismatch { running: Box::new(done.clone()), reported: Box::new(job.clone()) })
         }
         Phase::Completed(_) | Phase::Exited => Ok(Transition::Repeat),
         Phase::Busy(active) => Ok(Transition::Finish {

@@ -52,9 +52,7 @@ impl HookError {
             Refusal::NotReadyYet { state } => Self::NotReadyYet { instance, state },
             Refusal::AlreadyRegistered => Self::AlreadyRegistered { instance },
             Refusal::WrongState { state, hook } => Self::WrongState { instance, state, hook },
-            Refusal::JobMismatch { running, reported } => {
-                Self::JobMismatch { instance, running: Box::new(running), reported: Box::new(reported) }
-            }
+            Refusal::JobMismatch { running, reported } => Self::JobMismatch { instance, running, reported },
         }
     }
 
