@@ -92,10 +92,11 @@ build {
     inline = ["cloud-init status --wait > /dev/null"]
   }
 
-  # The one source of the VM scripts.
+  # The one source of the VM scripts. No trailing slash: Packer creates /tmp/vm
+  # (a destination directory must already exist; /tmp does).
   provisioner "file" {
-    source      = "${path.root}/../../vm/"
-    destination = "/tmp/vm"
+    source      = "${path.root}/../../vm"
+    destination = "/tmp"
   }
 
   provisioner "shell" {

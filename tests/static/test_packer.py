@@ -51,7 +51,7 @@ def _provisioners(template: Path, kind: str) -> list[dict]:
 def test_both_templates_upload_the_vm_directory_cloud_init_writes() -> None:
     for name, template in TEMPLATES.items():
         uploads = [p["source"] for p in _provisioners(template, "file")]
-        assert uploads == ["${path.root}/../../vm/"], f"{name}: {uploads}"
+        assert uploads == ["${path.root}/../../vm"], f"{name}: {uploads}"
 
 
 def test_both_templates_run_the_same_vm_scripts_step_and_deprovision_last() -> None:
