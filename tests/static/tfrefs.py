@@ -35,7 +35,7 @@ import hcl2
 # module starts using another provider.
 PROVIDER_PREFIXES = ("azurerm", "azuread", "time", "random", "null", "terraform_data")
 MODULE_META_ARGUMENTS = {"source", "version", "count", "for_each", "providers", "depends_on"}
-SKIP_KEYS = {"__is_block__", "__comments__", "__start_line__", "__end_line__"}
+SKIP_KEYS = {"__is_block__", "__comments__", "__inline_comments__", "__start_line__", "__end_line__"}
 
 _REF = re.compile(
     r"(?<![\w.\-])(?P<root>var|local|module|data|[a-z][a-z0-9]*_[A-Za-z0-9_]+)"
@@ -126,7 +126,7 @@ def expression_text(value: str) -> str:
 def _references_in(value: Any, where: str) -> Iterator[Reference]:
     if isinstance(value, str):
         for match in _REF.finditer(expression_text(value)):
-            parts = [match.group("root")] + re.findall(r"\.([A-Za-z_][\w-]*)", match.group(2))
+            parts = [match.group("root")] + re.findall(r"\.([A-Za-z_][\w-]*)", re.sub(r"\[[^\]]*\]", "", match.group(2)))
             yield Reference(match.group(0), parts, where)
     elif isinstance(value, list):
         for item in value:

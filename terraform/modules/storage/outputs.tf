@@ -15,12 +15,12 @@ output "image_definition_name" {
 
 output "queue_id" {
   description = "Azure Resource Manager id of the busy-runner queue (scope of the scaler's Storage Queue Data Contributor role)."
-  value       = azurerm_storage_queue.this.resource_manager_id
+  value       = azurerm_storage_queue.this.id
 }
 
 output "queue_url" {
   description = "URL of the busy-runner queue, for example https://account.queue.core.windows.net/busy-runners."
-  value       = "${trimsuffix(azurerm_storage_account.this.primary_queue_endpoint, "/")}/${azurerm_storage_queue.this.name}"
+  value       = azurerm_storage_queue.this.url
 }
 
 output "storage_account_id" {
