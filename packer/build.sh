@@ -18,7 +18,7 @@
 #   PKR_VAR_location          region of the version (default: the resource group's)
 #   PKR_VAR_image_name        image definition (default github-runner-ubuntu-<version>: the
 #                             storage module creates one per supported Ubuntu release)
-#   PKR_VAR_image_version     gallery version (default: YYYY.MMDD.HHMM, UTC)
+#   PKR_VAR_image_version     gallery version (default: YYYY.MMDD.HHMM, UTC, leading zeros dropped)
 #   UBUNTU_VERSION            22.04 or 24.04 (default); 20.04 is end of life
 # Authentication: in GitHub Actions (ACTIONS_ID_TOKEN_REQUEST_URL set, id-token: write) the
 # azure plugin's own OIDC with ARM_CLIENT_ID/ARM_TENANT_ID/ARM_SUBSCRIPTION_ID, which fetches
@@ -36,7 +36,8 @@ ubuntu="${UBUNTU_VERSION:-24.04}"
 : "${PKR_VAR_resource_group_name:?set PKR_VAR_resource_group_name}"
 : "${PKR_VAR_gallery_name:?set PKR_VAR_gallery_name}"
 export PKR_VAR_image_name="${PKR_VAR_image_name:-github-runner-ubuntu-${ubuntu}}"
-export PKR_VAR_image_version="${PKR_VAR_image_version:-$(date -u +%Y.%m%d.%H%M)}"
+# Gallery versions are three integers: no leading zeros (2026.1201.830 for 08:30 on 1 December).
+export PKR_VAR_image_version="${PKR_VAR_image_version:-$(date -u +%Y).$((10#$(date -u +%m%d))).$((10#$(date -u +%H%M)))}"
 log() { printf 'packer/build.sh: %s\n' "$*" >&2; }
 
 case "${ubuntu}" in

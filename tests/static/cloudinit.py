@@ -40,11 +40,9 @@ def vm_files() -> dict[str, str]:
     return {p.name: _b64(p.read_bytes()) for p in sorted(VM_DIR.iterdir()) if p.is_file()}
 
 
-def runner_variables(scaler_api_url: str = "http://10.70.16.4:8080",
-                     runner_labels: list[str] | None = None) -> dict[str, Any]:
+def runner_variables(scaler_api_url: str = "http://10.70.16.4:8080") -> dict[str, Any]:
     return {
         "scaler_api_url": scaler_api_url,
-        "runner_labels": runner_labels or ["self-hosted", "linux", "x64"],
         "vm_files": vm_files(),
     }
 

@@ -5,7 +5,7 @@ output "nat_public_ip_address" {
 
 output "private_dns_zone_ids" {
   description = "Private DNS zone ids by purpose: `key_vault` and `queue`."
-  value       = { for key, zone in azurerm_private_dns_zone.this : key => zone.id }
+  value       = local.private_dns_zone_ids
 }
 
 output "runner_subnet_id" {

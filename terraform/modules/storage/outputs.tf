@@ -3,14 +3,14 @@ output "gallery_name" {
   value       = azurerm_shared_image_gallery.this.name
 }
 
-output "image_definition_id" {
-  description = "Resource id of the runner image definition."
-  value       = azurerm_shared_image.runner.id
+output "image_definition_ids" {
+  description = "Resource ids of the runner image definitions, by Ubuntu release (\"22.04\", \"24.04\")."
+  value       = { for release, image in azurerm_shared_image.runner : release => image.id }
 }
 
-output "image_definition_name" {
-  description = "Name of the runner image definition."
-  value       = azurerm_shared_image.runner.name
+output "image_definition_names" {
+  description = "Names of the runner image definitions, by Ubuntu release."
+  value       = { for release, image in azurerm_shared_image.runner : release => image.name }
 }
 
 output "queue_id" {
