@@ -19,6 +19,8 @@
 #   PKR_VAR_image_name        image definition (default github-runner-ubuntu-<version>: the
 #                             storage module creates one per supported Ubuntu release)
 #   PKR_VAR_image_version     gallery version (default: YYYY.MMDD.HHMM, UTC, leading zeros dropped)
+#   PKR_VAR_allowed_inbound_ip_addresses  JSON list of sources allowed to SSH to the build VM
+#                             (default []: any; SSH takes only Packer's one-time key)
 #   UBUNTU_VERSION            22.04 or 24.04 (default); 20.04 is end of life
 # Authentication: in GitHub Actions (ACTIONS_ID_TOKEN_REQUEST_URL set, id-token: write) the
 # azure plugin's own OIDC with ARM_CLIENT_ID/ARM_TENANT_ID/ARM_SUBSCRIPTION_ID, which fetches
@@ -107,6 +109,7 @@ case "${kind}" in
       auth=(-var "use_azure_cli_auth=false" -var "oidc_request_url=${ACTIONS_ID_TOKEN_REQUEST_URL}")
       export PKR_VAR_oidc_request_token="${ACTIONS_ID_TOKEN_REQUEST_TOKEN:?id-token: write is needed}"
     fi
+    allowed_inbound="${PKR_VAR_allowed_inbound_ip_addresses:-[]}"
     # Our PKR_VAR_* would set runner-images' variables of the same names (gallery_name turns
     # on its own gallery destination, image_version its image metadata): not for this build.
     (
@@ -116,6 +119,7 @@ case "${kind}" in
       packer build -color=false -only "${build}.azure-arm.image" \
         "${auth[@]}" \
         -var "image_os=${image_os}" \
+        -var "allowed_inbound_ip_addresses=${allowed_inbound}" \
         -var "subscription_id=${ARM_SUBSCRIPTION_ID:-$(az account show --query id --output tsv)}" \
         -var "build_resource_group_name=${PKR_VAR_resource_group_name}" \
         -var "managed_image_name=${base}" \

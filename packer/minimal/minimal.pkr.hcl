@@ -17,6 +17,12 @@ packer {
 # it asks GitHub for a fresh federated token whenever it needs one, so a build longer
 # than the one-hour assertion an `az login` holds keeps working. Elsewhere: the Azure CLI
 # login (`az login`).
+variable "allowed_inbound_ip_addresses" {
+  type        = list(string)
+  default     = []
+  description = "Addresses (CIDR or IP) allowed to reach the build VM's SSH port, e.g. the egress IP of the machine running Packer. Empty: any source (the plugin's default; SSH accepts only Packer's one-time key)."
+}
+
 variable "client_id" {
   type        = string
   default     = env("ARM_CLIENT_ID")
@@ -115,6 +121,8 @@ source "azure-arm" "minimal" {
   # group at subscription scope, so the build needs rights on this group only.
   build_resource_group_name = var.resource_group_name
   vm_size                   = var.vm_size
+  # The build VM's public IP (Standard SKU, with an NSG) admits SSH from these only.
+  allowed_inbound_ip_addresses = var.allowed_inbound_ip_addresses
 
   shared_image_gallery_destination {
     resource_group       = var.resource_group_name
