@@ -43,6 +43,19 @@ module "child" {
   invented = 1
 }
 
+resource "azurerm_subnet" "many" {
+  count = 2
+  name  = "s${count.index}"
+}
+
+resource "azurerm_subnet" "one" {
+  name = "s"
+}
+
+output "instances" {
+  value = [azurerm_subnet.many.id, azurerm_subnet.one[0].id, azurerm_subnet.many[1].id, length(azurerm_subnet.many)]
+}
+
 resource "azurerm_resource_group" "this" {
   name     = "${local.missing}-${var.undeclared}"
   location = data.azurerm_client_config.nowhere.tenant_id
@@ -87,7 +100,10 @@ output "out" {
         "undeclared module 'module.ghost.x'",
         "Unsupported argument 'invented'",
         "Missing required argument 'required_too'",
+        "Missing resource instance key: azurerm_subnet.many has count or for_each ('azurerm_subnet.many.id')",
+        "Unexpected resource instance key: azurerm_subnet.one has neither count nor for_each ('azurerm_subnet.one[0].id')",
     ]:
         assert expected in found, f"{expected!r} not in:\n{found}"
     assert "not_a_reference" not in found and "nor_this" not in found
     assert "'optional'" not in found and "module.child.out" not in found
+    assert "azurerm_subnet.many[1]" not in found and "length(" not in found

@@ -52,6 +52,7 @@ class Reference:
     text: str          # e.g. "local.computer_name_prefix"
     parts: list[str]   # dotted names, index expressions dropped
     where: str         # file:block path, for the message
+    indexed: bool = False  # an index follows the resource/module name: T.N[...] or module.X[...]
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Module:
     data: set[tuple[str, str]] = field(default_factory=set)
     resources: set[tuple[str, str]] = field(default_factory=set)
     resource_bodies: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    repeated: set[tuple[str, ...]] = field(default_factory=set)  # with count or for_each: ("T", "N"), ("data", "T", "N"), ("module", "X")
     data_bodies: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     outputs: set[str] = field(default_factory=set)
     references: list[Reference] = field(default_factory=list)
@@ -126,8 +128,12 @@ def expression_text(value: str) -> str:
 def _references_in(value: Any, where: str) -> Iterator[Reference]:
     if isinstance(value, str):
         for match in _REF.finditer(expression_text(value)):
-            parts = [match.group("root")] + re.findall(r"\.([A-Za-z_][\w-]*)", re.sub(r"\[[^\]]*\]", "", match.group(2)))
-            yield Reference(match.group(0), parts, where)
+            tail = match.group(2)
+            parts = [match.group("root")] + re.findall(r"\.([A-Za-z_][\w-]*)", re.sub(r"\[[^\]]*\]", "", tail))
+            # Is the instance name (T.N, data.T.N, module.X) directly followed by an index?
+            names = 2 if match.group("root") in ("data",) else 1
+            head = re.match(r"((?:\.[A-Za-z_][\w-]*){%d})(\[)?" % names, tail)
+            yield Reference(match.group(0), parts, where, indexed=bool(head and head.group(2)))
     elif isinstance(value, list):
         for item in value:
             yield from _references_in(item, where)
@@ -157,6 +163,8 @@ def load_module(path: Path) -> Module:
         for block in doc.get("module", []):
             for name, body in block.items():
                 module.modules[_unquote(name)] = body
+                if "count" in body or "for_each" in body:
+                    module.repeated.add(("module", _unquote(name)))
                 module.references.extend(_references_in(body, f"{rel}: module {_unquote(name)}"))
         for kind, store, bodies in (("data", module.data, module.data_bodies),
                                     ("resource", module.resources, module.resource_bodies)):
@@ -166,6 +174,8 @@ def load_module(path: Path) -> Module:
                         key = (_unquote(rtype), _unquote(name))
                         store.add(key)
                         bodies[key] = body
+                        if "count" in body or "for_each" in body:
+                            module.repeated.add(key if kind == "resource" else ("data", *key))
                         module.references.extend(_references_in(body, f"{rel}: {kind} {key[0]}.{key[1]}"))
         for block in doc.get("output", []):
             for name, body in block.items():
@@ -217,6 +227,28 @@ def problems(module: Module) -> list[str]:
                 found.append(f"{ref.where}: Reference to undeclared data source {ref.text!r}")
         elif _is_resource_type(root) and (root, parts[1]) not in module.resources:
             found.append(f"{ref.where}: Reference to undeclared resource {ref.text!r}")
+
+    # Instance keys: a resource, data source or module with count/for_each is a
+    # collection, so an attribute needs an index (T.N[0].x, T.N["k"].x); one without
+    # them takes none. A bare T.N (for-expressions, length(), depends_on) is fine.
+    for ref in module.references:
+        parts = ref.parts
+        if parts[0] == "module" and len(parts) >= 2:
+            key, has_attr = ("module", parts[1]), len(parts) >= 3
+        elif parts[0] == "data" and len(parts) >= 3:
+            key, has_attr = ("data", parts[1], parts[2]), len(parts) >= 4
+        elif _is_resource_type(parts[0]) and len(parts) >= 2:
+            key, has_attr = (parts[0], parts[1]), len(parts) >= 3
+        else:
+            continue
+        declared = (key[1] in module.modules if key[0] == "module" else
+                    (key[1], key[2]) in module.data if key[0] == "data" else key in module.resources)
+        if not declared:
+            continue
+        if key in module.repeated and has_attr and not ref.indexed:
+            found.append(f"{ref.where}: Missing resource instance key: {'.'.join(key)} has count or for_each ({ref.text!r})")
+        elif key not in module.repeated and ref.indexed:
+            found.append(f"{ref.where}: Unexpected resource instance key: {'.'.join(key)} has neither count nor for_each ({ref.text!r})")
 
     for name, child in children.items():
         call = module.modules[name]
