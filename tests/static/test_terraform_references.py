@@ -107,3 +107,61 @@ output "out" {
     assert "not_a_reference" not in found and "nor_this" not in found
     assert "'optional'" not in found and "module.child.out" not in found
     assert "azurerm_subnet.many[1]" not in found and "length(" not in found
+
+
+# ---------------------------------------------------------------- terraform test files
+
+import hcl2  # noqa: E402
+
+from tfrefs import SKIP_KEYS, _references_in, _unquote  # noqa: E402
+
+TEST_FILES = sorted((TERRAFORM / "tests").glob("*.tftest.hcl"))
+
+
+def tftest_problems(path: Path) -> list[str]:
+    """What `terraform test` would reject before planning: each run's module source
+    exists, its variables are the module's (or the file's), and its asserts and
+    expect_failures name variables, outputs and resources (with instance keys) of
+    that module."""
+    doc = hcl2.loads(path.read_text(encoding="utf-8"))
+    file_vars = {k for block in doc.get("variables", []) for k in block if k not in SKIP_KEYS}
+    found = []
+    for block in doc.get("run", []):
+        for name, run in block.items():
+            run_name = _unquote(name)
+            source = _unquote(run["module"][0]["source"]) if "module" in run else "."
+            module_dir = (TERRAFORM / source).resolve()
+            if not module_dir.is_dir():
+                found.append(f"{path.name}: run {run_name}: module {source} does not exist")
+                continue
+            module = load_module(module_dir)
+            run_vars = {k for v in run.get("variables", []) for k in v if k not in SKIP_KEYS}
+            for var in sorted(run_vars - set(module.variables)):
+                found.append(f"{path.name}: run {run_name}: {source} declares no variable {var!r}")
+            given = run_vars | (file_vars & set(module.variables))
+            for var in sorted(v for v, has_default in module.variables.items() if not has_default and v not in given):
+                found.append(f"{path.name}: run {run_name}: required variable {var!r} of {source} is not set")
+            refs = list(_references_in(run.get("assert", []), f"{path.name}: run {run_name}"))
+            refs += list(_references_in(run.get("expect_failures", []), f"{path.name}: run {run_name}: expect_failures"))
+            refs += list(_references_in(run.get("variables", []), f"{path.name}: run {run_name}: variables"))
+            for ref in refs:
+                parts = ref.parts
+                if parts[0] == "var" and len(parts) >= 2 and parts[1] not in set(module.variables) | file_vars:
+                    found.append(f"{ref.where}: no variable {parts[1]!r}")
+                elif parts[0] == "output" and len(parts) >= 2 and parts[1] not in module.outputs:
+                    found.append(f"{ref.where}: {source} has no output {parts[1]!r}")
+                elif parts[0].startswith("azurerm_") and len(parts) >= 2:
+                    key = (parts[0], parts[1])
+                    if key not in module.resources:
+                        found.append(f"{ref.where}: {source} has no resource {parts[0]}.{parts[1]}")
+                    elif key in module.repeated and len(parts) >= 3 and not ref.indexed:
+                        found.append(f"{ref.where}: Missing resource instance key ({ref.text})")
+                    elif key not in module.repeated and ref.indexed:
+                        found.append(f"{ref.where}: Unexpected resource instance key ({ref.text})")
+    return found
+
+
+@pytest.mark.parametrize("path", TEST_FILES, ids=lambda p: p.name)
+def test_terraform_test_files_reference_what_their_modules_have(path: Path) -> None:
+    found = tftest_problems(path)
+    assert not found, "\n".join(found)

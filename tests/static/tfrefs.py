@@ -38,7 +38,7 @@ MODULE_META_ARGUMENTS = {"source", "version", "count", "for_each", "providers", 
 SKIP_KEYS = {"__is_block__", "__comments__", "__inline_comments__", "__start_line__", "__end_line__"}
 
 _REF = re.compile(
-    r"(?<![\w.\-])(?P<root>var|local|module|data|[a-z][a-z0-9]*_[A-Za-z0-9_]+)"
+    r"(?<![\w.\-])(?P<root>var|local|module|data|output|[a-z][a-z0-9]*_[A-Za-z0-9_]+)"
     r"((?:\.[A-Za-z_][\w-]*|\[[^\]]*\])+)"
 )
 
