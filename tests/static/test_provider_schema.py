@@ -200,3 +200,13 @@ output "unknown_read" {
         "Unsupported attribute 'no_such_attribute' of azurerm_storage_queue",
     ]:
         assert expected in found, f"{expected!r} not in:\n{found}"
+
+
+def test_the_generators_compile_and_document_their_use(tmp_path: Path) -> None:
+    """The extractors are not run here (they need the upstream repositories), but they
+    must stay valid Python and say how to run them."""
+    import py_compile
+
+    for script in ("scripts/extract-azurerm-schema.py", "scripts/extract-packer-azure-schema.py"):
+        py_compile.compile(str(REPO_ROOT / script), cfile=str(tmp_path / "out.pyc"), doraise=True)
+        assert "python3 " + script in (REPO_ROOT / script).read_text(), script
