@@ -3,7 +3,7 @@
 this repository's Terraform uses from terraform-provider-azurerm's Go source at
 one tag, into contracts/terraform-azurerm/schema-<tag>.jsonl (JSON Lines: the provenance
 first, then one line per resource or data source type; not `.json`, which
-crates/contract's integrity test reserves for copied API descriptions).
+tests/contract's integrity test reserves for copied API descriptions).
 
     python3 scripts/extract-azurerm-schema.py PROVIDER_GIT_DIR v4.46.0
 

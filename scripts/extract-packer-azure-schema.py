@@ -17,7 +17,7 @@ with `git show`:
 conditional (image_publisher/offer/sku, image_url and custom_managed_image_* are
 alternative image sources), which tests/static/test_packer_schema.py accounts for.
 JSON Lines (provenance first, then one line per spec) rather than `.json`, which
-crates/contract's integrity test reserves for copied API descriptions.
+tests/contract's integrity test reserves for copied API descriptions.
 Not run in CI; the output is committed.
 """
 
