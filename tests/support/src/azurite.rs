@@ -53,7 +53,10 @@ enum Running {
     External,
     /// The container lives on its own thread: testcontainers' blocking API runs its own
     /// tokio runtime, which must not be entered from a test's runtime.
-    Container { stop: mpsc::Sender<()>, owner: Option<JoinHandle<()>> },
+    Container {
+        stop: mpsc::Sender<()>,
+        owner: Option<JoinHandle<()>>,
+    },
     Process(Child),
 }
 
