@@ -13,6 +13,8 @@
 //! it in [`SimStats::busy_vm_killed`]: the one thing the operator must never do.
 
 mod script;
+#[cfg(test)]
+mod tests;
 mod transport;
 
 use std::{
