@@ -18,6 +18,7 @@
 
 pub mod budget;
 pub mod fleet;
+pub mod labels;
 pub mod model;
 pub mod pass;
 pub mod policy;

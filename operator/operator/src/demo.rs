@@ -227,7 +227,7 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
                 c(InstanceState::Retiring) + c(InstanceState::Recyclable),
                 report.target.desired,
                 report.target.size_after,
-                report.actions.join("; ")
+                report.effects.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
             );
             if line != last_line {
                 let _ = writeln!(out, "{:>6.1}s  {line}", elapsed.as_secs_f64());

@@ -20,4 +20,4 @@ pub mod run;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use operator_core::{budget, fleet, model, pass, policy, ports, retry, truth};
+pub use operator_core::{budget, fleet, labels, model, pass, policy, ports, retry, truth};
