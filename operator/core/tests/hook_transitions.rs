@@ -155,7 +155,8 @@ impl Model {
                 let id = self.fresh();
                 self.runners.insert(id);
                 let runner_id = self.jit.then_some(id);
-                self.record.issue_registration(RunnerRef { name: format!("vmsstest000001-{id:06x}"), id: runner_id }, now);
+                self.record
+                    .issue_registration(RunnerRef { name: format!("vmsstest000001-{id:06x}"), id: runner_id }, now);
                 true
             }
             Transition::StartJob { job, replacing, .. } => {
@@ -201,7 +202,8 @@ impl Model {
                 }
             }
             Step::RunnerOnline => {
-                if let (Phase::Registered, Some(runner)) = (self.record.phase().clone(), self.record.runner().cloned()) {
+                if let (Phase::Registered, Some(runner)) = (self.record.phase().clone(), self.record.runner().cloned())
+                {
                     if self.record.operation().is_none() {
                         let id = runner.id.unwrap_or_else(|| *self.runners.iter().next().unwrap_or(&0));
                         self.online.insert(id);
@@ -221,7 +223,10 @@ impl Model {
             }
             Step::Recycle(operation) => {
                 if matches!(self.record.phase(), Phase::Busy(_)) {
-                    prop_assert!(!self.record.may_recycle(), "a busy instance must never be eligible for {operation:?}");
+                    prop_assert!(
+                        !self.record.may_recycle(),
+                        "a busy instance must never be eligible for {operation:?}"
+                    );
                 }
                 if self.record.may_recycle() && self.record.state() != InstanceState::Deleting {
                     // The executor deregisters the runner at GitHub first.
@@ -293,8 +298,5 @@ fn a_job_started_on_a_busy_instance_never_replaces_its_job() {
     model.execute(register, false);
     let start = transition(&model.record, &Hook::JobStarted(job(0)), true).unwrap();
     model.execute(start, false);
-    assert!(matches!(
-        transition(&model.record, &Hook::JobStarted(job(1)), true),
-        Err(Refusal::JobMismatch { .. })
-    ));
+    assert!(matches!(transition(&model.record, &Hook::JobStarted(job(1)), true), Err(Refusal::JobMismatch { .. })));
 }

@@ -153,10 +153,7 @@ impl Watch {
                 false
             });
             for boot in boots {
-                let key = (boot.id.clone(), boot.generation);
-                if !vms.contains_key(&key) {
-                    vms.insert(key, self.boot(boot));
-                }
+                vms.entry((boot.id.clone(), boot.generation)).or_insert_with(|| self.boot(boot));
             }
         }
         for vm in vms.into_values() {
