@@ -250,3 +250,18 @@ fn the_script_settings_are_vm_lib_sh_s_defaults() {
     assert_eq!(default("HOOK_ATTEMPTS"), u64::from(s.hook_attempts));
     assert_eq!(default("BACKOFF_MAX"), secs(s.backoff_max));
 }
+
+#[test]
+fn a_registration_s_debug_form_holds_no_credential() {
+    let jit = Registration::Jit { runner_name: "vm-a".into(), encoded_jit_config: "SECRET-JIT".into() };
+    let token = Registration::Token {
+        runner_name: "vm-b".into(),
+        url: "https://github.com/o/r".into(),
+        token: "SECRET-TOKEN".into(),
+        config_args: vec![],
+    };
+    for (registration, name) in [(jit, "vm-a"), (token, "vm-b")] {
+        let shown = format!("{registration:?}");
+        assert!(shown.contains(name) && !shown.contains("SECRET"), "{shown}");
+    }
+}

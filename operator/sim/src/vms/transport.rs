@@ -69,10 +69,11 @@ impl Registration {
 impl std::fmt::Debug for Registration {
     // The JIT config and the token are one-time credentials: never in a log line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Jit { runner_name, .. } => write!(f, "Jit({runner_name})"),
-            Self::Token { runner_name, .. } => write!(f, "Token({runner_name})"),
-        }
+        let mode = if matches!(self, Self::Jit { .. }) { "jit" } else { "token" };
+        f.debug_struct("Registration")
+            .field("mode", &mode)
+            .field("runner_name", &self.runner_name())
+            .finish_non_exhaustive()
     }
 }
 
