@@ -1,8 +1,12 @@
 //! The deterministic fault suite (issue 4's proof). Each seed draws a scenario —
 //! pool bounds, a workload and a fault schedule — and runs the real controller,
-//! reconcile loop and policy against the operator's stateful in-memory fakes on
-//! tokio's paused clock: hours of pool life in milliseconds, and the same seed
-//! always replays the same run. See `docs/fault-suite.md`.
+//! reconcile loop and policy against the simulated world of `operator-sim` (its
+//! scale set, GitHub, busy record and VMs, the same the demo runs) on tokio's paused
+//! clock: hours of pool life in milliseconds, and the same seed always replays the
+//! same run. What is the suite's own: the scenario (`scenario`), the faults
+//! (`faults`, and the VM fates and hook faults in `vms`), operator processes that
+//! die and restart (`process`) and the invariants (`invariants`). See
+//! `docs/fault-suite.md`.
 //!
 //! `cargo run -p fault-suite -- --seed N` reproduces one run with its log.
 

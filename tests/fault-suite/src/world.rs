@@ -1,5 +1,5 @@
-//! The world outside the operator: the scale set, GitHub and the busy record (the
-//! operator's in-memory fakes, shared by every operator incarnation), the fault
+//! The world outside the operator: the scale set, GitHub and the busy record
+//! (`operator_sim::memory`, shared by every operator incarnation), the fault
 //! injector's random stream, and the record of what happened that the invariants
 //! are checked against.
 
