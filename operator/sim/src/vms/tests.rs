@@ -44,6 +44,7 @@ struct TestVms {
     log: Arc<Log>,
     answers: Arc<Answers>,
     start: Instant,
+    fate: VmFate,
 }
 
 impl VmEnvironment for TestVms {
@@ -54,6 +55,10 @@ impl VmEnvironment for TestVms {
             start: self.start,
             generation: boot.generation,
         })
+    }
+
+    fn fate(&self, _boot: &Boot) -> VmFate {
+        self.fate
     }
 
     fn job_duration(&self, _job: &JobRef) -> Duration {
@@ -75,9 +80,16 @@ struct Sim {
 }
 
 impl Sim {
-    /// One running VM whose calls are answered by `answers`; `registration` is what
-    /// a successful registration hands out (a JIT config GitHub issued).
+    /// One healthy running VM whose calls are answered by `answers`; `registration` is
+    /// what a successful registration hands out (a JIT config GitHub issued).
     async fn start(
+        answers: impl Fn(&Request, &Registration) -> Result<Answer, Failure> + Send + Sync + 'static,
+    ) -> Self {
+        Self::with_fate(VmFate::Healthy, answers).await
+    }
+
+    async fn with_fate(
+        fate: VmFate,
         answers: impl Fn(&Request, &Registration) -> Result<Answer, Failure> + Send + Sync + 'static,
     ) -> Self {
         let github = Arc::new(InMemoryGithub::new("https://github.com/o/r"));
@@ -88,7 +100,7 @@ impl Sim {
         let answers: Arc<Answers> = Arc::new(move |request: &Request| answers(request, &registration));
         let scale_set = Arc::new(InMemoryScaleSet::with_running(ScaleSetSettings::default(), 1));
         let log = Arc::new(Log::default());
-        let env = TestVms { log: log.clone(), answers, start: Instant::now() };
+        let env = TestVms { log: log.clone(), answers, start: Instant::now(), fate };
         let settings =
             HypervisorSettings { tick: Duration::from_secs(1), script: ScriptSettings::of_the_scripts(), seed: 1 };
         let hypervisor = Hypervisor::start(scale_set.clone(), github.clone(), settings, Arc::new(env));
@@ -222,6 +234,25 @@ async fn runner_exited_is_repeated_every_minute_until_the_vm_is_recycled() {
     tokio::time::sleep(Duration::from_secs(600)).await;
     assert_eq!(*sim.times(is_runner_exited).last().unwrap(), stopped_at, "nothing more from the old boot");
     assert_eq!(sim.hypervisor.stats.boots.load(Ordering::SeqCst), 2, "the reimage started a new boot");
+    sim.hypervisor.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_vm_whose_cloud_init_never_runs_never_calls() {
+    let sim = Sim::with_fate(VmFate::NeverRunsCloudInit, healthy).await;
+    tokio::time::sleep(Duration::from_secs(900)).await;
+    assert!(sim.log.requests.lock().unwrap().is_empty());
+    sim.hypervisor.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_runner_that_never_comes_online_takes_no_job_and_reports_nothing() {
+    let sim = Sim::with_fate(VmFate::RunnerNeverOnline, healthy).await;
+    sim.enqueue_job();
+    tokio::time::sleep(Duration::from_secs(900)).await;
+    assert_eq!(sim.times(|_| true).len(), 1, "only the registration");
+    assert_eq!(sim.events(), [VmEvent::Registered { runner_name: "runner000000-a".into() }]);
+    assert_eq!(sim.github.queued(), 1);
     sim.hypervisor.stop().await;
 }
 
