@@ -13,7 +13,7 @@ set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${repo_root}"
-# shellcheck source=../tools/azurite-image.env
+# shellcheck source=tools/azurite-image.env
 source tools/azurite-image.env
 
 azurite_version="$(node -p 'require("./node_modules/azurite/package.json").version')"
