@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests need at the versions pinned in
 # tools/apt-packages.txt (cloud-init for the schema check; jq, curl and iproute2 for
-# the VM scripts and the network namespaces of the end-to-end test).
+# the VM scripts and the network namespaces of the end-to-end test; docker.io and
+# mmdebstrap for the Azurite container).
 #
 # Idempotent: a package already at its pinned version is left alone, so a machine
 # that has them all needs neither root nor the network. Otherwise it runs apt-get
@@ -39,4 +40,6 @@ cloud-init --version > /dev/null 2>&1
 jq --version > /dev/null
 curl --version > /dev/null
 ip -V > /dev/null
+dockerd --version > /dev/null
+mmdebstrap --version > /dev/null
 echo "install-apt-tools: ready"

@@ -6,7 +6,9 @@
 #   node_modules/   Azurite (package-lock.json), the real queue service for tests
 #   .tools/         Python tools: just, shellcheck, checkov, actionlint, zizmor, pytest
 #   apt packages    cloud-init (schema check), jq, curl, iproute2 (the VM scripts and
-#                   the e2e test's network namespaces), pinned in tools/apt-packages.txt
+#                   the e2e test's network namespaces), docker.io and mmdebstrap (the
+#                   Azurite container and its locally built image), pinned in
+#                   tools/apt-packages.txt
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,4 +27,18 @@ node_modules/.bin/azurite-queue --version > /dev/null
 bash scripts/install-apt-tools.sh
 bash scripts/install-python-tools.sh
 
-exec .tools/venv/bin/just ci
+# Azurite runs in a container through testcontainers: start a Docker daemon if none
+# answers (and stop it afterwards), build or reuse the local image (no registry is
+# reachable here). AZURITE_MODE=process skips all of it and uses the Node process.
+if [[ "${AZURITE_MODE:-container}" == "container" ]]; then
+  bash scripts/docker-daemon.sh start
+  trap 'bash scripts/docker-daemon.sh stop' EXIT
+  # A given AZURITE_IMAGE (GitHub CI pulls the official one) is used as it is.
+  if [[ -z "${AZURITE_IMAGE:-}" ]]; then
+    AZURITE_IMAGE="$(bash scripts/azurite-image.sh)"
+  fi
+  export AZURITE_IMAGE AZURITE_MODE=container
+  echo "test: the Azurite tier runs in containers of ${AZURITE_IMAGE}"
+fi
+
+.tools/venv/bin/just ci

@@ -41,17 +41,18 @@ locals {
   gallery_name         = coalesce(var.storage.gallery_name, "gal_${replace(var.vmss_runner_name, "-", "_")}")
 
   # The gallery image (a pinned version, or the definition for its latest
-  # version) once Packer has published one; a marketplace image before that.
-  default_marketplace_image = {
-    publisher = "Canonical"
-    offer     = "ubuntu-24_04-lts"
-    sku       = "server"
-    version   = "latest"
+  # version) once Packer has published one; a marketplace image before that. Both
+  # Generation 2 (the scale set has Trusted Launch), of the release chosen.
+  default_marketplace_images = {
+    "22.04" = { publisher = "Canonical", offer = "0001-com-ubuntu-server-jammy", sku = "22_04-lts-gen2", version = "latest" }
+    "24.04" = { publisher = "Canonical", offer = "ubuntu-24_04-lts", sku = "server", version = "latest" }
   }
+  default_marketplace_image = local.default_marketplace_images[var.runner_image.ubuntu_version]
+  image_definition_id       = module.storage.image_definition_ids[var.runner_image.ubuntu_version]
   runner_gallery_image_id = (
     var.runner_image.gallery_image_version == null ? null :
-    var.runner_image.gallery_image_version == "latest" ? module.storage.image_definition_id :
-    "${module.storage.image_definition_id}/versions/${var.runner_image.gallery_image_version}"
+    var.runner_image.gallery_image_version == "latest" ? local.image_definition_id :
+    "${local.image_definition_id}/versions/${var.runner_image.gallery_image_version}"
   )
   runner_source_image = {
     gallery_image_id = local.runner_gallery_image_id
@@ -67,7 +68,6 @@ locals {
   }
   runner_cloud_init = templatefile("${path.module}/../cloud-init/runner.yaml", {
     scaler_api_url = local.scaler_api_url
-    runner_labels  = var.runner_labels
     vm_files       = local.runner_vm_files
   })
 }
@@ -85,6 +85,7 @@ module "network" {
   nat_gateway_enabled           = var.network.nat_gateway_enabled
   admin_source_address_prefixes = var.network.admin_source_address_prefixes
   existing_subnets              = var.network.existing_subnets
+  existing_private_dns_zone_ids = var.network.existing_private_dns_zone_ids
   tags                          = var.tags
 }
 
@@ -120,22 +121,24 @@ module "keyvault" {
   github_credential_expiration_date = var.github_credential_expiration_date
   github_credential_secret_name     = var.github_credential_secret_name
   secrets_officer_principal_id      = data.azurerm_client_config.current.object_id
+  log_analytics_workspace_id        = var.log_analytics_workspace_id
   tags                              = var.tags
 }
 
 module "identity" {
   source = "./modules/identity"
 
-  name                = var.vmss_runner_name
-  location            = local.location
-  resource_group_name = var.resource_group_name
-  resource_group_id   = data.azurerm_resource_group.this.id
-  vmss_id             = module.runners.vmss_id
-  runner_subnet_id    = module.network.runner_subnet_id
-  image_definition_id = module.storage.image_definition_id
-  queue_id            = module.storage.queue_id
-  key_vault_id        = module.keyvault.key_vault_id
-  tags                = var.tags
+  name                       = var.vmss_runner_name
+  location                   = local.location
+  resource_group_name        = var.resource_group_name
+  resource_group_id          = data.azurerm_resource_group.this.id
+  vmss_id                    = module.runners.vmss_id
+  runner_subnet_id           = module.network.runner_subnet_id
+  image_definition_id        = local.image_definition_id
+  queue_id                   = module.storage.queue_id
+  key_vault_id               = module.keyvault.key_vault_id
+  custom_role_definition_ids = var.custom_role_definition_ids
+  tags                       = var.tags
 }
 
 module "runners" {

@@ -4,8 +4,13 @@ output "gallery_name" {
 }
 
 output "image_definition_id" {
-  description = "Resource id of the runner image definition in the gallery."
-  value       = module.storage.image_definition_id
+  description = "Resource id of the gallery image definition the runners use (runner_image.ubuntu_version)."
+  value       = local.image_definition_id
+}
+
+output "image_definition_name" {
+  description = "Name of that definition: PKR_VAR_image_name for packer/build.sh (github-runner-ubuntu-<release>)."
+  value       = module.storage.image_definition_names[var.runner_image.ubuntu_version]
 }
 
 output "key_vault_uri" {

@@ -80,6 +80,15 @@ variable "admin_username" {
   }
 }
 
+variable "custom_role_definition_ids" {
+  type = object({
+    scaler_vmss   = string
+    linked_access = string
+  })
+  default     = null
+  description = "The scaler's two custom roles, pre-created by an administrator (docs/deploy.md, \"Custom roles\"), as role definition resource ids. Null: Terraform defines them, and its principal then needs Microsoft.Authorization/roleDefinitions/write on the resource group."
+}
+
 variable "github_api_url" {
   type        = string
   default     = "https://api.github.com"
@@ -228,12 +237,18 @@ variable "network" {
       runner_subnet_id = string
       scaler_subnet_id = string
     }))
+    existing_private_dns_zone_ids = optional(object({
+      key_vault = string
+      queue     = string
+    }))
   })
   default     = {}
   description = <<-EOT
     Network. By default a new VNet with a runner subnet and a scaler subnet, NSGs that admit only
     runner subnet -> scaler API port, and a NAT gateway for egress. `existing_subnets` brings your own
-    subnets instead (you then own their NSGs and egress). `admin_source_address_prefixes`: private
+    subnets instead (you then own their NSGs and egress). `existing_private_dns_zone_ids` uses your
+    `privatelink.vaultcore.azure.net` and `privatelink.queue.core.windows.net` zones (a hub's, already
+    linked to the VNet) instead of creating and linking new ones. `admin_source_address_prefixes`: private
     prefixes (for example Azure Bastion) allowed to SSH; empty means no SSH.
   EOT
   nullable    = false
@@ -314,6 +329,7 @@ variable "pool_min_instances" {
 
 variable "runner_image" {
   type = object({
+    ubuntu_version        = optional(string, "24.04")
     gallery_image_version = optional(string)
     marketplace = optional(object({
       publisher = string
@@ -323,9 +339,13 @@ variable "runner_image" {
     }))
   })
   default     = {}
-  description = "Runner image. `gallery_image_version`: a version in the deployment's gallery (\"1.2.3\") or \"latest\"; null boots the `marketplace` image instead (default: Canonical Ubuntu 24.04 LTS), for the first deployment before Packer has published an image."
+  description = "Runner image. `ubuntu_version`: \"24.04\" or \"22.04\", which picks the gallery definition `github-runner-ubuntu-<release>` (build the image with the same UBUNTU_VERSION) and the default marketplace image. `gallery_image_version`: a version in that definition (\"2026.1201.1200\") or \"latest\"; null boots the `marketplace` image instead (default: Canonical's Ubuntu of that release, Gen2), for the first deployment before Packer has published an image (docs/deploy.md)."
   nullable    = false
 
+  validation {
+    condition     = contains(["22.04", "24.04"], var.runner_image.ubuntu_version)
+    error_message = "runner_image.ubuntu_version must be \"24.04\" or \"22.04\" (20.04 is end of life)."
+  }
   validation {
     condition     = var.runner_image.gallery_image_version == null || can(regex("^(latest|[0-9]+\\.[0-9]+\\.[0-9]+)$", coalesce(var.runner_image.gallery_image_version, "latest")))
     error_message = "runner_image.gallery_image_version must be \"latest\", a version such as \"1.2.3\", or null."

@@ -31,6 +31,14 @@ if getent group docker > /dev/null; then
   usermod -aG docker "${RUNNER_USER}"
 fi
 
+# boot.sh and the hooks parse the scaler's answers with jq. Both images have it; a plain
+# marketplace image may not.
+if ! command -v jq > /dev/null; then
+  log "installing jq from the Ubuntu archive"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends jq
+fi
+
 tarball="actions-runner-linux-x64-${RUNNER_VERSION}.tar.gz"
 url="https://github.com/actions/runner/releases/download/v${RUNNER_VERSION}/${tarball}"
 work="$(mktemp -d)"
@@ -45,7 +53,8 @@ tar -xzf "${work}/${tarball}" -C "${RUNNER_DIR}"
 "${RUNNER_DIR}/bin/installdependencies.sh"
 chown -R "${RUNNER_USER}:" "${RUNNER_DIR}"
 
-# Check the result: the entry points exist and the agent reports the pinned version.
+# Check the result: jq and the entry points exist and the agent reports the pinned version.
+command -v jq > /dev/null
 test -x "${RUNNER_DIR}/run.sh" && test -x "${RUNNER_DIR}/config.sh"
 installed="$(runuser -u "${RUNNER_USER}" -- "${RUNNER_DIR}/bin/Runner.Listener" --version)"
 if [[ "${installed}" != "${RUNNER_VERSION}" ]]; then

@@ -8,9 +8,50 @@ packer {
   required_plugins {
     azure = {
       source  = "github.com/hashicorp/azure"
-      version = "= 2.1.7"
+      version = "= 2.2.1"
     }
   }
+}
+
+# Authentication. In GitHub Actions (image.yml, `id-token: write`) the plugin's own OIDC:
+# it asks GitHub for a fresh federated token whenever it needs one, so a build longer
+# than the one-hour assertion an `az login` holds keeps working. Elsewhere: the Azure CLI
+# login (`az login`).
+variable "allowed_inbound_ip_addresses" {
+  type        = list(string)
+  default     = []
+  description = "Addresses (CIDR or IP) allowed to reach the build VM's SSH port, e.g. the egress IP of the machine running Packer. Empty: any source (the plugin's default; SSH accepts only Packer's one-time key)."
+}
+
+variable "client_id" {
+  type        = string
+  default     = env("ARM_CLIENT_ID")
+  description = "Entra application (client) id for OIDC; from ARM_CLIENT_ID."
+}
+
+variable "oidc_request_token" {
+  type        = string
+  default     = env("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+  description = "GitHub Actions OIDC request token (set by the runner when the job has id-token: write); empty: Azure CLI login."
+  sensitive   = true
+}
+
+variable "oidc_request_url" {
+  type        = string
+  default     = env("ACTIONS_ID_TOKEN_REQUEST_URL")
+  description = "GitHub Actions OIDC request URL (set by the runner); empty: Azure CLI login."
+}
+
+variable "subscription_id" {
+  type        = string
+  default     = env("ARM_SUBSCRIPTION_ID")
+  description = "Subscription of the gallery and the build; from ARM_SUBSCRIPTION_ID."
+}
+
+variable "tenant_id" {
+  type        = string
+  default     = env("ARM_TENANT_ID")
+  description = "Entra tenant for OIDC; from ARM_TENANT_ID."
 }
 
 variable "gallery_name" {
@@ -30,12 +71,12 @@ variable "image_version" {
 
 variable "location" {
   type        = string
-  description = "Azure region to build in and replicate to."
+  description = "Azure region of the gallery image version (the gallery's region)."
 }
 
 variable "resource_group_name" {
   type        = string
-  description = "Resource group of the gallery."
+  description = "Resource group of the gallery; the build VM and its temporary resources go here too (no resource group is created)."
 }
 
 variable "ubuntu_version" {
@@ -65,22 +106,34 @@ locals {
 }
 
 source "azure-arm" "minimal" {
-  use_azure_cli_auth = true
+  use_azure_cli_auth = var.oidc_request_token == ""
+  client_id          = var.client_id
+  subscription_id    = var.subscription_id
+  tenant_id          = var.tenant_id
+  oidc_request_url   = var.oidc_request_url
+  oidc_request_token = var.oidc_request_token
 
   os_type         = "Linux"
   image_publisher = "Canonical"
   image_offer     = local.marketplace[var.ubuntu_version].offer
   image_sku       = local.marketplace[var.ubuntu_version].sku
-  location        = var.location
-  vm_size         = var.vm_size
+  # An existing resource group instead of `location`: Packer then creates no resource
+  # group at subscription scope, so the build needs rights on this group only.
+  build_resource_group_name = var.resource_group_name
+  vm_size                   = var.vm_size
+  # The build VM's public IP (Standard SKU, with an NSG) admits SSH from these only.
+  allowed_inbound_ip_addresses = var.allowed_inbound_ip_addresses
 
   shared_image_gallery_destination {
     resource_group       = var.resource_group_name
     gallery_name         = var.gallery_name
     image_name           = var.image_name
     image_version        = var.image_version
-    replication_regions  = [var.location]
     storage_account_type = "Standard_LRS"
+
+    target_region {
+      name = var.location
+    }
   }
 }
 
@@ -89,13 +142,16 @@ build {
 
   # Wait for the build VM's own cloud-init to finish before changing anything.
   provisioner "shell" {
-    inline = ["cloud-init status --wait > /dev/null"]
+    # Exit 2 is "done, degraded" (a recoverable warning), which Azure images report now
+    # and then; only a real failure (1) stops the build.
+    inline = ["cloud-init status --wait > /dev/null || [ $? -eq 2 ]"]
   }
 
-  # The one source of the VM scripts.
+  # The one source of the VM scripts. No trailing slash: Packer creates /tmp/vm
+  # (a destination directory must already exist; /tmp does).
   provisioner "file" {
-    source      = "${path.root}/../../vm/"
-    destination = "/tmp/vm"
+    source      = "${path.root}/../../vm"
+    destination = "/tmp"
   }
 
   provisioner "shell" {

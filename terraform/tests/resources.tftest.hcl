@@ -222,11 +222,70 @@ run "scaler_role_lists_actions_and_no_wildcards" {
   }
 
   assert {
-    condition     = alltrue([for action in azurerm_role_definition.scaler_vmss.permissions[0].actions : !strcontains(action, "*")])
+    condition     = alltrue([for action in azurerm_role_definition.scaler_vmss[0].permissions[0].actions : !strcontains(action, "*")])
     error_message = "The scaler's custom role must list its actions, no wildcards."
+  }
+  assert {
+    condition     = length(azurerm_role_definition.scaler_vmss[0].permissions[0].actions) == 6 && !contains(azurerm_role_definition.scaler_vmss[0].permissions[0].actions, "Microsoft.Compute/locations/operations/read")
+    error_message = "The scaler's role holds exactly the six actions the operator calls, and no async-operation read."
+  }
+  assert {
+    condition     = endswith(azurerm_role_definition.scaler_vmss[0].name, "${substr(sha256(lower(var.resource_group_id)), 0, 8)})")
+    error_message = "Custom role names are tenant-unique: they carry a hash of the resource group id."
   }
   assert {
     condition     = azurerm_role_assignment.scaler_vmss.scope == var.vmss_id
     error_message = "The scaler's scale-set role is assigned on the scale set only."
+  }
+}
+
+run "pre_created_custom_roles_are_used_not_defined" {
+  command = plan
+  module {
+    source = "./modules/identity"
+  }
+  variables {
+    name                = "gh-runners"
+    resource_group_id   = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test"
+    vmss_id             = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Compute/virtualMachineScaleSets/vmss"
+    runner_subnet_id    = var.subnet_id
+    image_definition_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Compute/galleries/gal/images/img"
+    queue_id            = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Storage/storageAccounts/st/queueServices/default/queues/busy-runners"
+    key_vault_id        = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/kv"
+    custom_role_definition_ids = {
+      scaler_vmss   = "/subscriptions/00000000-0000-0000-0000-000000000000/providers/Microsoft.Authorization/roleDefinitions/11111111-1111-1111-1111-111111111111"
+      linked_access = "/subscriptions/00000000-0000-0000-0000-000000000000/providers/Microsoft.Authorization/roleDefinitions/22222222-2222-2222-2222-222222222222"
+    }
+  }
+
+  assert {
+    condition     = length(azurerm_role_definition.scaler_vmss) == 0 && length(azurerm_role_definition.scaler_linked_access) == 0
+    error_message = "With pre-created roles the module defines none (no roleDefinitions/write needed)."
+  }
+  assert {
+    condition     = azurerm_role_assignment.scaler_vmss.role_definition_id == var.custom_role_definition_ids.scaler_vmss
+    error_message = "The pre-created scale-set role is the one assigned."
+  }
+}
+
+run "storage_has_one_image_definition_per_ubuntu_release" {
+  command = plan
+  module {
+    source = "./modules/storage"
+  }
+  variables {
+    storage_account_name       = "stghrunnerstest02"
+    gallery_name               = "gal_runners"
+    private_endpoint_subnet_id = var.subnet_id
+    private_dns_zone_id        = "/zone"
+  }
+
+  assert {
+    condition     = azurerm_shared_image.runner["22.04"].name == "github-runner-ubuntu-22.04" && azurerm_shared_image.runner["24.04"].name == "github-runner-ubuntu-24.04"
+    error_message = "packer/build.sh publishes to github-runner-ubuntu-<release>: both definitions must exist."
+  }
+  assert {
+    condition     = azurerm_shared_image.runner["24.04"].hyper_v_generation == "V2" && azurerm_shared_image.runner["24.04"].trusted_launch_supported
+    error_message = "The scale set uses Trusted Launch: the definitions are Gen2 with Trusted Launch support."
   }
 }

@@ -40,24 +40,33 @@ def vm_files() -> dict[str, str]:
     return {p.name: _b64(p.read_bytes()) for p in sorted(VM_DIR.iterdir()) if p.is_file()}
 
 
-def runner_variables(scaler_api_url: str = "http://10.70.16.4:8080",
-                     runner_labels: list[str] | None = None) -> dict[str, Any]:
+def runner_variables(scaler_api_url: str = "http://10.70.16.4:8080") -> dict[str, Any]:
     return {
         "scaler_api_url": scaler_api_url,
-        "runner_labels": runner_labels or ["self-hosted", "linux", "x64"],
         "vm_files": vm_files(),
     }
 
 
-def scaler_variables(config: dict[str, Any] | None = None) -> dict[str, Any]:
-    config = config or {"github": {"api_url": "https://api.github.com"}}
+def scaler_variables() -> dict[str, Any]:
+    """The files terraform/modules/scaler/main.tf passes (no configuration: that is user data)."""
+    scaler = VM_DIR / "scaler"
     return {
-        "operator_config_json": _b64(json.dumps(config).encode()),
-        "operator_service": _b64((VM_DIR / "scaler" / "operator.service").read_bytes()),
-        "install_operator": _b64((VM_DIR / "scaler" / "install-operator.sh").read_bytes()),
-        "operator_package_url": "https://github.com/vmss-github-runner/vmss-github-runner/releases/download/v0.1.0/operator",
-        "operator_package_sha256": "0" * 64,
+        "operator_service": _b64((scaler / "operator.service").read_bytes()),
+        "install_operator": _b64((scaler / "install-operator.sh").read_bytes()),
+        "refresh_config": _b64((scaler / "refresh-operator-config.sh").read_bytes()),
+        "config_service": _b64((scaler / "vmss-github-runner-config.service").read_bytes()),
+        "config_timer": _b64((scaler / "vmss-github-runner-config.timer").read_bytes()),
     }
+
+
+def scaler_user_data(config: dict[str, Any] | None = None,
+                     url: str = "https://github.com/vmss-github-runner/vmss-github-runner/releases/download/v0.1.0/operator",
+                     sha256: str = "0" * 64) -> str:
+    """The scaler's user_data as terraform/modules/scaler/main.tf builds it (base64 of JSON)."""
+    config = config or {"github": {"api_url": "https://api.github.com"}}
+    envelope = {"operator_config_b64": _b64(json.dumps(config).encode()),
+                "operator_package": {"url": url, "sha256": sha256}}
+    return _b64(json.dumps(envelope).encode())
 
 
 def _evaluate(expr: str, variables: dict[str, Any]) -> str:

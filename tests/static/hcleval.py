@@ -126,6 +126,9 @@ class Evaluator:
     def _call(self, name: str, args: list[Any]) -> Any:
         if name == "jsonencode":
             return json.dumps(args[0], sort_keys=True, separators=(",", ":"))
+        if name == "base64encode":
+            import base64
+            return base64.b64encode(args[0].encode("utf-8")).decode("ascii")
         if name == "merge":
             out: dict[str, Any] = {}
             for arg in args:

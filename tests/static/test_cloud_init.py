@@ -49,11 +49,20 @@ def test_scaler_document_installs_the_hardened_unit_and_the_checked_binary() -> 
     written = _files(document)
     unit = written["/etc/systemd/system/vmss-github-runner-operator.service"].decode()
     for line in ("User=vmss-operator", "Restart=on-failure", "ProtectSystem=strict", "ProtectHome=yes",
-                 "NoNewPrivileges=yes", "PrivateTmp=yes", "CapabilityBoundingSet=\n", "StateDirectory="):
+                 "NoNewPrivileges=yes", "PrivateTmp=yes", "CapabilityBoundingSet=\n", "StateDirectory=",
+                 # installed after the network is up, retried until it succeeds (finding 13)
+                 "ExecStartPre=+/usr/local/sbin/install-operator", "StartLimitIntervalSec=0",
+                 "After=network-online.target vmss-github-runner-config.service"):
         assert line in unit, f"operator.service lacks {line!r}"
-    assert written["/usr/local/sbin/install-operator"] == (cloudinit.VM_DIR / "scaler" / "install-operator.sh").read_bytes()
+    scaler = cloudinit.VM_DIR / "scaler"
+    assert written["/usr/local/sbin/install-operator"] == (scaler / "install-operator.sh").read_bytes()
+    assert written["/usr/local/sbin/refresh-operator-config"] == (scaler / "refresh-operator-config.sh").read_bytes()
     assert "sha256sum --check" in written["/usr/local/sbin/install-operator"].decode()
     assert any(u.get("name") == "vmss-operator" and u.get("system") for u in document["users"] if isinstance(u, dict))
+    # Neither the config nor the package pin is in custom_data (ForceNew on a VM).
+    assert not any(path.startswith("/etc/vmss-github-runner/") for path in written)
+    assert ["systemctl", "start", "--no-block", "vmss-github-runner-config.timer",
+            "vmss-github-runner-operator.service"] in document["runcmd"]
 
 
 def test_rendered_runner_custom_data_fits_azure_limit() -> None:

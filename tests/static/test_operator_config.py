@@ -55,6 +55,11 @@ def _call_args(body, scope: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_for_example(example: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    return json.loads(scaler_locals_for_example(example, overrides)["operator_config_json"])
+
+
+def scaler_locals_for_example(example: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The scaler module's operator_config_json and user_data locals for one example."""
     example_dir = TERRAFORM / "examples" / example
     example_vars = resolve_inputs(example_dir, {**EXAMPLE_INPUTS, **(overrides or {})})
     example_scope = {"var": example_vars, "azurerm_resource_group": {"this": {"name": example_vars["resource_group_name"]}}}
@@ -69,9 +74,10 @@ def render_for_example(example: str, overrides: dict[str, Any] | None = None) ->
     scaler_vars = resolve_inputs(SCALER, scaler_args)
 
     locals_body = block_body(blocks(parse_file(SCALER / "main.tf"), "locals")[0])
-    expr = attribute(locals_body, "operator_config_json")
-    rendered = Evaluator({"var": scaler_vars, "path": {"module": str(SCALER)}}).eval(expr)
-    return json.loads(rendered)
+    scope = {"var": scaler_vars, "path": {"module": str(SCALER)}, "local": {}}
+    scope["local"]["operator_config_json"] = Evaluator(scope).eval(attribute(locals_body, "operator_config_json"))
+    scope["local"]["user_data"] = Evaluator(scope).eval(attribute(locals_body, "user_data"))
+    return scope["local"]
 
 
 @pytest.fixture(scope="module")

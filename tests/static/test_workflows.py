@@ -34,18 +34,43 @@ def test_permissions_default_to_none_and_jobs_ask_for_what_they_use(path: Path) 
         granted = job["permissions"] or {}
         assert "write-all" not in str(granted)
         for scope, level in granted.items():
-            assert level in ("read", "none") or (scope, level) == ("id-token", "write"), \
-                f"{path.name}: job {name} asks for {scope}: {level}"
+            allowed = level in ("read", "none") or (scope, level) == ("id-token", "write")
+            # The release job creates the release and uploads the operator asset.
+            allowed = allowed or (path.name, name, scope, level) == ("release.yml", "operator", "contents", "write")
+            assert allowed, f"{path.name}: job {name} asks for {scope}: {level}"
 
 
 def test_deploy_has_the_seed_inputs_and_logs_in_with_oidc() -> None:
     text = (REPO_ROOT / ".github" / "workflows" / "deploy.yml").read_text(encoding="utf-8")
     workflow = yaml.safe_load(text)
     inputs = workflow[True]["workflow_dispatch"]["inputs"]  # PyYAML reads `on:` as True
-    assert set(inputs) == {"build-image", "vmss-runner-name", "vmss-scaler-name", "github-repo", "runner-labels",
-                           "pool-min-instances", "pool-max-instances", "pool-free-target-percentage"}
+    assert set(inputs) == {"build-image", "runner-image-version", "vmss-runner-name", "vmss-scaler-name", "github-repo",
+                           "runner-labels", "pool-min-instances", "pool-max-instances", "pool-free-target-percentage"}
     assert "secrets.AZURE_CREDENTIALS" not in text and "creds:" not in text and "client-secret" not in text
-    steps = workflow["jobs"]["terraform"]["steps"]
-    runs = [s.get("run", "") for s in steps]
-    assert any("terraform plan -out=tfplan" in r for r in runs) and any("terraform apply tfplan" in r for r in runs)
-    assert any("backend" in r for r in runs), "deploy must use a remote state backend"
+    assert "backend" in (REPO_ROOT / "scripts/deploy-init.sh").read_text(), "deploy must use a remote state backend"
+
+
+def test_deploy_reviews_the_plan_it_applies_and_builds_images_after_the_gallery_exists() -> None:
+    """Finding 22: the approval (environment `production`) guards the apply of the saved
+    plan, which a separate job made and showed; finding 8: the image job runs after the
+    apply that creates the gallery, never before."""
+    jobs = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "deploy.yml").read_text())["jobs"]
+    plan, apply, image = jobs["plan"], jobs["apply"], jobs["image"]
+    plan_runs = " ".join(s.get("run", "") for s in plan["steps"])
+    apply_runs = [s.get("run", "") for s in apply["steps"]]
+    assert "terraform plan -out=tfplan" in plan_runs and "GITHUB_STEP_SUMMARY" in plan_runs
+    assert plan.get("environment") != "production"
+    assert apply["environment"] == "production" and apply["needs"] == "plan"
+    assert "terraform apply tfplan" in apply_runs and not any("terraform plan" in r for r in apply_runs)
+    assert any("download-artifact" in s.get("uses", "") for s in apply["steps"])
+    assert image["needs"] == "apply" and image["uses"].endswith("image.yml")
+    called = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "image.yml").read_text())[True]["workflow_call"]["inputs"]
+    assert set(image["with"]) <= set(called), "every input the deploy passes is declared for workflow_call"
+    assert {"minimal", "image-version", "ubuntu-version"} <= set(called)
+
+
+def test_release_publishes_the_operator_with_its_checksum() -> None:
+    job = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "release.yml").read_text())["jobs"]["operator"]
+    runs = " ".join(s.get("run", "") for s in job["steps"])
+    assert "cargo build --release --locked -p operator" in runs
+    assert "sha256sum" in runs and "gh release upload" in runs

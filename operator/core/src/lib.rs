@@ -6,18 +6,26 @@
 //! # Layout
 //!
 //! - [`model`]: identifiers and the instance states every other module speaks in.
-//! - [`fleet`]: the operator's record of each instance (phase, runner, busy job) and the
-//!   pool view handed to the policy; the runner naming convention.
+//! - [`fleet`]: the operator's record of each instance (phase, runner, busy job), changed
+//!   only through named methods; the hook state machine
+//!   ([`fleet::transition::transition`]: record + hook -> transition or refusal); the pool
+//!   view handed to the policy; the runner naming convention.
 //! - [`policy`]: `decide(spec, observed pool) -> Decision`, the scaling rule
 //!   (docs/scaling-policy.md).
 //! - [`truth`]: the corrections that GitHub's runner list implies for each record.
 //! - [`budget`]: Azure's VMSS write budget (token bucket).
 //! - [`retry`]: the reconcile loop's error policy.
-//! - [`pass`]: a pass's report, its requeue answer and its error.
+//! - [`pass`]: the capacity a pass sets, the effects it reports, its requeue answer and
+//!   its error.
+//! - [`labels`]: the closed vocabularies of metrics and logs (hook kinds, APIs,
+//!   operations, outcomes, corrections).
 //! - [`ports`]: the traits of the outside world (scale set, GitHub, busy record, secrets).
+//!
+//! ARCHITECTURE.md at the repository root draws how a hook and a pass flow through these.
 
 pub mod budget;
 pub mod fleet;
+pub mod labels;
 pub mod model;
 pub mod pass;
 pub mod policy;

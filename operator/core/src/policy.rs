@@ -67,12 +67,6 @@ pub struct Decision {
     pub target: Target,
 }
 
-impl Decision {
-    pub fn is_empty(&self) -> bool {
-        self.capacity.is_none() && self.reimage.is_empty() && self.delete.is_empty()
-    }
-}
-
 /// The numbers behind a decision, for metrics, logs and the demo.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Target {

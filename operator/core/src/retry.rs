@@ -18,7 +18,8 @@ impl ErrorPolicy {
         Self::from_builder(Self::builder(min, max), max)
     }
 
-    /// Same delays with a fixed jitter sequence, so a simulation replays exactly.
+    /// Same delays with a fixed jitter sequence, so a simulation (the fault suite, and
+    /// any replay on the simulated world) gives the same run for the same seed.
     pub fn seeded(min: Duration, max: Duration, seed: u64) -> Self {
         Self::from_builder(Self::builder(min, max).with_jitter_seed(seed), max)
     }
@@ -57,12 +58,6 @@ impl ErrorPolicy {
     /// delays the pool (the fault suite found waits of minutes under 30 % failures).
     pub fn for_period(period: Duration) -> Self {
         Self::new(Duration::from_secs(1), period.max(Duration::from_secs(1)))
-    }
-}
-
-impl Default for ErrorPolicy {
-    fn default() -> Self {
-        Self::for_period(Duration::from_secs(30))
     }
 }
 

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use tokio::time::Instant;
 
 use crate::{
-    fleet::{runner_of_vm, runner_vm_name, ActiveJob, InstanceRecord, Phase, RunnerRef},
+    fleet::{runner_of_vm, runner_vm_name, InstanceRecord, Phase, RunnerRef},
+    labels::CorrectionKind,
     model::{InstanceId, JobRef},
     ports::{MarkerHandle, Runner, RunnerStatus},
 };
@@ -24,7 +25,7 @@ pub enum Correction {
     /// The runner is no longer listed: the ephemeral runner finished (or was removed)
     /// and its job-completed / runner-exited hooks were lost. The VM may be recycled;
     /// a Busy record's marker is removed first.
-    RunnerGone { instance: InstanceId, runner: String },
+    RunnerGone { instance: InstanceId, runner: Option<String> },
     /// The idle runner went offline (its process died): the VM is recycled; the
     /// runner is deregistered first, as always.
     RunnerOffline { instance: InstanceId, runner: String },
@@ -46,17 +47,17 @@ pub enum Correction {
 
 impl Correction {
     /// Label for `vmss_runner_corrections_total{kind=...}`.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> CorrectionKind {
         match self {
-            Self::RunnerIdLearned { .. } => "runner_id_learned",
-            Self::RunnerOnline { .. } => "runner_online",
-            Self::RunnerGone { .. } => "runner_gone",
-            Self::RunnerOffline { .. } => "runner_offline",
-            Self::JobStartedLost { .. } => "job_started_lost",
-            Self::RunnerAdopted { .. } => "runner_adopted",
-            Self::RunnerIdentified { .. } => "runner_identified",
-            Self::BusyUnconfirmed { .. } => "busy_unconfirmed",
-            Self::GhostRunner { .. } => "ghost_deregistered",
+            Self::RunnerIdLearned { .. } => CorrectionKind::RunnerIdLearned,
+            Self::RunnerOnline { .. } => CorrectionKind::RunnerOnline,
+            Self::RunnerGone { .. } => CorrectionKind::RunnerGone,
+            Self::RunnerOffline { .. } => CorrectionKind::RunnerOffline,
+            Self::JobStartedLost { .. } => CorrectionKind::JobStartedLost,
+            Self::RunnerAdopted { .. } => CorrectionKind::RunnerAdopted,
+            Self::RunnerIdentified { .. } => CorrectionKind::RunnerIdentified,
+            Self::BusyUnconfirmed { .. } => CorrectionKind::BusyUnconfirmed,
+            Self::GhostRunner { .. } => CorrectionKind::GhostDeregistered,
         }
     }
 
@@ -74,21 +75,6 @@ impl Correction {
         }
     }
 }
-
-/// Every correction kind, for metrics that start at zero.
-pub const KINDS: [&str; 11] = [
-    "runner_id_learned",
-    "runner_online",
-    "runner_gone",
-    "runner_offline",
-    "job_started_lost",
-    "runner_adopted",
-    "runner_identified",
-    "busy_unconfirmed",
-    "ghost_deregistered",
-    "orphan_marker_removed",
-    "untracked_marker_removed",
-];
 
 /// How long a Busy record may disagree with GitHub's "not busy" before the record
 /// yields. GitHub shows a runner busy for its whole job; the grace covers a listing
@@ -110,17 +96,21 @@ pub fn corrections(records: &[InstanceRecord], runners: &[Runner], listed_at: In
 
 /// The correction of one record, if it needs one.
 pub fn for_record(record: &InstanceRecord, runners: &[Runner], listed_at: Instant) -> Option<Correction> {
-    if record.foreign || record.touched > listed_at || record.operation.is_some() || record.state().is_in_operation() {
+    if record.is_foreign()
+        || record.touched() > listed_at
+        || record.operation().is_some()
+        || record.state().is_in_operation()
+    {
         return None;
     }
-    let instance = record.id.clone();
-    let Some(known) = &record.runner else {
+    let instance = record.id().clone();
+    let Some(known) = record.runner() else {
         // No runner on record: a restart found none, or a hook came first. Look for
         // one named for this VM, the busy one first, then an online one.
-        let found = runner_of_vm(runners, &record.name);
+        let found = runner_of_vm(runners, record.name());
         let live = found.filter(|r| r.busy || r.status == RunnerStatus::Online);
         let as_ref = |r: &Runner| RunnerRef { name: r.name.clone(), id: Some(r.id) };
-        return match (&record.phase, live) {
+        return match (record.phase(), live) {
             (Phase::Unregistered, Some(r)) if r.busy => {
                 Some(Correction::JobStartedLost { instance, runner: as_ref(r) })
             }
@@ -130,7 +120,7 @@ pub fn for_record(record: &InstanceRecord, runners: &[Runner], listed_at: Instan
             }
             // Busy with no runner of this VM listed at all: its job is over.
             (Phase::Busy(_) | Phase::Completed(_), None) if found.is_none() => {
-                Some(Correction::RunnerGone { instance, runner: "(none listed)".into() })
+                Some(Correction::RunnerGone { instance, runner: None })
             }
             _ => None,
         };
@@ -142,16 +132,16 @@ pub fn for_record(record: &InstanceRecord, runners: &[Runner], listed_at: Instan
     let Some(listed) = listed else {
         // Without an id the runner may simply not have registered yet (token mode).
         let was_seen = known.id.is_some();
-        return match &record.phase {
+        return match record.phase() {
             Phase::Registered | Phase::Online | Phase::Busy(_) | Phase::Completed(_) if was_seen => {
-                Some(Correction::RunnerGone { instance, runner: known.name.clone() })
+                Some(Correction::RunnerGone { instance, runner: Some(known.name.clone()) })
             }
             _ => None,
         };
     };
     let runner = RunnerRef { name: listed.name.clone(), id: Some(listed.id) };
     let online = listed.status == RunnerStatus::Online;
-    match &record.phase {
+    match record.phase() {
         Phase::Unregistered | Phase::Registered | Phase::Online if listed.busy => {
             Some(Correction::JobStartedLost { instance, runner })
         }
@@ -159,7 +149,7 @@ pub fn for_record(record: &InstanceRecord, runners: &[Runner], listed_at: Instan
         Phase::Registered if online => Some(Correction::RunnerOnline { instance, runner_id: listed.id }),
         Phase::Online if !online => Some(Correction::RunnerOffline { instance, runner: listed.name.clone() }),
         Phase::Busy(_)
-            if !listed.busy && listed_at.saturating_duration_since(record.touched) >= BUSY_UNCONFIRMED_AFTER =>
+            if !listed.busy && listed_at.saturating_duration_since(record.touched()) >= BUSY_UNCONFIRMED_AFTER =>
         {
             Some(Correction::BusyUnconfirmed { instance, runner: listed.name.clone(), online })
         }
@@ -174,14 +164,14 @@ pub fn for_record(record: &InstanceRecord, runners: &[Runner], listed_at: Instan
 /// Runners of any other naming (other pools, people's own runners) are never touched.
 fn ghosts(records: &[InstanceRecord], runners: &[Runner]) -> Vec<Correction> {
     let Some(first) = records.first() else { return Vec::new() };
-    let len = first.name.len();
-    let Some(prefix) = first.name.get(..len.saturating_sub(COMPUTER_ID_LEN)).filter(|p| !p.is_empty()) else {
+    let len = first.name().len();
+    let Some(prefix) = first.name().get(..len.saturating_sub(COMPUTER_ID_LEN)).filter(|p| !p.is_empty()) else {
         return Vec::new();
     };
-    if records.iter().any(|r| r.name.len() != len || !r.name.starts_with(prefix)) {
+    if records.iter().any(|r| r.name().len() != len || !r.name().starts_with(prefix)) {
         return Vec::new(); // no single shape to recognise
     }
-    let current: BTreeMap<&str, &InstanceRecord> = records.iter().map(|r| (r.name.as_str(), r)).collect();
+    let current: BTreeMap<&str, &InstanceRecord> = records.iter().map(|r| (r.name(), r)).collect();
     runners
         .iter()
         .filter(|r| !r.busy)
@@ -193,7 +183,7 @@ fn ghosts(records: &[InstanceRecord], runners: &[Runner]) -> Vec<Correction> {
                 match current.get(vm) {
                     None => true,
                     // A leftover of an earlier boot (the record names this boot's runner).
-                    Some(record) => record.runner.as_ref().is_some_and(|now| now.name != r.name),
+                    Some(record) => record.runner().is_some_and(|now| now.name != r.name),
                 }
             })
         })
@@ -218,7 +208,9 @@ pub fn is_unknown_job(job: &JobRef) -> bool {
 }
 
 /// Apply an instance correction to its record. `marker` is the handle of the marker
-/// stored for [`Correction::JobStartedLost`]. Ghosts change no record.
+/// stored for [`Correction::JobStartedLost`]; a correction that needs one and has none
+/// changes nothing (the executor stores the marker first, or skips the correction).
+/// Ghosts change no record.
 pub fn apply(
     record: &mut InstanceRecord,
     correction: &Correction,
@@ -227,33 +219,25 @@ pub fn apply(
     now: Instant,
 ) {
     match correction {
-        Correction::RunnerIdLearned { runner_id, .. } => {
-            if let Some(r) = &mut record.runner {
-                r.id = Some(*runner_id);
-            }
-        }
+        Correction::RunnerIdLearned { runner_id, .. } => record.learn_runner_id(*runner_id, now),
         Correction::RunnerOnline { runner_id, .. } => {
-            if let Some(r) = &mut record.runner {
-                r.id = Some(*runner_id);
-            }
-            record.set_phase(Phase::Online, now);
+            record.learn_runner_id(*runner_id, now);
+            record.enter(Phase::Online, now);
         }
-        Correction::RunnerGone { .. } | Correction::RunnerOffline { .. } => record.set_phase(Phase::Exited, now),
+        Correction::RunnerGone { .. } | Correction::RunnerOffline { .. } => record.enter(Phase::Exited, now),
         Correction::BusyUnconfirmed { online, .. } => {
-            record.set_phase(if *online { Phase::Online } else { Phase::Exited }, now);
+            record.enter(if *online { Phase::Online } else { Phase::Exited }, now);
         }
-        Correction::RunnerIdentified { runner, .. } => {
-            record.runner = Some(runner.clone());
-            record.touched = now;
-        }
+        Correction::RunnerIdentified { runner, .. } => record.know_runner(runner.clone(), now),
         Correction::JobStartedLost { runner, .. } => {
-            let marker = marker.expect("a stored marker for a lost job-started");
-            record.runner = Some(runner.clone());
-            record.set_phase(Phase::Busy(ActiveJob { job: unknown_job(scope_name, &runner.name), marker }), now);
+            if let Some(marker) = marker {
+                record.know_runner(runner.clone(), now);
+                record.start_job(unknown_job(scope_name, &runner.name), marker, now);
+            }
         }
         Correction::RunnerAdopted { runner, .. } => {
-            record.runner = Some(runner.clone());
-            record.set_phase(Phase::Online, now);
+            record.know_runner(runner.clone(), now);
+            record.enter(Phase::Online, now);
         }
         Correction::GhostRunner { .. } => {}
     }
@@ -265,7 +249,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        fleet::Operation,
+        fleet::{ActiveJob, Operation},
         ports::{CloudInstance, CloudState},
     };
 
@@ -292,8 +276,10 @@ mod tests {
     }
 
     fn with_runner(mut r: InstanceRecord, name: &str, id: Option<u64>, phase: Phase) -> InstanceRecord {
-        r.runner = Some(RunnerRef { name: name.into(), id });
-        r.phase = phase;
+        // As of the record's last change, so the listing rules see it unchanged.
+        let at = r.touched();
+        r.know_runner(RunnerRef { name: name.into(), id }, at);
+        r.enter(phase, at);
         r
     }
 
@@ -308,7 +294,7 @@ mod tests {
             match c {
                 Correction::GhostRunner { runner_id, .. } => runners.retain(|r| r.id != *runner_id),
                 c => {
-                    let r = records.iter_mut().find(|r| Some(&r.id) == c.instance()).unwrap();
+                    let r = records.iter_mut().find(|r| Some(r.id()) == c.instance()).unwrap();
                     apply(r, c, Some(marker(1)), SCOPE, now);
                 }
             }
@@ -331,7 +317,10 @@ mod tests {
         let got = settles(records.clone(), vec![], t0);
         assert_eq!(
             got,
-            vec![Correction::RunnerGone { instance: InstanceId::new("1"), runner: "vmsstest000001-abc123".into() }]
+            vec![Correction::RunnerGone {
+                instance: InstanceId::new("1"),
+                runner: Some("vmsstest000001-abc123".into())
+            }]
         );
         for phase in [Phase::Registered, Phase::Completed(unknown_job(SCOPE, "x"))] {
             let r = with_runner(record(1, t0), "vmsstest000001-abc123", Some(7), phase);
@@ -389,10 +378,7 @@ mod tests {
         let runner_ref = RunnerRef { name: "vmsstest000001-abc123".into(), id: Some(7) };
         assert_eq!(got, vec![Correction::RunnerIdentified { instance: InstanceId::new("1"), runner: runner_ref }]);
         let got = settles(vec![r], vec![runner(8, "vmsstest000002-abc123", true)], t0);
-        assert_eq!(
-            got,
-            vec![Correction::RunnerGone { instance: InstanceId::new("1"), runner: "(none listed)".into() }]
-        );
+        assert_eq!(got, vec![Correction::RunnerGone { instance: InstanceId::new("1"), runner: None }]);
     }
 
     #[test]
@@ -415,12 +401,13 @@ mod tests {
         let mut runners = vec![offline];
         let got = corrections(&records, &runners, later);
         carry_out(&mut records, &mut runners, &got, later);
-        assert_eq!(records[0].phase, Phase::Exited, "an offline runner's instance is recycled");
+        assert_eq!(*records[0].phase(), Phase::Exited, "an offline runner's instance is recycled");
     }
 
     fn busy_without_runner(t0: Instant) -> InstanceRecord {
         let mut r = record(1, t0);
-        r.phase = busy(5);
+        let at = r.touched();
+        r.enter(busy(5), at);
         r
     }
 
@@ -491,8 +478,7 @@ mod tests {
         let t0 = Instant::now();
         let mut r = with_runner(record(1, t0 + Duration::from_secs(1)), "vmsstest000001-abc123", Some(7), busy(5));
         assert_eq!(corrections(std::slice::from_ref(&r), &[], t0), vec![], "registered after the listing");
-        r.touched = t0;
-        r.operation = Some(Operation::Reimage);
+        r.begin_operation(Operation::Reimage, t0);
         assert_eq!(corrections(&[r], &[], t0), vec![]);
     }
 

@@ -4,7 +4,7 @@
 //! ten times faster than on Azure (boot in seconds), and so does the write budget.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     io::Write,
     sync::{atomic::Ordering, Arc},
     time::Duration,
@@ -24,7 +24,11 @@ use crate::{
 use operator_sim::memory::{
     InMemoryBusyRecord, InMemoryGithub, InMemoryScaleSet, InMemorySecretStore, ScaleSetSettings, SimJob, WriteCounts,
 };
-use operator_sim::vms::Simulator;
+use operator_sim::{
+    memory::Boot,
+    vms::{HttpTransport, Hypervisor, HypervisorSettings, ScriptSettings, VmEnvironment, VmTransport},
+    SplitMix,
+};
 
 /// What the demo runs.
 #[derive(Clone, Debug)]
@@ -60,6 +64,34 @@ impl Default for DemoOptions {
     }
 }
 
+/// The VMs' scripts at the demo's pace: `vm/lib.sh`'s timings ten times faster
+/// (registration for up to 60 s, runner-exited repeated every 6 s), polling GitHub
+/// every 50 ms.
+fn demo_script() -> ScriptSettings {
+    ScriptSettings {
+        cloud_init: Duration::ZERO,
+        poll: Duration::from_millis(50),
+        ..ScriptSettings::of_the_scripts().faster(10)
+    }
+}
+
+/// The demo's VMs: real HTTP from each VM's own loopback address, healthy, each job
+/// running for its drawn duration.
+struct DemoVms {
+    operator: std::net::SocketAddr,
+    durations: HashMap<JobRef, Duration>,
+}
+
+impl VmEnvironment for DemoVms {
+    fn connect(&self, boot: &Boot) -> Box<dyn VmTransport> {
+        Box::new(HttpTransport::new(self.operator, boot.ip).expect("a loopback client builds"))
+    }
+
+    fn job_duration(&self, job: &JobRef) -> Duration {
+        self.durations.get(job).copied().unwrap_or(Duration::from_secs(1))
+    }
+}
+
 /// What happened, for the summary and for tests.
 #[derive(Clone, Debug)]
 pub struct DemoSummary {
@@ -79,21 +111,6 @@ pub enum DemoError {
     Bind(#[source] std::io::Error),
     #[error("the pool did not settle within {0:?}: {1}")]
     Timeout(Duration, String),
-}
-
-/// Small deterministic generator, so a seed reproduces a run.
-struct SplitMix(u64);
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo)
-    }
 }
 
 pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result<DemoSummary, DemoError> {
@@ -164,13 +181,12 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
             (job, at, Duration::from_millis(rng.range(shortest, longest.max(shortest + 1))))
         })
         .collect();
-    let lookup: Arc<std::collections::HashMap<JobRef, Duration>> =
-        Arc::new(jobs.iter().map(|(j, _, d)| (j.clone(), *d)).collect());
-    let sim = Simulator::start(
+    let env = DemoVms { operator: addr, durations: jobs.iter().map(|(j, _, d)| (j.clone(), *d)).collect() };
+    let sim = Hypervisor::start(
         scale_set.clone(),
         github.clone(),
-        addr,
-        Arc::new(move |job: &JobRef| lookup.get(job).copied().unwrap_or(Duration::from_secs(1))),
+        HypervisorSettings { tick: Duration::from_millis(25), script: demo_script(), seed: opts.seed },
+        Arc::new(env),
     );
 
     let _ = writeln!(
@@ -211,7 +227,7 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
                 c(InstanceState::Retiring) + c(InstanceState::Recyclable),
                 report.target.desired,
                 report.target.size_after,
-                report.actions.join("; ")
+                report.effects.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
             );
             if line != last_line {
                 let _ = writeln!(out, "{:>6.1}s  {line}", elapsed.as_secs_f64());

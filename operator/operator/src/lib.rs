@@ -23,4 +23,4 @@ pub mod sandbox;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use operator_core::{budget, fleet, model, pass, policy, ports, retry, truth};
+pub use operator_core::{budget, fleet, labels, model, pass, policy, ports, retry, truth};

@@ -11,7 +11,10 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::model::InstanceState;
+use crate::{
+    labels::{Api, CorrectionKind, HookKind, OperationKind, OperationOutcome},
+    model::InstanceState,
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabel {
@@ -113,12 +116,13 @@ impl Metrics {
             "Repairs of the operator's picture from GitHub's runner list (lost hooks, ghosts, orphaned markers)",
             corrections.clone(),
         );
-        for kind in crate::controller::CORRECTION_KINDS {
-            let _ = corrections.get_or_create(&KindLabel { kind });
+        for kind in CorrectionKind::ALL {
+            let _ = corrections.get_or_create(&KindLabel { kind: kind.as_str() });
         }
-        for kind in ["set_capacity", "delete", "reimage", "deregister"] {
-            for outcome in ["ok", "failed"] {
-                let _ = scale_operations.get_or_create(&OutcomeLabels { kind, outcome });
+        for kind in OperationKind::ALL {
+            for outcome in [OperationOutcome::Ok, OperationOutcome::Failed] {
+                let _ =
+                    scale_operations.get_or_create(&OutcomeLabels { kind: kind.as_str(), outcome: outcome.as_str() });
             }
         }
         for state in InstanceState::ALL {
@@ -139,20 +143,22 @@ impl Metrics {
         }
     }
 
-    pub fn correction(&self, kind: &'static str) {
-        self.corrections.get_or_create(&KindLabel { kind }).inc();
+    pub fn correction(&self, kind: CorrectionKind) {
+        self.corrections.get_or_create(&KindLabel { kind: kind.as_str() }).inc();
     }
 
-    pub fn hook(&self, kind: &'static str, outcome: &'static str) {
-        self.hooks.get_or_create(&OutcomeLabels { kind, outcome }).inc();
+    /// `outcome` is `applied`, `repeated` or the refusal's code (`HookError::kind`).
+    pub fn hook(&self, kind: HookKind, outcome: &'static str) {
+        self.hooks.get_or_create(&OutcomeLabels { kind: kind.as_str(), outcome }).inc();
     }
 
-    pub fn scale_operation(&self, kind: &'static str, outcome: &'static str) {
-        self.scale_operations.get_or_create(&OutcomeLabels { kind, outcome }).inc();
+    pub fn scale_operation(&self, kind: OperationKind, outcome: OperationOutcome) {
+        self.scale_operations.get_or_create(&OutcomeLabels { kind: kind.as_str(), outcome: outcome.as_str() }).inc();
     }
 
-    pub fn api_error(&self, api: &'static str, kind: &'static str) {
-        self.cloud_api_errors.get_or_create(&ApiErrorLabels { api, kind }).inc();
+    /// `kind` is the failing error's own classification (e.g. `CloudFault::kind`).
+    pub fn api_error(&self, api: Api, kind: &'static str) {
+        self.cloud_api_errors.get_or_create(&ApiErrorLabels { api: api.as_str(), kind }).inc();
     }
 
     /// The text exposition format.

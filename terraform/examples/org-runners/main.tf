@@ -1,16 +1,11 @@
 # Organization runners in a runner group, authenticated as a GitHub App whose
 # private key Terraform writes into the key vault; Spot VMs from the gallery
-# image that image.yml publishes.
-
-resource "azurerm_resource_group" "this" {
-  name     = var.resource_group_name
-  location = var.location
-}
+# image that image.yml publishes. The resource group must exist (docs/deploy.md).
 
 module "github_runners" {
   source = "../.."
 
-  resource_group_name  = azurerm_resource_group.this.name
+  resource_group_name  = var.resource_group_name
   vmss_runner_name     = "vmss-org-runners"
   vmss_scaler_name     = "vm-org-scaler"
   admin_ssh_public_key = var.admin_ssh_public_key
@@ -34,8 +29,10 @@ module "github_runners" {
   pool_max_instances          = 50
   pool_free_target_percentage = 20
 
+  # null on the first apply (the gallery has no version yet), then "latest" or a
+  # pinned version once image.yml has published one (docs/deploy.md, "Images").
   runner_image = {
-    gallery_image_version = "latest"
+    gallery_image_version = var.runner_image_version
   }
   runners = {
     sku  = "Standard_D8ads_v5"

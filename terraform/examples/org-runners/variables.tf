@@ -27,16 +27,15 @@ variable "key_vault_allowed_ip_ranges" {
   nullable    = false
 }
 
-variable "location" {
-  type        = string
-  default     = "westeurope"
-  description = "Azure region of the deployment."
-  nullable    = false
-}
-
 variable "resource_group_name" {
   type        = string
   default     = "rg-github-org-runners"
-  description = "Resource group created for the deployment."
+  description = "Existing resource group of the deployment (created beforehand, with the deployer's roles on it: docs/deploy.md)."
   nullable    = false
+}
+
+variable "runner_image_version" {
+  type        = string
+  default     = null
+  description = "Gallery image version the runners boot (\"latest\" or e.g. \"2026.1201.830\"); null: the marketplace Ubuntu, for the first apply before an image exists."
 }

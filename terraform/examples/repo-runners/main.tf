@@ -1,15 +1,11 @@
 # Repository runners authenticated with a PAT that you store in the key vault
-# out of band after the first apply (docs/terraform.md, "The GitHub credential").
-
-resource "azurerm_resource_group" "this" {
-  name     = var.resource_group_name
-  location = var.location
-}
+# out of band after the first apply (docs/deploy.md). The resource group must exist:
+# the deploying principal's rights are scoped to it. This is what deploy.yml applies.
 
 module "github_runners" {
   source = "../.."
 
-  resource_group_name         = azurerm_resource_group.this.name
+  resource_group_name         = var.resource_group_name
   vmss_runner_name            = var.vmss_runner_name
   vmss_scaler_name            = var.vmss_scaler_name
   admin_ssh_public_key        = var.admin_ssh_public_key
@@ -19,4 +15,11 @@ module "github_runners" {
   pool_min_instances          = var.pool_min_instances
   pool_max_instances          = var.pool_max_instances
   pool_free_target_percentage = var.pool_free_target_percentage
+
+  # null on the first apply (the gallery has no version yet), then "latest" or a
+  # pinned version once image.yml has published one (docs/deploy.md, "Images").
+  runner_image = {
+    ubuntu_version        = var.runner_ubuntu_version
+    gallery_image_version = var.runner_image_version
+  }
 }

@@ -20,13 +20,6 @@ variable "github_repository" {
   nullable    = false
 }
 
-variable "location" {
-  type        = string
-  default     = "westeurope"
-  description = "Azure region of the deployment."
-  nullable    = false
-}
-
 variable "pool_free_target_percentage" {
   type        = number
   default     = 25
@@ -51,14 +44,27 @@ variable "pool_min_instances" {
 variable "resource_group_name" {
   type        = string
   default     = "rg-github-runners"
-  description = "Resource group created for the deployment."
+  description = "Existing resource group of the deployment (created beforehand, with the deployer's roles on it: docs/deploy.md)."
   nullable    = false
+}
+
+variable "runner_image_version" {
+  type        = string
+  default     = null
+  description = "Gallery image version the runners boot (\"latest\" or e.g. \"2026.1201.830\"); null: the marketplace Ubuntu, for the first apply before an image exists."
 }
 
 variable "runner_labels" {
   type        = list(string)
   default     = ["self-hosted", "linux", "x64", "azure"]
   description = "Runner labels (seed parameter runner-labels)."
+  nullable    = false
+}
+
+variable "runner_ubuntu_version" {
+  type        = string
+  default     = "24.04"
+  description = "Ubuntu release of the runners (\"24.04\" or \"22.04\"): picks the gallery definition github-runner-ubuntu-<release>."
   nullable    = false
 }
 

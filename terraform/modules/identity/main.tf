@@ -12,6 +12,42 @@
 # access deliberately, and so the scale set's identity does not change later.
 
 locals {
+  # Custom role names are unique in the whole tenant: the resource group id (with the
+  # subscription in it) makes them unique per deployment, so staging and production in
+  # two subscriptions can use the same scale set name.
+  role_name_suffix = substr(sha256(lower(var.resource_group_id)), 0, 8)
+
+  # The operator's calls (operator/operator/src/azure/arm.rs): GET and PATCH of the scale
+  # set, GET of its virtualMachines (with $expand=instanceView) and of its network
+  # interfaces, POST delete and reimage with instance ids. Nothing else.
+  scaler_vmss_actions = [
+    # GET {vmss}: the model and its capacity.
+    "Microsoft.Compute/virtualMachineScaleSets/read",
+    # PATCH {vmss} sku.capacity (scale out / in). Also permits other model changes,
+    # which is why this role is assigned on the runner scale set only.
+    "Microsoft.Compute/virtualMachineScaleSets/write",
+    # POST {vmss}/delete with instanceIds: scale in exactly the idle instances.
+    "Microsoft.Compute/virtualMachineScaleSets/delete/action",
+    # POST {vmss}/reimage with instanceIds: recycle a finished runner.
+    "Microsoft.Compute/virtualMachineScaleSets/reimage/action",
+    # GET {vmss}/virtualMachines: instances, provisioning and power state.
+    "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/read",
+    # GET {vmss}/networkInterfaces: map a hook's source IP to its instance.
+    "Microsoft.Compute/virtualMachineScaleSets/networkInterfaces/read",
+  ]
+  linked_access_actions = [
+    # New instances put their NIC in the runner subnet.
+    "Microsoft.Network/virtualNetworks/subnets/join/action",
+    # The scale set model carries the runner identity.
+    "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action",
+    # The scale set model references the gallery image.
+    "Microsoft.Compute/galleries/images/read",
+    "Microsoft.Compute/galleries/images/versions/read",
+  ]
+  create_roles          = var.custom_role_definition_ids == null
+  scaler_vmss_role_id   = local.create_roles ? azurerm_role_definition.scaler_vmss[0].role_definition_resource_id : var.custom_role_definition_ids.scaler_vmss
+  linked_access_role_id = local.create_roles ? azurerm_role_definition.scaler_linked_access[0].role_definition_resource_id : var.custom_role_definition_ids.linked_access
+
   # A BYO subnet may live in another resource group; the linked-access role
   # must be assignable there too.
   runner_subnet_resource_group_id = regex("(?i)^(/subscriptions/[^/]+/resourceGroups/[^/]+)/", var.runner_subnet_id)[0]
@@ -38,63 +74,55 @@ resource "azurerm_user_assigned_identity" "runners" {
   tags                = var.tags
 }
 
+# The two custom roles, unless the caller pre-created them (custom_role_definition_ids):
+# defining roles needs Microsoft.Authorization/roleDefinitions/write, which a deployer
+# limited to "Role Based Access Control Administrator" does not have (docs/deploy.md).
 resource "azurerm_role_definition" "scaler_vmss" {
-  name              = "vmss-github-runner scaler (${var.name})"
+  count = local.create_roles ? 1 : 0
+
+  name              = "vmss-github-runner scaler (${var.name}, ${local.role_name_suffix})"
   scope             = var.resource_group_id
-  description       = "Operate the instances of one runner scale set: read it, set its capacity, delete and reimage instances, read instance views and NICs."
+  description       = "Operate the instances of one runner scale set: read it and its instances and NICs, set its capacity, delete and reimage instances."
   assignable_scopes = [var.resource_group_id]
 
   permissions {
-    actions = [
-      # Read the scale set model and its capacity.
-      "Microsoft.Compute/virtualMachineScaleSets/read",
-      # Set sku.capacity (scale out / in). Also permits other model changes,
-      # which is why this role is assigned on the runner scale set only.
-      "Microsoft.Compute/virtualMachineScaleSets/write",
-      # Delete specific instances by id (scale in exactly the idle ones).
-      "Microsoft.Compute/virtualMachineScaleSets/delete/action",
-      "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/delete",
-      # Reimage a finished runner instead of deleting it.
-      "Microsoft.Compute/virtualMachineScaleSets/reimage/action",
-      "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/reimage/action",
-      # Observe instances: provisioning and power state.
-      "Microsoft.Compute/virtualMachineScaleSets/instanceView/read",
-      "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/read",
-      "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/instanceView/read",
-      # Map a hook's source IP to its instance.
-      "Microsoft.Compute/virtualMachineScaleSets/networkInterfaces/read",
-      "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/networkInterfaces/read",
-      "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/networkInterfaces/ipConfigurations/read",
-    ]
+    actions     = local.scaler_vmss_actions
     not_actions = []
   }
 }
 
 resource "azurerm_role_definition" "scaler_linked_access" {
-  name              = "vmss-github-runner scaler linked access (${var.name})"
+  count = local.create_roles ? 1 : 0
+
+  name              = "vmss-github-runner scaler linked access (${var.name}, ${local.role_name_suffix})"
   scope             = var.resource_group_id
   description       = "Linked-access checks of a scale set write: join the runner subnet, assign the runner identity, read the runner image."
   assignable_scopes = local.linked_access_assignable_scopes
 
   permissions {
-    actions = [
-      # New instances put their NIC in the runner subnet.
-      "Microsoft.Network/virtualNetworks/subnets/join/action",
-      # The scale set model carries the runner identity.
-      "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action",
-      # The scale set model references the gallery image.
-      "Microsoft.Compute/galleries/images/read",
-      "Microsoft.Compute/galleries/images/versions/read",
-    ]
+    actions     = local.linked_access_actions
     not_actions = []
   }
 }
 
+moved {
+  from = azurerm_role_definition.scaler_vmss
+  to   = azurerm_role_definition.scaler_vmss[0]
+}
+
+moved {
+  from = azurerm_role_definition.scaler_linked_access
+  to   = azurerm_role_definition.scaler_linked_access[0]
+}
+
 # Scope: the runner scale set only. Why: scale out/in, delete and reimage
-# instances, read instance views and NICs (custom role above).
+# instances, read instances and NICs (custom role above). Deliberately not granted:
+# Microsoft.Compute/locations/operations/read (the async-operation status of a delete
+# or reimage): it would have to be granted at resource-group scope or wider; the
+# operator treats a 403 on the status as "accepted" and confirms from the instance list.
 resource "azurerm_role_assignment" "scaler_vmss" {
   scope              = var.vmss_id
-  role_definition_id = azurerm_role_definition.scaler_vmss.role_definition_resource_id
+  role_definition_id = local.scaler_vmss_role_id
   principal_id       = azurerm_user_assigned_identity.scaler.principal_id
   principal_type     = "ServicePrincipal"
   description        = "Scaler operates the runner scale set's instances."
@@ -108,7 +136,7 @@ resource "azurerm_role_assignment" "scaler_linked_access" {
   for_each = local.linked_access_scopes
 
   scope              = each.value
-  role_definition_id = azurerm_role_definition.scaler_linked_access.role_definition_resource_id
+  role_definition_id = local.linked_access_role_id
   principal_id       = azurerm_user_assigned_identity.scaler.principal_id
   principal_type     = "ServicePrincipal"
   description        = "Scaler passes linked-access checks for ${each.key} on scale set writes."

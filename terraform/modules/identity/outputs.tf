@@ -1,3 +1,11 @@
+output "custom_role_actions" {
+  description = "The actions of the two custom roles (`scaler_vmss`, `linked_access`), for pre-creating them outside Terraform."
+  value = {
+    scaler_vmss   = local.scaler_vmss_actions
+    linked_access = local.linked_access_actions
+  }
+}
+
 output "runner_identity_id" {
   description = "Resource id of the runner identity (holds no role assignment)."
   value       = azurerm_user_assigned_identity.runners.id

@@ -52,6 +52,21 @@ variable "vmss_id" {
   nullable    = false
 }
 
+variable "custom_role_definition_ids" {
+  type = object({
+    scaler_vmss   = string
+    linked_access = string
+  })
+  default     = null
+  description = "Resource ids of the two custom roles when they are pre-created outside Terraform (docs/deploy.md, \"Custom roles\": same actions as this module's `custom_role_actions` output; `scaler_vmss` assignable on the scale set, `linked_access` on the runner subnet, runner identity and image definition). Null: the module defines them, which needs Microsoft.Authorization/roleDefinitions/write."
+
+  validation {
+    # try(): values(null) fails when the variable is null, which is valid.
+    condition     = try(alltrue([for id in values(var.custom_role_definition_ids) : can(regex("(?i)/providers/Microsoft\\.Authorization/roleDefinitions/[^/]+$", id))]), true)
+    error_message = "custom_role_definition_ids values must be role definition resource ids (.../providers/Microsoft.Authorization/roleDefinitions/<guid>)."
+  }
+}
+
 variable "tags" {
   type        = map(string)
   default     = {}

@@ -60,6 +60,18 @@ resource "azurerm_role_assignment" "secrets_officer" {
   }
 }
 
+# Azure RBAC takes minutes to reach the Key Vault data plane: a secret written right
+# after its role assignment fails with 403 ForbiddenByRbac on the first apply
+# (azurerm#23927; the AVM key vault module waits the same way).
+resource "time_sleep" "secrets_officer_propagation" {
+  count = var.manage_github_credential_secret ? 1 : 0
+
+  create_duration = var.rbac_propagation_wait
+  triggers = {
+    role_assignment_id = azurerm_role_assignment.secrets_officer[0].id
+  }
+}
+
 resource "azurerm_key_vault_secret" "github_credential" {
   count = var.manage_github_credential_secret ? 1 : 0
 
@@ -69,12 +81,26 @@ resource "azurerm_key_vault_secret" "github_credential" {
   content_type    = var.github_credential_content_type
   expiration_date = var.github_credential_expiration_date
 
-  depends_on = [azurerm_role_assignment.secrets_officer, azurerm_private_endpoint.this]
+  depends_on = [time_sleep.secrets_officer_propagation, azurerm_private_endpoint.this]
 
   lifecycle {
     precondition {
       condition     = var.github_credential != null
       error_message = "manage_github_credential_secret = true needs github_credential; or set it to false and create the secret out of band (see docs/terraform.md)."
     }
+  }
+}
+
+# Who read the GitHub credential, and when: the vault's AuditEvent log, when a
+# workspace is given (the queue's logs go to the same workspace).
+resource "azurerm_monitor_diagnostic_setting" "this" {
+  count = var.log_analytics_workspace_id == null ? 0 : 1
+
+  name                       = "key-vault-audit"
+  target_resource_id         = azurerm_key_vault.this.id
+  log_analytics_workspace_id = var.log_analytics_workspace_id
+
+  enabled_log {
+    category = "AuditEvent"
   }
 }

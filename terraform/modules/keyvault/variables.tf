@@ -93,11 +93,29 @@ variable "github_credential_secret_name" {
   }
 }
 
+variable "log_analytics_workspace_id" {
+  type        = string
+  default     = null
+  description = "Log Analytics workspace that receives the vault's AuditEvent log (every secret read). Null: no diagnostic setting."
+}
+
 variable "manage_github_credential_secret" {
   type        = bool
   default     = false
   description = "true: Terraform writes `github_credential` into the vault (needs data-plane access: run inside the VNet or list your address in `allowed_ip_ranges`) and grants `secrets_officer_principal_id` Key Vault Secrets Officer. false: create the secret out of band."
   nullable    = false
+}
+
+variable "rbac_propagation_wait" {
+  type        = string
+  default     = "120s"
+  description = "How long to wait after granting Key Vault Secrets Officer before writing the secret (manage_github_credential_secret only): RBAC reaches the data plane after minutes."
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[0-9]+[smh]$", var.rbac_propagation_wait))
+    error_message = "rbac_propagation_wait must be a duration such as \"120s\" or \"3m\"."
+  }
 }
 
 variable "secrets_officer_principal_id" {

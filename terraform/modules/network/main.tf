@@ -24,6 +24,10 @@ locals {
     key_vault = "privatelink.vaultcore.azure.net"
     queue     = "privatelink.queue.core.windows.net"
   }
+  # Hub-spoke landing zones keep these zones centrally, already linked to the VNet:
+  # then use them (existing_private_dns_zone_ids) and create none here.
+  create_private_dns_zones = var.existing_private_dns_zone_ids == null
+  private_dns_zone_ids     = local.create_private_dns_zones ? { for key, zone in azurerm_private_dns_zone.this : key => zone.id } : tomap(var.existing_private_dns_zone_ids)
 }
 
 resource "azurerm_virtual_network" "this" {
@@ -244,9 +248,10 @@ resource "azurerm_subnet_nat_gateway_association" "scaler" {
 }
 
 # Private DNS for the private endpoints of the key vault and the queue, linked
-# to the VNet of the scaler (created here or brought by the caller).
+# to the VNet of the scaler (created here or brought by the caller); none when the
+# caller brings its own zones.
 resource "azurerm_private_dns_zone" "this" {
-  for_each = local.private_dns_zones
+  for_each = local.create_private_dns_zones ? local.private_dns_zones : {}
 
   name                = each.value
   resource_group_name = var.resource_group_name
@@ -254,7 +259,7 @@ resource "azurerm_private_dns_zone" "this" {
 }
 
 resource "azurerm_private_dns_zone_virtual_network_link" "this" {
-  for_each = local.private_dns_zones
+  for_each = local.create_private_dns_zones ? local.private_dns_zones : {}
 
   name                  = "link-${var.name}-${replace(each.key, "_", "-")}"
   resource_group_name   = var.resource_group_name

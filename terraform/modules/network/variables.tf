@@ -48,6 +48,15 @@ variable "admin_source_address_prefixes" {
   }
 }
 
+variable "existing_private_dns_zone_ids" {
+  type = object({
+    key_vault = string
+    queue     = string
+  })
+  default     = null
+  description = "Existing `privatelink.vaultcore.azure.net` and `privatelink.queue.core.windows.net` zones (for example a hub's, already linked to the VNet); the module then creates and links none. Null: create both and link them to the scaler's VNet."
+}
+
 variable "existing_subnets" {
   type = object({
     runner_subnet_id = string

@@ -1,6 +1,12 @@
 # The runner scale set. Its capacity belongs to the operator: Terraform creates
 # it empty and never touches `instances` again (no Azure autoscale either).
 
+locals {
+  # Host names of the instances start with this; the operator gets the same value
+  # (output computer_name_prefix) and leaves instances named otherwise alone.
+  computer_name_prefix = substr(var.name, 0, 9)
+}
+
 resource "azurerm_linux_virtual_machine_scale_set" "this" {
   #checkov:skip=CKV_AZURE_97:Encryption at host needs a subscription feature registration; it is the encryption_at_host_enabled input (default false). Ephemeral OS disks keep nothing after an instance is deleted or reimaged.
   name                 = var.name
@@ -9,7 +15,7 @@ resource "azurerm_linux_virtual_machine_scale_set" "this" {
   sku                  = var.sku
   instances            = 0
   zones                = length(var.zones) > 0 ? var.zones : null
-  computer_name_prefix = substr(var.name, 0, 9)
+  computer_name_prefix = local.computer_name_prefix
   tags                 = var.tags
 
   # The operator decides which instances exist: no overprovisioned extras,

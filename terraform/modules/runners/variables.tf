@@ -96,12 +96,12 @@ variable "os_disk" {
     storage_type = optional(string, "Standard_LRS")
   })
   default     = {}
-  description = "OS disk: ephemeral (on the host's local disk, fast reimage, nothing persisted) where the VM size's cache or resource disk is at least the image size; `placement` is ResourceDisk, CacheDisk or NvmeDisk. Set `ephemeral = false` for sizes without a local disk."
+  description = "OS disk: ephemeral (on the host's local disk, fast reimage, nothing persisted) where the VM size's cache or resource disk is at least the image size; `placement` is ResourceDisk or CacheDisk (the values azurerm 4.x accepts for a scale set). Set `ephemeral = false` for sizes without a local disk."
   nullable    = false
 
   validation {
-    condition     = contains(["ResourceDisk", "CacheDisk", "NvmeDisk"], var.os_disk.placement)
-    error_message = "os_disk.placement must be ResourceDisk, CacheDisk or NvmeDisk."
+    condition     = contains(["ResourceDisk", "CacheDisk"], var.os_disk.placement)
+    error_message = "os_disk.placement must be ResourceDisk or CacheDisk (azurerm 4.x has no NvmeDisk for scale sets)."
   }
   validation {
     condition     = contains(["Standard_LRS", "StandardSSD_LRS", "Premium_LRS", "StandardSSD_ZRS", "Premium_ZRS"], var.os_disk.storage_type)

@@ -35,14 +35,26 @@ locals {
   })
 
   # The scaler's boot: one source for Terraform and the tests, cloud-init/scaler.yaml
-  # at the repository root, with the unit and install script from vm/scaler/. Files
-  # go in base64 so their text needs no YAML indentation or template escaping.
+  # at the repository root, with the units and scripts from vm/scaler/. Files go in
+  # base64 so their text needs no YAML indentation or template escaping. Nothing that
+  # changes with the configuration is in here: custom_data is ForceNew on a VM.
   cloud_init = templatefile("${path.module}/../../../cloud-init/scaler.yaml", {
-    operator_config_json    = base64encode(local.operator_config_json)
-    operator_service        = filebase64("${path.module}/../../../vm/scaler/operator.service")
-    install_operator        = filebase64("${path.module}/../../../vm/scaler/install-operator.sh")
-    operator_package_url    = var.operator_package.url
-    operator_package_sha256 = var.operator_package.sha256
+    operator_service = filebase64("${path.module}/../../../vm/scaler/operator.service")
+    install_operator = filebase64("${path.module}/../../../vm/scaler/install-operator.sh")
+    refresh_config   = filebase64("${path.module}/../../../vm/scaler/refresh-operator-config.sh")
+    config_service   = filebase64("${path.module}/../../../vm/scaler/vmss-github-runner-config.service")
+    config_timer     = filebase64("${path.module}/../../../vm/scaler/vmss-github-runner-config.timer")
+  })
+
+  # What changes with the configuration: the operator config and the package pin, as
+  # the VM's user data (updated in place, no replacement; vm/scaler/refresh-operator-config.sh
+  # applies it within a minute and restarts the operator).
+  user_data = jsonencode({
+    operator_config_b64 = base64encode(local.operator_config_json)
+    operator_package = {
+      url    = var.operator_package.url
+      sha256 = var.operator_package.sha256
+    }
   })
 }
 
@@ -78,6 +90,7 @@ resource "azurerm_linux_virtual_machine" "this" {
   }
 
   custom_data = base64encode(local.cloud_init)
+  user_data   = base64encode(local.user_data)
 
   source_image_reference {
     publisher = "Canonical"

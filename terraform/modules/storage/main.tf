@@ -98,8 +98,14 @@ resource "azurerm_shared_image_gallery" "this" {
   tags                = var.tags
 }
 
+# One definition per supported Ubuntu release (packer/build.sh publishes to
+# github-runner-ubuntu-<release>); the root module picks one for the scale set.
+# Definitions cost nothing, and keeping both lets a pool move between releases without
+# deleting a definition that still holds versions.
 resource "azurerm_shared_image" "runner" {
-  name                     = var.image_definition.name
+  for_each = toset(var.ubuntu_versions)
+
+  name                     = "github-runner-ubuntu-${each.key}"
   gallery_name             = azurerm_shared_image_gallery.this.name
   resource_group_name      = var.resource_group_name
   location                 = var.location
@@ -113,6 +119,11 @@ resource "azurerm_shared_image" "runner" {
   identifier {
     publisher = var.image_definition.publisher
     offer     = var.image_definition.offer
-    sku       = var.image_definition.sku
+    sku       = "ubuntu-${each.key}"
   }
+}
+
+moved {
+  from = azurerm_shared_image.runner
+  to   = azurerm_shared_image.runner["24.04"]
 }

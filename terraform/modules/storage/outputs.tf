@@ -3,24 +3,24 @@ output "gallery_name" {
   value       = azurerm_shared_image_gallery.this.name
 }
 
-output "image_definition_id" {
-  description = "Resource id of the runner image definition."
-  value       = azurerm_shared_image.runner.id
+output "image_definition_ids" {
+  description = "Resource ids of the runner image definitions, by Ubuntu release (\"22.04\", \"24.04\")."
+  value       = { for release, image in azurerm_shared_image.runner : release => image.id }
 }
 
-output "image_definition_name" {
-  description = "Name of the runner image definition."
-  value       = azurerm_shared_image.runner.name
+output "image_definition_names" {
+  description = "Names of the runner image definitions, by Ubuntu release."
+  value       = { for release, image in azurerm_shared_image.runner : release => image.name }
 }
 
 output "queue_id" {
   description = "Azure Resource Manager id of the busy-runner queue (scope of the scaler's Storage Queue Data Contributor role)."
-  value       = azurerm_storage_queue.this.resource_manager_id
+  value       = azurerm_storage_queue.this.id
 }
 
 output "queue_url" {
   description = "URL of the busy-runner queue, for example https://account.queue.core.windows.net/busy-runners."
-  value       = "${trimsuffix(azurerm_storage_account.this.primary_queue_endpoint, "/")}/${azurerm_storage_queue.this.name}"
+  value       = azurerm_storage_queue.this.url
 }
 
 output "storage_account_id" {

@@ -58,13 +58,11 @@ variable "account_replication_type" {
 
 variable "image_definition" {
   type = object({
-    name      = optional(string, "github-runner-ubuntu-24.04")
     publisher = optional(string, "vmss-github-runner")
     offer     = optional(string, "github-runner")
-    sku       = optional(string, "ubuntu-24.04")
   })
   default     = {}
-  description = "Gallery image definition that receives the Packer builds of the runner image (Linux, generalized, Hyper-V generation 2, Trusted Launch)."
+  description = "Publisher and offer of the gallery image definitions (Linux, generalized, Hyper-V generation 2, Trusted Launch) that receive the Packer builds; each definition is named `github-runner-ubuntu-<release>` with SKU `ubuntu-<release>`."
   nullable    = false
 }
 
@@ -91,4 +89,16 @@ variable "tags" {
   default     = {}
   description = "Tags applied to every resource of this module."
   nullable    = false
+}
+
+variable "ubuntu_versions" {
+  type        = list(string)
+  default     = ["22.04", "24.04"]
+  description = "Ubuntu releases that get an image definition (`github-runner-ubuntu-<release>`), the ones packer/build.sh can build."
+  nullable    = false
+
+  validation {
+    condition     = length(var.ubuntu_versions) > 0 && alltrue([for v in var.ubuntu_versions : contains(["22.04", "24.04"], v)])
+    error_message = "ubuntu_versions may hold \"22.04\" and \"24.04\" (20.04 is end of life)."
+  }
 }

@@ -4,7 +4,7 @@ terraform {
   required_providers {
     azurerm = {
       source  = "hashicorp/azurerm"
-      version = ">= 4.42, < 5.0"
+      version = ">= 4.46, < 5.0"
     }
   }
 }

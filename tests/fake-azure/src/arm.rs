@@ -151,7 +151,8 @@ impl Default for ArmSettings {
     }
 }
 
-/// Accepted writes, by kind.
+/// Accepted writes, by kind. Deliberately not `operator_sim::memory::WriteCounts`:
+/// this fake shares no code with the operator's side (see the crate docs).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WriteCounts {
     pub set_capacity: u32,
@@ -188,6 +189,9 @@ struct Inst {
     generation: u32,
 }
 
+/// Azure's per-scale-set write limit. It does what `operator_core::budget::WriteBudget`
+/// does on the operator's side, written again on purpose: a fake that reused the
+/// operator's bucket could not show the operator's bucket to be wrong (crate docs).
 struct Bucket {
     tokens: u32,
     last_refill: Instant,

@@ -8,6 +8,17 @@
 //! Every fake records each exchange as a [`contract::Exchange`] for checking against the
 //! official API descriptions, and takes injected faults ([`Fault`]) from the test.
 //! [`FakeAzure::start`] starts all three with one call.
+//!
+//! # Why a model of its own
+//!
+//! The scale set here is a second model of the one in `operator-sim` (`memory::scale_set`,
+//! the only in-process one, which the demo and the fault suite run on), and its
+//! [`WriteCounts`] and write-limit token bucket ([`WriteLimit`]) repeat what `operator-sim`
+//! and `operator-core`'s `budget::WriteBudget` do. That is on purpose: this fake checks
+//! the operator's real Resource Manager client against the official API descriptions,
+//! and a fake that shared code with the operator's side (its ports, its budget, its
+//! simulator) would share its misunderstandings too, and could not catch them. It
+//! depends on neither crate; keep it so.
 
 #![allow(
     clippy::result_large_err,

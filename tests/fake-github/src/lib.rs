@@ -10,6 +10,15 @@
 //! headers on every answer, enforces primary and secondary rate limits, answers
 //! conditional list requests with 304 (free of charge), injects faults on demand
 //! and records every exchange for the contract check.
+//!
+//! # Why a model of its own
+//!
+//! The runner and job bookkeeping here (`state.rs`) is a second model of the one in
+//! `operator-sim` (`memory::github`, the only in-process one, which the demo and the
+//! fault suite run on). That is on purpose: this fake checks the operator's real GitHub
+//! client against the official API description, and a fake that shared code with the
+//! operator's side would share its misunderstandings too, and could not catch them. It
+//! depends on neither `operator-core` nor `operator-sim`; keep it so.
 
 mod auth;
 mod runner_api;

@@ -1,8 +1,12 @@
 //! The deterministic fault suite (issue 4's proof). Each seed draws a scenario —
 //! pool bounds, a workload and a fault schedule — and runs the real controller,
-//! reconcile loop and policy against the operator's stateful in-memory fakes on
-//! tokio's paused clock: hours of pool life in milliseconds, and the same seed
-//! always replays the same run. See `docs/fault-suite.md`.
+//! reconcile loop and policy against the simulated world of `operator-sim` (its
+//! scale set, GitHub, busy record and VMs, the same the demo runs) on tokio's paused
+//! clock: hours of pool life in milliseconds, and the same seed always replays the
+//! same run. What is the suite's own: the scenario (`scenario`), the faults
+//! (`faults`, and the VM fates and hook faults in `vms`), operator processes that
+//! die and restart (`process`) and the invariants (`invariants`). See
+//! `docs/fault-suite.md`.
 //!
 //! `cargo run -p fault-suite -- --seed N` reproduces one run with its log.
 
@@ -10,13 +14,16 @@ pub mod faults;
 pub mod invariants;
 pub mod process;
 pub mod scenario;
-pub mod vm;
+pub mod vms;
 pub mod world;
 
 use std::{sync::Arc, time::Duration};
 
 use operator::policy::required_free;
-use operator_sim::memory::SimJob;
+use operator_sim::{
+    memory::SimJob,
+    vms::{Hypervisor, HypervisorSettings},
+};
 use tokio::time::Instant;
 
 use crate::{
@@ -57,7 +64,12 @@ pub fn run_scenario(scenario: Scenario) -> Outcome {
 
 async fn simulate(scenario: Scenario) -> Outcome {
     let world = World::new(scenario);
-    let hypervisor = tokio::spawn(vm::hypervisor(world.clone()));
+    let hypervisor = Hypervisor::start(
+        world.scale_set.clone(),
+        world.github.clone(),
+        HypervisorSettings { tick: Duration::from_secs(1), script: scenario::script(), seed: world.scenario.seed },
+        Arc::new(vms::FaultVms(world.clone())),
+    );
     let workload = tokio::spawn(submit_jobs(world.clone()));
     let mut checker = Checker::default();
     let mut processes = 0u64;
@@ -119,7 +131,7 @@ async fn simulate(scenario: Scenario) -> Outcome {
         world.record().down.push((since, None));
     }
     checker.finish(&world, process.as_ref().map(Process::controller));
-    hypervisor.abort();
+    hypervisor.stop().await;
     let record = world.record();
     Outcome {
         seed: world.scenario.seed,
@@ -155,7 +167,7 @@ async fn submit_jobs(world: Arc<World>) {
     let s = &world.scenario;
     for spec in &s.jobs {
         tokio::time::sleep_until(start + spec.arrives).await;
-        let job = vm::job_ref(spec.number);
+        let job = vms::job_ref(spec.number);
         world.github.enqueue(SimJob { job, labels: LABELS.iter().map(|l| (*l).to_owned()).collect() });
         let busy = world.github.runner_jobs().len() as u32;
         let desired = (busy + required_free(busy, s.free_target_percentage)).clamp(s.min, s.max);

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use operator_sim::vms::ScriptSettings;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 
@@ -26,6 +27,18 @@ pub const RUNNER_EXITED_REPEAT: Duration = Duration::from_secs(60);
 pub const QUIET: Duration = Duration::from_secs(20 * 60);
 /// A run that has not drained its jobs by then is a violation in itself.
 pub const HORIZON: Duration = Duration::from_secs(6 * 3600);
+
+/// The VMs' scripts: `vm/lib.sh`'s timings, with this suite's registration timeout,
+/// cloud-init taking half of [`VM_START`] and the runner polling every [`POLL`].
+pub fn script() -> ScriptSettings {
+    ScriptSettings {
+        cloud_init: VM_START / 2,
+        registration_timeout: REGISTRATION_TIMEOUT,
+        runner_exited_repeat: RUNNER_EXITED_REPEAT,
+        poll: POLL,
+        ..ScriptSettings::of_the_scripts()
+    }
+}
 
 /// Boot latency in invariant 3: a new or reimaged instance until its runner polls.
 pub fn boot_latency() -> Duration {

@@ -1,11 +1,10 @@
-//! The world outside the operator: the scale set, GitHub and the busy record (the
-//! operator's in-memory fakes, shared by every operator incarnation), the fault
+//! The world outside the operator: the scale set, GitHub and the busy record
+//! (`operator_sim::memory`, shared by every operator incarnation), the fault
 //! injector's random stream, and the record of what happened that the invariants
 //! are checked against.
 
 use std::{
     collections::BTreeMap,
-    net::IpAddr,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -14,7 +13,7 @@ use std::{
 };
 
 use operator::{
-    controller::{Controller, Registration},
+    controller::Controller,
     model::{InstanceId, JobRef},
 };
 use operator_sim::memory::{InMemoryBusyRecord, InMemoryGithub, InMemoryScaleSet, ScaleSetSettings};
@@ -35,31 +34,6 @@ impl Incarnation {
     pub fn is_alive(&self) -> bool {
         self.alive.load(Ordering::SeqCst)
     }
-}
-
-/// What a simulated VM asks the operator.
-#[derive(Clone, Debug)]
-pub enum Call {
-    Register,
-    JobStarted(JobRef),
-    JobCompleted(JobRef),
-    RunnerExited,
-}
-
-/// How a call failed, as the VM's script sees it.
-#[derive(Debug)]
-pub enum CallError {
-    /// Connection refused or reset: no operator, or it died before answering.
-    Unreachable,
-    /// An answer the script retries (403 while unlisted, 5xx).
-    Retry(&'static str),
-    /// An answer the script gives up on (409).
-    Refused(&'static str),
-}
-
-pub enum Reply {
-    Registration(Registration),
-    Done,
 }
 
 /// What happened, for the invariants and the report.
@@ -187,27 +161,6 @@ impl World {
 
     pub fn operator(&self) -> Option<Incarnation> {
         self.operator.lock().expect("operator slot poisoned").clone()
-    }
-
-    /// A VM's HTTP call to the operator, with what the script would see.
-    pub async fn call(&self, ip: IpAddr, call: Call) -> Result<Reply, CallError> {
-        let Some(incarnation) = self.operator() else { return Err(CallError::Unreachable) };
-        let ctl = &incarnation.controller;
-        let result = match call {
-            Call::Register => ctl.register(ip).await.map(Reply::Registration),
-            Call::JobStarted(job) => ctl.job_started(ip, job).await.map(|_| Reply::Done),
-            Call::JobCompleted(job) => ctl.job_completed(ip, job).await.map(|_| Reply::Done),
-            Call::RunnerExited => ctl.runner_exited(ip).await.map(|_| Reply::Done),
-        };
-        // A process that died while handling the call never sent the answer.
-        if !incarnation.is_alive() {
-            return Err(CallError::Unreachable);
-        }
-        // The VM scripts (vm/lib.sh) retry 403, 429 and 5xx and give up on the rest.
-        result.map_err(|e| match e.status() {
-            403 | 429 | 500..=599 => CallError::Retry(e.kind()),
-            _ => CallError::Refused(e.kind()),
-        })
     }
 
     /// Is the job of any runner on this VM (any boot) still running at GitHub?

@@ -17,6 +17,7 @@ const REGRESSION_SEEDS: &[u64] = &[
     58,  // a lost queue answer left a marker that a restart adopted for a later boot: Busy forever
     95,  // a failed runner listing abandoned a batch whose first instances were already marked: stuck "reimaging"
     172, // the same, for a delete
+    706, // a restart restarted the registration clock of a VM whose runner registered but never came online
 ];
 
 /// How many seeds the test command runs (FAULT_SUITE_SEEDS=2000 for a longer soak).

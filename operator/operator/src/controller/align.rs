@@ -9,6 +9,7 @@ use tracing::{info, warn};
 use super::Controller;
 use crate::{
     fleet::{InstanceRecord, OrphanMarker, Phase},
+    labels::{Api, CorrectionKind, OperationKind, OperationOutcome},
     ports::{BusyMarker, DeregisterOutcome},
 };
 use crate::{truth, truth::Correction};
@@ -17,15 +18,15 @@ impl Controller {
     /// Removes the markers of instances that vanished while busy. A failed removal
     /// is kept for the next pass.
     pub(super) async fn remove_orphan_markers(&self) {
-        let orphans = std::mem::take(&mut *self.shared.orphan_markers.lock().expect("orphan markers poisoned"));
+        let orphans = std::mem::take(&mut self.state().orphan_markers);
         for orphan in orphans {
             match self.ports().busy.remove(&orphan.active.marker).await {
                 Ok(()) => {
-                    self.metrics().correction("orphan_marker_removed");
+                    self.metrics().correction(CorrectionKind::OrphanMarkerRemoved);
                     warn!(instance = %orphan.instance, job = %orphan.active.job, "instance vanished while busy; busy marker removed");
                 }
                 Err(err) => {
-                    self.metrics().api_error("busy_record", "write");
+                    self.metrics().api_error(Api::BusyRecord, "write");
                     warn!(instance = %orphan.instance, error = %err, "removing the marker of a vanished instance failed; will retry");
                     self.keep_orphan_marker(orphan);
                 }
@@ -35,7 +36,7 @@ impl Controller {
 
     /// A marker nothing tracks any more; the next pass removes it.
     pub(super) fn keep_orphan_marker(&self, orphan: OrphanMarker) {
-        self.shared.orphan_markers.lock().expect("orphan markers poisoned").push(orphan);
+        self.state().orphan_markers.push(orphan);
     }
 
     /// Lists GitHub's runners and repairs what lost hooks left wrong. A GitHub error
@@ -45,12 +46,12 @@ impl Controller {
         let runners = match self.ports().github.list_runners().await {
             Ok(runners) => runners,
             Err(err) => {
-                self.metrics().api_error("github", err.kind());
+                self.metrics().api_error(Api::Github, err.kind());
                 warn!(error = %err, "listing GitHub's runners failed; lost hooks are repaired on a later pass");
                 return;
             }
         };
-        let records: Vec<InstanceRecord> = self.fleet().records().cloned().collect();
+        let records: Vec<InstanceRecord> = self.state().fleet.records().cloned().collect();
         for correction in truth::corrections(&records, &runners, listed_at) {
             let Some(id) = correction.instance().cloned() else {
                 if let Correction::GhostRunner { runner_id, name } = &correction {
@@ -58,28 +59,28 @@ impl Controller {
                 }
                 continue;
             };
-            let _turn = self.lock_instance(&id).await;
+            let _turn = self.turn(&id).await;
             // Re-derive in the instance's turn: a hook may have changed the record since.
-            let Some(record) = self.fleet().get(&id).cloned() else { continue };
+            let Some(record) = self.state().fleet.get(&id).cloned() else { continue };
             if truth::for_record(&record, &runners, listed_at).as_ref() != Some(&correction) {
                 continue;
             }
             let mut marker = None;
-            match (&correction, &record.phase) {
+            match (&correction, record.phase()) {
                 (Correction::RunnerGone { .. } | Correction::BusyUnconfirmed { .. }, Phase::Busy(active)) => {
                     if let Err(err) = self.ports().busy.remove(&active.marker).await {
-                        self.metrics().api_error("busy_record", "write");
+                        self.metrics().api_error(Api::BusyRecord, "write");
                         warn!(instance = %id, error = %err, "removing the busy marker of a finished runner failed; will retry");
                         continue;
                     }
                 }
                 (Correction::JobStartedLost { runner, .. }, _) => {
                     let job = truth::unknown_job(&self.settings().scope_name, &runner.name);
-                    let stored = BusyMarker::new(id.clone(), record.name.clone(), job, OffsetDateTime::now_utc());
+                    let stored = BusyMarker::new(id.clone(), record.name().to_owned(), job, OffsetDateTime::now_utc());
                     match self.ports().busy.put(&stored).await {
                         Ok(handle) => marker = Some(handle),
                         Err(err) => {
-                            self.metrics().api_error("busy_record", "write");
+                            self.metrics().api_error(Api::BusyRecord, "write");
                             warn!(instance = %id, error = %err, "storing the busy marker of a lost job-started failed; will retry");
                             continue;
                         }
@@ -87,7 +88,7 @@ impl Controller {
                 }
                 _ => {}
             }
-            if let Some(r) = self.fleet().get_mut(&id) {
+            if let Some(r) = self.state().fleet.get_mut(&id) {
                 truth::apply(r, &correction, marker, &self.settings().scope_name, Instant::now());
             }
             self.metrics().correction(correction.kind());
@@ -98,17 +99,17 @@ impl Controller {
     async fn deregister_ghost(&self, runner_id: u64, name: &str) {
         match self.ports().github.deregister_runner(runner_id).await {
             Ok(DeregisterOutcome::Removed | DeregisterOutcome::AlreadyGone) => {
-                self.metrics().scale_operation("deregister", "ok");
-                self.metrics().correction("ghost_deregistered");
+                self.metrics().scale_operation(OperationKind::Deregister, OperationOutcome::Ok);
+                self.metrics().correction(CorrectionKind::GhostDeregistered);
                 warn!(runner = %name, runner_id, "ghost runner (its instance no longer exists) deregistered");
             }
             Ok(DeregisterOutcome::Busy) => {
-                self.metrics().scale_operation("deregister", "refused_busy");
+                self.metrics().scale_operation(OperationKind::Deregister, OperationOutcome::RefusedBusy);
                 info!(runner = %name, runner_id, "ghost runner is busy at GitHub; left for a later pass");
             }
             Err(err) => {
-                self.metrics().scale_operation("deregister", "failed");
-                self.metrics().api_error("github", err.kind());
+                self.metrics().scale_operation(OperationKind::Deregister, OperationOutcome::Failed);
+                self.metrics().api_error(Api::Github, err.kind());
                 warn!(runner = %name, runner_id, error = %err, "deregistering a ghost runner failed; will retry");
             }
         }
@@ -116,7 +117,7 @@ impl Controller {
 }
 
 fn log_correction(correction: &Correction, before: &InstanceRecord) {
-    let instance = before.id.as_str();
+    let instance = before.id().as_str();
     match correction {
         Correction::RunnerIdLearned { runner_id, .. } => {
             info!(instance, runner_id, "runner seen at GitHub; id recorded");
@@ -136,11 +137,15 @@ fn log_correction(correction: &Correction, before: &InstanceRecord) {
         }
         Correction::RunnerGone { runner, .. } => match before.busy_job() {
             Some(active) => warn!(
-                instance, runner = %runner, job = %active.job,
+                instance, runner = runner.as_deref().unwrap_or("none listed"), job = %active.job,
                 "runner gone at GitHub while busy (job-completed and runner-exited lost); busy marker removed"
             ),
             None => {
-                warn!(instance, runner = %runner, "runner gone at GitHub (runner-exited lost); instance may be recycled")
+                warn!(
+                    instance,
+                    runner = runner.as_deref().unwrap_or("none listed"),
+                    "runner gone at GitHub (runner-exited lost); instance may be recycled"
+                )
             }
         },
         Correction::JobStartedLost { runner, .. } => {

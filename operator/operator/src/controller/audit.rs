@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::Controller;
-use crate::fleet::Phase;
+use crate::labels::{Api, CorrectionKind};
 
 /// How often the busy record is read back in full.
 pub const AUDIT_EVERY: Duration = Duration::from_secs(10 * 60);
@@ -27,20 +27,19 @@ pub struct AuditState {
 impl Controller {
     /// Recovery has just read the whole record: the next audit is a period away.
     pub(super) fn note_full_read(&self) {
-        self.shared.audit.lock().expect("audit state poisoned").last = Some(Instant::now());
+        self.state().audit.last = Some(Instant::now());
     }
 
     pub(super) async fn audit_busy_record(&self) {
         {
-            let audit = self.shared.audit.lock().expect("audit state poisoned");
-            if audit.last.is_some_and(|t| t.elapsed() < AUDIT_EVERY) {
+            if self.state().audit.last.is_some_and(|t| t.elapsed() < AUDIT_EVERY) {
                 return;
             }
         }
         let stored = match self.ports().busy.load().await {
             Ok(stored) => stored,
             Err(err) => {
-                self.metrics().api_error("busy_record", "read");
+                self.metrics().api_error(Api::BusyRecord, "read");
                 warn!(error = %err, "auditing the busy record failed; next pass retries");
                 return;
             }
@@ -48,19 +47,13 @@ impl Controller {
         // Reading hands out new pop receipts: every handle the operator holds is refreshed.
         let mut tracked = BTreeSet::new();
         {
-            let mut fleet = self.fleet();
+            let mut state = self.state();
             for s in &stored {
-                if let Some(Phase::Busy(active)) = fleet.get_mut(&s.marker.instance).map(|r| &mut r.phase) {
-                    if active.marker.message_id == s.handle.message_id {
-                        active.marker = s.handle.clone();
-                        tracked.insert(s.handle.message_id.clone());
-                    }
+                if state.fleet.get_mut(&s.marker.instance).is_some_and(|r| r.refresh_marker(&s.handle)) {
+                    tracked.insert(s.handle.message_id.clone());
                 }
             }
-        }
-        {
-            let mut orphans = self.shared.orphan_markers.lock().expect("orphan markers poisoned");
-            for orphan in orphans.iter_mut() {
+            for orphan in state.orphan_markers.iter_mut() {
                 if let Some(s) = stored.iter().find(|s| s.handle.message_id == orphan.active.marker.message_id) {
                     orphan.active.marker = s.handle.clone();
                     tracked.insert(s.handle.message_id.clone());
@@ -69,18 +62,18 @@ impl Controller {
         }
         let untracked: Vec<_> = stored.into_iter().filter(|s| !tracked.contains(&s.handle.message_id)).collect();
         let (second_sight, first_sight): (Vec<_>, Vec<_>) = {
-            let audit = self.shared.audit.lock().expect("audit state poisoned");
-            untracked.into_iter().partition(|s| audit.suspects.contains(&s.handle.message_id))
+            let state = self.state();
+            untracked.into_iter().partition(|s| state.audit.suspects.contains(&s.handle.message_id))
         };
         let mut still_suspect: BTreeSet<String> = first_sight.iter().map(|s| s.handle.message_id.clone()).collect();
         for s in second_sight {
             match self.ports().busy.remove(&s.handle).await {
                 Ok(()) => {
-                    self.metrics().correction("untracked_marker_removed");
+                    self.metrics().correction(CorrectionKind::UntrackedMarkerRemoved);
                     warn!(instance = %s.marker.instance, job = %s.marker.job, "busy marker nobody tracks (a write whose answer was lost) removed");
                 }
                 Err(err) => {
-                    self.metrics().api_error("busy_record", "write");
+                    self.metrics().api_error(Api::BusyRecord, "write");
                     warn!(error = %err, "removing an untracked busy marker failed; next audit retries");
                     still_suspect.insert(s.handle.message_id.clone());
                 }
@@ -92,7 +85,7 @@ impl Controller {
                 "busy markers not tracked; removed on the next audit if still untracked"
             );
         }
-        let mut audit = self.shared.audit.lock().expect("audit state poisoned");
+        let audit = &mut self.state().audit;
         audit.last = Some(Instant::now());
         audit.suspects = still_suspect;
     }

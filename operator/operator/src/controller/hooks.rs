@@ -1,18 +1,25 @@
-//! What the runner VMs ask for: a registration, and the job and runner events.
-//! The caller is always identified by its address, never by anything in a body.
+//! What the runner VMs ask for: a registration, and the job and runner events. The
+//! caller is always identified by its address, never by anything in a body. What a
+//! hook means for the instance is decided by the pure transition table
+//! (`operator_core::fleet::transition`); this file carries the answer out: it awaits
+//! the ports, applies the result to the record, counts and logs.
 
 use std::net::IpAddr;
 
 use time::OffsetDateTime;
 use tokio::{sync::OwnedMutexGuard, time::Instant};
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
 use super::Controller;
-use crate::truth;
 use crate::{
-    fleet::{ActiveJob, InstanceRecord, OrphanMarker, Phase, RunnerRef},
+    fleet::{
+        transition::{transition, FinishNote, Hook, Refusal, Transition, WithdrawRunner},
+        ActiveJob, InstanceRecord, OrphanMarker, RunnerRef,
+    },
+    labels::{Api, HookKind},
     model::{InstanceId, InstanceState, JobRef},
     ports::{BusyMarker, BusyRecordError, DeregisterOutcome, GithubError, JitRequest, RunnerStatus, ScaleSetError},
+    truth,
 };
 
 /// Why a hook was not accepted. The API maps each to one status code.
@@ -27,7 +34,7 @@ pub enum HookError {
     #[error("instance {instance} is still {state}; ask again shortly")]
     NotReadyYet { instance: InstanceId, state: InstanceState },
     #[error("instance {instance} is {state}; it takes no {hook} now")]
-    WrongState { instance: InstanceId, state: InstanceState, hook: &'static str },
+    WrongState { instance: InstanceId, state: InstanceState, hook: HookKind },
     #[error("instance {instance} is running job {running}, not {reported}")]
     JobMismatch { instance: InstanceId, running: Box<JobRef>, reported: Box<JobRef> },
     #[error("GitHub did not issue a registration")]
@@ -39,6 +46,16 @@ pub enum HookError {
 }
 
 impl HookError {
+    /// A refusal of the transition table, for the instance `instance`.
+    fn refused(instance: InstanceId, refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::NotReadyYet { state } => Self::NotReadyYet { instance, state },
+            Refusal::AlreadyRegistered => Self::AlreadyRegistered { instance },
+            Refusal::WrongState { state, hook } => Self::WrongState { instance, state, hook },
+            Refusal::JobMismatch { running, reported } => Self::JobMismatch { instance, running, reported },
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Recovering => "recovering",
@@ -110,21 +127,26 @@ impl Controller {
     async fn begin(&self, ip: IpAddr) -> Result<(OwnedMutexGuard<()>, InstanceRecord), HookError> {
         self.ensure_recovered()?;
         let found = self.resolve(ip).await?;
-        tracing::Span::current().record("instance", found.id.as_str());
-        let turn = self.lock_instance(&found.id).await;
-        let record = self.fleet().get(&found.id).cloned().ok_or(HookError::UnknownInstance { ip })?;
+        tracing::Span::current().record("instance", found.id().as_str());
+        let turn = self.turn(found.id()).await;
+        let record = self.state().fleet.get(found.id()).cloned().ok_or(HookError::UnknownInstance { ip })?;
         Ok((turn, record))
     }
 
+    /// The record's transition for `hook`, or the refusal as the API's error.
+    fn decide(&self, record: &InstanceRecord, hook: &Hook) -> Result<Transition, HookError> {
+        transition(record, hook, self.settings().jit).map_err(|r| HookError::refused(record.id().clone(), r))
+    }
+
     fn outcome(&self, id: &InstanceId, changed: bool) -> HookOutcome {
-        let state = self.fleet().get(id).map_or(InstanceState::Deleting, |r| r.state());
+        let state = self.state().fleet.get(id).map_or(InstanceState::Deleting, |r| r.state());
         if changed {
             self.nudge();
         }
         HookOutcome { instance: id.clone(), state, changed }
     }
 
-    fn count(&self, hook: &'static str, result: &Result<HookOutcome, HookError>) {
+    fn count(&self, hook: HookKind, result: &Result<HookOutcome, HookError>) {
         let outcome = match result {
             Ok(o) if o.changed => "applied",
             Ok(_) => "repeated",
@@ -138,7 +160,7 @@ impl Controller {
     pub async fn register(&self, ip: IpAddr) -> Result<Registration, HookError> {
         let result = self.register_inner(ip).await;
         self.metrics().hook(
-            "registration",
+            HookKind::Registration,
             match &result {
                 Ok(_) => "applied",
                 Err(e) => e.kind(),
@@ -149,23 +171,15 @@ impl Controller {
 
     async fn register_inner(&self, ip: IpAddr) -> Result<Registration, HookError> {
         let (_turn, record) = self.begin(ip).await?;
-        let state = record.state();
-        let registered = record.phase != Phase::Unregistered || record.runner.is_some();
-        match state {
-            // The new boot can be up before Azure reports the reimage finished; the boot
-            // script retries on 503 until the operator has seen the operation complete.
-            InstanceState::Reimaging => return Err(HookError::NotReadyYet { instance: record.id, state }),
-            _ if registered && self.unused_jit_runner_withdrawn(&record).await? => {}
-            _ if registered => {
-                warn!(runner = ?record.runner.as_ref().map(|r| &r.name), "second registration request for this boot refused");
-                return Err(HookError::AlreadyRegistered { instance: record.id });
-            }
-            InstanceState::AwaitingRegistration | InstanceState::Provisioning => {}
-            _ => return Err(HookError::WrongState { instance: record.id, state, hook: "registration" }),
+        let Transition::Register { withdraw } = self.decide(&record, &Hook::Registration)? else {
+            unreachable!("a registration is issued or refused, never repeated");
+        };
+        if let Some(unused) = withdraw {
+            self.withdraw_unused_runner(&record, &unused).await?;
         }
 
         let settings = self.settings();
-        let runner_name = crate::fleet::new_runner_name(&record.name);
+        let runner_name = crate::fleet::new_runner_name(record.name());
         let github = &self.ports().github;
         let (registration, runner_id) = if settings.jit {
             let request = JitRequest {
@@ -180,216 +194,150 @@ impl Controller {
             )
         } else {
             let token = github.registration_token().await.map_err(|e| self.github_failed(e))?;
-            let mut args = vec![
-                "--name".to_owned(),
-                runner_name.clone(),
-                "--labels".to_owned(),
-                settings.labels.join(","),
-                "--ephemeral".to_owned(),
-                "--unattended".to_owned(),
-                "--disableupdate".to_owned(),
-            ];
-            if let (true, Some(group)) = (settings.organization_scope, &settings.runner_group) {
-                args.extend(["--runnergroup".to_owned(), group.clone()]);
-            }
-            let url = github.registration_url();
-            (
-                Registration::Token {
-                    runner_name: runner_name.clone(),
-                    url,
-                    token: token.token,
-                    expires_at: token.expires_at,
-                    args,
-                },
-                None,
-            )
+            let registration = Registration::Token {
+                runner_name: runner_name.clone(),
+                url: github.registration_url(),
+                token: token.token,
+                expires_at: token.expires_at,
+                args: settings.config_sh_args(&runner_name),
+            };
+            (registration, None)
         };
 
-        let now = Instant::now();
-        if let Some(r) = self.fleet().get_mut(&record.id) {
-            r.runner = Some(RunnerRef { name: runner_name.clone(), id: runner_id });
-            r.registered_at = Some(now);
-            // Still awaiting registration until GitHub shows the runner online: the
-            // registration timeout keeps counting from the boot.
-            r.phase = Phase::Registered;
-            r.touched = now;
+        if let Some(r) = self.state().fleet.get_mut(record.id()) {
+            r.issue_registration(RunnerRef { name: runner_name.clone(), id: runner_id }, Instant::now());
         }
         info!(runner = %runner_name, jit = settings.jit, "registration issued");
         self.nudge();
         Ok(registration)
     }
 
-    /// A second registration request for this boot. JIT mode: if the runner of the
-    /// first one never came online (its answer was lost, e.g. the operator restarted
-    /// before replying), that runner is removed at GitHub — which also voids the config
-    /// — and a new registration may be issued. A VM whose runner came online gets 409:
-    /// a job there must not obtain another registration. Token mode always refuses: the
-    /// first token may be in use by a `config.sh` right now.
-    async fn unused_jit_runner_withdrawn(&self, record: &InstanceRecord) -> Result<bool, HookError> {
-        let (true, Phase::Registered, Some(RunnerRef { id: Some(id), name })) =
-            (self.settings().jit, &record.phase, &record.runner)
-        else {
-            return Ok(false);
-        };
+    /// A second registration request for this boot whose JIT runner never came online
+    /// as far as the record knows (its answer was lost, e.g. the operator restarted
+    /// before replying). GitHub decides: a runner that is online or busy there means
+    /// 409 — a job on that VM must not obtain another registration; otherwise the runner
+    /// is removed, which also voids its config, and a new registration may be issued.
+    async fn withdraw_unused_runner(&self, record: &InstanceRecord, unused: &WithdrawRunner) -> Result<(), HookError> {
+        let already = || HookError::AlreadyRegistered { instance: record.id().clone() };
         let github = &self.ports().github;
-        match github.get_runner(*id).await.map_err(|e| self.github_failed(e))? {
-            Some(runner) if runner.busy || runner.status == RunnerStatus::Online => return Ok(false),
-            Some(_) => match github.deregister_runner(*id).await.map_err(|e| self.github_failed(e))? {
+        match github.get_runner(unused.runner_id).await.map_err(|e| self.github_failed(e))? {
+            Some(runner) if runner.busy || runner.status == RunnerStatus::Online => {
+                info!(runner = %unused.name, "second registration request for this boot refused: its runner is online");
+                return Err(already());
+            }
+            Some(_) => match github.deregister_runner(unused.runner_id).await.map_err(|e| self.github_failed(e))? {
                 DeregisterOutcome::Removed | DeregisterOutcome::AlreadyGone => {}
-                DeregisterOutcome::Busy => return Ok(false),
+                DeregisterOutcome::Busy => return Err(already()),
             },
             None => {}
         }
-        if let Some(r) = self.fleet().get_mut(&record.id) {
-            r.runner = None;
-            r.phase = Phase::Unregistered;
-            r.touched = Instant::now();
+        if let Some(r) = self.state().fleet.get_mut(record.id()) {
+            r.withdraw_registration(Instant::now());
         }
-        warn!(runner = %name, "registration asked again before its runner came online; the unused runner was removed, issuing a new one");
-        Ok(true)
+        warn!(runner = %unused.name, "registration asked again before its runner came online; the unused runner was removed, issuing a new one");
+        Ok(())
     }
 
     fn github_failed(&self, err: GithubError) -> HookError {
-        self.metrics().api_error("github", err.kind());
+        self.metrics().api_error(Api::Github, err.kind());
         HookError::RegistrationFailed(err)
     }
 
     fn busy_record_failed(&self, err: BusyRecordError) -> HookError {
-        self.metrics().api_error("busy_record", "write");
+        self.metrics().api_error(Api::BusyRecord, "write");
         HookError::BusyRecordFailed(err)
     }
 
     /// The job-started hook: the busy marker is stored before this returns.
     #[instrument(skip_all, fields(pool = %self.settings().pool, instance = tracing::field::Empty, job = %job))]
     pub async fn job_started(&self, ip: IpAddr, job: JobRef) -> Result<HookOutcome, HookError> {
-        let result = self.job_started_inner(ip, job).await;
-        self.count("job_started", &result);
+        let result = self.apply_hook(ip, Hook::JobStarted(job)).await;
+        self.count(HookKind::JobStarted, &result);
         result
-    }
-
-    async fn job_started_inner(&self, ip: IpAddr, job: JobRef) -> Result<HookOutcome, HookError> {
-        let (_turn, record) = self.begin(ip).await?;
-        if record.operation.is_some() || record.state().is_in_operation() {
-            let state = record.state();
-            return Err(HookError::WrongState { instance: record.id, state, hook: "job-started" });
-        }
-        let mut stand_in = None;
-        match &record.phase {
-            Phase::Busy(active) if active.job == job => return Ok(self.outcome(&record.id, false)),
-            Phase::Completed(done) if *done == job => return Ok(self.outcome(&record.id, false)),
-            // A pass stored a stand-in for this job when its hook seemed lost; the real
-            // job replaces it.
-            Phase::Busy(active) if truth::is_unknown_job(&active.job) => stand_in = Some(active.marker.clone()),
-            Phase::Busy(active) => {
-                return Err(HookError::JobMismatch {
-                    instance: record.id,
-                    running: Box::new(active.job.clone()),
-                    reported: Box::new(job),
-                });
-            }
-            Phase::Completed(_) | Phase::Exited => {
-                return Err(HookError::WrongState {
-                    instance: record.id.clone(),
-                    state: record.state(),
-                    hook: "job-started",
-                });
-            }
-            Phase::Unregistered | Phase::Registered | Phase::Online => {}
-        }
-
-        let marker = BusyMarker::new(record.id.clone(), record.name.clone(), job.clone(), OffsetDateTime::now_utc());
-        let handle = self.ports().busy.put(&marker).await.map_err(|e| self.busy_record_failed(e))?;
-        if let Some(old) = &stand_in {
-            // Left behind only on failure; recovery keeps the newest marker per instance.
-            if let Err(err) = self.ports().busy.remove(old).await {
-                self.metrics().api_error("busy_record", "write");
-                warn!(error = %err, "removing the stand-in marker failed; the next pass retries");
-                let active =
-                    ActiveJob { job: truth::unknown_job(&self.settings().scope_name, ""), marker: old.clone() };
-                self.keep_orphan_marker(OrphanMarker { instance: record.id.clone(), active });
-            }
-        }
-        let now = Instant::now();
-        if let Some(r) = self.fleet().get_mut(&record.id) {
-            if let (Some(at), None) = (r.registered_at, &stand_in) {
-                self.metrics().job_start_latency.observe(now.duration_since(at).as_secs_f64());
-            }
-            r.set_phase(Phase::Busy(ActiveJob { job, marker: handle }), now);
-        }
-        info!(replaced_stand_in = stand_in.is_some(), "job started; busy marker stored");
-        Ok(self.outcome(&record.id, true))
     }
 
     /// The job-completed hook. Decides nothing about the VM: that waits for runner-exited.
     #[instrument(skip_all, fields(pool = %self.settings().pool, instance = tracing::field::Empty, job = %job))]
     pub async fn job_completed(&self, ip: IpAddr, job: JobRef) -> Result<HookOutcome, HookError> {
-        let result = self.job_completed_inner(ip, job).await;
-        self.count("job_completed", &result);
+        let result = self.apply_hook(ip, Hook::JobCompleted(job)).await;
+        self.count(HookKind::JobCompleted, &result);
         result
-    }
-
-    async fn job_completed_inner(&self, ip: IpAddr, job: JobRef) -> Result<HookOutcome, HookError> {
-        let (_turn, record) = self.begin(ip).await?;
-        match &record.phase {
-            // A stand-in job (its job-started was lost) matches any completed job.
-            Phase::Busy(active) if active.job != job && !truth::is_unknown_job(&active.job) => {
-                Err(HookError::JobMismatch {
-                    instance: record.id,
-                    running: Box::new(active.job.clone()),
-                    reported: Box::new(job),
-                })
-            }
-            Phase::Completed(done) if *done != job => Err(HookError::JobMismatch {
-                instance: record.id,
-                running: Box::new(done.clone()),
-                reported: Box::new(job),
-            }),
-            Phase::Completed(_) | Phase::Exited => Ok(self.outcome(&record.id, false)),
-            Phase::Busy(active) => {
-                self.ports().busy.remove(&active.marker).await.map_err(|e| self.busy_record_failed(e))?;
-                self.set_phase(&record.id, Phase::Completed(job));
-                info!("job completed; busy marker removed, waiting for the runner to exit");
-                Ok(self.outcome(&record.id, true))
-            }
-            Phase::Unregistered | Phase::Registered | Phase::Online => {
-                // job-started never arrived; the job ran all the same.
-                self.set_phase(&record.id, Phase::Completed(job));
-                warn!("job completed without a recorded start");
-                Ok(self.outcome(&record.id, true))
-            }
-        }
     }
 
     /// The runner process on the VM has ended: from now on the VM may be recycled.
     #[instrument(skip_all, fields(pool = %self.settings().pool, instance = tracing::field::Empty))]
     pub async fn runner_exited(&self, ip: IpAddr) -> Result<HookOutcome, HookError> {
-        let result = self.runner_exited_inner(ip).await;
-        self.count("runner_exited", &result);
+        let result = self.apply_hook(ip, Hook::RunnerExited).await;
+        self.count(HookKind::RunnerExited, &result);
         result
     }
 
-    async fn runner_exited_inner(&self, ip: IpAddr) -> Result<HookOutcome, HookError> {
+    /// Carries out a job or runner hook's transition in the instance's turn.
+    async fn apply_hook(&self, ip: IpAddr, hook: Hook) -> Result<HookOutcome, HookError> {
         let (_turn, record) = self.begin(ip).await?;
-        match &record.phase {
-            Phase::Exited => Ok(self.outcome(&record.id, false)),
-            Phase::Busy(active) => {
-                // job-completed was lost; the runner is gone, so is the job.
-                self.ports().busy.remove(&active.marker).await.map_err(|e| self.busy_record_failed(e))?;
-                self.set_phase(&record.id, Phase::Exited);
-                warn!(job = %active.job, "runner exited without job-completed; busy marker removed");
-                Ok(self.outcome(&record.id, true))
+        let id = record.id().clone();
+        match self.decide(&record, &hook)? {
+            Transition::Repeat => {
+                debug!(hook = %hook.kind(), "hook repeated; nothing to change");
+                Ok(self.outcome(&id, false))
             }
-            _ => {
-                self.set_phase(&record.id, Phase::Exited);
-                info!("runner exited; instance may be recycled");
-                Ok(self.outcome(&record.id, true))
+            Transition::StartJob { job, replacing, first_start } => {
+                self.start_job(&record, job, replacing, first_start).await?;
+                Ok(self.outcome(&id, true))
             }
+            Transition::Finish { remove, next, note } => {
+                if let Some(marker) = &remove {
+                    self.ports().busy.remove(marker).await.map_err(|e| self.busy_record_failed(e))?;
+                }
+                if let Some(r) = self.state().fleet.get_mut(&id) {
+                    r.enter(next, Instant::now());
+                }
+                match note {
+                    FinishNote::JobCompleted => {
+                        info!("job completed; busy marker removed, waiting for the runner to exit")
+                    }
+                    FinishNote::CompletedWithoutStart => warn!("job completed without a recorded start"),
+                    FinishNote::RunnerExited => info!("runner exited; instance may be recycled"),
+                    FinishNote::ExitedWhileBusy(job) => {
+                        warn!(job = %job, "runner exited without job-completed; busy marker removed");
+                    }
+                }
+                Ok(self.outcome(&id, true))
+            }
+            Transition::Register { .. } => unreachable!("only a registration request registers"),
         }
     }
 
-    fn set_phase(&self, id: &InstanceId, phase: Phase) {
-        if let Some(r) = self.fleet().get_mut(id) {
-            r.set_phase(phase, Instant::now());
+    /// Stores the busy marker, then records the job; then removes the stand-in's marker
+    /// it replaces (left for a later pass if that fails: recovery keeps the newest
+    /// marker per instance).
+    async fn start_job(
+        &self,
+        record: &InstanceRecord,
+        job: JobRef,
+        replacing: Option<crate::ports::MarkerHandle>,
+        first_start: bool,
+    ) -> Result<(), HookError> {
+        let marker =
+            BusyMarker::new(record.id().clone(), record.name().to_owned(), job.clone(), OffsetDateTime::now_utc());
+        let handle = self.ports().busy.put(&marker).await.map_err(|e| self.busy_record_failed(e))?;
+        let now = Instant::now();
+        if let Some(r) = self.state().fleet.get_mut(record.id()) {
+            if let (true, Some(at)) = (first_start, r.registered_at()) {
+                self.metrics().job_start_latency.observe(now.duration_since(at).as_secs_f64());
+            }
+            r.start_job(job, handle, now);
         }
+        if let Some(old) = &replacing {
+            if let Err(err) = self.ports().busy.remove(old).await {
+                self.metrics().api_error(Api::BusyRecord, "write");
+                warn!(error = %err, "removing the stand-in marker failed; the next pass retries");
+                let active =
+                    ActiveJob { job: truth::unknown_job(&self.settings().scope_name, ""), marker: old.clone() };
+                self.keep_orphan_marker(OrphanMarker { instance: record.id().clone(), active });
+            }
+        }
+        info!(replaced_stand_in = replacing.is_some(), "job started; busy marker stored");
+        Ok(())
     }
 }

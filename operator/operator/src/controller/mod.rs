@@ -7,7 +7,7 @@ mod audit;
 mod hooks;
 mod reconcile;
 mod recover;
-pub use crate::truth::KINDS as CORRECTION_KINDS;
+pub use hooks::{HookError, HookOutcome, Registration};
 pub use recover::{RecoveryError, RecoveryReport};
 
 use std::{
@@ -15,7 +15,7 @@ use std::{
     net::IpAddr,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard, OnceLock,
     },
     time::Duration,
 };
@@ -24,12 +24,13 @@ use tokio::{
     sync::{watch, Notify, OwnedMutexGuard},
     time::Instant,
 };
-use tokio_util::task::TaskTracker;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     budget::WriteBudget,
     config::{Config, GithubScope},
     fleet::{Fleet, InstanceRecord, OrphanMarker},
+    labels::Api,
     metrics::Metrics,
     model::{InstanceId, InstanceState},
     policy::{PoolSpec, Target},
@@ -37,7 +38,6 @@ use crate::{
 };
 
 pub use crate::pass::{PassReport, ReconcileAction, ReconcileError};
-pub use hooks::{HookError, HookOutcome, Registration};
 
 /// What the controller needs from the configuration.
 #[derive(Clone, Debug)]
@@ -76,6 +76,23 @@ impl Settings {
         }
     }
 
+    /// The arguments of `config.sh` for a token registration of `runner_name`.
+    pub fn config_sh_args(&self, runner_name: &str) -> Vec<String> {
+        let mut args = vec![
+            "--name".to_owned(),
+            runner_name.to_owned(),
+            "--labels".to_owned(),
+            self.labels.join(","),
+            "--ephemeral".to_owned(),
+            "--unattended".to_owned(),
+            "--disableupdate".to_owned(),
+        ];
+        if let (true, Some(group)) = (self.organization_scope, &self.runner_group) {
+            args.extend(["--runnergroup".to_owned(), group.clone()]);
+        }
+        args
+    }
+
     pub fn from_config(config: &Config) -> Self {
         let pool = &config.pool;
         Self {
@@ -108,23 +125,48 @@ pub struct Controller {
     shared: Arc<Shared>,
 }
 
+/// Locks, in the order they are taken (never the other way round):
+/// 1. an instance's turn (async, held across that instance's hook or correction I/O);
+/// 2. `relist` (async, single-flight re-listing for unknown callers);
+/// 3. `state` (sync, held only between awaits, never across one).
 struct Shared {
     settings: Settings,
     ports: Ports,
-    fleet: Mutex<Fleet>,
-    /// Hooks of one instance are handled one at a time; different instances in parallel.
-    instance_locks: Mutex<HashMap<InstanceId, Arc<tokio::sync::Mutex<()>>>>,
-    /// Single-flight for re-listing the scale set when an unknown address calls.
-    relist: tokio::sync::Mutex<Option<Instant>>,
-    budget: Mutex<WriteBudget>,
     metrics: Metrics,
+    state: Mutex<State>,
+    relist: tokio::sync::Mutex<()>,
     nudge: Notify,
     recovered: AtomicBool,
     operations: TaskTracker,
     reports: watch::Sender<PassReport>,
+    fatal: Fatal,
+}
+
+/// Everything the hooks and the passes change, under one lock.
+struct State {
+    fleet: Fleet,
+    budget: WriteBudget,
+    /// Hooks of one instance are handled one at a time; different instances in parallel.
+    turns: HashMap<InstanceId, Arc<tokio::sync::Mutex<()>>>,
+    /// When an unknown caller last made the operator re-list the scale set.
+    relisted_at: Option<Instant>,
     /// Busy markers of instances that vanished while busy, removed by the next pass.
-    orphan_markers: Mutex<Vec<OrphanMarker>>,
-    audit: Mutex<audit::AuditState>,
+    orphan_markers: Vec<OrphanMarker>,
+    audit: audit::AuditState,
+}
+
+/// A fault the process cannot carry on after: it must exit so its service manager
+/// starts it again from the scale set, the busy record and GitHub.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FatalError {
+    #[error("a task panicked while it held the controller's state; the state cannot be trusted")]
+    StatePoisoned,
+}
+
+#[derive(Default)]
+struct Fatal {
+    raised: CancellationToken,
+    error: OnceLock<FatalError>,
 }
 
 /// The smallest gap between two re-listings triggered by unknown callers.
@@ -142,17 +184,21 @@ impl Controller {
             shared: Arc::new(Shared {
                 settings,
                 ports,
-                fleet: Mutex::new(fleet),
-                instance_locks: Mutex::new(HashMap::new()),
-                relist: tokio::sync::Mutex::new(None),
-                budget: Mutex::new(budget),
                 metrics: Metrics::new(),
+                state: Mutex::new(State {
+                    fleet,
+                    budget,
+                    turns: HashMap::new(),
+                    relisted_at: None,
+                    orphan_markers: Vec::new(),
+                    audit: audit::AuditState::default(),
+                }),
+                relist: tokio::sync::Mutex::new(()),
                 nudge: Notify::new(),
                 recovered: AtomicBool::new(false),
                 operations: TaskTracker::new(),
                 reports,
-                orphan_markers: Mutex::new(Vec::new()),
-                audit: Mutex::new(audit::AuditState::default()),
+                fatal: Fatal::default(),
             }),
         }
     }
@@ -184,7 +230,7 @@ impl Controller {
         self.shared.recovered.load(Ordering::Acquire)
     }
 
-    /// Reports of every reconcile pass (for the demo and tests).
+    /// Reports of every reconcile pass (the demo's table, the loop's progress).
     pub fn reports(&self) -> watch::Receiver<PassReport> {
         self.shared.reports.subscribe()
     }
@@ -194,25 +240,46 @@ impl Controller {
         &self.shared.operations
     }
 
-    fn fleet(&self) -> MutexGuard<'_, Fleet> {
-        self.shared.fleet.lock().expect("fleet lock poisoned")
+    /// Resolves with the fault once the controller can no longer be trusted; the
+    /// process supervisor exits on it.
+    pub async fn failed(&self) -> FatalError {
+        self.shared.fatal.raised.cancelled().await;
+        self.shared.fatal.error.get().cloned().unwrap_or(FatalError::StatePoisoned)
     }
 
-    /// State of every known instance, for tests, the demo and diagnostics.
+    fn raise(&self, error: FatalError) {
+        if self.shared.fatal.error.set(error.clone()).is_ok() {
+            tracing::error!(error = %error, "fatal: the operator must restart");
+        }
+        self.shared.fatal.raised.cancel();
+    }
+
+    /// The state, for a moment between awaits. A poisoned lock means a panic left it
+    /// half-changed: the controller raises a fatal error (the process exits and
+    /// recovers from the outside world) and lets this caller finish on what is there.
+    fn state(&self) -> MutexGuard<'_, State> {
+        match self.shared.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => {
+                self.raise(FatalError::StatePoisoned);
+                poisoned.into_inner()
+            }
+        }
+    }
+
+    /// State of every known instance (the demo's table, diagnostics).
     pub fn instance_states(&self) -> Vec<(InstanceId, InstanceState)> {
-        self.fleet().records().map(|r| (r.id.clone(), r.state())).collect()
+        self.state().fleet.records().map(|r| (r.id().clone(), r.state())).collect()
     }
 
     /// Instances whose job-started is recorded (the busy set).
     pub fn busy_set(&self) -> Vec<(InstanceId, crate::model::JobRef)> {
-        self.fleet().records().filter_map(|r| r.busy_job().map(|a| (r.id.clone(), a.job.clone()))).collect()
+        self.state().fleet.records().filter_map(|r| r.busy_job().map(|a| (r.id().clone(), a.job.clone()))).collect()
     }
 
-    async fn lock_instance(&self, id: &InstanceId) -> OwnedMutexGuard<()> {
-        let lock = {
-            let mut locks = self.shared.instance_locks.lock().expect("instance locks poisoned");
-            locks.entry(id.clone()).or_default().clone()
-        };
+    /// Take `id`'s turn: its hooks and corrections run one at a time.
+    async fn turn(&self, id: &InstanceId) -> OwnedMutexGuard<()> {
+        let lock = self.state().turns.entry(id.clone()).or_default().clone();
         lock.lock_owned().await
     }
 
@@ -221,43 +288,44 @@ impl Controller {
         let scale_set = &self.shared.ports.scale_set;
         let capacity = scale_set.capacity().await.inspect_err(|e| self.record_cloud_error(e))?;
         let listed = scale_set.list_instances().await.inspect_err(|e| self.record_cloud_error(e))?;
-        let orphans = self.fleet().merge_cloud(capacity, &listed, Instant::now(), time::OffsetDateTime::now_utc());
-        if !orphans.is_empty() {
-            self.shared.orphan_markers.lock().expect("orphan markers poisoned").extend(orphans);
-        }
-        self.forget_locks_of_vanished_instances();
+        let mut state = self.state();
+        let state = &mut *state;
+        let orphans = state.fleet.merge_cloud(capacity, &listed, Instant::now(), time::OffsetDateTime::now_utc());
+        state.orphan_markers.extend(orphans);
+        let fleet = &state.fleet;
+        state.turns.retain(|id, lock| fleet.get(id).is_some() || Arc::strong_count(lock) > 1);
         Ok(())
     }
 
-    fn forget_locks_of_vanished_instances(&self) {
-        let fleet = self.fleet();
-        let mut locks = self.shared.instance_locks.lock().expect("instance locks poisoned");
-        locks.retain(|id, lock| fleet.get(id).is_some() || Arc::strong_count(lock) > 1);
-    }
-
     fn record_cloud_error(&self, err: &ScaleSetError) {
-        self.shared.metrics.api_error("scale_set", err.fault().kind());
+        self.shared.metrics.api_error(Api::ScaleSet, err.fault().kind());
     }
 
     /// The instance calling from `ip`. An address not in the fleet triggers one
     /// re-listing (a VM can boot and call before the periodic pass has seen it).
     pub(crate) async fn resolve(&self, ip: IpAddr) -> Result<InstanceRecord, HookError> {
         let ip = ip.to_canonical();
-        if let Some(record) = self.fleet().by_ip(ip) {
+        if let Some(record) = self.state().fleet.by_ip(ip) {
             return Ok(record.clone());
         }
         {
-            let mut last = self.shared.relist.lock().await;
-            if let Some(record) = self.fleet().by_ip(ip) {
-                return Ok(record.clone()); // another caller's re-listing found it
-            }
-            let due = last.is_none_or(|t| t.elapsed() >= RELIST_MIN_GAP);
+            let _gate = self.shared.relist.lock().await;
+            let due = {
+                let mut state = self.state();
+                if let Some(record) = state.fleet.by_ip(ip) {
+                    return Ok(record.clone()); // another caller's re-listing found it
+                }
+                let due = state.relisted_at.is_none_or(|t| t.elapsed() >= RELIST_MIN_GAP);
+                if due {
+                    state.relisted_at = Some(Instant::now());
+                }
+                due
+            };
             if due {
-                *last = Some(Instant::now());
                 self.refresh_cloud().await.map_err(HookError::CloudUnavailable)?;
             }
         }
-        self.fleet().by_ip(ip).cloned().ok_or(HookError::UnknownInstance { ip })
+        self.state().fleet.by_ip(ip).cloned().ok_or(HookError::UnknownInstance { ip })
     }
 
     /// Current numbers for `/readyz`, the demo and tests.

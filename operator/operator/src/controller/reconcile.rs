@@ -1,5 +1,8 @@
-//! One reconcile pass: observe, decide with the pure policy, act. Returns when to
-//! look again; the loop in [`crate::run`] owns the error policy.
+//! One reconcile pass: observe, decide with the pure policy, act. The decisions are
+//! values (`policy::decide`, `pass::capacity_to_set`, `InstanceRecord::may_recycle`);
+//! this file awaits the scale set and GitHub for them and reports what it did as
+//! [`Effect`]s. Returns when to look again; the loop in [`crate::run`] owns the error
+//! policy.
 
 use std::time::Duration;
 
@@ -8,51 +11,57 @@ use tracing::{info, instrument, warn};
 
 use super::{Controller, ReconcileAction, ReconcileError};
 use crate::{
-    fleet::{Operation, Phase},
+    fleet::{InstanceRecord, Operation},
+    labels::{Api, OperationKind, OperationOutcome},
     model::InstanceId,
+    pass::{capacity_to_set, Effect, IdList},
     policy::{self, Target},
-    ports::{CloudState, DeregisterOutcome, Runner, ScaleSetError},
+    ports::{CloudFault, DeregisterOutcome, Runner, ScaleSetError},
 };
 
 /// After starting deletes, look again soon so a replacement is not a period late.
 const AFTER_DELETE: Duration = Duration::from_secs(1);
 
+/// GitHub's runner list, read at most once in a pass and only when a runner's id is
+/// unknown (token mode).
+enum RunnerList {
+    NotRead,
+    Read(Vec<Runner>),
+    Failed,
+}
+
 impl Controller {
     /// One level-triggered pass: observe the scale set, repair the picture from
-    /// GitHub's runner list ([`super::truth`]), decide, act.
+    /// GitHub's runner list ([`crate::truth`]), decide, act.
     #[instrument(skip_all, fields(pool = %self.settings().pool))]
     pub async fn reconcile(&self) -> Result<ReconcileAction, ReconcileError> {
         self.refresh_cloud().await.map_err(ReconcileError::ObserveFailed)?;
         self.remove_orphan_markers().await;
         self.audit_busy_record().await;
         self.align_with_github().await;
-        let observed = self.fleet().observe(Instant::now());
-        let decision = policy::decide(&self.settings().spec, &observed);
-        let mut actions = Vec::new();
+        // One snapshot: capacity and the foreign count come from the same listing.
+        let (observed, foreign) = {
+            let state = self.state();
+            (state.fleet.observe(Instant::now()), state.fleet.foreign_count())
+        };
+        let spec = &self.settings().spec;
+        let decision = policy::decide(spec, &observed);
+        let mut effects = Vec::new();
         let mut requeue_after = self.settings().period;
 
         // Scale-out first (waiting jobs), then reimages (also serve demand), then deletes.
-        // With deletes pending the new capacity is set before them, counting the
-        // instances about to go, so replacing a broken instance never takes the pool
-        // below min; when that would pass max, the replacement waits for the deletes.
-        let pending_deletes = u32::try_from(decision.delete.len()).unwrap_or(u32::MAX);
-        // Foreign instances are outside the policy's pool but inside Azure's capacity.
-        let foreign = self.fleet().foreign_count();
-        let scale_out = decision
-            .capacity
-            .map(|c| c.saturating_add(pending_deletes))
-            .filter(|c| pending_deletes == 0 || *c <= self.settings().spec.max);
-        if let Some(capacity) = scale_out {
+        if let Some(capacity) = capacity_to_set(&decision, spec) {
             if self.spend_write() {
                 let from = observed.capacity;
+                // Foreign instances are outside the policy's pool but inside Azure's capacity.
                 match self.ports().scale_set.set_capacity(capacity + foreign).await {
                     Ok(()) => {
-                        self.metrics().scale_operation("set_capacity", "ok");
+                        self.metrics().scale_operation(OperationKind::SetCapacity, OperationOutcome::Ok);
                         info!(from, to = capacity, "scaled out");
-                        actions.push(format!("scale out {from} -> {capacity}"));
+                        effects.push(Effect::ScaledOut { from, to: capacity });
                     }
                     Err(err) => {
-                        self.metrics().scale_operation("set_capacity", "failed");
+                        self.metrics().scale_operation(OperationKind::SetCapacity, OperationOutcome::Failed);
                         self.record_cloud_error(&err);
                         self.note_throttling(&err);
                         return Err(ReconcileError::ScaleOutFailed(err));
@@ -60,53 +69,52 @@ impl Controller {
                 }
             } else {
                 requeue_after = requeue_after.min(self.write_wait());
-                actions.push(format!("scale out to {capacity} deferred: write budget spent"));
+                effects.push(Effect::ScaleOutDeferred { to: capacity });
             }
         }
         if !decision.reimage.is_empty() {
-            if let Some(line) = self.start_operation(Operation::Reimage, &decision.reimage).await {
-                actions.push(line);
-            }
+            effects.extend(self.start_operation(Operation::Reimage, &decision.reimage).await);
             if self.write_wait() > Duration::ZERO {
                 requeue_after = requeue_after.min(self.write_wait().max(Duration::from_millis(100)));
             }
         }
         if !decision.delete.is_empty() {
-            if let Some(line) = self.start_operation(Operation::Delete, &decision.delete).await {
-                actions.push(line);
-            }
+            effects.extend(self.start_operation(Operation::Delete, &decision.delete).await);
             requeue_after = requeue_after.min(AFTER_DELETE.max(self.write_wait()));
         }
 
-        self.publish(decision.target, actions);
+        self.publish(decision.target, effects);
         Ok(ReconcileAction { requeue_after })
     }
 
     fn spend_write(&self) -> bool {
-        self.shared.budget.lock().expect("budget lock poisoned").try_spend()
+        self.state().budget.try_spend()
     }
 
     /// Azure throttled a write: stop writing until it says we may.
     fn note_throttling(&self, err: &ScaleSetError) {
-        if let crate::ports::CloudFault::Throttled { retry_after } = err.fault() {
+        if let CloudFault::Throttled { retry_after } = err.fault() {
             let pause = retry_after.unwrap_or(Duration::from_secs(15));
-            self.shared.budget.lock().expect("budget lock poisoned").throttled(pause);
+            self.state().budget.throttled(pause);
             warn!(?pause, "Azure throttled a scale-set write; pausing writes");
         }
     }
 
     fn write_wait(&self) -> Duration {
-        self.shared.budget.lock().expect("budget lock poisoned").wait_time()
+        self.state().budget.wait_time()
     }
 
-    fn publish(&self, target: Target, actions: Vec<String>) {
-        let census = self.fleet().census();
+    fn publish(&self, target: Target, effects: Vec<Effect>) {
+        let (census, capacity) = {
+            let state = self.state();
+            (state.fleet.census(), state.fleet.capacity())
+        };
         let metrics = self.metrics();
         for (state, n) in &census {
             metrics.instances.get_or_create(&crate::metrics::StateLabel { state: state.as_str() }).set(i64::from(*n));
         }
         metrics.desired_instances.set(i64::from(target.desired));
-        metrics.actual_instances.set(i64::from(self.fleet().capacity()));
+        metrics.actual_instances.set(i64::from(capacity));
         if let Some(left) = self.ports().github.rate_limit_remaining() {
             metrics.github_rate_limit_remaining.set(i64::try_from(left).unwrap_or(i64::MAX));
         }
@@ -120,71 +128,32 @@ impl Controller {
             r.pass += 1;
             r.target = target;
             r.census = census;
-            r.actions = actions;
+            r.effects = effects;
         });
     }
 
     /// Deregisters each instance's runner at GitHub (GitHub refuses while a job runs,
     /// and then the instance is left alone), marks the survivors and starts one
     /// batched scale-set call for them in the background.
-    async fn start_operation(&self, op: Operation, ids: &[InstanceId]) -> Option<String> {
-        let verb = match op {
-            Operation::Reimage => "reimage",
-            Operation::Delete => "delete",
-        };
+    async fn start_operation(&self, op: Operation, ids: &[InstanceId]) -> Option<Effect> {
         if self.write_wait() > Duration::ZERO {
-            return Some(format!("{verb} {} deferred: write budget spent", list(ids)));
+            return Some(Effect::OperationDeferred { operation: op, instances: ids.to_vec() });
         }
-        // GitHub's list, fetched once and only if a runner's id is unknown; `Err` once it failed.
-        let mut runners: Option<Result<Vec<Runner>, ()>> = None;
+        let mut runners = RunnerList::NotRead;
         let mut cleared = Vec::new();
         let mut turns = Vec::new();
         for id in ids {
-            let turn = self.lock_instance(id).await;
-            let Some(record) = self.fleet().get(id).cloned() else { continue };
+            let turn = self.turn(id).await;
+            let Some(record) = self.state().fleet.get(id).cloned() else { continue };
             // A hook may have arrived since the decision: never act on a busy instance.
-            if matches!(record.phase, Phase::Busy(_)) || record.operation.is_some() || record.foreign {
+            if !record.may_recycle() {
                 continue;
             }
-            if let Some(runner) = &record.runner {
-                let runner_id = match runner.id {
-                    Some(rid) => Some(rid),
-                    None => {
-                        if runners.is_none() {
-                            let listed = self.ports().github.list_runners().await.map_err(|err| {
-                                self.metrics().api_error("github", err.kind());
-                                warn!(error = %err, "listing runners failed; {verb} of instances with unknown runner ids postponed");
-                            });
-                            runners = Some(listed);
-                        }
-                        // Without the list this instance waits for a later pass; the others
-                        // (already deregistered, some of them) go ahead.
-                        let Some(Ok(list)) = &runners else { continue };
-                        list.iter().find(|r| r.name == runner.name).map(|r| r.id)
-                    }
-                };
-                if let Some(rid) = runner_id {
-                    match self.ports().github.deregister_runner(rid).await {
-                        Ok(DeregisterOutcome::Removed | DeregisterOutcome::AlreadyGone) => {
-                            self.metrics().scale_operation("deregister", "ok");
-                        }
-                        Ok(DeregisterOutcome::Busy) => {
-                            self.metrics().scale_operation("deregister", "refused_busy");
-                            warn!(instance = %id, runner = %runner.name, "GitHub says the runner is busy; {verb} skipped");
-                            continue;
-                        }
-                        Err(err) => {
-                            self.metrics().scale_operation("deregister", "failed");
-                            self.metrics().api_error("github", err.kind());
-                            warn!(instance = %id, error = %err, "deregistering the runner failed; {verb} skipped");
-                            continue;
-                        }
-                    }
-                }
+            if !self.deregister_before(op, &record, &mut runners).await {
+                continue;
             }
-            if let Some(r) = self.fleet().get_mut(id) {
-                r.operation = Some(op);
-                r.since = Instant::now();
+            if let Some(r) = self.state().fleet.get_mut(id) {
+                r.begin_operation(op, Instant::now());
             }
             cleared.push(id.clone());
             turns.push(turn);
@@ -195,52 +164,91 @@ impl Controller {
         }
         if !self.spend_write() {
             self.undo_operation(&cleared);
-            return Some(format!("{verb} {} deferred: write budget spent", list(&cleared)));
+            return Some(Effect::OperationDeferred { operation: op, instances: cleared });
         }
-        info!(instances = %list(&cleared), "{verb} started");
-        let line = format!("{verb} {}", list(&cleared));
+        info!(operation = op.kind().as_str(), instances = %IdList(&cleared), "scale-set operation started");
         let ctl = self.clone();
-        self.operations().spawn(async move {
-            let scale_set = &ctl.ports().scale_set;
-            let result = match op {
-                Operation::Reimage => scale_set.reimage_instances(&cleared).await,
-                Operation::Delete => scale_set.delete_instances(&cleared).await,
-            };
-            ctl.finish_operation(op, verb, &cleared, result);
-        });
-        Some(line)
+        let batch = cleared.clone();
+        let span = tracing::Span::current();
+        self.operations().spawn(tracing::Instrument::instrument(
+            async move {
+                let scale_set = &ctl.ports().scale_set;
+                let result = match op {
+                    Operation::Reimage => scale_set.reimage_instances(&batch).await,
+                    Operation::Delete => scale_set.delete_instances(&batch).await,
+                };
+                ctl.finish_operation(op, &batch, result);
+            },
+            span,
+        ));
+        Some(Effect::Started { operation: op, instances: cleared })
     }
 
-    fn finish_operation(
-        &self,
-        op: Operation,
-        verb: &'static str,
-        ids: &[InstanceId],
-        result: Result<(), ScaleSetError>,
-    ) {
+    /// Removes `record`'s runner at GitHub before `op` touches its VM. False when the
+    /// instance must be left alone this pass: GitHub says the runner is busy, or it
+    /// could not be asked.
+    async fn deregister_before(&self, op: Operation, record: &InstanceRecord, runners: &mut RunnerList) -> bool {
+        let Some(runner) = record.runner() else { return true };
+        let id = record.id();
+        let runner_id = match runner.id {
+            Some(rid) => rid,
+            None => {
+                if let RunnerList::NotRead = runners {
+                    *runners = match self.ports().github.list_runners().await {
+                        Ok(list) => RunnerList::Read(list),
+                        Err(err) => {
+                            self.metrics().api_error(Api::Github, err.kind());
+                            warn!(error = %err, operation = op.kind().as_str(), "listing runners failed; instances with unknown runner ids wait for a later pass");
+                            RunnerList::Failed
+                        }
+                    };
+                }
+                // Without the list this instance waits for a later pass; the others
+                // (already deregistered, some of them) go ahead.
+                let RunnerList::Read(list) = runners else { return false };
+                match list.iter().find(|r| r.name == runner.name) {
+                    Some(listed) => listed.id,
+                    None => return true, // never registered at GitHub: nothing to remove
+                }
+            }
+        };
+        match self.ports().github.deregister_runner(runner_id).await {
+            Ok(DeregisterOutcome::Removed | DeregisterOutcome::AlreadyGone) => {
+                self.metrics().scale_operation(OperationKind::Deregister, OperationOutcome::Ok);
+                true
+            }
+            Ok(DeregisterOutcome::Busy) => {
+                self.metrics().scale_operation(OperationKind::Deregister, OperationOutcome::RefusedBusy);
+                warn!(instance = %id, runner = %runner.name, operation = op.kind().as_str(), "GitHub says the runner is busy; instance left alone");
+                false
+            }
+            Err(err) => {
+                self.metrics().scale_operation(OperationKind::Deregister, OperationOutcome::Failed);
+                self.metrics().api_error(Api::Github, err.kind());
+                warn!(instance = %id, error = %err, operation = op.kind().as_str(), "deregistering the runner failed; instance left for a later pass");
+                false
+            }
+        }
+    }
+
+    fn finish_operation(&self, op: Operation, ids: &[InstanceId], result: Result<(), ScaleSetError>) {
         let now = Instant::now();
         match result {
             Ok(()) => {
-                self.metrics().scale_operation(verb, "ok");
-                let mut fleet = self.fleet();
+                self.metrics().scale_operation(op.kind(), OperationOutcome::Ok);
+                let fleet = &mut self.state().fleet;
                 for id in ids {
                     if let Some(r) = fleet.get_mut(id) {
-                        match op {
-                            Operation::Reimage => {
-                                r.reset_boot(now);
-                                r.cloud = CloudState::Running;
-                            }
-                            Operation::Delete => r.cloud = CloudState::Deleting,
-                        }
+                        r.finish_operation(op, now);
                     }
                 }
-                info!(instances = %list(ids), "{verb} finished");
+                info!(operation = op.kind().as_str(), instances = %IdList(ids), "scale-set operation finished");
             }
             Err(err) => {
-                self.metrics().scale_operation(verb, "failed");
+                self.metrics().scale_operation(op.kind(), OperationOutcome::Failed);
                 self.record_cloud_error(&err);
                 self.note_throttling(&err);
-                warn!(error = %err, cause = %err.fault(), "{verb} failed; will retry");
+                warn!(operation = op.kind().as_str(), error = %err, cause = %err.fault(), "scale-set operation failed; will retry");
                 self.undo_operation(ids);
             }
         }
@@ -251,19 +259,11 @@ impl Controller {
     /// instances are recycled again on a later pass.
     fn undo_operation(&self, ids: &[InstanceId]) {
         let now = Instant::now();
-        let mut fleet = self.fleet();
+        let fleet = &mut self.state().fleet;
         for id in ids {
             if let Some(r) = fleet.get_mut(id) {
-                r.operation = None;
-                if r.runner.is_some() && !matches!(r.phase, Phase::Busy(_)) {
-                    r.set_phase(Phase::Exited, now);
-                }
+                r.undo_operation(now);
             }
         }
     }
-}
-
-fn list(ids: &[InstanceId]) -> String {
-    let names: Vec<&str> = ids.iter().map(InstanceId::as_str).collect();
-    format!("[{}]", names.join(","))
 }

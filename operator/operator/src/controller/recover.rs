@@ -9,7 +9,7 @@ use tracing::{info, instrument, warn};
 
 use super::Controller;
 use crate::{
-    fleet::{runner_of_vm, ActiveJob, Phase, RunnerRef},
+    fleet::{runner_of_vm, Phase, RunnerRef},
     model::InstanceId,
     ports::{BusyRecordError, GithubError, RunnerStatus, ScaleSetError, StoredMarker},
 };
@@ -47,7 +47,7 @@ impl Controller {
         let mut newest: BTreeMap<InstanceId, StoredMarker> = BTreeMap::new();
         let mut stale = Vec::new();
         {
-            let fleet = self.fleet();
+            let fleet = &self.state().fleet;
             for stored in markers {
                 if fleet.get(&stored.marker.instance).is_none() {
                     stale.push(stored);
@@ -75,19 +75,19 @@ impl Controller {
 
         let mut report = RecoveryReport { stale_markers_removed: stale.len(), ..RecoveryReport::default() };
         {
-            let mut fleet = self.fleet();
-            let ids: Vec<InstanceId> = fleet.records().map(|r| r.id.clone()).collect();
+            let fleet = &mut self.state().fleet;
+            let ids: Vec<InstanceId> = fleet.records().map(|r| r.id().clone()).collect();
             for id in ids {
-                let record = fleet.get_mut(&id).expect("listed above");
-                // Runner names are `<computer name>-<suffix>`; see Controller::register.
-                if let Some(runner) = runner_of_vm(&runners, &record.name) {
-                    record.runner = Some(RunnerRef { name: runner.name.clone(), id: Some(runner.id) });
+                let Some(record) = fleet.get_mut(&id) else { continue };
+                // The naming rule lives in `fleet::naming`: `<computer name>-<suffix>`.
+                if let Some(runner) = runner_of_vm(&runners, record.name()) {
+                    record.know_runner(RunnerRef { name: runner.name.clone(), id: Some(runner.id) }, now);
                     let online = runner.busy || runner.status == RunnerStatus::Online;
-                    record.set_phase(if online { Phase::Online } else { Phase::Registered }, now);
+                    record.enter(if online { Phase::Online } else { Phase::Registered }, now);
                     report.registered += 1;
                 }
                 if let Some(stored) = newest.remove(&id) {
-                    record.set_phase(Phase::Busy(ActiveJob { job: stored.marker.job, marker: stored.handle }), now);
+                    record.start_job(stored.marker.job, stored.handle, now);
                     report.busy += 1;
                 }
             }

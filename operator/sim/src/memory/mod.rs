@@ -1,8 +1,9 @@
 //! In-memory implementations of the ports: a simulated scale set, GitHub, secret
-//! store and busy record. They back the unit tests, the local demo and
-//! `serve --simulated-cloud`; they keep real state and timings (boot, reimage and
-//! delete take time on tokio's clock), so the operator above cannot tell them apart
-//! from the cloud except by speed.
+//! store and busy record — the only in-process models of them. They back the unit
+//! tests, the demo, the fault suite and `serve --simulated-cloud`; they keep real state
+//! and timings (boot, reimage and delete take time on tokio's clock), so the operator
+//! above cannot tell them apart from the cloud except by speed. (The HTTP fakes under
+//! `tests/` model the same services again, on purpose: see the crate docs.)
 
 mod busy;
 mod github;

@@ -1,20 +1,26 @@
-//! Simulated runner VMs for the demo, the integration tests and the benchmark.
+//! The simulated runner VMs, for the demo and the fault suite alike.
 //!
-//! A "hypervisor" watches the in-memory scale set and starts one task per booted
-//! instance. Each task plays the VM's part with real HTTP calls from the instance's
-//! own loopback address (127.x.y.z): it asks the operator for its registration,
-//! starts the runner at the simulated GitHub, waits for a job, calls job-started,
-//! "runs" the job, calls job-completed, exits the runner and reports runner-exited.
-//! If the scale set deletes or reimages a VM while its job runs, that is recorded
-//! as a violation: the one thing the operator must never do.
+//! The [`Hypervisor`] watches the in-memory scale set and runs one [`VmScript`] per
+//! boot: a new instance, and each reimage, is a new boot; a boot that ends (delete,
+//! reimage) takes its script with it. The script is `vm/boot.sh` and the hook
+//! scripts ([`script`]); how its calls reach the operator is a [`VmTransport`]
+//! ([`transport`]: real HTTP for the demo, direct calls with injected faults for the
+//! fault suite). What differs between simulations — how a VM connects, each VM's
+//! [`VmFate`], how long jobs run, who listens to [`VmEvent`]s — comes in through a
+//! [`VmEnvironment`].
+//!
+//! If the scale set deletes or reimages a VM while its job runs, the hypervisor counts
+//! it in [`SimStats::busy_vm_killed`]: the one thing the operator must never do.
 
-mod vm;
+mod script;
+#[cfg(test)]
+mod tests;
+mod transport;
 
 use std::{
-    collections::HashMap,
-    net::SocketAddr,
+    collections::{BTreeMap, BTreeSet},
     sync::{
-        atomic::{AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
         Arc,
     },
     time::Duration,
@@ -25,52 +31,73 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     memory::{Boot, InMemoryGithub, InMemoryScaleSet},
-    model::JobRef,
+    model::{InstanceId, JobRef},
+    SplitMix,
 };
 
-pub use vm::VmOutcome;
+pub use script::{ScriptSettings, VmEvent, VmFate, VmScript};
+pub use transport::{post, Answer, Backoff, Failure, HttpTransport, Posted, Registration, Request, Retry, VmTransport};
 
-/// How long each job runs, by job.
-pub type JobDurations = Arc<dyn Fn(&JobRef) -> Duration + Send + Sync>;
+/// What a simulation decides about its VMs and wants to hear from them.
+pub trait VmEnvironment: Send + Sync + 'static {
+    /// How this boot's calls reach the operator.
+    fn connect(&self, boot: &Boot) -> Box<dyn VmTransport>;
 
-/// Shared counters of what the simulated VMs saw.
+    /// Asked once per new instance while the cloud creates it: does provisioning fail?
+    fn provisioning_fails(&self, _instance: &InstanceId) -> bool {
+        false
+    }
+
+    /// Asked once per boot, before its script starts.
+    fn fate(&self, _boot: &Boot) -> VmFate {
+        VmFate::Healthy
+    }
+
+    /// How long `job` runs once its runner has it.
+    fn job_duration(&self, job: &JobRef) -> Duration;
+
+    /// Every event of every VM, in simulated-time order.
+    fn observe(&self, _boot: &Boot, _event: &VmEvent) {}
+}
+
+/// Counters of what the simulated VMs saw.
 #[derive(Debug, Default)]
 pub struct SimStats {
     pub boots: AtomicU32,
     pub jobs_run: AtomicU32,
     /// VMs deleted or reimaged while running a job.
     pub busy_vm_killed: AtomicU32,
-    pub hook_retries: AtomicU32,
 }
 
-pub struct Simulator {
+/// The hypervisor's pace and the scripts it runs.
+#[derive(Clone, Debug)]
+pub struct HypervisorSettings {
+    /// How often it looks at the scale set.
+    pub tick: Duration,
+    pub script: ScriptSettings,
+    /// Seeds every script's backoff jitter, so a simulation replays exactly.
+    pub seed: u64,
+}
+
+/// The running hypervisor; [`Hypervisor::stop`] ends it and every VM.
+pub struct Hypervisor {
     pub stats: Arc<SimStats>,
     task: JoinHandle<()>,
     stop: CancellationToken,
 }
 
-#[derive(Clone)]
-pub struct SimContext {
-    pub operator: SocketAddr,
-    pub github: Arc<InMemoryGithub>,
-    pub durations: JobDurations,
-    pub stats: Arc<SimStats>,
-    /// Poll interval for jobs at the simulated GitHub.
-    pub poll: Duration,
-}
-
-impl Simulator {
-    /// Start watching `scale_set`; VMs call the operator at `operator`.
+impl Hypervisor {
+    /// Start watching `scale_set`; runners register at `github`.
     pub fn start(
         scale_set: Arc<InMemoryScaleSet>,
         github: Arc<InMemoryGithub>,
-        operator: SocketAddr,
-        durations: JobDurations,
+        settings: HypervisorSettings,
+        env: Arc<dyn VmEnvironment>,
     ) -> Self {
         let stats = Arc::new(SimStats::default());
         let stop = CancellationToken::new();
-        let ctx = SimContext { operator, github, durations, stats: stats.clone(), poll: Duration::from_millis(50) };
-        let task = tokio::spawn(hypervisor(scale_set, ctx, stop.clone()));
+        let watch = Watch { scale_set, github, settings, env, stats: stats.clone() };
+        let task = tokio::spawn(watch.run(stop.clone()));
         Self { stats, task, stop }
     }
 
@@ -80,42 +107,84 @@ impl Simulator {
     }
 }
 
-struct RunningVm {
-    handle: JoinHandle<VmOutcome>,
-    in_job: Arc<std::sync::atomic::AtomicBool>,
+struct Watch {
+    scale_set: Arc<InMemoryScaleSet>,
+    github: Arc<InMemoryGithub>,
+    settings: HypervisorSettings,
+    env: Arc<dyn VmEnvironment>,
+    stats: Arc<SimStats>,
 }
 
-async fn hypervisor(scale_set: Arc<InMemoryScaleSet>, ctx: SimContext, stop: CancellationToken) {
-    let mut vms: HashMap<Boot, RunningVm> = HashMap::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(25));
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = tick.tick() => {}
+struct RunningVm {
+    task: JoinHandle<()>,
+    in_job: Arc<AtomicBool>,
+}
+
+impl Watch {
+    async fn run(self, stop: CancellationToken) {
+        // Ordered maps: the same seed starts and stops VMs in the same order.
+        let mut vms: BTreeMap<(InstanceId, u32), RunningVm> = BTreeMap::new();
+        let mut seen_creating = BTreeSet::new();
+        let mut tick = tokio::time::interval(self.settings.tick);
+        loop {
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            for id in self.scale_set.creating() {
+                if seen_creating.insert(id.clone()) && self.env.provisioning_fails(&id) {
+                    self.scale_set.fail_provisioning(&id);
+                }
+            }
+            let boots = self.scale_set.running_boots();
+            let current: BTreeSet<(InstanceId, u32)> = boots.iter().map(|b| (b.id.clone(), b.generation)).collect();
+            // VMs whose boot ended (deleted, or reimaged into a new boot) stop now.
+            vms.retain(|key, vm| {
+                if current.contains(key) {
+                    return true;
+                }
+                let id = &key.0;
+                if vm.in_job.load(Ordering::SeqCst) {
+                    self.stats.busy_vm_killed.fetch_add(1, Ordering::SeqCst);
+                    tracing::error!(instance = %id, "VIOLATION: VM removed while its job was running");
+                }
+                vm.task.abort();
+                false
+            });
+            for boot in boots {
+                vms.entry((boot.id.clone(), boot.generation)).or_insert_with(|| self.boot(boot));
+            }
         }
-        let boots = scale_set.running_boots();
-        // VMs whose boot ended (deleted, or reimaged into a new boot) stop now.
-        vms.retain(|boot, vm| {
-            if boots.contains(boot) {
-                return true;
-            }
-            if vm.in_job.load(Ordering::SeqCst) {
-                ctx.stats.busy_vm_killed.fetch_add(1, Ordering::SeqCst);
-                tracing::error!(instance = %boot.id, "VIOLATION: VM removed while its job was running");
-            }
-            vm.handle.abort();
-            false
-        });
-        for boot in boots {
-            if let std::collections::hash_map::Entry::Vacant(slot) = vms.entry(boot) {
-                ctx.stats.boots.fetch_add(1, Ordering::SeqCst);
-                let in_job = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                let handle = tokio::spawn(vm::run(slot.key().clone(), ctx.clone(), in_job.clone()));
-                slot.insert(RunningVm { handle, in_job });
-            }
+        for vm in vms.into_values() {
+            vm.task.abort();
         }
     }
-    for (_, vm) in vms {
-        vm.handle.abort();
+
+    fn boot(&self, boot: Boot) -> RunningVm {
+        self.stats.boots.fetch_add(1, Ordering::SeqCst);
+        let in_job = Arc::new(AtomicBool::new(false));
+        let script = VmScript {
+            fate: self.env.fate(&boot),
+            transport: self.env.connect(&boot),
+            jitter: SplitMix(jitter_seed(self.settings.seed, &boot)),
+            boot,
+            settings: self.settings.script.clone(),
+            github: self.github.clone(),
+            env: self.env.clone(),
+            stats: self.stats.clone(),
+            in_job: in_job.clone(),
+        };
+        RunningVm { task: tokio::spawn(script.run()), in_job }
     }
+}
+
+/// One jitter stream per boot, from the simulation's seed and the boot's identity.
+fn jitter_seed(seed: u64, boot: &Boot) -> u64 {
+    let mut mix = SplitMix(seed ^ u64::from(boot.generation));
+    for byte in boot.id.as_str().bytes() {
+        mix.0 ^= u64::from(byte);
+        mix.next_u64();
+    }
+    mix.next_u64()
 }

@@ -1,0 +1,390 @@
+//! One instance as the operator knows it. Its fields are private: every change goes
+//! through a named method below, and all of them keep the two clocks of a record in
+//! one place ([`InstanceRecord::change`]): `since` moves when the derived state
+//! changes, `touched` whenever the operator itself changed the record.
+
+use std::net::IpAddr;
+
+use tokio::time::Instant;
+
+use crate::{
+    model::{InstanceId, InstanceState, JobRef},
+    ports::{CloudInstance, CloudState, MarkerHandle},
+};
+
+/// The runner's side of an instance, as the hooks report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// No registration handed out on this boot yet.
+    Unregistered,
+    /// Registration handed out; the runner has not been seen online at GitHub yet.
+    Registered,
+    /// The runner is online at GitHub, waiting for a job.
+    Online,
+    /// Job started (marker stored).
+    Busy(ActiveJob),
+    /// Job completed; the runner process has not exited yet.
+    Completed(JobRef),
+    /// The runner process exited: the VM is free to recycle.
+    Exited,
+}
+
+/// The job an instance runs and the busy marker that records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActiveJob {
+    pub job: JobRef,
+    pub marker: MarkerHandle,
+}
+
+/// What the operator itself has started on an instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    Reimage,
+    Delete,
+}
+
+impl Operation {
+    /// Its metric label.
+    pub fn kind(self) -> crate::labels::OperationKind {
+        match self {
+            Self::Reimage => crate::labels::OperationKind::Reimage,
+            Self::Delete => crate::labels::OperationKind::Delete,
+        }
+    }
+}
+
+/// The runner registered for a boot: its name, and GitHub's id once known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunnerRef {
+    pub name: String,
+    pub id: Option<u64>,
+}
+
+/// The busy marker of an instance that vanished from the scale set while its record
+/// was Busy: nothing will ever complete it, so the reconcile pass removes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrphanMarker {
+    pub instance: InstanceId,
+    pub active: ActiveJob,
+}
+
+#[derive(Clone, Debug)]
+pub struct InstanceRecord {
+    id: InstanceId,
+    name: String,
+    ip: Option<IpAddr>,
+    cloud: CloudState,
+    phase: Phase,
+    /// When the derived state last changed: the policy's "in state for".
+    since: Instant,
+    /// When a hook, a correction or an operation of the operator last changed the
+    /// record. A GitHub listing taken before that may not show what the change did, so
+    /// it is not used on the record.
+    touched: Instant,
+    runner: Option<RunnerRef>,
+    /// When the current registration was handed out, for the job start latency metric.
+    registered_at: Option<Instant>,
+    operation: Option<Operation>,
+    /// Hands off: protected by a policy, or named outside this scale set's computer-name
+    /// prefix. Never deleted or reimaged, and not part of the pool the policy sizes.
+    foreign: bool,
+}
+
+impl InstanceRecord {
+    /// A record for an instance first seen in a listing at `now`.
+    pub fn new(cloud: &CloudInstance, now: Instant) -> Self {
+        Self {
+            id: cloud.id.clone(),
+            name: cloud.name.clone(),
+            ip: cloud.private_ip,
+            cloud: cloud.state,
+            phase: Phase::Unregistered,
+            since: now,
+            touched: now,
+            runner: None,
+            registered_at: None,
+            operation: None,
+            foreign: cloud.protected,
+        }
+    }
+
+    pub fn id(&self) -> &InstanceId {
+        &self.id
+    }
+
+    /// The computer name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.ip
+    }
+
+    pub fn cloud(&self) -> CloudState {
+        self.cloud
+    }
+
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    pub fn since(&self) -> Instant {
+        self.since
+    }
+
+    pub fn touched(&self) -> Instant {
+        self.touched
+    }
+
+    /// The runner registered for this boot, if any.
+    pub fn runner(&self) -> Option<&RunnerRef> {
+        self.runner.as_ref()
+    }
+
+    pub fn registered_at(&self) -> Option<Instant> {
+        self.registered_at
+    }
+
+    pub fn operation(&self) -> Option<Operation> {
+        self.operation
+    }
+
+    pub fn is_foreign(&self) -> bool {
+        self.foreign
+    }
+
+    /// The lifecycle state the policy sees; see `docs/scaling-policy.md`.
+    pub fn state(&self) -> InstanceState {
+        match (self.operation, self.cloud) {
+            (Some(Operation::Delete), _) | (_, CloudState::Deleting) => return InstanceState::Deleting,
+            (Some(Operation::Reimage), _) | (_, CloudState::Reimaging) => return InstanceState::Reimaging,
+            (_, CloudState::Failed) => return InstanceState::Failed,
+            (_, CloudState::Creating) => return InstanceState::Provisioning,
+            (_, CloudState::Running) => {}
+        }
+        match self.phase {
+            Phase::Unregistered | Phase::Registered => InstanceState::AwaitingRegistration,
+            Phase::Online => InstanceState::Idle,
+            Phase::Busy(_) => InstanceState::Busy,
+            Phase::Completed(_) => InstanceState::Retiring,
+            Phase::Exited => InstanceState::Recyclable,
+        }
+    }
+
+    pub fn busy_job(&self) -> Option<&ActiveJob> {
+        match &self.phase {
+            Phase::Busy(active) => Some(active),
+            _ => None,
+        }
+    }
+
+    /// May the operator reimage or delete this instance now? Never while the hooks say
+    /// a job runs, while an operation is under way, or when the instance is hands-off.
+    /// (GitHub's refusal to remove a busy runner is the second guard.)
+    pub fn may_recycle(&self) -> bool {
+        !matches!(self.phase, Phase::Busy(_)) && self.operation.is_none() && !self.foreign
+    }
+
+    /// A busy-record read gave the Busy marker a new handle (a new pop receipt for the
+    /// same message). Returns whether `handle` is this record's marker. Not a change of
+    /// what the instance does, so neither clock moves.
+    pub fn refresh_marker(&mut self, handle: &MarkerHandle) -> bool {
+        match &mut self.phase {
+            Phase::Busy(active) if active.marker.message_id == handle.message_id => {
+                active.marker = handle.clone();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Every change by the operator goes through here.
+    fn change(&mut self, now: Instant, edit: impl FnOnce(&mut Self)) {
+        let before = self.state();
+        edit(self);
+        if self.state() != before {
+            self.since = now;
+        }
+        self.touched = now;
+    }
+
+    /// The runner side moved to `phase` (a hook or a correction).
+    pub fn enter(&mut self, phase: Phase, now: Instant) {
+        self.change(now, |r| r.phase = phase);
+    }
+
+    /// A job started under the busy marker `marker`.
+    pub fn start_job(&mut self, job: JobRef, marker: MarkerHandle, now: Instant) {
+        self.enter(Phase::Busy(ActiveJob { job, marker }), now);
+    }
+
+    /// This boot's registration was handed out for `runner`. The instance still awaits
+    /// registration until GitHub shows the runner online, so the registration timeout
+    /// keeps counting from the boot.
+    pub fn issue_registration(&mut self, runner: RunnerRef, now: Instant) {
+        self.change(now, |r| {
+            r.runner = Some(runner);
+            r.registered_at = Some(now);
+            r.phase = Phase::Registered;
+        });
+    }
+
+    /// The registration's runner never came online and was removed at GitHub: the boot
+    /// may ask again.
+    pub fn withdraw_registration(&mut self, now: Instant) {
+        self.change(now, |r| {
+            r.runner = None;
+            r.phase = Phase::Unregistered;
+        });
+    }
+
+    /// GitHub names this boot's runner (adopted, identified, or its id learned).
+    pub fn know_runner(&mut self, runner: RunnerRef, now: Instant) {
+        self.change(now, |r| r.runner = Some(runner));
+    }
+
+    /// The runner's GitHub id became known (token mode: it registered itself).
+    pub fn learn_runner_id(&mut self, id: u64, now: Instant) {
+        self.change(now, |r| {
+            if let Some(runner) = &mut r.runner {
+                runner.id = Some(id);
+            }
+        });
+    }
+
+    /// The operator started a reimage or delete of this instance.
+    pub fn begin_operation(&mut self, operation: Operation, now: Instant) {
+        self.change(now, |r| r.operation = Some(operation));
+    }
+
+    /// The operator's reimage or delete was accepted by the scale set.
+    pub fn finish_operation(&mut self, operation: Operation, now: Instant) {
+        match operation {
+            Operation::Reimage => {
+                self.reset_boot(now);
+                self.cloud = CloudState::Running;
+            }
+            Operation::Delete => self.change(now, |r| r.cloud = CloudState::Deleting),
+        }
+    }
+
+    /// The operation did not happen. The runner was already deregistered, so an
+    /// instance that had one is recyclable again on a later pass.
+    pub fn undo_operation(&mut self, now: Instant) {
+        self.change(now, |r| {
+            r.operation = None;
+            if r.runner.is_some() && !matches!(r.phase, Phase::Busy(_)) {
+                r.phase = Phase::Exited;
+            }
+        });
+    }
+
+    /// A fresh boot after a reimage: nothing of the old runner remains.
+    fn reset_boot(&mut self, now: Instant) {
+        self.change(now, |r| {
+            r.phase = Phase::Unregistered;
+            r.runner = None;
+            r.registered_at = None;
+            r.operation = None;
+        });
+        // The new boot's clock starts now even if the state reads the same.
+        self.since = now;
+    }
+
+    /// A fresh cloud listing of this instance (see [`super::Fleet::merge_cloud`]).
+    pub(super) fn merge_cloud(&mut self, cloud: &CloudInstance, foreign: bool, now: Instant) {
+        let before = self.state();
+        self.cloud = cloud.state;
+        self.ip = cloud.private_ip;
+        self.foreign = foreign;
+        // A reimage we did not see finish (e.g. across a restart) left a fresh boot.
+        if self.operation.is_none() && before == InstanceState::Reimaging && cloud.state == CloudState::Running {
+            self.reset_boot(now);
+        }
+        if self.state() != before {
+            self.since = now;
+        }
+    }
+
+    /// A record first seen after a restart dates its state from when the cloud says the
+    /// instance became ready, `age` ago.
+    pub(super) fn backdate(&mut self, age: std::time::Duration, now: Instant) {
+        self.since = now.checked_sub(age).unwrap_or(now);
+    }
+
+    pub(super) fn set_foreign(&mut self, foreign: bool) {
+        self.foreign = foreign;
+    }
+
+    /// The marker of a Busy record, handed back when its instance vanished.
+    pub(super) fn into_orphan(self) -> Option<OrphanMarker> {
+        match self.phase {
+            Phase::Busy(active) => Some(OrphanMarker { instance: self.id, active }),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{net::Ipv4Addr, time::Duration};
+
+    use super::*;
+
+    fn cloud(state: CloudState) -> CloudInstance {
+        CloudInstance {
+            id: InstanceId::new("1"),
+            name: "vm1".into(),
+            private_ip: Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11))),
+            state,
+            ready_since: None,
+            protected: false,
+        }
+    }
+
+    #[test]
+    fn operations_and_cloud_states_override_the_runner_phase() {
+        let now = Instant::now();
+        let mut r = InstanceRecord::new(&cloud(CloudState::Running), now);
+        assert_eq!(r.state(), InstanceState::AwaitingRegistration);
+        r.enter(Phase::Exited, now);
+        assert_eq!(r.state(), InstanceState::Recyclable);
+        r.begin_operation(Operation::Reimage, now);
+        assert_eq!(r.state(), InstanceState::Reimaging);
+        r.merge_cloud(&cloud(CloudState::Deleting), false, now);
+        assert_eq!(r.state(), InstanceState::Deleting);
+        let mut fresh = InstanceRecord::new(&cloud(CloudState::Creating), now);
+        assert_eq!(fresh.state(), InstanceState::Provisioning);
+        fresh.merge_cloud(&cloud(CloudState::Running), false, now);
+        assert_eq!(fresh.state(), InstanceState::AwaitingRegistration);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn since_moves_with_the_state_and_touched_with_every_change() {
+        let t0 = Instant::now();
+        let mut r = InstanceRecord::new(&cloud(CloudState::Running), t0);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let t1 = Instant::now();
+        r.issue_registration(RunnerRef { name: "vm1-abcdef".into(), id: Some(7) }, t1);
+        assert_eq!(r.since(), t0, "still awaiting registration: the registration timeout counts from the boot");
+        assert_eq!(r.touched(), t1);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let t2 = Instant::now();
+        r.enter(Phase::Online, t2);
+        assert_eq!((r.since(), r.touched()), (t2, t2), "idle from now");
+    }
+
+    #[test]
+    fn a_recycle_failure_leaves_a_deregistered_instance_recyclable() {
+        let now = Instant::now();
+        let mut r = InstanceRecord::new(&cloud(CloudState::Running), now);
+        r.issue_registration(RunnerRef { name: "vm1-abcdef".into(), id: Some(7) }, now);
+        r.enter(Phase::Online, now);
+        r.begin_operation(Operation::Delete, now);
+        assert!(!r.may_recycle());
+        r.undo_operation(now);
+        assert_eq!(r.state(), InstanceState::Recyclable);
+        assert!(r.may_recycle());
+    }
+}

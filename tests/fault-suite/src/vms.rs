@@ -1,0 +1,167 @@
+//! What the fault suite gives the simulated world's hypervisor (`operator_sim::vms`,
+//! where the VMs' behaviour — `vm/boot.sh` and the hook scripts — lives): each VM's
+//! fate drawn from the seed (never boots, never runs cloud-init, runner never online),
+//! how long each job runs, a direct transport to the current operator process, and
+//! the hook faults (lost, duplicated, late) between the runner and the operator. What
+//! the VMs do is written into the [`crate::world::Record`] the invariants read.
+
+use std::{
+    net::IpAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use operator::{
+    controller,
+    model::{InstanceId, JobRef},
+};
+use operator_sim::{
+    memory::Boot,
+    vms::{post, Answer, Failure, Posted, Registration, Request, Retry, VmEnvironment, VmEvent, VmFate, VmTransport},
+};
+use tokio::task::JoinSet;
+
+use crate::world::{World, REPOSITORY};
+
+/// The fault suite's VMs: fates and hook faults from the seed's scenario.
+pub struct FaultVms(pub Arc<World>);
+
+impl VmEnvironment for FaultVms {
+    fn connect(&self, boot: &Boot) -> Box<dyn VmTransport> {
+        let direct = Direct { world: self.0.clone(), ip: boot.ip };
+        Box::new(LossyHooks { direct, late: Mutex::new(JoinSet::new()) })
+    }
+
+    fn provisioning_fails(&self, _instance: &InstanceId) -> bool {
+        self.0.roll(self.0.scenario.faults.vm_never_boots, "vm_never_boots")
+    }
+
+    fn fate(&self, _boot: &Boot) -> VmFate {
+        let (world, faults) = (&self.0, &self.0.scenario.faults);
+        if world.roll(faults.vm_never_registers, "vm_never_registers") {
+            VmFate::NeverRunsCloudInit
+        } else if world.roll(faults.runner_never_online, "runner_never_online") {
+            VmFate::RunnerNeverOnline
+        } else {
+            VmFate::Healthy
+        }
+    }
+
+    fn job_duration(&self, job: &JobRef) -> Duration {
+        let jobs = &self.0.scenario.jobs;
+        jobs.iter().find(|j| j.number == job.run_id).map_or(Duration::from_secs(60), |j| j.runs_for)
+    }
+
+    fn observe(&self, boot: &Boot, event: &VmEvent) {
+        let at = self.0.elapsed();
+        let mut record = self.0.record();
+        let this_boot = (boot.id.clone(), boot.generation);
+        match event {
+            VmEvent::Registered { runner_name } => {
+                record.runner_boots.insert(runner_name.clone(), this_boot);
+            }
+            VmEvent::RunnerOnline { runner_id } => {
+                record.boot_runners.insert(this_boot, *runner_id);
+            }
+            VmEvent::JobAssigned(job) => {
+                let times = record.jobs.entry(job.run_id).or_default();
+                times.assignments += 1;
+                times.assigned.get_or_insert(at);
+            }
+            VmEvent::JobFinished(job) => {
+                if let Some(times) = record.jobs.get_mut(&job.run_id) {
+                    times.completed = true;
+                }
+            }
+        }
+    }
+}
+
+/// A VM's call, straight into whichever operator process is alive: what the script
+/// would have seen over HTTP.
+#[derive(Clone)]
+pub struct Direct {
+    world: Arc<World>,
+    ip: IpAddr,
+}
+
+#[async_trait]
+impl VmTransport for Direct {
+    async fn send(&self, request: &Request) -> Result<Answer, Failure> {
+        let Some(incarnation) = self.world.operator() else { return Err(Failure::NoAnswer) };
+        let (ctl, ip) = (&incarnation.controller, self.ip);
+        let result = match request {
+            Request::Register => ctl.register(ip).await.map(|r| Answer::Registration(as_read_by_boot_sh(r))),
+            Request::JobStarted(job) => ctl.job_started(ip, job.clone()).await.map(|_| Answer::Taken),
+            Request::JobCompleted(job) => ctl.job_completed(ip, job.clone()).await.map(|_| Answer::Taken),
+            Request::RunnerExited { .. } => ctl.runner_exited(ip).await.map(|_| Answer::Taken),
+        };
+        // A process that died while handling the call never sent the answer.
+        if !incarnation.is_alive() {
+            return Err(Failure::NoAnswer);
+        }
+        // The status the API would answer, as the operator decides it; what the
+        // script retries is the simulation's one rule (`Failure::is_retried`).
+        result.map_err(|e| Failure::Status { status: e.status(), code: e.kind().to_owned() })
+    }
+}
+
+/// The registration as the API sends it and boot.sh reads it.
+fn as_read_by_boot_sh(registration: controller::Registration) -> Registration {
+    match registration {
+        controller::Registration::Jit { runner_name, encoded_jit_config } => {
+            Registration::Jit { runner_name, encoded_jit_config }
+        }
+        controller::Registration::Token { runner_name, url, token, args, .. } => {
+            Registration::Token { runner_name, url, token, config_args: args }
+        }
+    }
+}
+
+/// Hooks between the runner and the operator, at the scenario's fault rates: lost
+/// (never delivered), duplicated (delivered twice), or late (delivered 5–120 s later,
+/// after the hooks that follow it). Late hooks die with their VM's boot: the
+/// `JoinSet` is dropped with the transport.
+struct LossyHooks {
+    direct: Direct,
+    late: Mutex<JoinSet<()>>,
+}
+
+#[async_trait]
+impl VmTransport for LossyHooks {
+    async fn send(&self, request: &Request) -> Result<Answer, Failure> {
+        self.direct.send(request).await
+    }
+
+    async fn hook(&self, request: &Request, retry: Retry) -> Posted {
+        let world = &self.direct.world;
+        let faults = &world.scenario.faults;
+        if world.roll(faults.hook_drop, "hook_drop") {
+            return Posted::GaveUp(None);
+        }
+        let copies = if world.roll(faults.hook_duplicate, "hook_duplicate") { 2 } else { 1 };
+        if world.roll(faults.hook_delay, "hook_delay") {
+            let delay = Duration::from_secs(world.pick(5..=120));
+            let (direct, request) = (self.direct.clone(), request.clone());
+            self.late.lock().expect("late hooks poisoned").spawn(async move {
+                tokio::time::sleep(delay).await;
+                for _ in 0..copies {
+                    post(&direct, &request, retry.clone()).await;
+                }
+            });
+            // The script goes on as if answered; the operator hears of it later.
+            return Posted::Answered(Answer::Taken);
+        }
+        let mut outcome = post(&self.direct, request, retry.clone()).await;
+        for _ in 1..copies {
+            outcome = post(&self.direct, request, retry.clone()).await;
+        }
+        outcome
+    }
+}
+
+/// The repository every simulated job belongs to.
+pub fn job_ref(number: u64) -> JobRef {
+    JobRef { repository: REPOSITORY.into(), run_id: number, run_attempt: 1, job_name: format!("job-{number}") }
+}
