@@ -2,13 +2,14 @@
 //! signal, raced together (as mini-redis races `server.run()` against shutdown).
 //!
 //! The process must never run half-dead. If the server or the loop ends, fails or panics
-//! while no shutdown was asked for, [`run`] logs the cause with its whole chain, stops
-//! the other task, drains within the grace time and returns the error, so `main` exits
-//! non-zero and systemd (`Restart=on-failure`) starts the operator again; its start-up
-//! verification and recovery then report afresh. A panic anywhere else (a hook handler,
-//! a background scale-set operation) ends the process from the panic hook `main`
-//! installs: state under a poisoned lock cannot be trusted, and recovery at the next
-//! start rebuilds it from the cloud, the busy record and GitHub, as after a crash.
+//! while no shutdown was asked for, or the controller raises a fatal error (its state lock
+//! was poisoned), [`run`] logs the cause with its whole chain, stops the tasks, drains within
+//! the grace time and returns the error, so `main` exits non-zero and systemd
+//! (`Restart=on-failure`) starts the operator again; its start-up verification and recovery
+//! then report afresh. A panic anywhere else (a hook handler, a background scale-set
+//! operation) ends the process from the panic hook `main` installs: state a panic may have
+//! left half-changed cannot be trusted, and recovery at the next start rebuilds it from the
+//! cloud, the busy record and GitHub, as after a crash.
 //!
 //! Which loop errors end the process: only [`LoopError::ScaleSetGone`] — Azure answers
 //! 404 for the scale set itself, so there is nothing to manage and retrying cannot help.
@@ -26,7 +27,7 @@ use tracing::{error, info, warn};
 
 use crate::{
     api::{app, AppState},
-    controller::{Controller, RecoveryError},
+    controller::{Controller, FatalError, RecoveryError},
     pass::ReconcileError,
     ports::{CloudFault, ScaleSetError},
     readiness::Progress,
@@ -57,6 +58,8 @@ pub enum RunError {
     LoopStopped,
     #[error("the reconcile loop panicked")]
     LoopPanicked(#[source] tokio::task::JoinError),
+    #[error("the controller can no longer be trusted")]
+    ControllerFailed(#[source] FatalError),
 }
 
 /// Consecutive observations answering 404 for the scale set itself before the loop gives up.
@@ -108,6 +111,7 @@ pub async fn run_with(
         _ = shutdown.cancelled() => (None, false, false),
         served = &mut server => (server_failure(served, &shutdown), true, false),
         looped = &mut reconciler => (loop_failure(looped, &shutdown), false, true),
+        fatal = controller.failed() => (Some(RunError::ControllerFailed(fatal)), false, false),
     };
     match &failure {
         None => info!(grace = ?settings.shutdown_grace, "shutting down: draining requests and operations"),
