@@ -18,7 +18,10 @@ use azure_storage_queue::{
 };
 use tracing::warn;
 
-use crate::ports::{BusyMarker, BusyRecord, BusyRecordError, MarkerHandle, StoredMarker};
+use crate::{
+    ports::{BusyMarker, BusyRecord, BusyRecordError, MarkerHandle, StoredMarker},
+    report::Chain,
+};
 
 /// How long messages stay hidden while recovery reads them. They are made visible
 /// again right after; if the operator dies in between, the next start waits this long.
@@ -252,7 +255,9 @@ impl BusyRecord for QueueBusyRecord {
                         handle: MarkerHandle { message_id: message_id.clone(), pop_receipt },
                         marker,
                     }),
-                    Err(err) => warn!(message_id, error = %err, "queue message is not a busy marker; left in place"),
+                    Err(err) => {
+                        warn!(message_id, error = %Chain(&err), "queue message is not a busy marker; left in place")
+                    }
                 }
             }
             // Messages hidden by an earlier recovery that died before releasing them
