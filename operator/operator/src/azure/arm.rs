@@ -89,10 +89,32 @@ impl Default for ArmTimings {
     }
 }
 
-/// A plain-text cause, for errors that have no other source.
+type UrlParseError = <Url as std::str::FromStr>::Err;
+
+/// Why the Resource Manager URL cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Cause(String);
+pub enum EndpointError {
+    #[error("it is not a URL")]
+    NotAUrl(#[source] UrlParseError),
+    /// A bearer token never travels unencrypted over a network.
+    #[error("scheme {0} is not allowed: use https (plain http only to a loopback address)")]
+    InsecureScheme(String),
+}
+
+/// The shape a scale set's resource id must have.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "expected /subscriptions/{{id}}/resourceGroups/{{rg}}/providers/Microsoft.Compute/virtualMachineScaleSets/{{name}}"
+)]
+pub struct NotAScaleSetId;
+
+/// Why only Uniform orchestration is driven.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "a Flexible scale set has no batched instance delete/reimage or scale-set NIC listing; \
+     create the runner scale set with orchestration_mode = \"Uniform\""
+)]
+pub struct UniformOnly;
 
 /// Setting up the client and checking the scale set.
 #[derive(Debug, thiserror::Error)]
@@ -101,13 +123,13 @@ pub enum ArmError {
     InvalidEndpoint {
         url: String,
         #[source]
-        source: Cause,
+        source: EndpointError,
     },
     #[error("{id:?} is not a scale set resource id")]
     InvalidResourceId {
         id: String,
         #[source]
-        source: Cause,
+        source: NotAScaleSetId,
     },
     #[error("building the HTTP client failed")]
     HttpClientFailed(#[source] reqwest::Error),
@@ -118,7 +140,7 @@ pub enum ArmError {
         name: String,
         mode: String,
         #[source]
-        source: Cause,
+        source: UniformOnly,
     },
 }
 
@@ -312,17 +334,15 @@ impl std::fmt::Debug for ArmScaleSet {
 
 /// `https://...`, or `http://` to a loopback address (a test fake): a bearer token never
 /// travels unencrypted over a network.
-fn check_endpoint(url: &Url) -> Result<(), Cause> {
+fn check_endpoint(url: &Url) -> Result<(), EndpointError> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if url.host_str().and_then(|h| h.parse::<IpAddr>().ok()).is_some_and(|ip| ip.is_loopback()) => Ok(()),
-        scheme => {
-            Err(Cause(format!("scheme {scheme} is not allowed: use https (plain http only to a loopback address)")))
-        }
+        scheme => Err(EndpointError::InsecureScheme(scheme.to_owned())),
     }
 }
 
-fn check_resource_id(id: &str) -> Result<(), Cause> {
+fn check_resource_id(id: &str) -> Result<(), NotAScaleSetId> {
     let parts: Vec<&str> = id.trim_matches('/').split('/').collect();
     let ok = parts.len() == 8
         && parts[0].eq_ignore_ascii_case("subscriptions")
@@ -334,9 +354,7 @@ fn check_resource_id(id: &str) -> Result<(), Cause> {
     if ok {
         Ok(())
     } else {
-        Err(Cause(
-            "expected /subscriptions/{id}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachineScaleSets/{name}".into(),
-        ))
+        Err(NotAScaleSetId)
     }
 }
 
@@ -427,7 +445,8 @@ impl ArmScaleSet {
         timings: ArmTimings,
     ) -> Result<Self, ArmError> {
         let invalid = |source| ArmError::InvalidEndpoint { url: resource_manager_url.to_owned(), source };
-        let base = Url::parse(resource_manager_url.trim_end_matches('/')).map_err(|e| invalid(Cause(e.to_string())))?;
+        let base =
+            Url::parse(resource_manager_url.trim_end_matches('/')).map_err(|e| invalid(EndpointError::NotAUrl(e)))?;
         check_endpoint(&base).map_err(invalid)?;
         check_resource_id(vmss_resource_id)
             .map_err(|source| ArmError::InvalidResourceId { id: vmss_resource_id.to_owned(), source })?;
@@ -465,15 +484,7 @@ impl ArmScaleSet {
         // Absent orchestrationMode means a scale set created before Flexible existed: Uniform.
         let mode = properties.and_then(|p| p.orchestration_mode.clone()).unwrap_or_else(|| "Uniform".to_owned());
         if !mode.eq_ignore_ascii_case("Uniform") {
-            return Err(ArmError::UnsupportedOrchestration {
-                name,
-                mode,
-                source: Cause(
-                    "a Flexible scale set has no batched instance delete/reimage or scale-set NIC listing; \
-                     create the runner scale set with orchestration_mode = \"Uniform\""
-                        .into(),
-                ),
-            });
+            return Err(ArmError::UnsupportedOrchestration { name, mode, source: UniformOnly });
         }
         let capacity = capacity_of(&vmss).map_err(|f| ArmError::VerifyFailed(ScaleSetError::ReadFailed(f)))?;
         Ok(ScaleSetInfo {
