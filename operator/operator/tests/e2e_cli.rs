@@ -194,3 +194,50 @@ fn the_operator_exits_non_zero_naming_the_cause_when_its_scale_set_is_gone() {
         "an ERROR log line names the cause: {logs}"
     );
 }
+
+#[test]
+fn serve_is_production_only_and_the_sandbox_needs_a_sas_or_an_in_memory_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "operator.toml", &config(1, 3, "127.0.0.1:0"));
+    let out = Command::new(BIN).args(["serve", "--simulated-cloud", "--config"]).arg(&file).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected argument '--simulated-cloud'"));
+
+    let out = Command::new(BIN).args(["sandbox", "--config"]).arg(&file).output().unwrap();
+    assert!(!out.status.success(), "a queue URL without a SAS cannot be used without an identity");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("give queue.url with a SAS (Azurite), or --in-memory-queue"), "{stderr}");
+}
+
+#[test]
+fn the_sandbox_keeps_its_busy_record_in_a_sas_queue() {
+    let azurite = test_support::Azurite::start();
+    let queue_url = azurite.queue_url("sandbox");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        operator::queue::QueueBusyRecord::new(&queue_url, None).unwrap().ensure_queue().await.unwrap();
+    });
+    let port = test_support::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(1, 3, &addr).replace("https://stbusy.queue.core.windows.net/busy-runners", &queue_url);
+    let file = write(dir.path(), "operator.toml", &text);
+    let mut child = Command::new(BIN)
+        .args(["sandbox", "--config"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !matches!(get(&addr, "/readyz"), Some((200, _))) {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+            panic!("the sandbox ended ({status}): {stderr}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the sandbox did not become ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(child.wait().unwrap().success(), "a clean stop");
+}
