@@ -306,6 +306,21 @@ mod tests {
     }
 
     #[test]
+    fn an_sdk_error_quoting_the_request_url_loses_the_signature_through_the_whole_chain() {
+        let transport = std::io::Error::other("connection refused for http://127.0.0.1:1/acct/q?sv=1&sig=c2VjcmV0");
+        let sdk = azure_core::Error::with_error(
+            azure_core::error::ErrorKind::Io,
+            transport,
+            "error sending request for url (http://127.0.0.1:1/acct/q?sv=1&sig=c2VjcmV0)",
+        );
+        let err = QueueError::SendFailed(SdkError(sdk));
+        let text = crate::report::chain(&err);
+        assert!(text.starts_with("sending the message failed: error sending request"), "{text}");
+        assert!(!text.contains("c2VjcmV0"), "{text}");
+        assert!(!format!("{err:?}").contains("c2VjcmV0"), "{err:?}");
+    }
+
+    #[test]
     fn an_invalid_url_is_reported_without_its_query() {
         let err = QueueBusyRecord::new("not a url?sig=secret", None).err().expect("refused");
         let text = crate::report::chain(&err);
