@@ -84,7 +84,8 @@ impl SdkError {
 
 impl std::fmt::Display for SdkError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&redact_sas(&crate::report::chain(&self.0)))
+        // `chain` renders through the one redaction, `report::redact`.
+        f.write_str(&crate::report::chain(&self.0))
     }
 }
 
@@ -105,21 +106,6 @@ pub fn carries_sas(queue_url: &str) -> bool {
 /// A URL without its query, so a SAS never reaches a log line.
 pub fn redact_query(url: &str) -> String {
     url.split('?').next().unwrap_or_default().to_owned()
-}
-
-/// `text` with the value of every `sig=` parameter replaced.
-pub fn redact_sas(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("sig=") {
-        let (before, after) = rest.split_at(at + "sig=".len());
-        out.push_str(before);
-        out.push_str("REDACTED");
-        let end = after.find(|c: char| c == '&' || c == '"' || c == ')' || c.is_whitespace()).unwrap_or(after.len());
-        rest = &after[end..];
-    }
-    out.push_str(rest);
-    out
 }
 
 impl QueueBusyRecord {
@@ -300,7 +286,7 @@ mod tests {
         assert_eq!(redact_query("http://127.0.0.1:1/acct/q?sv=1&sig=secret"), "http://127.0.0.1:1/acct/q");
         let text = "error sending request for url (http://127.0.0.1:1/acct/q?sv=1&sig=c2VjcmV0&se=2) sig=x";
         assert_eq!(
-            redact_sas(text),
+            crate::report::redact(text),
             "error sending request for url (http://127.0.0.1:1/acct/q?sv=1&sig=REDACTED&se=2) sig=REDACTED"
         );
     }
