@@ -98,7 +98,7 @@ async fn start(instances: u32, busy: Arc<dyn BusyRecord>) -> (SocketAddr, Vec<Ip
         labels: vec!["bench".into()],
         ..Settings::new(
             "vmss-bench",
-            "o/r",
+            "octo-org/octo-repo",
             PoolSpec {
                 scale_in_delay: Duration::from_secs(3600),
                 registration_timeout: Duration::from_secs(3600),
@@ -118,7 +118,7 @@ async fn start(instances: u32, busy: Arc<dyn BusyRecord>) -> (SocketAddr, Vec<Ip
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let run_settings = RunSettings {
-        max_body_bytes: 16 * 1024,
+        http: operator::api::HttpLimits::default(),
         debounce: Duration::from_millis(500),
         shutdown_grace: Duration::from_secs(5),
     };

@@ -154,7 +154,7 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
         controller.clone(),
         listener,
         RunSettings {
-            max_body_bytes: 16 * 1024,
+            http: crate::api::HttpLimits::default(),
             debounce: Duration::from_millis(200),
             shutdown_grace: Duration::from_secs(5),
         },

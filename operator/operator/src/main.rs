@@ -7,12 +7,13 @@ use clap::Parser;
 use operator::azure::CredentialSource;
 use operator::connect::{connect, ConnectOptions};
 use operator::{
+    api::{server::raise_open_files_limit, HttpLimits},
     cli::{Cli, Command, ConfigCommand, DemoArgs, SandboxArgs, ServeArgs},
     config::{self, LogFormat},
     controller::{Controller, Settings},
     demo::{run_demo, DemoOptions},
     ports::Ports,
-    run::{run, RunSettings},
+    run::{run, Listeners, RunSettings},
     sandbox::{Sandbox, SandboxQueue},
     shutdown, telemetry,
 };
@@ -78,19 +79,28 @@ async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
     operate(&config, sandbox.ports).await
 }
 
-/// The operator on `ports`: bind, then serve and reconcile until SIGTERM or a fatal error.
+/// The operator on `ports`: bind both listeners, then serve and reconcile until SIGTERM or
+/// a fatal error.
 async fn operate(config: &config::Config, ports: Ports) -> anyhow::Result<()> {
+    match raise_open_files_limit() {
+        Ok(limit) => tracing::info!(limit, "open-files limit raised to the hard limit"),
+        Err(err) => tracing::warn!(error = %err, "raising the open-files limit failed; keeping the current one"),
+    }
     let controller = Controller::new(Settings::from_config(config), ports);
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("binding {}", config.server.listen))?;
+    let bind = |addr: std::net::SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))
+    };
+    let listeners = Listeners {
+        api: bind(config.server.listen).await?,
+        operations: Some(bind(config.server.operations_listen).await?),
+    };
     let token = shutdown::on_signal();
     let run_settings = RunSettings {
-        max_body_bytes: config.server.max_body_bytes,
+        http: HttpLimits::from_config(&config.server),
         debounce: config.reconcile.debounce.get(),
         shutdown_grace: config.server.shutdown_grace.get(),
     };
-    run(controller, listener, run_settings, token).await?;
+    run(controller, listeners, run_settings, token).await?;
     Ok(())
 }
 

@@ -43,8 +43,28 @@ pub struct ApiErrorLabels {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    pub status: u16,
+    pub code: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
+    /// Connections closed at accept, by `reason` (`per_source`, `total`).
+    pub connections_refused: Family<ReasonLabel, Counter>,
+    /// Connections open now, on both listeners.
+    pub connections_open: Gauge,
+    /// Requests answered 4xx or 5xx, by status and error code.
+    pub http_refusals: Family<RefusalLabels, Counter>,
+    /// Log lines about refused requests and connections that were left out because the
+    /// same source had one within the interval.
+    pub log_lines_suppressed: Counter,
     pub instances: Family<StateLabel, Gauge>,
     pub desired_instances: Gauge,
     pub actual_instances: Gauge,
@@ -116,6 +136,29 @@ impl Metrics {
             "Repairs of the operator's picture from GitHub's runner list (lost hooks, ghosts, orphaned markers)",
             corrections.clone(),
         );
+        let connections_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed at accept: over the per-source or the total cap",
+            connections_refused.clone(),
+        );
+        for reason in ["per_source", "total"] {
+            let _ = connections_refused.get_or_create(&ReasonLabel { reason });
+        }
+        let connections_open = Gauge::default();
+        registry.register("connections_open", "HTTP connections open now", connections_open.clone());
+        let http_refusals = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "http_refusals",
+            "Requests answered with an error, by status and error code",
+            http_refusals.clone(),
+        );
+        let log_lines_suppressed = Counter::default();
+        registry.register(
+            "log_lines_suppressed",
+            "Log lines about a refused caller left out: that source was logged less than an interval ago",
+            log_lines_suppressed.clone(),
+        );
         for kind in CorrectionKind::ALL {
             let _ = corrections.get_or_create(&KindLabel { kind: kind.as_str() });
         }
@@ -130,6 +173,10 @@ impl Metrics {
         }
         Self {
             registry,
+            connections_refused,
+            connections_open,
+            http_refusals,
+            log_lines_suppressed,
             instances,
             desired_instances,
             actual_instances,

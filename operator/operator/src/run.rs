@@ -19,14 +19,14 @@
 //! [`ErrorPolicy`](crate::retry::ErrorPolicy) (exponential, jittered, capped at one
 //! period, honouring `Retry-After`), and `/readyz` reports passes that stopped succeeding.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use tokio::{net::TcpListener, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::{
-    api::{app, AppState},
+    api::{router, server, AppState, HttpLimits, Routes},
     controller::{Controller, FatalError, RecoveryError},
     pass::ReconcileError,
     ports::{CloudFault, ScaleSetError},
@@ -38,7 +38,8 @@ use crate::{
 /// Server and loop settings.
 #[derive(Clone, Debug)]
 pub struct RunSettings {
-    pub max_body_bytes: usize,
+    /// The server's bounds (`server.*`).
+    pub http: HttpLimits,
     pub debounce: Duration,
     pub shutdown_grace: Duration,
 }
@@ -62,6 +63,21 @@ pub enum RunError {
     ControllerFailed(#[source] FatalError),
 }
 
+/// Where to serve: the runner API, and apart from it the operations endpoints (`/metrics`,
+/// `/readyz`). Without an operations listener both are served on the API listener (tests,
+/// the demo); `serve` and `sandbox` always bind both.
+#[derive(Debug)]
+pub struct Listeners {
+    pub api: TcpListener,
+    pub operations: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(api: TcpListener) -> Self {
+        Self { api, operations: None }
+    }
+}
+
 /// Consecutive observations answering 404 for the scale set itself before the loop gives up.
 pub const SCALE_SET_GONE_AFTER: u32 = 3;
 
@@ -77,31 +93,34 @@ pub enum LoopError {
 /// error if the server or the loop ended first (see the module docs).
 pub async fn run(
     controller: Controller,
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     settings: RunSettings,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let errors = ErrorPolicy::for_period(controller.settings().period);
-    run_with(controller, listener, settings, errors, shutdown).await
+    run_with(controller, listeners, settings, errors, shutdown).await
 }
 
 /// [`run`] with a given error policy.
 pub async fn run_with(
     controller: Controller,
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     settings: RunSettings,
     errors: ErrorPolicy,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let addr = listener.local_addr().map_err(RunError::ServeFailed)?;
-    info!(%addr, pool = %controller.settings().pool, "operator listening");
+    let Listeners { api, operations } = listeners.into();
+    let addr = api.local_addr().map_err(RunError::ServeFailed)?;
+    let operations_addr = match &operations {
+        Some(listener) => Some(listener.local_addr().map_err(RunError::ServeFailed)?),
+        None => None,
+    };
+    info!(%addr, operations = ?operations_addr, pool = %controller.settings().pool, "operator listening");
     // The tasks stop on `stop`: the caller's shutdown, or the failure of the other task.
     let stop = shutdown.child_token();
     let progress = Progress::new(controller.settings().period);
-    let router = app(AppState::new(controller.clone(), progress.clone()), settings.max_body_bytes);
-    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(stop.clone().cancelled_owned());
-    let mut server = tokio::spawn(async move { server.await });
+    let state = AppState::new(controller.clone(), progress.clone());
+    let mut server = tokio::spawn(serve_all(state, api, operations, settings.http.clone(), stop.clone()));
     let mut reconciler =
         tokio::spawn(supervised_loop(controller.clone(), settings.debounce, errors, progress, stop.clone()));
 
@@ -151,6 +170,29 @@ pub async fn run_with(
             Ok(())
         }
         Some(err) => Err(err),
+    }
+}
+
+/// Both listeners, each with its own connection caps, sharing one per-source log limiter.
+async fn serve_all(
+    state: AppState,
+    api: TcpListener,
+    operations: Option<TcpListener>,
+    limits: HttpLimits,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let log = state.per_source_log(&limits);
+    let parts = || server::ServerParts::new(&limits, state.controller.metrics(), log.clone());
+    let api_routes = if operations.is_some() { Routes::Runner } else { Routes::All };
+    let api_router = router(state.clone(), api_routes, &limits, log.clone());
+    let api_server = server::serve(api, api_router, limits.clone(), parts(), stop.clone());
+    match operations {
+        None => api_server.await,
+        Some(listener) => {
+            let ops_router = router(state.clone(), Routes::Operations, &limits, log.clone());
+            let ops_server = server::serve(listener, ops_router, limits.clone(), parts(), stop.clone());
+            tokio::try_join!(api_server, ops_server).map(|_| ())
+        }
     }
 }
 

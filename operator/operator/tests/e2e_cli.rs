@@ -12,7 +12,8 @@ use std::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_operator");
 
-fn config(min: u32, max: u32, listen: &str) -> String {
+/// A configuration listening on `listen` (the runner API) and `ops` (`/metrics`, `/readyz`).
+fn config(min: u32, max: u32, listen: &str, ops: &str) -> String {
     format!(
         r#"
 [github]
@@ -33,6 +34,7 @@ free_target_percentage = 25
 
 [server]
 listen = "{listen}"
+operations_listen = "{ops}"
 shutdown_grace = "5s"
 "#
     )
@@ -47,7 +49,7 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 #[test]
 fn an_invalid_config_names_the_field_and_the_rule_and_exits_non_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "operator.toml", &config(5, 3, "127.0.0.1:0"));
+    let file = write(dir.path(), "operator.toml", &config(5, 3, "127.0.0.1:0", "127.0.0.1:0"));
     let out = Command::new(BIN).args(["config", "validate"]).arg(&file).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -61,7 +63,7 @@ fn an_invalid_config_names_the_field_and_the_rule_and_exits_non_zero() {
 #[test]
 fn environment_variables_are_validated_too() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "operator.toml", &config(1, 3, "127.0.0.1:0"));
+    let file = write(dir.path(), "operator.toml", &config(1, 3, "127.0.0.1:0", "127.0.0.1:0"));
     let ok = Command::new(BIN).args(["config", "validate"]).arg(&file).output().unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let out = Command::new(BIN)
@@ -100,9 +102,10 @@ fn get(addr: &str, path: &str) -> Option<(u16, String)> {
 fn the_operator_answers_and_stops_cleanly_on_sigterm() {
     let port = test_support::free_port();
     let addr = format!("127.0.0.1:{port}");
+    let ops = format!("127.0.0.1:{}", test_support::free_port());
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "operator.json", &{
-        let value: toml::Value = toml::from_str(&config(2, 4, &addr)).unwrap();
+        let value: toml::Value = toml::from_str(&config(2, 4, &addr, &ops)).unwrap();
         serde_json::to_string(&value).unwrap()
     });
     let mut child = Command::new(BIN)
@@ -115,16 +118,22 @@ fn the_operator_answers_and_stops_cleanly_on_sigterm() {
         .unwrap();
     let started = Instant::now();
     let ready = loop {
-        if let Some((200, body)) = get(&addr, "/readyz") {
+        if let Some((200, body)) = get(&ops, "/readyz") {
             break body;
         }
         assert!(started.elapsed() < Duration::from_secs(20), "operator did not become ready");
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(ready.contains("\"ready\":true"), "{ready}");
-    let (status, metrics) = get(&addr, "/metrics").unwrap();
+    let (status, metrics) = get(&ops, "/metrics").unwrap();
     assert_eq!(status, 200);
     assert!(metrics.contains("vmss_runner_actual_instances 2"), "{metrics}");
+    for path in ["/metrics", "/readyz"] {
+        let (status, body) = get(&addr, path).unwrap();
+        assert_eq!(status, 404, "the runner listener does not serve {path}: {body}");
+        assert!(body.contains("\"code\":\"not_found\""), "{body}");
+    }
+    assert_eq!(get(&addr, "/healthz").map(|(s, _)| s), Some(200), "liveness on both listeners");
 
     let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(term.success());
@@ -152,8 +161,9 @@ fn the_operator_answers_and_stops_cleanly_on_sigterm() {
 fn the_operator_exits_non_zero_naming_the_cause_when_its_scale_set_is_gone() {
     let port = test_support::free_port();
     let addr = format!("127.0.0.1:{port}");
+    let ops = format!("127.0.0.1:{}", test_support::free_port());
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "operator.toml", &config(1, 3, &addr));
+    let file = write(dir.path(), "operator.toml", &config(1, 3, &addr, &ops));
     let mut child = Command::new(BIN)
         .args(["sandbox", "--in-memory-queue", "--delete-scale-set-after", "2s", "--config"])
         .arg(&file)
@@ -164,7 +174,7 @@ fn the_operator_exits_non_zero_naming_the_cause_when_its_scale_set_is_gone() {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while !matches!(get(&addr, "/readyz"), Some((200, _))) {
+    while !matches!(get(&ops, "/readyz"), Some((200, _))) {
         assert!(started.elapsed() < Duration::from_secs(20), "operator did not become ready");
         assert!(child.try_wait().unwrap().is_none(), "the operator ended before it was ready");
         std::thread::sleep(Duration::from_millis(100));
@@ -198,7 +208,7 @@ fn the_operator_exits_non_zero_naming_the_cause_when_its_scale_set_is_gone() {
 #[test]
 fn serve_is_production_only_and_the_sandbox_needs_a_sas_or_an_in_memory_queue() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "operator.toml", &config(1, 3, "127.0.0.1:0"));
+    let file = write(dir.path(), "operator.toml", &config(1, 3, "127.0.0.1:0", "127.0.0.1:0"));
     let out = Command::new(BIN).args(["serve", "--simulated-cloud", "--config"]).arg(&file).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected argument '--simulated-cloud'"));
@@ -218,8 +228,9 @@ fn the_sandbox_keeps_its_busy_record_in_a_sas_queue() {
     });
     let port = test_support::free_port();
     let addr = format!("127.0.0.1:{port}");
+    let ops = format!("127.0.0.1:{}", test_support::free_port());
     let dir = tempfile::tempdir().unwrap();
-    let text = config(1, 3, &addr).replace("https://stbusy.queue.core.windows.net/busy-runners", &queue_url);
+    let text = config(1, 3, &addr, &ops).replace("https://stbusy.queue.core.windows.net/busy-runners", &queue_url);
     let file = write(dir.path(), "operator.toml", &text);
     let mut child = Command::new(BIN)
         .args(["sandbox", "--config"])
@@ -229,7 +240,7 @@ fn the_sandbox_keeps_its_busy_record_in_a_sas_queue() {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while !matches!(get(&addr, "/readyz"), Some((200, _))) {
+    while !matches!(get(&ops, "/readyz"), Some((200, _))) {
         if let Some(status) = child.try_wait().unwrap() {
             let mut stderr = String::new();
             child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();

@@ -74,7 +74,7 @@ async fn lost_job_started_stores_a_stand_in_marker_that_the_real_job_completed_c
     h.controller.reconcile().await.unwrap();
     let stored = markers(&h);
     assert_eq!(stored.len(), 1);
-    assert_eq!((stored[0].repository.as_str(), stored[0].run_id, stored[0].run_attempt), ("o/r", 0, 0));
+    assert_eq!((stored[0].repository.as_str(), stored[0].run_id, stored[0].run_attempt), ("octo-org/octo-repo", 0, 0));
     assert!(stored[0].job_name.starts_with("unknown (job-started hook lost; runner vmsstest000001-"), "{stored:?}");
     assert_eq!(state_of(&h, "1"), Some(InstanceState::Busy));
     assert_eq!(corrections(&h, "job_started_lost"), 1);

@@ -54,7 +54,7 @@ async fn serve(
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let settings = RunSettings {
-        max_body_bytes: 16 * 1024,
+        http: operator::api::HttpLimits::default(),
         debounce: Duration::from_millis(50),
         shutdown_grace: Duration::from_secs(5),
     };

@@ -40,7 +40,7 @@ fn ports(scale_set: Arc<dyn ScaleSet>) -> Ports {
 
 fn run_settings() -> RunSettings {
     RunSettings {
-        max_body_bytes: 16 * 1024,
+        http: operator::api::HttpLimits::default(),
         debounce: Duration::from_millis(20),
         shutdown_grace: Duration::from_secs(5),
     }

@@ -19,6 +19,32 @@ pub enum ApiError {
     Hook(#[from] HookError),
     #[error("request body rejected")]
     BadBody(#[from] JsonRejection),
+    #[error("the request body must be a JSON object")]
+    NotAnObject,
+    #[error("the request body does not match the schema")]
+    InvalidBody(#[source] serde_json::Error),
+    #[error("field `{field}` is invalid: {reason}")]
+    InvalidField { field: &'static str, reason: String },
+    #[error("repository {repository:?} is outside the pool's scope ({scope})")]
+    OutOfScope { repository: String, scope: String },
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("the request target is longer than {limit} bytes")]
+    UriTooLong { limit: usize },
+    #[error("the request headers are larger than {limit} bytes")]
+    HeadersTooLarge { limit: usize },
+    #[error("the request body is larger than {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimedOut(std::time::Duration),
+    #[error("reading the request body failed")]
+    BodyReadFailed(#[source] axum::Error),
+    #[error("the request was not answered within {0:?}; it goes on in the background, retry shortly")]
+    TimedOut(std::time::Duration),
+    #[error("the request handler failed")]
+    HandlerFailed(#[source] tokio::task::JoinError),
 }
 
 /// Error body.
@@ -55,6 +81,18 @@ impl ApiError {
                 };
                 (rejection.status(), code)
             }
+            Self::NotAnObject | Self::InvalidBody(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+            Self::InvalidField { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+            Self::OutOfScope { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "out_of_scope"),
+            Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::UriTooLong { .. } => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            Self::HeadersTooLarge { .. } => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large"),
+            Self::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            Self::BodyTimedOut(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            Self::BodyReadFailed(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::TimedOut(_) => (StatusCode::SERVICE_UNAVAILABLE, "timed_out"),
+            Self::HandlerFailed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 
@@ -66,6 +104,9 @@ impl ApiError {
             Self::Hook(HookError::CloudUnavailable(_)) => "the scale set could not be read; retry later".into(),
             Self::Hook(e) => e.to_string(),
             Self::BadBody(rejection) => rejection.body_text(),
+            Self::InvalidBody(e) => format!("the request body does not match the schema: {e}"),
+            Self::HandlerFailed(_) => "the operator failed to answer".into(),
+            e => e.to_string(),
         }
     }
 }
@@ -74,7 +115,7 @@ impl ApiError {
 /// dependencies; a refusal the caller is expected to meet in normal operation (retry
 /// shortly, asked twice, being recycled) is not one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Loudness {
+pub(crate) enum Loudness {
     /// Expected while a VM waits (a reimage not yet confirmed): the VM asks again.
     Debug,
     /// Expected traffic: recovering, a repeated registration, a hook for a VM being recycled.
@@ -92,12 +133,51 @@ impl ApiError {
             Self::Hook(HookError::Recovering | HookError::AlreadyRegistered { .. } | HookError::WrongState { .. }) => {
                 Loudness::Info
             }
-            Self::Hook(HookError::UnknownInstance { .. } | HookError::JobMismatch { .. }) | Self::BadBody(_) => {
-                Loudness::Warn
-            }
+            Self::Hook(HookError::UnknownInstance { .. } | HookError::JobMismatch { .. })
+            | Self::BadBody(_)
+            | Self::NotAnObject
+            | Self::InvalidBody(_)
+            | Self::InvalidField { .. }
+            | Self::OutOfScope { .. }
+            | Self::NotFound
+            | Self::MethodNotAllowed
+            | Self::UriTooLong { .. }
+            | Self::HeadersTooLarge { .. }
+            | Self::BodyTooLarge { .. }
+            | Self::BodyTimedOut(_)
+            | Self::BodyReadFailed(_) => Loudness::Warn,
             Self::Hook(
                 HookError::RegistrationFailed(_) | HookError::BusyRecordFailed(_) | HookError::CloudUnavailable(_),
-            ) => Loudness::Error,
+            )
+            | Self::TimedOut(_)
+            | Self::HandlerFailed(_) => Loudness::Error,
+        }
+    }
+}
+
+/// What a refused request's one log line says, handed by [`ApiError`] to the request guard
+/// (`api/guard.rs`) on the response: the guard knows the caller's address, counts the
+/// refusal and writes the line, at most once per source and code per interval.
+#[derive(Clone, Debug)]
+pub(crate) struct Refusal {
+    pub status: u16,
+    pub code: &'static str,
+    pub loudness: Loudness,
+    /// The whole cause chain, redacted ([`Chain`]).
+    pub cause: String,
+}
+
+impl Refusal {
+    /// Writes the line, in the current (request) span.
+    pub fn log(&self, source: Option<std::net::IpAddr>, left_out: u64) {
+        let (status, code, cause) = (self.status, self.code, self.cause.as_str());
+        let source = source.map(|ip| ip.to_string());
+        let source = source.as_deref().unwrap_or("-");
+        match self.loudness {
+            Loudness::Debug => tracing::debug!(status, code, source, left_out, cause, "request refused"),
+            Loudness::Info => tracing::info!(status, code, source, left_out, cause, "request refused"),
+            Loudness::Warn => tracing::warn!(status, code, source, left_out, cause, "request refused"),
+            Loudness::Error => tracing::error!(status, code, source, left_out, cause, "request failed"),
         }
     }
 }
@@ -105,16 +185,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let cause = Chain(&self);
-        let status_code = status.as_u16();
-        match self.loudness() {
-            Loudness::Debug => tracing::debug!(status = status_code, code, cause = %cause, "request refused"),
-            Loudness::Info => tracing::info!(status = status_code, code, cause = %cause, "request refused"),
-            Loudness::Warn => tracing::warn!(status = status_code, code, cause = %cause, "request refused"),
-            Loudness::Error => tracing::error!(status = status_code, code, cause = %cause, "request failed"),
-        }
+        let refusal =
+            Refusal { status: status.as_u16(), code, loudness: self.loudness(), cause: Chain(&self).to_string() };
         let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message: self.public_message() } };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        response.extensions_mut().insert(refusal);
+        response
     }
 }
 

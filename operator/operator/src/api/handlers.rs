@@ -3,11 +3,12 @@
 use std::net::SocketAddr;
 
 use axum::{
-    extract::{ConnectInfo, FromRequest, State},
+    extract::{ConnectInfo, FromRequest, Request, State},
     http::{header, StatusCode},
     response::IntoResponse,
     Json,
 };
+use serde::de::DeserializeOwned;
 
 use super::{
     error::{ApiError, ErrorBody},
@@ -17,10 +18,35 @@ use super::{
     AppState,
 };
 
-/// `axum::Json`, with rejections rendered in the API's error shape.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON body, which must be an object (serde would take `[7]` for a struct), with every
+/// rejection rendered in the API's error shape.
 pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state).await?;
+        if !value.is_object() {
+            return Err(ApiError::NotAnObject);
+        }
+        serde_json::from_value(value).map(ApiJson).map_err(ApiError::InvalidBody)
+    }
+}
+
+/// A job hook's body, checked before the controller sees it: the fields as GitHub forms
+/// them, and the repository inside the pool's scope. A caller that is no instance is told
+/// so (403) rather than what is wrong with its body.
+async fn checked_job(state: &AppState, peer: SocketAddr, job: JobHookRequest) -> Result<JobHookRequest, ApiError> {
+    let settings = state.controller.settings();
+    match super::validate::job(&job, &settings.scope_name, settings.organization_scope) {
+        Ok(()) => Ok(job),
+        Err(invalid) => {
+            state.controller.resolve(peer.ip()).await?;
+            Err(invalid)
+        }
+    }
+}
 
 /// Hand the calling VM its runner registration (once per boot; with JIT, again if the
 /// first one's runner never came online, after removing that runner at GitHub).
@@ -60,6 +86,7 @@ pub async fn job_started(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(job): ApiJson<JobHookRequest>,
 ) -> Result<Json<HookResponse>, ApiError> {
+    let job = checked_job(&state, peer, job).await?;
     Ok(Json(state.controller.job_started(peer.ip(), job).await?.into()))
 }
 
@@ -79,6 +106,7 @@ pub async fn job_completed(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(job): ApiJson<JobHookRequest>,
 ) -> Result<Json<HookResponse>, ApiError> {
+    let job = checked_job(&state, peer, job).await?;
     Ok(Json(state.controller.job_completed(peer.ip(), job).await?.into()))
 }
 

@@ -3,15 +3,22 @@
 //! committed copy in `schema/openapi.json` is checked by a test.
 
 mod error;
+mod guard;
 mod handlers;
+pub mod server;
 mod types;
+mod validate;
 
-use axum::{extract::DefaultBodyLimit, Router};
+use std::sync::Arc;
+
+use axum::{extract::DefaultBodyLimit, middleware, Router};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use guard::Guard;
+pub use server::{HttpLimits, PerSourceLog};
 pub use types::{HookResponse, ReadyResponse, RegistrationRequest, RegistrationResponse, RunnerExitedRequest};
 
 use crate::{
@@ -35,6 +42,16 @@ impl AppState {
     pub fn readiness(&self) -> Result<(), NotReady> {
         self.progress.readiness(self.controller.is_recovered())
     }
+
+    /// The request guard for these limits, counting into this controller's metrics.
+    pub fn guard(&self, limits: &HttpLimits, log: Arc<PerSourceLog>) -> Guard {
+        Guard { limits: limits.clone(), log, refusals: self.controller.metrics().http_refusals.clone() }
+    }
+
+    /// A per-source log limiter counting into this controller's metrics.
+    pub fn per_source_log(&self, limits: &HttpLimits) -> Arc<PerSourceLog> {
+        Arc::new(PerSourceLog::new(limits.log_interval, self.controller.metrics().log_lines_suppressed.clone()))
+    }
 }
 
 #[derive(OpenApi)]
@@ -52,27 +69,68 @@ impl AppState {
 )]
 struct ApiDoc;
 
-fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The runner API: what runner VMs call, on `server.listen`.
+fn runner_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .routes(routes!(handlers::registration))
         .routes(routes!(handlers::job_started))
         .routes(routes!(handlers::job_completed))
         .routes(routes!(handlers::runner_exited))
         .routes(routes!(handlers::healthz))
-        .routes(routes!(handlers::readyz))
-        .routes(routes!(handlers::metrics))
 }
 
-/// The application router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`:
-/// handlers identify the calling VM by its address.
+/// Operations: on `server.operations_listen`, which runners cannot reach (and `/healthz`,
+/// documented once with the runner API).
+fn operations_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(handlers::readyz)).routes(routes!(handlers::metrics))
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(runner_routes()).merge(operations_routes())
+}
+
+/// Which routes a router serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routes {
+    /// The runner API and `/healthz` (`server.listen`).
+    Runner,
+    /// `/metrics`, `/readyz`, `/healthz` (`server.operations_listen`).
+    Operations,
+    /// Both, on one listener: for tests and library callers that bind one socket.
+    All,
+}
+
+/// A router for `routes` under `limits`. Serve it with [`server::serve`] (or with
+/// `ConnectInfo<SocketAddr>` set on each request): handlers identify the calling VM by
+/// its address.
 ///
-/// Every refusal is logged once by [`ApiError`] at the level of what it means, so the trace
-/// layer's own line for a 5xx answer (ERROR by default, even for an expected 503
-/// `not_ready_yet`) is kept at DEBUG.
-pub fn app(state: AppState, max_body_bytes: usize) -> Router {
-    let (router, _) = api_router().split_for_parts();
+/// Every refusal is answered in the one error shape, unknown routes (404) and methods
+/// (405) included, and logged once by the request guard ([`guard`]); the trace layer's
+/// own lines are kept at DEBUG, so a failed request makes one line, not two.
+pub fn router(state: AppState, routes: Routes, limits: &HttpLimits, log: Arc<PerSourceLog>) -> Router {
+    let chosen = match routes {
+        Routes::Runner => runner_routes(),
+        Routes::Operations => operations_routes().route("/healthz", axum::routing::get(handlers::healthz)),
+        Routes::All => runner_routes().merge(operations_routes()),
+    };
+    let (router, _) = chosen.split_for_parts();
+    let guard = state.guard(limits, log);
     let trace = TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG));
-    router.layer(DefaultBodyLimit::max(max_body_bytes)).layer(trace).with_state(state)
+    router
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(guard, guard::guard))
+        .layer(trace)
+        .with_state(state)
+}
+
+/// Every route on one router with the default limits and a body limit of
+/// `max_body_bytes`: what the in-process tests drive with `oneshot`.
+pub fn app(state: AppState, max_body_bytes: usize) -> Router {
+    let limits = HttpLimits { max_body_bytes, ..HttpLimits::default() };
+    let log = state.per_source_log(&limits);
+    router(state, Routes::All, &limits, log)
 }
 
 /// The OpenAPI document of [`app`], as committed in `schema/openapi.json`.

@@ -198,18 +198,52 @@ impl Default for ReconcileConfig {
     }
 }
 
-/// HTTP server.
+/// HTTP server. Runner VMs run untrusted jobs that can reach the API from their address, so
+/// every resource a caller can hold is bounded (see `docs/configuration.md`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Address and port to listen on (the scaler VM's private address in production).
+    /// Address and port of the runner API (the scaler VM's private address in production).
     #[serde(default = "default_listen")]
     #[schemars(with = "String")]
     pub listen: SocketAddr,
+    /// Address and port of `/metrics` and `/readyz` (and `/healthz`), kept apart from the
+    /// runner API so that runner VMs cannot read them. Loopback by default.
+    #[serde(default = "default_operations_listen")]
+    #[schemars(with = "String")]
+    pub operations_listen: SocketAddr,
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_max_body_bytes")]
     #[schemars(range(min = 256, max = 1048576))]
     pub max_body_bytes: usize,
+    /// Largest request head (request line and headers) answered normally, in bytes; a larger
+    /// one is refused with 431. Bounds the memory an unfinished request can hold.
+    #[serde(default = "default_max_header_bytes")]
+    #[schemars(range(min = 1024, max = 65536))]
+    pub max_header_bytes: usize,
+    /// Longest request target (path and query) accepted, in bytes; a longer one is refused with 414.
+    #[serde(default = "default_max_uri_bytes")]
+    #[schemars(range(min = 64, max = 8192))]
+    pub max_uri_bytes: usize,
+    /// Open connections allowed in total, on each listener; a connection beyond it is closed
+    /// at accept and counted in `vmss_runner_connections_refused_total{reason="total"}`.
+    #[serde(default = "default_max_connections")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub max_connections: usize,
+    /// Open connections allowed from one source address; a connection beyond it is closed at
+    /// accept and counted in `vmss_runner_connections_refused_total{reason="per_source"}`.
+    #[serde(default = "default_max_connections_per_source")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub max_connections_per_source: usize,
+    /// How long a client may take to send a request head. The same clock runs while a
+    /// kept-alive connection waits for its next request, so it is also the idle timeout.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: HumanDuration,
+    /// How long a request may take from its head to its answer: reading the body and the
+    /// handler. Past it the caller gets 408 (body still arriving) or 503 (the handler is
+    /// still waiting on a dependency; it finishes in the background).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: HumanDuration,
     /// On SIGTERM, how long in-flight requests and the current pass may take to finish.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace: HumanDuration,
@@ -219,7 +253,14 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            operations_listen: default_operations_listen(),
             max_body_bytes: default_max_body_bytes(),
+            max_header_bytes: default_max_header_bytes(),
+            max_uri_bytes: default_max_uri_bytes(),
+            max_connections: default_max_connections(),
+            max_connections_per_source: default_max_connections_per_source(),
+            header_read_timeout: default_header_read_timeout(),
+            request_timeout: default_request_timeout(),
             shutdown_grace: default_shutdown_grace(),
         }
     }
@@ -273,6 +314,27 @@ fn default_debounce() -> HumanDuration {
 }
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 8080))
+}
+fn default_operations_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9090))
+}
+fn default_max_header_bytes() -> usize {
+    8 * 1024
+}
+fn default_max_uri_bytes() -> usize {
+    2 * 1024
+}
+fn default_max_connections() -> usize {
+    512
+}
+fn default_max_connections_per_source() -> usize {
+    8
+}
+fn default_header_read_timeout() -> HumanDuration {
+    HumanDuration::secs(5)
+}
+fn default_request_timeout() -> HumanDuration {
+    HumanDuration::secs(15)
 }
 fn default_max_body_bytes() -> usize {
     16 * 1024

@@ -129,6 +129,37 @@ pub fn validate(config: &Config) -> Vec<Violation> {
             ),
         );
     }
+    let server = &config.server;
+    if server.operations_listen == server.listen && server.listen.port() != 0 {
+        fail(
+            "server.operations_listen",
+            format!(
+                "server.operations_listen ({}) must differ from server.listen: runners must not reach /metrics and /readyz",
+                server.operations_listen
+            ),
+        );
+    }
+    if server.max_connections_per_source == 0 || server.max_connections_per_source > server.max_connections {
+        fail(
+            "server.max_connections_per_source",
+            format!(
+                "server.max_connections_per_source ({}) must be between 1 and server.max_connections ({})",
+                server.max_connections_per_source, server.max_connections
+            ),
+        );
+    }
+    if !(1024..=65536).contains(&server.max_header_bytes) {
+        fail(
+            "server.max_header_bytes",
+            format!("server.max_header_bytes ({}) must be between 1024 and 65536", server.max_header_bytes),
+        );
+    }
+    if server.header_read_timeout.get().is_zero() || server.request_timeout.get().is_zero() {
+        fail(
+            "server.header_read_timeout",
+            "server.header_read_timeout and server.request_timeout must be more than zero".into(),
+        );
+    }
     out
 }
 

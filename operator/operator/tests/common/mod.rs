@@ -36,7 +36,10 @@ pub struct Harness {
 
 pub fn settings(min: u32, max: u32, pct: u8) -> Settings {
     // A long period: these tests drive passes themselves.
-    Settings { period: Duration::from_secs(3600), ..Settings::new("vmss-test", "o/r", PoolSpec::new(min, max, pct)) }
+    Settings {
+        period: Duration::from_secs(3600),
+        ..Settings::new("vmss-test", "octo-org/octo-repo", PoolSpec::new(min, max, pct))
+    }
 }
 
 pub fn fast_scale_set(running: u32, ip_block: u8) -> Arc<InMemoryScaleSet> {

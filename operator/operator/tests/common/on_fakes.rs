@@ -120,7 +120,7 @@ pub async fn start(azure: &FakeAzure, github: &FakeGithub, c: &FakesConfig, list
     let server = tokio::spawn({
         let (controller, shutdown) = (controller.clone(), shutdown.clone());
         let settings = RunSettings {
-            max_body_bytes: 16 * 1024,
+            http: operator::api::HttpLimits::default(),
             debounce: Duration::from_millis(200),
             shutdown_grace: Duration::from_secs(5),
         };
