@@ -153,6 +153,8 @@ struct State {
     /// Busy markers of instances that vanished while busy, removed by the next pass.
     orphan_markers: Vec<OrphanMarker>,
     audit: audit::AuditState,
+    /// Instances whose runner GitHub refused to remove as busy, waiting before asking again.
+    busy_refusals: reconcile::BusyRefusals,
 }
 
 /// A fault the process cannot carry on after: it must exit so its service manager
@@ -192,6 +194,7 @@ impl Controller {
                     relisted_at: None,
                     orphan_markers: Vec::new(),
                     audit: audit::AuditState::default(),
+                    busy_refusals: reconcile::BusyRefusals::default(),
                 }),
                 relist: tokio::sync::Mutex::new(()),
                 nudge: Notify::new(),

@@ -4,7 +4,7 @@
 //! [`Effect`]s. Returns when to look again; the loop in [`crate::run`] owns the error
 //! policy.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use tokio::time::Instant;
 use tracing::{info, instrument, warn};
@@ -21,6 +21,63 @@ use crate::{
 
 /// After starting deletes, look again soon so a replacement is not a period late.
 const AFTER_DELETE: Duration = Duration::from_secs(1);
+
+/// The longest wait between two deregistration attempts for a runner GitHub reports busy,
+/// in reconcile periods.
+pub const BUSY_BACKOFF_CAP_PERIODS: u32 = 8;
+
+/// How long to wait before asking GitHub again to remove a runner it refused `refusals`
+/// times in a row as busy: one period, then doubling, capped at
+/// [`BUSY_BACKOFF_CAP_PERIODS`]. A job on the VM can make the policy want its instance
+/// recycled (an early runner-exited or job-completed); without this, every pass — one a
+/// second while deletes are pending — would spend a GitHub request on it for as long as
+/// the job runs.
+pub fn busy_backoff(period: Duration, refusals: u32) -> Duration {
+    let doublings = refusals.saturating_sub(1).min(BUSY_BACKOFF_CAP_PERIODS.ilog2());
+    (period * 2u32.pow(doublings)).min(period * BUSY_BACKOFF_CAP_PERIODS)
+}
+
+/// Per instance: GitHub refused to remove its runner as busy, how often in a row, and
+/// when to ask again. Forgotten once the runner is removed, or the instance or its
+/// runner changes.
+#[derive(Debug, Default)]
+pub(super) struct BusyRefusals(HashMap<InstanceId, BusyRefusal>);
+
+#[derive(Debug)]
+struct BusyRefusal {
+    runner: String,
+    refusals: u32,
+    retry_at: Instant,
+}
+
+impl BusyRefusals {
+    /// Whether `runner` of `id` must not be asked about again yet.
+    fn waiting(&self, id: &InstanceId, runner: &str, now: Instant) -> bool {
+        self.0.get(id).is_some_and(|r| r.runner == runner && now < r.retry_at)
+    }
+
+    /// GitHub refused again: the wait until the next attempt.
+    fn refused(&mut self, id: &InstanceId, runner: &str, now: Instant, period: Duration) -> Duration {
+        let entry =
+            self.0.entry(id.clone()).or_insert(BusyRefusal { runner: runner.to_owned(), refusals: 0, retry_at: now });
+        if entry.runner != runner {
+            *entry = BusyRefusal { runner: runner.to_owned(), refusals: 0, retry_at: now };
+        }
+        entry.refusals += 1;
+        let wait = busy_backoff(period, entry.refusals);
+        entry.retry_at = now + wait;
+        wait
+    }
+
+    fn forget(&mut self, id: &InstanceId) {
+        self.0.remove(id);
+    }
+
+    /// Drops the entries of instances no longer in the fleet.
+    fn retain(&mut self, exists: impl Fn(&InstanceId) -> bool) {
+        self.0.retain(|id, _| exists(id));
+    }
+}
 
 /// GitHub's runner list, read at most once in a pass and only when a runner's id is
 /// unknown (token mode).
@@ -39,6 +96,11 @@ impl Controller {
         self.remove_orphan_markers().await;
         self.audit_busy_record().await;
         self.align_with_github().await;
+        {
+            let state = &mut *self.state();
+            let fleet = &state.fleet;
+            state.busy_refusals.retain(|id| fleet.get(id).is_some());
+        }
         // One snapshot: capacity and the foreign count come from the same listing.
         let (observed, foreign) = {
             let state = self.state();
@@ -79,8 +141,13 @@ impl Controller {
             }
         }
         if !decision.delete.is_empty() {
-            effects.extend(self.start_operation(Operation::Delete, &decision.delete).await);
-            requeue_after = requeue_after.min(AFTER_DELETE.max(self.write_wait()));
+            let effect = self.start_operation(Operation::Delete, &decision.delete).await;
+            // Look again soon only for deletes that started or wait for the budget; instances
+            // left alone (GitHub says busy, or backing off) do not hurry the next pass.
+            if effect.is_some() {
+                requeue_after = requeue_after.min(AFTER_DELETE.max(self.write_wait()));
+            }
+            effects.extend(effect);
         }
 
         self.publish(decision.target, effects);
@@ -149,6 +216,12 @@ impl Controller {
             if !record.may_recycle() {
                 continue;
             }
+            // GitHub refused to remove this runner as busy not long ago: do not ask again yet.
+            if let Some(runner) = record.runner() {
+                if self.state().busy_refusals.waiting(id, &runner.name, Instant::now()) {
+                    continue;
+                }
+            }
             if !self.deregister_before(op, &record, &mut runners).await {
                 continue;
             }
@@ -215,11 +288,14 @@ impl Controller {
         match self.ports().github.deregister_runner(runner_id).await {
             Ok(DeregisterOutcome::Removed | DeregisterOutcome::AlreadyGone) => {
                 self.metrics().scale_operation(OperationKind::Deregister, OperationOutcome::Ok);
+                self.state().busy_refusals.forget(id);
                 true
             }
             Ok(DeregisterOutcome::Busy) => {
                 self.metrics().scale_operation(OperationKind::Deregister, OperationOutcome::RefusedBusy);
-                warn!(instance = %id, runner = %runner.name, operation = op.kind().as_str(), "GitHub says the runner is busy; instance left alone");
+                let period = self.settings().period;
+                let retry_in = self.state().busy_refusals.refused(id, &runner.name, Instant::now(), period);
+                warn!(instance = %id, runner = %runner.name, operation = op.kind().as_str(), ?retry_in, "GitHub says the runner is busy; instance left alone until then");
                 false
             }
             Err(err) => {
@@ -265,5 +341,34 @@ impl Controller {
                 r.undo_operation(now);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PERIOD: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn a_busy_refusal_waits_at_least_a_period_then_doubles_up_to_the_cap() {
+        let waits: Vec<u64> = (1..=7).map(|n| busy_backoff(PERIOD, n).as_secs()).collect();
+        assert_eq!(waits, vec![30, 60, 120, 240, 240, 240, 240]);
+        assert_eq!(busy_backoff(PERIOD, u32::MAX), PERIOD * BUSY_BACKOFF_CAP_PERIODS);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_instance_refused_as_busy_is_not_asked_about_again_until_its_wait_is_over() {
+        let mut refusals = BusyRefusals::default();
+        let id = InstanceId::new("3");
+        let now = Instant::now();
+        assert!(!refusals.waiting(&id, "r-3", now));
+        assert_eq!(refusals.refused(&id, "r-3", now, PERIOD), PERIOD);
+        assert!(refusals.waiting(&id, "r-3", now + PERIOD - Duration::from_millis(1)));
+        assert!(!refusals.waiting(&id, "r-3", now + PERIOD));
+        assert_eq!(refusals.refused(&id, "r-3", now + PERIOD, PERIOD), PERIOD * 2, "growing");
+        assert!(!refusals.waiting(&id, "r-3-next-boot", now + PERIOD), "a new runner starts afresh");
+        refusals.forget(&id);
+        assert!(!refusals.waiting(&id, "r-3", now + PERIOD));
     }
 }
