@@ -50,6 +50,8 @@ def test_scaler_document_installs_the_hardened_unit_and_the_checked_binary() -> 
     unit = written["/etc/systemd/system/vmss-github-runner-operator.service"].decode()
     for line in ("User=vmss-operator", "Restart=on-failure", "ProtectSystem=strict", "ProtectHome=yes",
                  "NoNewPrivileges=yes", "PrivateTmp=yes", "CapabilityBoundingSet=\n", "StateDirectory=",
+                 # connections are descriptors; soft = hard, so the binary needs no setrlimit (issue 11)
+                 "LimitNOFILE=65536",
                  # installed after the network is up, retried until it succeeds (finding 13)
                  "ExecStartPre=+/usr/local/sbin/install-operator", "StartLimitIntervalSec=0",
                  "After=network-online.target vmss-github-runner-config.service"):
