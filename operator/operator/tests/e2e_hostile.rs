@@ -8,7 +8,8 @@
 //! answered within 1 s. The attacker's connections over the cap are closed at accept,
 //! slow clients are cut off by the header and request timeouts, and the operator's RSS
 //! stays under [`RSS_BOUND_KB`]. The figures are printed (`--nocapture`); the flood lasts
-//! `HOSTILE_FLOOD_SECS` seconds (default 5; `docs/benchmarks.md` uses 20).
+//! `HOSTILE_FLOOD_SECS` seconds (default 5; `docs/benchmarks.md` uses 20), and
+//! `HOSTILE_OPERATOR_BIN` names another build of the binary (the release one, for figures).
 
 use std::{
     io::{BufRead, BufReader},
@@ -166,7 +167,8 @@ fn start_operator(dir: &std::path::Path) -> Operator {
     let ops = SocketAddr::from(([127, 0, 0, 1], test_support::free_port()));
     let file = dir.join("operator.toml");
     std::fs::write(&file, config(api, ops)).unwrap();
-    let mut child = Command::new(BIN)
+    let bin = std::env::var("HOSTILE_OPERATOR_BIN").unwrap_or_else(|_| BIN.to_owned());
+    let mut child = Command::new(bin)
         .args(["sandbox", "--in-memory-queue", "--config"])
         .arg(&file)
         .env("OPERATOR_LOG__FORMAT", "json")

@@ -78,7 +78,8 @@ pub async fn registration(
         (status = 200, description = "Recorded (or already recorded)", body = HookResponse),
         (status = 403, description = "Caller is not an instance of the scale set", body = ErrorBody),
         (status = 409, description = "The instance runs another job or is being recycled", body = ErrorBody),
-        (status = 503, description = "Recovering, or the busy record is unavailable; retry", body = ErrorBody),
+        (status = 422, description = "Not a JSON object, a job field GitHub never forms, or a repository outside the pool's scope", body = ErrorBody),
+        (status = 503, description = "Recovering, the busy record is unavailable, or no answer within `server.request_timeout`; retry", body = ErrorBody),
     )
 )]
 pub async fn job_started(
@@ -98,7 +99,8 @@ pub async fn job_started(
         (status = 200, description = "Recorded (or already recorded)", body = HookResponse),
         (status = 403, description = "Caller is not an instance of the scale set", body = ErrorBody),
         (status = 409, description = "The instance runs another job", body = ErrorBody),
-        (status = 503, description = "Recovering, or the busy record is unavailable; retry", body = ErrorBody),
+        (status = 422, description = "Not a JSON object, a job field GitHub never forms, or a repository outside the pool's scope", body = ErrorBody),
+        (status = 503, description = "Recovering, the busy record is unavailable, or no answer within `server.request_timeout`; retry", body = ErrorBody),
     )
 )]
 pub async fn job_completed(
@@ -110,13 +112,16 @@ pub async fn job_completed(
     Ok(Json(state.controller.job_completed(peer.ip(), job).await?.into()))
 }
 
-/// The runner process has exited; the VM may now be reimaged or deleted.
+/// The runner process has exited; the VM may now be reimaged or deleted. While the record
+/// is Busy (no job-completed came), the hook alone changes nothing: GitHub's runner list
+/// settles the job first, at the next pass.
 #[utoipa::path(
     post, path = "/api/v1/hooks/runner-exited", tag = "runner",
     request_body = RunnerExitedRequest,
     responses(
         (status = 200, description = "Recorded (or already recorded)", body = HookResponse),
         (status = 403, description = "Caller is not an instance of the scale set", body = ErrorBody),
+        (status = 422, description = "Not a JSON object", body = ErrorBody),
         (status = 503, description = "Recovering, or the busy record is unavailable; retry", body = ErrorBody),
     )
 )]
@@ -131,14 +136,15 @@ pub async fn runner_exited(
     Ok(Json(state.controller.runner_exited(peer.ip()).await?.into()))
 }
 
-/// Liveness: the process serves requests.
+/// Liveness: the process serves requests (on both listeners).
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive")))]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
 /// Readiness, from the operator's own state (no outbound call): recovery has finished, the
-/// reconcile loop runs, and its last successful pass is at most three periods old.
+/// reconcile loop runs, and its last successful pass is at most three periods old. Served
+/// on `server.operations_listen` only.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
     responses(
@@ -156,7 +162,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<ReadyRes
     }
 }
 
-/// Prometheus metrics in the text exposition format.
+/// Prometheus metrics in the text exposition format. Served on `server.operations_listen` only.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Metrics", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (

@@ -59,12 +59,16 @@ impl AppState {
     info(
         title = "vmss-github-runner operator API",
         description = "Called by the runner VMs of the scale set. The caller is identified by its source address; \
-                       a request from an address that is not a current instance is refused with 403.",
+                       a request from an address that is not a current instance is refused with 403. \
+                       HTTP/1.1 only. `/readyz` and `/metrics` are served on a separate listener \
+                       (`server.operations_listen`, loopback by default). Every refusal, unknown routes (404), \
+                       methods (405), slow bodies (408), large bodies (413), long targets (414) and large \
+                       headers (431) included, has the `ErrorBody` shape.",
         license(name = "MIT"),
     ),
     tags(
         (name = "runner", description = "Registration and job hooks, called by runner VMs"),
-        (name = "operations", description = "Health and metrics"),
+        (name = "operations", description = "Health, readiness and metrics (readiness and metrics on the operations listener)"),
     )
 )]
 struct ApiDoc;
