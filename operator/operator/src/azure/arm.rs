@@ -211,6 +211,7 @@ struct ScaleSetVm {
 #[serde(rename_all = "camelCase")]
 struct VmProperties {
     provisioning_state: Option<String>,
+    latest_model_applied: Option<bool>,
     os_profile: Option<OsProfile>,
     instance_view: Option<InstanceView>,
     protection_policy: Option<ProtectionPolicy>,
@@ -221,6 +222,11 @@ struct VmProperties {
 struct ProtectionPolicy {
     protect_from_scale_in: Option<bool>,
     protect_from_scale_set_actions: Option<bool>,
+}
+
+/// Absent means Azure did not say: taken as current, so nothing is deleted on a guess.
+fn latest_model(properties: Option<&VmProperties>) -> bool {
+    properties.and_then(|p| p.latest_model_applied).unwrap_or(true)
 }
 
 fn protected(properties: Option<&VmProperties>) -> bool {
@@ -848,6 +854,7 @@ impl ScaleSet for ArmScaleSet {
                     state: cloud_state(vm.properties.as_ref()),
                     ready_since: ready_since(vm.properties.as_ref()),
                     protected: protected(vm.properties.as_ref()),
+                    latest_model: latest_model(vm.properties.as_ref()),
                     id: InstanceId::new(vm.instance_id),
                     name,
                 }
@@ -889,12 +896,25 @@ mod tests {
     fn vm(provisioning: &str, statuses: &[&str]) -> VmProperties {
         VmProperties {
             provisioning_state: Some(provisioning.into()),
+            latest_model_applied: None,
             os_profile: None,
             instance_view: Some(InstanceView {
                 statuses: statuses.iter().map(|c| InstanceViewStatus { code: Some((*c).into()), time: None }).collect(),
             }),
             protection_policy: None,
         }
+    }
+
+    #[test]
+    fn an_instance_is_on_the_latest_model_unless_azure_says_it_is_not() {
+        let stale: VmProperties = serde_json::from_str(r#"{"latestModelApplied":false}"#).unwrap();
+        let current: VmProperties = serde_json::from_str(r#"{"latestModelApplied":true}"#).unwrap();
+        let unsaid: VmProperties = serde_json::from_str(r#"{"provisioningState":"Succeeded"}"#).unwrap();
+        assert_eq!(
+            [Some(&stale), Some(&current), Some(&unsaid), None].map(latest_model),
+            [false, true, true, true],
+            "only an explicit false makes an instance stale"
+        );
     }
 
     #[test]
