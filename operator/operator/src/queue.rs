@@ -260,14 +260,6 @@ impl BusyRecord for QueueBusyRecord {
             tokio::time::sleep(Duration::from_secs(RECOVERY_LEASE_SECS as u64)).await;
         }
     }
-
-    async fn ping(&self) -> Result<(), BusyRecordError> {
-        self.client
-            .get_properties(None)
-            .await
-            .map(|_| ())
-            .map_err(|e| BusyRecordError::LoadFailed(Box::new(QueueError::PropertiesFailed(SdkError(e)))))
-    }
 }
 
 #[cfg(test)]

@@ -360,9 +360,7 @@ fn recovery_delay(errors: &mut ErrorPolicy, err: &RecoveryError) -> Duration {
         },
         RecoveryError::BusyRecord(_) | RecoveryError::Github(_) => None,
     };
-    // Stand-in until the policy takes a plain `Option<Duration>` (asked of operator-core).
-    let as_pass_error = ReconcileError::ObserveFailed(ScaleSetError::ReadFailed(CloudFault::Throttled { retry_after }));
-    errors.next_delay(&as_pass_error)
+    errors.next_delay_for(retry_after)
 }
 
 #[cfg(test)]

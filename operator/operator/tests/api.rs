@@ -199,6 +199,28 @@ async fn runner_exit_leads_to_delete_on_a_quiet_pool_and_reimage_on_a_busy_one()
 }
 
 #[tokio::test]
+async fn a_finished_instance_on_an_old_model_is_replaced_not_reimaged() {
+    // The busy pool of the test above, whose scale-set model changed (a new image)
+    // while the jobs ran: a reimage would bring the old model back.
+    let h = Harness::new(3, settings(1, 6, 50)).await;
+    for id in ["0", "1", "2"] {
+        h.call(h.ip_of(id), REGISTRATION, "{}").await;
+    }
+    h.call(h.ip_of("0"), STARTED, &job_json(1)).await;
+    h.call(h.ip_of("1"), STARTED, &job_json(2)).await;
+    h.scale_set.change_model();
+    h.call(h.ip_of("2"), EXITED, "{}").await;
+    h.controller.reconcile().await.unwrap();
+    h.controller.operations().close();
+    h.controller.operations().wait().await;
+    let writes = h.scale_set.writes();
+    assert!(writes.reimaged_ids.is_empty(), "never reimaged onto its old model: {writes:?}");
+    assert_eq!(writes.deleted_ids, vec![InstanceId::new("2")]);
+    assert_eq!(writes.set_capacity, 1, "its replacement is created from the current model first");
+    assert!(h.scale_set.live() >= 3, "the pool does not shrink while it needs the runner");
+}
+
+#[tokio::test]
 async fn lost_job_completed_is_covered_by_runner_exited() {
     let h = Harness::new(1, settings(1, 5, 25)).await;
     let vm = h.ip_of("0");

@@ -200,9 +200,6 @@ impl BusyRecord for UnreachableQueue {
     async fn load(&self) -> Result<Vec<StoredMarker>, BusyRecordError> {
         self.0.load().await
     }
-    async fn ping(&self) -> Result<(), BusyRecordError> {
-        self.0.ping().await
-    }
 }
 
 #[tokio::test]

@@ -22,6 +22,10 @@ pub struct CloudInstance {
     /// The instance carries a protection policy (from scale-in or from scale-set
     /// actions): someone asked for it to be left alone, so the operator never acts on it.
     pub protected: bool,
+    /// The instance runs the scale set's current model (`latestModelApplied`). After a
+    /// model change (a new image, new boot data) a reimage would restore the instance's
+    /// old model, so a finished instance that is not current is deleted and replaced.
+    pub latest_model: bool,
 }
 
 /// Provisioning/power state reduced to what the operator acts on.

@@ -79,6 +79,10 @@ struct SimInstance {
     fails_provisioning: bool,
     /// A protection policy is set on the instance.
     protected: bool,
+    /// Created from the scale set's current model. A model change makes every
+    /// existing instance stale; a reimage keeps an instance's own (old) model, as
+    /// Azure's does; only new instances get the current one.
+    latest_model: bool,
 }
 
 impl SimInstance {
@@ -172,9 +176,18 @@ impl InMemoryScaleSet {
                 generation: 0,
                 fails_provisioning: false,
                 protected: false,
+                latest_model: true,
             },
         );
         id
+    }
+
+    /// The scale set's model changed (a new image, as a Terraform apply would make it):
+    /// every existing instance runs an old model from now on.
+    pub fn change_model(&self) {
+        for inst in self.lock().instances.values_mut() {
+            inst.latest_model = false;
+        }
     }
 
     /// Provisioning of instance `id` (if it is still being created) ends in `Failed`.
@@ -295,6 +308,7 @@ impl ScaleSet for InMemoryScaleSet {
                 // Reported in wall time, as Azure does; `since` is on tokio's clock.
                 ready_since: (i.state == CloudState::Running).then(|| wall - now.saturating_duration_since(i.since)),
                 protected: i.protected,
+                latest_model: i.latest_model,
             })
             .collect())
     }
