@@ -81,7 +81,8 @@ async fn admit(limits: &HttpLimits, req: Request, next: Next) -> Result<Response
         Ok(Ok(collected)) => collected.to_bytes(),
     };
     let req = Request::from_parts(parts, Body::from(bytes));
-    let handler = tokio::spawn(next.run(req));
+    // The request's span goes along, so the handler's lines stay inside it.
+    let handler = tokio::spawn(tracing::Instrument::instrument(next.run(req), tracing::Span::current()));
     match tokio::time::timeout_at(deadline, handler).await {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(join)) => Err(ApiError::HandlerFailed(join)),

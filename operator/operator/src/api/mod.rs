@@ -1,6 +1,17 @@
 //! The HTTP API the runner VMs call, plus health and metrics. Routes and the
 //! OpenAPI document are built together (utoipa-axum), so they cannot drift; the
 //! committed copy in `schema/openapi.json` is checked by a test.
+//!
+//! - `server.rs`: the bounded HTTP/1.1 accept loop (connection caps per source and in
+//!   total, header timeout, buffer limits), one per listener;
+//! - `guard.rs`: the outermost layer of each router (target, header and body limits, the
+//!   request timeout, the one log line of a refused request);
+//! - `handlers.rs`, `types.rs`, `validate.rs`: the routes, their bodies, the job checks;
+//! - `error.rs`: the one error shape.
+//!
+//! The runner API ([`Routes::Runner`]) and the operations endpoints
+//! ([`Routes::Operations`]) are served on separate listeners (`server.listen`,
+//! `server.operations_listen`), so runners cannot read `/metrics` or `/readyz`.
 
 mod error;
 mod guard;
