@@ -199,13 +199,14 @@ async fn rss_case(queue_url: Option<&str>) {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
-        r#"{{"github": {{"scope": {{"repository": "o/r"}}, "labels": ["bench"],
+        r#"{{"github": {{"scope": {{"repository": "octo-org/octo-repo"}}, "labels": ["bench"],
              "credential": {{"key_vault_url": "https://kv.vault.azure.net/", "secret_name": "pat"}}}},
             "azure": {{"vmss_resource_id": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/vmss"}},
             "queue": {{"url": "{}"}},
             "pool": {{"min": 1000, "max": 1000, "free_target_percentage": 0}},
-            "server": {{"listen": "{addr}"}}}}"#,
-        queue_url.unwrap_or("https://unused.queue.core.windows.net/q")
+            "server": {{"listen": "{addr}", "operations_listen": "127.0.0.1:{ops_port}"}}}}"#,
+        queue_url.unwrap_or("https://unused.queue.core.windows.net/q"),
+        ops_port = test_support::free_port()
     );
     let file = dir.path().join("operator.json");
     std::fs::write(&file, config).unwrap();
