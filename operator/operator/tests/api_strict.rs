@@ -116,3 +116,39 @@ async fn unknown_routes_methods_long_targets_and_large_headers_answer_in_the_err
     assert_error_shape(&json, "headers_too_large");
     assert!(h.memory_busy.as_ref().unwrap().markers().is_empty());
 }
+
+/// A busy record whose writes never finish (a queue that accepts the connection and then
+/// says nothing).
+struct HangingQueue(operator_sim::memory::InMemoryBusyRecord);
+
+#[async_trait::async_trait]
+impl operator::ports::BusyRecord for HangingQueue {
+    async fn put(
+        &self,
+        _: &operator::ports::BusyMarker,
+    ) -> Result<operator::ports::MarkerHandle, operator::ports::BusyRecordError> {
+        std::future::pending().await
+    }
+    async fn remove(&self, handle: &operator::ports::MarkerHandle) -> Result<(), operator::ports::BusyRecordError> {
+        self.0.remove(handle).await
+    }
+    async fn load(&self) -> Result<Vec<operator::ports::StoredMarker>, operator::ports::BusyRecordError> {
+        self.0.load().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hook_stuck_on_a_dependency_is_answered_503_within_the_request_timeout() {
+    let scale_set = common::fast_scale_set(1, 1);
+    let github =
+        std::sync::Arc::new(operator_sim::memory::InMemoryGithub::new("https://github.com/octo-org/octo-repo"));
+    let busy = std::sync::Arc::new(HangingQueue(operator_sim::memory::InMemoryBusyRecord::default()));
+    let h = Harness::with_parts(scale_set, github, busy, settings(1, 5, 25)).await;
+    let started = tokio::time::Instant::now();
+    let (status, json) = h.call(h.ip_of("0"), STARTED, &job_json(1)).await;
+    let waited = started.elapsed();
+    assert_eq!(status, 503, "{json}");
+    assert_error_shape(&json, "timed_out");
+    let limit = operator::api::HttpLimits::default().request_timeout;
+    assert!(waited >= limit && waited < limit + std::time::Duration::from_secs(1), "{waited:?}");
+}
