@@ -360,6 +360,53 @@ async fn a_hostile_runner_cannot_starve_another_instance_or_the_operations_endpo
     println!("[slowloris] {PER_SOURCE} connections cut after {cut_after:?} (header timeout {HEADER_TIMEOUT:?})");
     check("slowloris", &slowloris);
 
+    // 2b. Fat heads: the cap's connections each send 30 KiB of an unfinished head (under
+    //     hyper's own limit: held until the header timeout), then as many send 40 KiB (over
+    //     it: answered 431 and closed at once). Memory per connection stays bounded.
+    let (fat, (unfinished_closed, over_limit)) = during(&operator, "fat heads", || async move {
+        let line = format!("X-Fat: {}\r\n", "f".repeat(1016));
+        let mut held = Vec::new();
+        for _ in 0..PER_SOURCE {
+            let mut s = connect_from(ATTACKER, api).await.unwrap();
+            s.write_all(b"POST /api/v1/hooks/job-started HTTP/1.1\r\n").await.unwrap();
+            for _ in 0..30 {
+                s.write_all(line.as_bytes()).await.unwrap();
+            }
+            held.push(s);
+        }
+        let mut closed = 0;
+        for s in &mut held {
+            let mut buf = vec![0u8; 256];
+            if matches!(tokio::time::timeout(HEADER_TIMEOUT * 2, s.read(&mut buf)).await, Ok(Ok(_) | Err(_))) {
+                closed += 1;
+            }
+        }
+        drop(held);
+        let mut answers = Vec::new();
+        for _ in 0..PER_SOURCE {
+            let mut s = connect_from(ATTACKER, api).await.unwrap();
+            let _ = s.write_all(b"POST /api/v1/hooks/job-started HTTP/1.1\r\n").await;
+            for _ in 0..40 {
+                if s.write_all(line.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+            let mut buf = vec![0u8; 256];
+            let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or(0);
+            answers.push(String::from_utf8_lossy(&buf[..n]).split_whitespace().nth(1).unwrap_or("closed").to_owned());
+        }
+        (closed, answers)
+    })
+    .await;
+    println!("[fat heads] {unfinished_closed}/{PER_SOURCE} unfinished 30 KiB heads ended within twice the header timeout; 40 KiB heads answered {over_limit:?}");
+    check("fat heads", &fat);
+    assert_eq!(unfinished_closed, PER_SOURCE);
+    assert!(over_limit.iter().all(|a| a == "431" || a == "closed"), "{over_limit:?}");
+
     // 3. Slow body: a full head announcing 1,000 bytes, then a byte every 300 ms: 408.
     let (slow_body, statuses) = during(&operator, "slow body", || async move {
         let mut tasks = Vec::new();
