@@ -1,4 +1,4 @@
-//! Command line: `serve`, `config validate|schema`, `openapi`, `demo`.
+//! Command line: `serve`, `config validate|schema`, `openapi`, `demo`, `simulate`.
 
 use std::path::PathBuf;
 
@@ -26,6 +26,9 @@ pub enum Command {
     Openapi,
     /// Run the operator against an in-memory scale set and GitHub with simulated VMs.
     Demo(DemoArgs),
+    /// Replay a CI workload through the real operator on a virtual clock and print what
+    /// a pool setting costs in job waits and idle VM-hours (docs/simulate.md).
+    Simulate(SimulateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -72,4 +75,30 @@ pub struct DemoArgs {
     /// Seed of the job arrivals and durations.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// The workload: JSONL (docs/simulate.md) or a bitcoin-core-ci-stats JSON array, gzipped or not.
+    #[arg(long)]
+    pub trace: PathBuf,
+    #[arg(long, default_value_t = 2)]
+    pub min: u32,
+    #[arg(long, default_value_t = 60)]
+    pub max: u32,
+    /// Free target in percent.
+    #[arg(long, default_value_t = 30)]
+    pub free_target: u8,
+    /// How long an idle surplus VM waits before it is deleted.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub scale_in_delay: std::time::Duration,
+    /// From capacity raised until the VM runs.
+    #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
+    pub boot: std::time::Duration,
+    /// From the reimage call until the VM runs again.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub reimage: std::time::Duration,
+    /// Print only the workload summary (a quick check of how the trace was read).
+    #[arg(long)]
+    pub summary_only: bool,
 }

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod queue;
 pub mod run;
 pub mod shutdown;
+pub mod simulate;
 pub mod telemetry;
 
 pub use operator_core::{budget, fleet, labels, model, pass, policy, ports, retry, truth};
