@@ -148,7 +148,8 @@ impl InMemoryScaleSet {
         let settings = &self.settings;
         let mut gone = Duration::ZERO;
         inner.instances.retain(|_, i| {
-            let done = i.state == CloudState::Deleting && now.saturating_duration_since(i.since) >= settings.delete_delay;
+            let done =
+                i.state == CloudState::Deleting && now.saturating_duration_since(i.since) >= settings.delete_delay;
             if done {
                 gone += (i.since + settings.delete_delay).saturating_duration_since(i.created);
             }
@@ -288,7 +289,8 @@ impl InMemoryScaleSet {
     pub fn vm_time(&self) -> Duration {
         let inner = self.lock();
         let now = Instant::now();
-        inner.vm_time_gone + inner.instances.values().map(|i| now.saturating_duration_since(i.created)).sum::<Duration>()
+        inner.vm_time_gone
+            + inner.instances.values().map(|i| now.saturating_duration_since(i.created)).sum::<Duration>()
     }
 
     /// Spend from the throttling policy `call` falls under; `Err` is Azure's 429.
