@@ -101,4 +101,19 @@ pub struct SimulateArgs {
     /// Print only the workload summary (a quick check of how the trace was read).
     #[arg(long)]
     pub summary_only: bool,
+    /// Run a grid of settings (every combination of the --sweep-* lists) instead of one.
+    #[arg(long)]
+    pub sweep: bool,
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,12")]
+    pub sweep_min: Vec<u32>,
+    #[arg(long, value_delimiter = ',', default_value = "10,20,30,50,70")]
+    pub sweep_free_target: Vec<u8>,
+    #[arg(long, value_delimiter = ',', default_value = "2m,10m", value_parser = humantime::parse_duration)]
+    pub sweep_scale_in_delay: Vec<std::time::Duration>,
+    /// The p95 job wait the recommended setting must meet.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub target_p95: std::time::Duration,
+    /// Settings run at once (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }

@@ -148,6 +148,9 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         boot: args.boot,
         reimage: args.reimage,
     };
+    if args.sweep {
+        return sweep(&args, &workload, &setting);
+    }
     let started = std::time::Instant::now();
     let outcome = run_setting(&workload, &setting);
     let replayed = started.elapsed();
@@ -163,5 +166,29 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     if outcome.busy_vm_killed > 0 {
         bail!("the simulation found a VM removed while its job ran");
     }
+    Ok(())
+}
+
+fn sweep(
+    args: &SimulateArgs,
+    workload: &operator_sim::workload::Workload,
+    base: &operator::simulate::Setting,
+) -> anyhow::Result<()> {
+    use operator::simulate::sweep;
+    let settings = sweep::grid(base, &args.sweep_min, &args.sweep_free_target, &args.sweep_scale_in_delay);
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map(std::num::NonZeroUsize::get).unwrap_or(1));
+    // Drawn on stderr only when it is a terminal.
+    let bar = indicatif::ProgressBar::new(settings.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} settings, {elapsed} (eta {eta})")
+            .expect("the template is valid"),
+    );
+    let started = std::time::Instant::now();
+    let points = sweep::run(workload, &settings, threads, &|| bar.inc(1));
+    bar.finish_and_clear();
+    print!("{}", sweep::summary(&points, args.target_p95));
+    eprintln!("swept {} settings on {threads} threads in {:.1} s", settings.len(), started.elapsed().as_secs_f64());
     Ok(())
 }
