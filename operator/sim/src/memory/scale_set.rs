@@ -71,6 +71,8 @@ struct Inner {
     write_log: Option<Vec<Instant>>,
     /// VM time of instances that no longer exist (created until their delete finished).
     vm_time_gone: Duration,
+    /// Bumped whenever an instance is added, removed or changes state ([`InMemoryScaleSet::version`]).
+    version: u64,
 }
 
 struct SimInstance {
@@ -156,6 +158,7 @@ impl InMemoryScaleSet {
             !done
         });
         inner.vm_time_gone += gone;
+        let mut changed = gone > Duration::ZERO;
         for inst in inner.instances.values_mut() {
             let state = inst.state_at(now, settings);
             if state != inst.state {
@@ -164,7 +167,11 @@ impl InMemoryScaleSet {
                 }
                 inst.since += settings.delay_of(inst.state);
                 inst.state = state;
+                changed = true;
             }
+        }
+        if changed {
+            inner.version += 1;
         }
         inner
     }
@@ -174,6 +181,7 @@ impl InMemoryScaleSet {
         inner.next_id += 1;
         let ip = IpAddr::V4(Ipv4Addr::new(127, self.settings.ip_block, (1 + id / 250) as u8, (1 + id % 250) as u8));
         let name = format!("{}{:06}", self.settings.name_prefix, id);
+        inner.version += 1;
         inner.instances.insert(
             id,
             SimInstance {
@@ -280,6 +288,13 @@ impl InMemoryScaleSet {
         self.lock().write_log.clone().unwrap_or_default()
     }
 
+    /// A number that changes whenever an instance is added, removed or changes state
+    /// (including a boot, reimage or delete that finished by now): a watcher that saw
+    /// the same version has nothing new to see.
+    pub fn version(&self) -> u64 {
+        self.lock().version
+    }
+
     /// Calls answered 429 by the throttling policies, by policy name.
     pub fn throttled(&self) -> BTreeMap<&'static str, u32> {
         self.lock().throttling.as_ref().map(|t| t.throttled.clone()).unwrap_or_default()
@@ -367,6 +382,7 @@ impl ScaleSet for InMemoryScaleSet {
         // The operator never shrinks this way; the simulation is faithful anyway.
         for id in live.iter().rev().take(current.saturating_sub(capacity) as usize) {
             inner.instances.remove(id);
+            inner.version += 1;
         }
         Ok(())
     }
@@ -383,6 +399,7 @@ impl ScaleSet for InMemoryScaleSet {
             inner.writes.delete += 1;
             Self::log_write(&mut inner);
             inner.writes.deleted_ids.extend(ids.iter().cloned());
+            inner.version += 1;
             let now = Instant::now();
             for n in &numbers {
                 let inst = inner.instances.get_mut(n).expect("checked above");
@@ -416,6 +433,7 @@ impl ScaleSet for InMemoryScaleSet {
             inner.writes.reimage += 1;
             Self::log_write(&mut inner);
             inner.writes.reimaged_ids.extend(ids.iter().cloned());
+            inner.version += 1;
             let now = Instant::now();
             for n in &numbers {
                 let inst = inner.instances.get_mut(n).expect("checked above");
