@@ -113,6 +113,9 @@ pub struct SimulateArgs {
     /// The p95 job wait the recommended setting must meet.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub target_p95: std::time::Duration,
+    /// Also write the figures as one self-contained HTML page (inline SVG, no script).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
     /// Settings run at once (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,

@@ -154,15 +154,24 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let outcome = run_setting(&workload, &setting);
     let replayed = started.elapsed();
-    print!("{}", report::outcome_summary(&setting, &outcome));
     let baselines = report::Baselines::of(&workload, &setting, &outcome);
-    print!("{}", report::baselines_summary(&setting, &outcome, &baselines));
+    let printed = format!(
+        "{}{}{}",
+        report::workload_summary(&workload),
+        report::outcome_summary(&setting, &outcome),
+        report::baselines_summary(&setting, &outcome, &baselines)
+    );
+    print!("{}", &printed[report::workload_summary(&workload).len()..]);
     // Wall time goes to stderr: stdout is the same bytes for the same trace and setting.
     eprintln!(
         "replayed {:.1} simulated days in {:.1} s",
         outcome.horizon.as_secs_f64() / 86_400.0,
         replayed.as_secs_f64()
     );
+    if let Some(path) = &args.report {
+        let page = operator::simulate::html::page(&workload, &setting, &outcome, &baselines, None, &printed);
+        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+    }
     if outcome.busy_vm_killed > 0 {
         bail!("the simulation found a VM removed while its job ran");
     }
@@ -188,7 +197,25 @@ fn sweep(
     let started = std::time::Instant::now();
     let points = sweep::run(workload, &settings, threads, &|| bar.inc(1));
     bar.finish_and_clear();
-    print!("{}", sweep::summary(&points, args.target_p95));
+    let summary = sweep::summary(&points, args.target_p95);
+    print!("{summary}");
     eprintln!("swept {} settings on {threads} threads in {:.1} s", settings.len(), started.elapsed().as_secs_f64());
+    if let Some(path) = &args.report {
+        // The timeline and baselines are the recommended setting's (or the base's): run it once more.
+        let best = sweep::cheapest_meeting(&points, args.target_p95);
+        let shown = best.map_or(base, |p| &p.setting);
+        let outcome = operator::simulate::run_setting(workload, shown);
+        let baselines = operator::simulate::report::Baselines::of(workload, shown, &outcome);
+        let printed = format!("{}{summary}", operator::simulate::report::workload_summary(workload));
+        let page = operator::simulate::html::page(
+            workload,
+            shown,
+            &outcome,
+            &baselines,
+            Some((&points, best, args.target_p95)),
+            &printed,
+        );
+        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(())
 }

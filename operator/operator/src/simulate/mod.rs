@@ -12,11 +12,12 @@
 //!   jobs are queued at the simulated GitHub at their trace arrival, VMs boot and
 //!   reimage on the in-memory scale set's clock, which enforces Azure's throttling.
 //! - [`baselines`]: pure computations over the workload.
-//! - [`report`]: the printed summary.
+//! - [`report`]: the printed summary; [`html`]: the `--report` page.
 //! - [`sweep`]: a grid of settings in parallel, its Pareto front and recommendation.
 
 pub mod baselines;
 pub mod direct;
+pub mod html;
 pub mod report;
 pub mod sweep;
 
