@@ -45,6 +45,9 @@ pub struct ObservedInstance {
     pub state: InstanceState,
     /// How long it has been in `state`.
     pub in_state_for: Duration,
+    /// Runs the scale set's current model; a finished instance that does not is deleted,
+    /// never reimaged (a reimage would restore its old model).
+    pub latest_model: bool,
 }
 
 /// The pool as last observed: the scale set's capacity and its listed instances.
@@ -128,8 +131,10 @@ pub fn decide(spec: &PoolSpec, pool: &ObservedPool) -> Decision {
     //    includes being exactly at the target: deleting then would leave no headroom
     //    and the next job would make the pool create a VM it just deleted. Surplus
     //    idle instances go through step 4, after the scale-in delay.
+    //    An instance on an old model of the scale set is always deleted: step 3 replaces
+    //    it with one created from the current model.
     for inst in instances.iter().filter(|i| ready_to_recycle(spec, i)) {
-        if live <= spec.max && (free <= free_wanted || live <= spec.min) {
+        if inst.latest_model && live <= spec.max && (free <= free_wanted || live <= spec.min) {
             decision.reimage.push(inst.id.clone());
             free += 1;
         } else {

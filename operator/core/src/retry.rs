@@ -39,8 +39,15 @@ impl ErrorPolicy {
 
     /// Delay before the next attempt after `err`.
     pub fn next_delay(&mut self, err: &ReconcileError) -> Duration {
+        self.next_delay_for(retry_after(err))
+    }
+
+    /// Delay before the next attempt after a failure whose dependency asked to wait
+    /// `retry_after` (Azure's `Retry-After`), if it did: the longer of that and the
+    /// backoff, within the cap.
+    pub fn next_delay_for(&mut self, retry_after: Option<Duration>) -> Duration {
         let backoff = self.current.next().unwrap_or(self.max);
-        match retry_after(err) {
+        match retry_after {
             Some(asked) => asked.max(backoff).min(self.max),
             None => backoff,
         }

@@ -263,6 +263,7 @@ mod tests {
             state: CloudState::Running,
             ready_since: None,
             protected: false,
+            latest_model: true,
         };
         InstanceRecord::new(&cloud, t0)
     }

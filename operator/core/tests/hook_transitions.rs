@@ -98,6 +98,7 @@ impl Model {
             state: CloudState::Running,
             ready_since: None,
             protected: false,
+            latest_model: true,
         };
         Self {
             record: InstanceRecord::new(&cloud, Instant::now()),

@@ -192,7 +192,7 @@ fn rss_of(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// The real binary (`serve --simulated-cloud`) holding 1,000 instances, all
+/// The real binary (`operator sandbox`) holding 1,000 instances, all
 /// registered and busy; its resident memory afterwards.
 async fn rss_case(queue_url: Option<&str>) {
     let port = test_support::free_port();
@@ -210,14 +210,14 @@ async fn rss_case(queue_url: Option<&str>) {
     let file = dir.path().join("operator.json");
     std::fs::write(&file, config).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_operator"));
-    cmd.args(["serve", "--simulated-cloud", "--config"]).arg(&file).env("RUST_LOG", "warn");
+    cmd.args(["sandbox", "--config"]).arg(&file).env("RUST_LOG", "warn");
     if queue_url.is_none() {
         cmd.arg("--in-memory-queue");
     }
     let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let ready = Instant::now();
     while TcpStream::connect(addr).await.is_err() {
-        assert!(ready.elapsed() < Duration::from_secs(20), "serve did not listen");
+        assert!(ready.elapsed() < Duration::from_secs(20), "the sandbox did not listen");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (idle_rss, _) = rss_of(child.id());

@@ -1,4 +1,4 @@
-//! Command line: `serve`, `config validate|schema`, `openapi`, `demo`, `simulate`.
+//! Command line: `serve`, `sandbox`, `config validate|schema`, `openapi`, `demo`, `simulate`.
 
 use std::path::PathBuf;
 
@@ -17,8 +17,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the operator: API server and reconcile loop.
+    /// Run the operator: API server and reconcile loop, against Azure and GitHub.
     Serve(ServeArgs),
+    /// Run the same operator against an in-memory scale set, GitHub and secret store:
+    /// try a configuration, benchmark, rehearse failures. No VMs are simulated.
+    Sandbox(SandboxArgs),
     /// Work with the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -36,17 +39,25 @@ pub struct ServeArgs {
     /// Configuration file (TOML or JSON); `OPERATOR_*` variables override it.
     #[arg(long, short, env = "OPERATOR_CONFIG_FILE")]
     pub config: Option<PathBuf>,
-    /// Use the in-memory scale set, GitHub and secret store instead of Azure and GitHub
-    /// (for trials and benchmarks; VMs are not simulated).
-    #[arg(long)]
-    pub simulated_cloud: bool,
-    /// Keep the busy record in memory instead of the configured Storage Queue.
-    #[arg(long)]
-    pub in_memory_queue: bool,
     /// Authenticate to Azure with your Azure CLI login instead of the VM's managed identity
     /// (running the operator from a workstation).
-    #[arg(long, conflicts_with = "simulated_cloud")]
+    #[arg(long)]
     pub azure_cli: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Configuration file (TOML or JSON); `OPERATOR_*` variables override it.
+    #[arg(long, short, env = "OPERATOR_CONFIG_FILE")]
+    pub config: Option<PathBuf>,
+    /// Keep the busy record in memory instead of the configured queue (which otherwise
+    /// needs a SAS URL, e.g. Azurite's: the sandbox has no Azure identity).
+    #[arg(long)]
+    pub in_memory_queue: bool,
+    /// Delete the simulated scale set after this long (e.g. `30s`): it answers 404 for
+    /// itself, and the operator must stop non-zero naming the cause.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub delete_scale_set_after: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Subcommand)]

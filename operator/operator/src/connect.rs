@@ -11,7 +11,7 @@ use crate::{
     config::Config,
     github::{GithubClient, GithubClientError, GithubClientSettings},
     ports::{Ports, SecretStore},
-    queue::QueueBusyRecord,
+    queue::{carries_sas, QueueBusyRecord, QueueError},
 };
 
 /// How to reach Azure; the defaults are production's.
@@ -33,21 +33,13 @@ pub enum ConnectError {
     KeyVaultFailed(#[source] KeyVaultError),
     #[error("the GitHub client could not start")]
     GithubFailed(#[source] GithubClientError),
-    #[error("creating the queue client for {url} failed: {message}")]
-    QueueFailed { url: String, message: String },
-}
-
-/// The connected clients. `ports` is what the controller uses; the typed handles are
-/// kept for diagnostics and metrics.
-pub struct Connected {
-    pub ports: Ports,
-    pub scale_set: Arc<ArmScaleSet>,
-    pub github: Arc<GithubClient>,
+    #[error("the busy-record queue cannot be used")]
+    QueueFailed(#[source] QueueError),
 }
 
 /// Connect every port. Fails at start — with the cause — rather than later: the scale set
 /// must be a Uniform one, and the GitHub credential must be readable.
-pub async fn connect(config: &Config, options: ConnectOptions) -> Result<Connected, ConnectError> {
+pub async fn connect(config: &Config, options: ConnectOptions) -> Result<Ports, ConnectError> {
     let credential = azure::credential(options.credential_source, &config.azure, options.azure_client_options.clone())
         .map_err(ConnectError::CredentialFailed)?;
 
@@ -70,26 +62,8 @@ pub async fn connect(config: &Config, options: ConnectOptions) -> Result<Connect
 
     // A queue URL that carries a SAS authenticates itself (local runs against Azurite);
     // otherwise the managed identity's Entra token is used, as shared keys are disabled.
-    let queue_credential = if config.queue.url.contains("sig=") { None } else { Some(credential) };
-    let busy = QueueBusyRecord::new(&config.queue.url, queue_credential)
-        .map_err(|e| ConnectError::QueueFailed { url: redact_query(&config.queue.url), message: e.to_string() })?;
+    let queue_credential = if carries_sas(&config.queue.url) { None } else { Some(credential) };
+    let busy = QueueBusyRecord::new(&config.queue.url, queue_credential).map_err(ConnectError::QueueFailed)?;
 
-    Ok(Connected {
-        ports: Ports { scale_set: scale_set.clone(), github: github.clone(), busy: Arc::new(busy), secrets },
-        scale_set,
-        github,
-    })
-}
-
-/// A URL without its query, so a SAS never reaches a log line.
-fn redact_query(url: &str) -> String {
-    url.split('?').next().unwrap_or_default().to_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn queue_urls_lose_their_sas_in_messages() {
-        assert_eq!(super::redact_query("http://127.0.0.1:1/acct/q?sv=1&sig=secret"), "http://127.0.0.1:1/acct/q");
-    }
+    Ok(Ports { scale_set, github, busy: Arc::new(busy), secrets })
 }

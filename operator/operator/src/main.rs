@@ -1,23 +1,20 @@
 //! Thin entry point: parse arguments, set up logging, load config, call the library.
 
-use std::{process::ExitCode, sync::Arc};
+use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Parser;
 use operator::azure::CredentialSource;
 use operator::connect::{connect, ConnectOptions};
 use operator::{
-    cli::{Cli, Command, ConfigCommand, DemoArgs, ServeArgs, SimulateArgs},
+    cli::{Cli, Command, ConfigCommand, DemoArgs, SandboxArgs, ServeArgs, SimulateArgs},
     config::{self, LogFormat},
     controller::{Controller, Settings},
     demo::{run_demo, DemoOptions},
     ports::Ports,
-    queue::QueueBusyRecord,
     run::{run, RunSettings},
+    sandbox::{Sandbox, SandboxQueue},
     shutdown, telemetry,
-};
-use operator_sim::memory::{
-    InMemoryBusyRecord, InMemoryGithub, InMemoryScaleSet, InMemorySecretStore, ScaleSetSettings,
 };
 
 fn main() -> ExitCode {
@@ -35,6 +32,7 @@ fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Sandbox(args) => sandbox(args).await,
         Command::Config(ConfigCommand::Validate { file }) => {
             let config = config::load(Some(&file))?;
             println!(
@@ -63,25 +61,28 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = config::load(args.config.as_deref())?;
     telemetry::init(config.log.format);
-    let settings = Settings::from_config(&config);
-    let mut ports = if args.simulated_cloud {
-        simulated_ports(&config, &settings)
-    } else {
-        let source = if args.azure_cli { CredentialSource::AzureCli } else { CredentialSource::ManagedIdentity };
-        let options = ConnectOptions { credential_source: source, azure_client_options: None };
-        connect(&config, options).await.context("connecting to Azure and GitHub")?.ports
-    };
-    if args.in_memory_queue {
-        ports.busy = Arc::new(InMemoryBusyRecord::default());
-    } else if args.simulated_cloud {
-        if !config.queue.url.contains("sig=") {
-            bail!("with --simulated-cloud there is no Azure identity: give queue.url with a SAS, or --in-memory-queue");
-        }
-        ports.busy = Arc::new(
-            QueueBusyRecord::new(&config.queue.url, None).map_err(|e| anyhow::anyhow!(e)).context("queue.url")?,
-        );
+    exit_on_panic();
+    let source = if args.azure_cli { CredentialSource::AzureCli } else { CredentialSource::ManagedIdentity };
+    let options = ConnectOptions { credential_source: source, azure_client_options: None };
+    let ports = connect(&config, options).await.context("connecting to Azure and GitHub")?;
+    operate(&config, ports).await
+}
+
+async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
+    let config = config::load(args.config.as_deref())?;
+    telemetry::init(config.log.format);
+    exit_on_panic();
+    let queue = if args.in_memory_queue { SandboxQueue::InMemory } else { SandboxQueue::Configured };
+    let sandbox = Sandbox::new(&config, queue)?;
+    if let Some(delay) = args.delete_scale_set_after {
+        sandbox.delete_scale_set_after(delay);
     }
-    let controller = Controller::new(settings, ports);
+    operate(&config, sandbox.ports).await
+}
+
+/// The operator on `ports`: bind, then serve and reconcile until SIGTERM or a fatal error.
+async fn operate(config: &config::Config, ports: Ports) -> anyhow::Result<()> {
+    let controller = Controller::new(Settings::from_config(config), ports);
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
@@ -95,18 +96,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The in-memory scale set (with `pool.min` booted instances), GitHub and secret store.
-/// The busy record is set by the caller.
-fn simulated_ports(config: &config::Config, settings: &Settings) -> Ports {
-    Ports {
-        scale_set: Arc::new(InMemoryScaleSet::with_running(
-            ScaleSetSettings { name_prefix: format!("{}-", settings.pool), ..ScaleSetSettings::default() },
-            config.pool.min,
-        )),
-        github: Arc::new(InMemoryGithub::new(config.github.scope.runner_url("https://github.com"))),
-        busy: Arc::new(InMemoryBusyRecord::default()),
-        secrets: Arc::new(InMemorySecretStore::with(&config.github.credential.secret_name, "simulated")),
-    }
+/// A panic anywhere — a hook handler, the loop, a background scale-set operation — is a
+/// bug, and may leave a lock poisoned: every later hook would fail while `/healthz` still
+/// answered. So the process logs the panic and exits at once with code 101 instead of
+/// limping on; systemd restarts it and start-up recovery rebuilds the state from the scale
+/// set, the busy record and GitHub, as after any crash. (`run` also turns a panic of the
+/// loop task into an error, for library callers that install no such hook.)
+fn exit_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!(panic = %info, "the operator panicked (a bug); exiting so that it is restarted");
+        default(info);
+        std::process::exit(101);
+    }));
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {

@@ -18,7 +18,10 @@ use azure_storage_queue::{
 };
 use tracing::warn;
 
-use crate::ports::{BusyMarker, BusyRecord, BusyRecordError, MarkerHandle, StoredMarker};
+use crate::{
+    ports::{BusyMarker, BusyRecord, BusyRecordError, MarkerHandle, StoredMarker},
+    report::Chain,
+};
 
 /// How long messages stay hidden while recovery reads them. They are made visible
 /// again right after; if the operator dies in between, the next start waits this long.
@@ -30,27 +33,118 @@ pub struct QueueBusyRecord {
     client: QueueClient,
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type UrlParseError = <Url as std::str::FromStr>::Err;
+
+/// Why a call to the queue failed, named for the call. No message carries a SAS: URLs
+/// lose their query, and the SDK's text is rendered through [`SdkError`].
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("the queue URL {url} is not a URL")]
+    InvalidUrl {
+        /// Without its query.
+        url: String,
+        #[source]
+        source: UrlParseError,
+    },
+    #[error("creating the queue client failed")]
+    ClientFailed(#[source] SdkError),
+    #[error("checking or creating the queue failed")]
+    EnsureFailed(#[source] SdkError),
+    #[error("encoding the busy marker failed")]
+    EncodeFailed(#[source] serde_json::Error),
+    #[error("sending the message failed")]
+    SendFailed(#[source] SdkError),
+    #[error("receiving messages failed")]
+    ReceiveFailed(#[source] SdkError),
+    #[error("making message {message_id} visible again failed")]
+    ReleaseFailed {
+        message_id: String,
+        #[source]
+        source: SdkError,
+    },
+    #[error("deleting the message failed")]
+    DeleteFailed(#[source] SdkError),
+    #[error("reading the queue's properties failed")]
+    PropertiesFailed(#[source] SdkError),
+    #[error("the service's reply lacks {0}")]
+    IncompleteReply(&'static str),
+}
+
+/// An Azure SDK error, rendered with its whole chain and every SAS signature removed
+/// (a transport error's text can carry the request URL). It ends the `source()` chain:
+/// the causes below it are in its text, redacted.
+pub struct SdkError(azure_core::Error);
+
+impl SdkError {
+    /// The HTTP status the service answered, if it answered.
+    pub fn http_status(&self) -> Option<StatusCode> {
+        self.0.http_status()
+    }
+}
+
+impl std::fmt::Display for SdkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_sas(&crate::report::chain(&self.0)))
+    }
+}
+
+impl std::fmt::Debug for SdkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SdkError({self})")
+    }
+}
+
+impl std::error::Error for SdkError {}
+
+/// Does the queue URL authenticate itself with a SAS (local runs against Azurite)?
+/// Otherwise an Entra token is needed, as shared keys are disabled in production.
+pub fn carries_sas(queue_url: &str) -> bool {
+    Url::parse(queue_url).is_ok_and(|url| url.query_pairs().any(|(k, _)| k == "sig"))
+}
+
+/// A URL without its query, so a SAS never reaches a log line.
+pub fn redact_query(url: &str) -> String {
+    url.split('?').next().unwrap_or_default().to_owned()
+}
+
+/// `text` with the value of every `sig=` parameter replaced.
+pub fn redact_sas(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("sig=") {
+        let (before, after) = rest.split_at(at + "sig=".len());
+        out.push_str(before);
+        out.push_str("REDACTED");
+        let end = after.find(|c: char| c == '&' || c == '"' || c == ')' || c.is_whitespace()).unwrap_or(after.len());
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
 
 impl QueueBusyRecord {
     /// `credential`: an Entra token credential (managed identity in production).
-    /// `None` when the URL carries a SAS, as against Azurite in tests.
-    pub fn new(queue_url: &str, credential: Option<Arc<dyn TokenCredential>>) -> Result<Self, BoxError> {
-        let url = Url::parse(queue_url)?;
-        Ok(Self { client: QueueClient::new(url, credential, None)? })
+    /// `None` when the URL carries a SAS ([`carries_sas`]), as against Azurite in tests.
+    pub fn new(queue_url: &str, credential: Option<Arc<dyn TokenCredential>>) -> Result<Self, QueueError> {
+        let url =
+            Url::parse(queue_url).map_err(|source| QueueError::InvalidUrl { url: redact_query(queue_url), source })?;
+        let client = QueueClient::new(url, credential, None).map_err(|e| QueueError::ClientFailed(SdkError(e)))?;
+        Ok(Self { client })
     }
 
     /// Create the queue if it does not exist. Production queues come from Terraform;
     /// this is for local runs and tests.
-    pub async fn ensure_queue(&self) -> Result<(), BoxError> {
-        if !self.client.exists().await? {
-            self.client.create(None).await?;
+    pub async fn ensure_queue(&self) -> Result<(), QueueError> {
+        let failed = |e| QueueError::EnsureFailed(SdkError(e));
+        if !self.client.exists().await.map_err(failed)? {
+            self.client.create(None).await.map_err(failed)?;
         }
         Ok(())
     }
 
     /// Receive every visible message once, hiding each for the recovery lease.
-    async fn receive_all(&self) -> Result<BTreeMap<String, (String, String)>, BoxError> {
+    async fn receive_all(&self) -> Result<BTreeMap<String, (String, String)>, QueueError> {
+        let failed = |e| QueueError::ReceiveFailed(SdkError(e));
         let mut out = BTreeMap::new();
         loop {
             let options = QueueClientReceiveMessagesOptions {
@@ -58,7 +152,15 @@ impl QueueBusyRecord {
                 visibility_timeout: Some(RECOVERY_LEASE_SECS),
                 ..Default::default()
             };
-            let batch = self.client.receive_messages(Some(options)).await?.into_model()?.items.unwrap_or_default();
+            let batch = self
+                .client
+                .receive_messages(Some(options))
+                .await
+                .map_err(failed)?
+                .into_model()
+                .map_err(failed)?
+                .items
+                .unwrap_or_default();
             if batch.is_empty() {
                 return Ok(out);
             }
@@ -71,25 +173,32 @@ impl QueueBusyRecord {
     }
 
     /// Make a received message visible again; returns its new pop receipt.
-    async fn release(&self, message_id: &str, pop_receipt: &str) -> Result<String, BoxError> {
-        let response = self.client.update_message(message_id, pop_receipt, 0, None).await?;
-        let receipt = response
+    async fn release(&self, message_id: &str, pop_receipt: &str) -> Result<String, QueueError> {
+        let response = self
+            .client
+            .update_message(message_id, pop_receipt, 0, None)
+            .await
+            .map_err(|e| QueueError::ReleaseFailed { message_id: message_id.to_owned(), source: SdkError(e) })?;
+        response
             .headers()
             .get_optional_string(&azure_core::http::headers::HeaderName::from_static("x-ms-popreceipt"))
-            .ok_or("update message returned no pop receipt")?;
-        Ok(receipt)
+            .ok_or(QueueError::IncompleteReply("a pop receipt"))
     }
 
-    async fn approximate_count(&self) -> Result<i64, BoxError> {
-        Ok(self.client.get_properties(None).await?.approximate_messages_count()?.unwrap_or(0))
+    async fn approximate_count(&self) -> Result<i64, QueueError> {
+        let failed = |e| QueueError::PropertiesFailed(SdkError(e));
+        Ok(self
+            .client
+            .get_properties(None)
+            .await
+            .map_err(failed)?
+            .approximate_messages_count()
+            .map_err(failed)?
+            .unwrap_or(0))
     }
-}
 
-#[async_trait]
-impl BusyRecord for QueueBusyRecord {
-    async fn put(&self, marker: &BusyMarker) -> Result<MarkerHandle, BusyRecordError> {
-        let fail = |source: BoxError| BusyRecordError::WriteFailed { instance: marker.instance.clone(), source };
-        let text = serde_json::to_string(marker).map_err(|e| fail(e.into()))?;
+    async fn send(&self, marker: &BusyMarker) -> Result<MarkerHandle, QueueError> {
+        let text = serde_json::to_string(marker).map_err(QueueError::EncodeFailed)?;
         let message = QueueMessage { message_text: Some(text) };
         // Visible at once, and kept until removed: a marker must not expire while a job runs.
         let options = QueueClientSendMessageOptions {
@@ -97,21 +206,29 @@ impl BusyRecord for QueueBusyRecord {
             message_time_to_live: Some(-1),
             ..Default::default()
         };
+        let failed = |e| QueueError::SendFailed(SdkError(e));
         let sent = self
             .client
-            .send_message(message.try_into().map_err(|e: azure_core::Error| fail(e.into()))?, Some(options))
+            .send_message(message.try_into().map_err(failed)?, Some(options))
             .await
-            .map_err(|e| fail(e.into()))?
+            .map_err(failed)?
             .into_model()
-            .map_err(|e| fail(e.into()))?;
-        let first = sent
-            .items
-            .and_then(|items| items.into_iter().next())
-            .ok_or_else(|| fail("no message in the reply".into()))?;
+            .map_err(failed)?;
+        let first =
+            sent.items.and_then(|items| items.into_iter().next()).ok_or(QueueError::IncompleteReply("a message"))?;
         match (first.message_id, first.pop_receipt) {
             (Some(message_id), Some(pop_receipt)) => Ok(MarkerHandle { message_id, pop_receipt }),
-            _ => Err(fail("the reply lacks message id or pop receipt".into())),
+            _ => Err(QueueError::IncompleteReply("the message id or pop receipt")),
         }
+    }
+}
+
+#[async_trait]
+impl BusyRecord for QueueBusyRecord {
+    async fn put(&self, marker: &BusyMarker) -> Result<MarkerHandle, BusyRecordError> {
+        self.send(marker)
+            .await
+            .map_err(|e| BusyRecordError::WriteFailed { instance: marker.instance.clone(), source: Box::new(e) })
     }
 
     async fn remove(&self, handle: &MarkerHandle) -> Result<(), BusyRecordError> {
@@ -119,12 +236,15 @@ impl BusyRecord for QueueBusyRecord {
             Ok(_) => Ok(()),
             // Already removed (a repeated hook, or removed before a restart).
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(()),
-            Err(e) => Err(BusyRecordError::RemoveFailed { message_id: handle.message_id.clone(), source: e.into() }),
+            Err(e) => Err(BusyRecordError::RemoveFailed {
+                message_id: handle.message_id.clone(),
+                source: Box::new(QueueError::DeleteFailed(SdkError(e))),
+            }),
         }
     }
 
     async fn load(&self) -> Result<Vec<StoredMarker>, BusyRecordError> {
-        let fail = |e: BoxError| BusyRecordError::LoadFailed(e);
+        let fail = |e: QueueError| BusyRecordError::LoadFailed(Box::new(e));
         loop {
             let received = self.receive_all().await.map_err(fail)?;
             let mut out = Vec::with_capacity(received.len());
@@ -135,7 +255,9 @@ impl BusyRecord for QueueBusyRecord {
                         handle: MarkerHandle { message_id: message_id.clone(), pop_receipt },
                         marker,
                     }),
-                    Err(err) => warn!(message_id, error = %err, "queue message is not a busy marker; left in place"),
+                    Err(err) => {
+                        warn!(message_id, error = %Chain(&err), "queue message is not a busy marker; left in place")
+                    }
                 }
             }
             // Messages hidden by an earlier recovery that died before releasing them
@@ -152,8 +274,48 @@ impl BusyRecord for QueueBusyRecord {
             tokio::time::sleep(Duration::from_secs(RECOVERY_LEASE_SECS as u64)).await;
         }
     }
+}
 
-    async fn ping(&self) -> Result<(), BusyRecordError> {
-        self.client.get_properties(None).await.map(|_| ()).map_err(|e| BusyRecordError::LoadFailed(e.into()))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sas_is_recognised_by_its_signature_parameter() {
+        assert!(carries_sas("http://127.0.0.1:10001/devstoreaccount1/busy?sv=2023&sig=abc%3D"));
+        assert!(!carries_sas("https://stbusy.queue.core.windows.net/busy-runners"));
+        assert!(!carries_sas("https://stbusy.queue.core.windows.net/busy-runners?design=1"));
+    }
+
+    #[test]
+    fn queue_urls_lose_their_sas_in_messages() {
+        assert_eq!(redact_query("http://127.0.0.1:1/acct/q?sv=1&sig=secret"), "http://127.0.0.1:1/acct/q");
+        let text = "error sending request for url (http://127.0.0.1:1/acct/q?sv=1&sig=c2VjcmV0&se=2) sig=x";
+        assert_eq!(
+            redact_sas(text),
+            "error sending request for url (http://127.0.0.1:1/acct/q?sv=1&sig=REDACTED&se=2) sig=REDACTED"
+        );
+    }
+
+    #[test]
+    fn an_sdk_error_quoting_the_request_url_loses_the_signature_through_the_whole_chain() {
+        let transport = std::io::Error::other("connection refused for http://127.0.0.1:1/acct/q?sv=1&sig=c2VjcmV0");
+        let sdk = azure_core::Error::with_error(
+            azure_core::error::ErrorKind::Io,
+            transport,
+            "error sending request for url (http://127.0.0.1:1/acct/q?sv=1&sig=c2VjcmV0)",
+        );
+        let err = QueueError::SendFailed(SdkError(sdk));
+        let text = crate::report::chain(&err);
+        assert!(text.starts_with("sending the message failed: error sending request"), "{text}");
+        assert!(!text.contains("c2VjcmV0"), "{text}");
+        assert!(!format!("{err:?}").contains("c2VjcmV0"), "{err:?}");
+    }
+
+    #[test]
+    fn an_invalid_url_is_reported_without_its_query() {
+        let err = QueueBusyRecord::new("not a url?sig=secret", None).err().expect("refused");
+        let text = crate::report::chain(&err);
+        assert!(!text.contains("secret"), "{text}");
     }
 }

@@ -199,6 +199,28 @@ async fn runner_exit_leads_to_delete_on_a_quiet_pool_and_reimage_on_a_busy_one()
 }
 
 #[tokio::test]
+async fn a_finished_instance_on_an_old_model_is_replaced_not_reimaged() {
+    // The busy pool of the test above, whose scale-set model changed (a new image)
+    // while the jobs ran: a reimage would bring the old model back.
+    let h = Harness::new(3, settings(1, 6, 50)).await;
+    for id in ["0", "1", "2"] {
+        h.call(h.ip_of(id), REGISTRATION, "{}").await;
+    }
+    h.call(h.ip_of("0"), STARTED, &job_json(1)).await;
+    h.call(h.ip_of("1"), STARTED, &job_json(2)).await;
+    h.scale_set.change_model();
+    h.call(h.ip_of("2"), EXITED, "{}").await;
+    h.controller.reconcile().await.unwrap();
+    h.controller.operations().close();
+    h.controller.operations().wait().await;
+    let writes = h.scale_set.writes();
+    assert!(writes.reimaged_ids.is_empty(), "never reimaged onto its old model: {writes:?}");
+    assert_eq!(writes.deleted_ids, vec![InstanceId::new("2")]);
+    assert_eq!(writes.set_capacity, 1, "its replacement is created from the current model first");
+    assert!(h.scale_set.live() >= 3, "the pool does not shrink while it needs the runner");
+}
+
+#[tokio::test]
 async fn lost_job_completed_is_covered_by_runner_exited() {
     let h = Harness::new(1, settings(1, 5, 25)).await;
     let vm = h.ip_of("0");
@@ -213,7 +235,8 @@ async fn lost_job_completed_is_covered_by_runner_exited() {
 async fn hooks_are_refused_with_503_until_state_is_recovered() {
     let h = Harness::new(1, settings(1, 5, 25)).await;
     let fresh = operator::controller::Controller::new(settings(1, 5, 25), h.controller.ports().clone());
-    let router = operator::api::app(operator::api::AppState { controller: fresh }, 16 * 1024);
+    let progress = operator::readiness::Progress::new(Duration::from_secs(30));
+    let router = operator::api::app(operator::api::AppState::new(fresh, progress), 16 * 1024);
     let mut req = axum::http::Request::post(STARTED)
         .header("content-type", "application/json")
         .body(axum::body::Body::from(job_json(1)))
@@ -228,7 +251,8 @@ async fn health_readiness_and_metrics() {
     let h = Harness::new(1, settings(1, 5, 25)).await;
     assert_eq!(h.get("/healthz").await, (200, "ok".to_owned()));
     let (status, body) = h.get("/readyz").await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 503, "no reconcile loop runs in this harness: {body}");
+    assert!(body.contains("the reconcile loop is not running"), "{body}");
     let (_, registration) = h.call(h.ip_of("0"), REGISTRATION, "{}").await;
     h.github.start_with_jit(registration["encoded_jit_config"].as_str().unwrap()).unwrap();
     h.call(SocketAddr::from(([127, 9, 9, 9], 1)), REGISTRATION, "{}").await;
@@ -273,7 +297,7 @@ async fn a_burst_of_hooks_makes_one_capacity_change() {
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
     shutdown.cancel();
-    looper.await.unwrap();
+    looper.await.unwrap().expect("the loop ends cleanly on shutdown");
     let writes = h.scale_set.writes();
     assert_eq!(writes.set_capacity - before, 1, "one capacity write for the burst: {writes:?}");
     assert_eq!(operator::ports::ScaleSet::capacity(&*h.scale_set).await.unwrap(), 20, "10 busy at 50 % -> 20");

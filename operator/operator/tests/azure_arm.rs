@@ -157,6 +157,40 @@ async fn batched_delete_and_reimage_return_when_their_operation_has_finished() {
 }
 
 #[tokio::test]
+async fn a_forbidden_operation_status_is_confirmed_from_the_instance_list() {
+    // The scaler's role is scoped to the scale set: it may not read
+    // Microsoft.Compute/locations/operations, so every status poll answers 403.
+    let world = World::start(4).await;
+    let client = world.client();
+    world.fakes.arm.inject(Some(ArmOp::OperationStatus), Fault::Forbidden, 100);
+
+    client.delete_instances(&ids(&["1", "2"])).await.expect("a delete confirmed by the instances being gone");
+    let left: Vec<_> = world.fakes.arm.instances(SET).into_iter().map(|i| i.id).collect();
+    assert_eq!(left, ["0", "3"]);
+
+    client.reimage_instances(&ids(&["0", "3"])).await.expect("a reimage confirmed by the instances running again");
+    let after: Vec<_> = world.fakes.arm.instances(SET).into_iter().map(|i| (i.phase, i.generation)).collect();
+    assert_eq!(after, [(InstancePhase::Running, 1); 2], "returned only once the fresh boots run");
+
+    assert_eq!(world.fakes.arm.pending_faults(), 98, "one forbidden status poll per operation, then the list");
+    world.assert_contracts();
+}
+
+#[tokio::test]
+async fn an_operation_confirmed_from_the_instance_list_still_has_a_deadline() {
+    let arm = ArmSettings { reimage_delay: Duration::from_secs(30), ..ArmSettings::default() };
+    let world = World::start_with(1, IdentitySettings::default(), arm).await;
+    let client = world.client_with(ArmTimings { operation_timeout: Duration::from_secs(1), ..fast() });
+    world.fakes.arm.inject(Some(ArmOp::OperationStatus), Fault::Forbidden, 100);
+
+    let started = std::time::Instant::now();
+    let err = client.reimage_instances(&ids(&["0"])).await.unwrap_err();
+    assert!(matches!(err.fault(), CloudFault::OperationTimedOut(_)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "within the operation's deadline: {:?}", started.elapsed());
+    world.assert_contracts();
+}
+
+#[tokio::test]
 async fn throttling_is_retried_after_retry_after_then_succeeds() {
     let world = World::start(1).await;
     let client = world.client();

@@ -1,5 +1,6 @@
-//! The real binary: config validation, generators, and `serve` starting, answering
-//! and stopping cleanly on SIGTERM.
+//! The real binary: config validation, generators, the operator (as `sandbox`, on the
+//! in-memory world) starting, answering and stopping cleanly on SIGTERM, and stopping
+//! non-zero with the cause when its scale set is gone.
 
 use std::{
     io::{Read, Write},
@@ -52,12 +53,8 @@ fn an_invalid_config_names_the_field_and_the_rule_and_exits_non_zero() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("pool.min (5) must not exceed pool.max (3)"), "{stderr}");
 
-    let out = Command::new(BIN)
-        .args(["serve", "--simulated-cloud", "--in-memory-queue", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "serve refuses to start");
+    let out = Command::new(BIN).args(["sandbox", "--in-memory-queue", "--config"]).arg(&file).output().unwrap();
+    assert!(!out.status.success(), "the operator refuses to start");
     assert!(String::from_utf8_lossy(&out.stderr).contains("pool.min (5)"));
 }
 
@@ -100,7 +97,7 @@ fn get(addr: &str, path: &str) -> Option<(u16, String)> {
 }
 
 #[test]
-fn serve_answers_and_stops_cleanly_on_sigterm() {
+fn the_operator_answers_and_stops_cleanly_on_sigterm() {
     let port = test_support::free_port();
     let addr = format!("127.0.0.1:{port}");
     let dir = tempfile::tempdir().unwrap();
@@ -109,7 +106,7 @@ fn serve_answers_and_stops_cleanly_on_sigterm() {
         serde_json::to_string(&value).unwrap()
     });
     let mut child = Command::new(BIN)
-        .args(["serve", "--simulated-cloud", "--in-memory-queue", "--config"])
+        .args(["sandbox", "--in-memory-queue", "--config"])
         .arg(&file)
         .env("OPERATOR_LOG__FORMAT", "json")
         .stdout(Stdio::piped())
@@ -149,4 +146,98 @@ fn serve_answers_and_stops_cleanly_on_sigterm() {
         lines.iter().any(|l| l["pool"] == "vmss-runners" || l["span"]["pool"] == "vmss-runners"),
         "spans carry the pool: {logs}"
     );
+}
+
+#[test]
+fn the_operator_exits_non_zero_naming_the_cause_when_its_scale_set_is_gone() {
+    let port = test_support::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "operator.toml", &config(1, 3, &addr));
+    let mut child = Command::new(BIN)
+        .args(["sandbox", "--in-memory-queue", "--delete-scale-set-after", "2s", "--config"])
+        .arg(&file)
+        .env("OPERATOR_LOG__FORMAT", "json")
+        .env("OPERATOR_RECONCILE__PERIOD", "5s")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !matches!(get(&addr, "/readyz"), Some((200, _))) {
+        assert!(started.elapsed() < Duration::from_secs(20), "operator did not become ready");
+        assert!(child.try_wait().unwrap().is_none(), "the operator ended before it was ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the operator kept running without its scale set");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "a non-zero exit, so systemd restarts it: {status}");
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(stderr.contains("the reconcile loop stopped"), "{stderr}");
+    assert!(stderr.contains("the scale set no longer exists"), "{stderr}");
+    assert!(stderr.contains("the resource was not found"), "the whole chain: {stderr}");
+    let mut logs = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut logs).unwrap();
+    let stopped: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["level"] == "ERROR")
+        .collect();
+    assert!(
+        stopped.iter().any(|l| l["error"].as_str().is_some_and(|e| e.contains("the scale set no longer exists"))),
+        "an ERROR log line names the cause: {logs}"
+    );
+}
+
+#[test]
+fn serve_is_production_only_and_the_sandbox_needs_a_sas_or_an_in_memory_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "operator.toml", &config(1, 3, "127.0.0.1:0"));
+    let out = Command::new(BIN).args(["serve", "--simulated-cloud", "--config"]).arg(&file).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected argument '--simulated-cloud'"));
+
+    let out = Command::new(BIN).args(["sandbox", "--config"]).arg(&file).output().unwrap();
+    assert!(!out.status.success(), "a queue URL without a SAS cannot be used without an identity");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("give queue.url with a SAS (Azurite), or --in-memory-queue"), "{stderr}");
+}
+
+#[test]
+fn the_sandbox_keeps_its_busy_record_in_a_sas_queue() {
+    let azurite = test_support::Azurite::start();
+    let queue_url = azurite.queue_url("sandbox");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        operator::queue::QueueBusyRecord::new(&queue_url, None).unwrap().ensure_queue().await.unwrap();
+    });
+    let port = test_support::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(1, 3, &addr).replace("https://stbusy.queue.core.windows.net/busy-runners", &queue_url);
+    let file = write(dir.path(), "operator.toml", &text);
+    let mut child = Command::new(BIN)
+        .args(["sandbox", "--config"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !matches!(get(&addr, "/readyz"), Some((200, _))) {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+            panic!("the sandbox ended ({status}): {stderr}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the sandbox did not become ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(child.wait().unwrap().success(), "a clean stop");
 }

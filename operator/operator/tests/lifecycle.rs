@@ -416,7 +416,10 @@ async fn seeded_fault_schedules_through_the_real_clients() {
                     0 => fake_azure::Fault::Throttle { retry_after: Duration::from_secs(1) },
                     1 => fake_azure::Fault::ServerError,
                     2 => fake_azure::Fault::Slow(Duration::from_millis(400)),
-                    _ => fake_azure::Fault::NotFound,
+                    // A 404 for instances (already gone) is routine; for the scale set
+                    // itself it means it was deleted, which the operator treats as fatal.
+                    _ if matches!(op, ArmOp::DeleteInstances | ArmOp::ReimageInstances) => fake_azure::Fault::NotFound,
+                    _ => fake_azure::Fault::ServerError,
                 };
                 w.azure.arm.inject(Some(op), fault, 1);
             }

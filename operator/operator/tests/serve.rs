@@ -33,9 +33,6 @@ impl BusyRecord for SlowBusyRecord {
     async fn load(&self) -> Result<Vec<StoredMarker>, BusyRecordError> {
         self.inner.load().await
     }
-    async fn ping(&self) -> Result<(), BusyRecordError> {
-        Ok(())
-    }
 }
 
 async fn serve(

@@ -553,6 +553,14 @@ async fn gate(
                 ))
             }
             Fault::ExpiredToken => return Err(unauthorized(TokenProblem::Expired)),
+            Fault::Forbidden => {
+                return Err(arm_error(
+                    StatusCode::FORBIDDEN,
+                    "AuthorizationFailed",
+                    "The client does not have authorization to perform action \
+                     'Microsoft.Compute/locations/operations/read' over the scope or the scope is invalid.",
+                ))
+            }
         }
     }
     match query.get("api-version") {

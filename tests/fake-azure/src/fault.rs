@@ -19,6 +19,10 @@ pub enum Fault {
     Conflict,
     /// `401 Unauthorized`, as for an expired access token.
     ExpiredToken,
+    /// `403 Forbidden` (`AuthorizationFailed`), as for a role that may not read the
+    /// resource: the scaler's role, scoped to the scale set, reading an operation status
+    /// under `Microsoft.Compute/locations/operations`.
+    Forbidden,
 }
 
 struct Rule<Op> {

@@ -191,7 +191,7 @@ async fn token(
             }
             Fault::ServerError => return imds_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "injected"),
             Fault::NotFound => return imds_error(StatusCode::NOT_FOUND, "not_found", "injected"),
-            Fault::Conflict | Fault::ExpiredToken => {
+            Fault::Conflict | Fault::ExpiredToken | Fault::Forbidden => {
                 return imds_error(StatusCode::BAD_REQUEST, "bad_request", "injected")
             }
         }

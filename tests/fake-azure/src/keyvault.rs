@@ -194,6 +194,7 @@ async fn gate(state: &KeyVaultState, headers: &HeaderMap, query: &HashMap<String
             Fault::NotFound => return Err(vault_error(StatusCode::NOT_FOUND, "SecretNotFound", "injected")),
             Fault::Conflict => return Err(vault_error(StatusCode::CONFLICT, "Conflict", "injected")),
             Fault::ExpiredToken => return Err(challenge(TokenProblem::Expired)),
+            Fault::Forbidden => return Err(vault_error(StatusCode::FORBIDDEN, "Forbidden", "injected")),
         }
     }
     match query.get("api-version") {

@@ -287,9 +287,4 @@ impl BusyRecord for FaultyBusyRecord {
         self.gate().map_err(BusyRecordError::LoadFailed)?;
         self.world.busy.load().await
     }
-
-    async fn ping(&self) -> Result<(), BusyRecordError> {
-        self.gate().map_err(BusyRecordError::LoadFailed)?;
-        Ok(())
-    }
 }

@@ -133,6 +133,7 @@ impl Fleet {
                     id: r.id().clone(),
                     state: r.state(),
                     in_state_for: now.saturating_duration_since(r.since()),
+                    latest_model: r.has_latest_model(),
                 })
                 .collect(),
         }
@@ -163,6 +164,7 @@ mod tests {
             state,
             ready_since: None,
             protected: false,
+            latest_model: true,
         }
     }
 

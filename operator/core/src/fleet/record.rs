@@ -88,6 +88,8 @@ pub struct InstanceRecord {
     /// Hands off: protected by a policy, or named outside this scale set's computer-name
     /// prefix. Never deleted or reimaged, and not part of the pool the policy sizes.
     foreign: bool,
+    /// Runs the scale set's current model (see [`CloudInstance::latest_model`]).
+    latest_model: bool,
 }
 
 impl InstanceRecord {
@@ -105,6 +107,7 @@ impl InstanceRecord {
             registered_at: None,
             operation: None,
             foreign: cloud.protected,
+            latest_model: cloud.latest_model,
         }
     }
 
@@ -152,6 +155,11 @@ impl InstanceRecord {
 
     pub fn is_foreign(&self) -> bool {
         self.foreign
+    }
+
+    /// Runs the scale set's current model.
+    pub fn has_latest_model(&self) -> bool {
+        self.latest_model
     }
 
     /// The lifecycle state the policy sees; see `docs/scaling-policy.md`.
@@ -298,6 +306,7 @@ impl InstanceRecord {
         self.cloud = cloud.state;
         self.ip = cloud.private_ip;
         self.foreign = foreign;
+        self.latest_model = cloud.latest_model;
         // A reimage we did not see finish (e.g. across a restart) left a fresh boot.
         if self.operation.is_none() && before == InstanceState::Reimaging && cloud.state == CloudState::Running {
             self.reset_boot(now);
@@ -340,6 +349,7 @@ mod tests {
             state,
             ready_since: None,
             protected: false,
+            latest_model: true,
         }
     }
 

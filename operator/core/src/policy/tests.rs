@@ -22,7 +22,12 @@ fn spec(min: u32, max: u32, pct: u8) -> PoolSpec {
 }
 
 fn inst(id: u32, state: InstanceState, secs: u64) -> ObservedInstance {
-    ObservedInstance { id: InstanceId::new(id.to_string()), state, in_state_for: Duration::from_secs(secs) }
+    ObservedInstance {
+        id: InstanceId::new(id.to_string()),
+        state,
+        in_state_for: Duration::from_secs(secs),
+        latest_model: true,
+    }
 }
 
 fn pool(states: &[InstanceState]) -> ObservedPool {
@@ -261,4 +266,17 @@ fn worked_example_of_the_docs() {
     let d = decide(&s, &pool(&states));
     assert_eq!(d.delete, ids(&[7, 8, 9]));
     assert_eq!((d.target.free_wanted, d.target.size_after), (2, 7));
+}
+
+#[test]
+fn a_finished_instance_on_an_old_model_is_deleted_and_replaced_instead_of_reimaged() {
+    let mut p = pool(&[Busy, Busy, Recyclable]);
+    p.instances[2].latest_model = false;
+    let d = decide(&spec(1, 4, 50), &p);
+    assert!(d.reimage.is_empty(), "{d:?}");
+    assert_eq!(d.delete, ids(&[2]));
+    assert!(d.capacity.is_some_and(|c| c >= 3), "replaced from the current model: {d:?}");
+
+    // The same pool on the current model reimages it.
+    assert_eq!(decide(&spec(1, 4, 50), &pool(&[Busy, Busy, Recyclable])).reimage, ids(&[2]));
 }

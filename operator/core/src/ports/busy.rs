@@ -70,6 +70,4 @@ pub trait BusyRecord: Send + Sync {
     async fn remove(&self, handle: &MarkerHandle) -> Result<(), BusyRecordError>;
     /// Every stored marker, with fresh handles. Used once at start-up to recover.
     async fn load(&self) -> Result<Vec<StoredMarker>, BusyRecordError>;
-    /// Cheap reachability check for `/readyz`.
-    async fn ping(&self) -> Result<(), BusyRecordError>;
 }

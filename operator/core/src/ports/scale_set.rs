@@ -22,6 +22,10 @@ pub struct CloudInstance {
     /// The instance carries a protection policy (from scale-in or from scale-set
     /// actions): someone asked for it to be left alone, so the operator never acts on it.
     pub protected: bool,
+    /// The instance runs the scale set's current model (`latestModelApplied`). After a
+    /// model change (a new image, new boot data) a reimage would restore the instance's
+    /// old model, so a finished instance that is not current is deleted and replaced.
+    pub latest_model: bool,
 }
 
 /// Provisioning/power state reduced to what the operator acts on.
@@ -47,6 +51,26 @@ pub enum CloudFault {
     Server { status: u16, message: String },
     #[error("the request did not complete")]
     Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A field the operator relies on is absent from Azure's answer (e.g. `sku.capacity`):
+    /// never read as a default, which could tell the policy the pool is empty.
+    #[error("Azure's answer lacks {0}")]
+    MissingField(&'static str),
+    /// A number in Azure's answer does not fit the operator's type.
+    #[error("Azure's answer has {field} = {value}, out of range")]
+    OutOfRange { field: &'static str, value: u64 },
+    /// A long-running operation ended `Failed` or `Canceled`.
+    #[error("the operation ended {status}: {detail}")]
+    OperationFailed { status: String, detail: String },
+    /// A long-running operation was still running when the client stopped following it.
+    #[error("the operation did not finish within {0:?}")]
+    OperationTimedOut(Duration),
+    /// Azure handed back a link (next page, operation status) to another host; it is not
+    /// followed, so the bearer token goes nowhere else.
+    #[error("Azure returned a link to another host ({host})")]
+    ForeignLink { host: String },
+    /// A paged listing did not end within the client's page limit.
+    #[error("the listing did not end after {pages} pages")]
+    EndlessListing { pages: u32 },
 }
 
 impl CloudFault {
@@ -57,6 +81,11 @@ impl CloudFault {
             Self::Conflict(_) => "conflict",
             Self::Server { .. } => "server",
             Self::Transport(_) => "transport",
+            Self::MissingField(_) | Self::OutOfRange { .. } => "invalid_answer",
+            Self::OperationFailed { .. } => "operation_failed",
+            Self::OperationTimedOut(_) => "operation_timeout",
+            Self::ForeignLink { .. } => "foreign_link",
+            Self::EndlessListing { .. } => "endless_listing",
         }
     }
 }

@@ -11,7 +11,7 @@ use axum::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::controller::HookError;
+use crate::{controller::HookError, report::Chain};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -70,27 +70,78 @@ impl ApiError {
     }
 }
 
+/// How loudly a failed request is logged. ERROR is for faults of the operator or its
+/// dependencies; a refusal the caller is expected to meet in normal operation (retry
+/// shortly, asked twice, being recycled) is not one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Loudness {
+    /// Expected while a VM waits (a reimage not yet confirmed): the VM asks again.
+    Debug,
+    /// Expected traffic: recovering, a repeated registration, a hook for a VM being recycled.
+    Info,
+    /// A refusal worth a look: an unknown caller, a job that does not match, a malformed body.
+    Warn,
+    /// The operator or a dependency failed.
+    Error,
+}
+
+impl ApiError {
+    fn loudness(&self) -> Loudness {
+        match self {
+            Self::Hook(HookError::NotReadyYet { .. }) => Loudness::Debug,
+            Self::Hook(HookError::Recovering | HookError::AlreadyRegistered { .. } | HookError::WrongState { .. }) => {
+                Loudness::Info
+            }
+            Self::Hook(HookError::UnknownInstance { .. } | HookError::JobMismatch { .. }) | Self::BadBody(_) => {
+                Loudness::Warn
+            }
+            Self::Hook(
+                HookError::RegistrationFailed(_) | HookError::BusyRecordFailed(_) | HookError::CloudUnavailable(_),
+            ) => Loudness::Error,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let cause = error_chain(&self);
-        if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), code, cause = %cause, "request failed");
-        } else {
-            tracing::warn!(status = status.as_u16(), code, cause = %cause, "request refused");
+        let cause = Chain(&self);
+        let status_code = status.as_u16();
+        match self.loudness() {
+            Loudness::Debug => tracing::debug!(status = status_code, code, cause = %cause, "request refused"),
+            Loudness::Info => tracing::info!(status = status_code, code, cause = %cause, "request refused"),
+            Loudness::Warn => tracing::warn!(status = status_code, code, cause = %cause, "request refused"),
+            Loudness::Error => tracing::error!(status = status_code, code, cause = %cause, "request failed"),
         }
         let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message: self.public_message() } };
         (status, Json(body)).into_response()
     }
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::model::{InstanceId, InstanceState};
+
+    #[test]
+    fn expected_refusals_are_not_logged_as_errors() {
+        let instance = InstanceId::new("3");
+        let not_ready =
+            ApiError::Hook(HookError::NotReadyYet { instance: instance.clone(), state: InstanceState::Reimaging });
+        assert_eq!(not_ready.loudness(), Loudness::Debug);
+        assert_eq!(ApiError::Hook(HookError::Recovering).loudness(), Loudness::Info);
+        assert_eq!(ApiError::Hook(HookError::AlreadyRegistered { instance }).loudness(), Loudness::Info);
+        let stranger = ApiError::Hook(HookError::UnknownInstance { ip: Ipv4Addr::LOCALHOST.into() });
+        assert_eq!(stranger.loudness(), Loudness::Warn);
     }
-    out
+
+    #[test]
+    fn dependency_failures_are_errors_and_answer_5xx() {
+        let busy =
+            ApiError::Hook(HookError::BusyRecordFailed(crate::ports::BusyRecordError::LoadFailed("queue down".into())));
+        assert_eq!(busy.loudness(), Loudness::Error);
+        assert!(busy.status_and_code().0.is_server_error());
+    }
 }

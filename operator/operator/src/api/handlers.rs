@@ -109,7 +109,8 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: state recovered, busy record and scale set reachable.
+/// Readiness, from the operator's own state (no outbound call): recovery has finished, the
+/// reconcile loop runs, and its last successful pass is at most three periods old.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
     responses(
@@ -118,9 +119,12 @@ pub async fn healthz() -> &'static str {
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<ReadyResponse>) {
-    match state.controller.readiness().await {
+    match state.readiness() {
         Ok(()) => (StatusCode::OK, Json(ReadyResponse { ready: true, reason: None })),
-        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, Json(ReadyResponse { ready: false, reason: Some(reason) })),
+        Err(reason) => {
+            tracing::debug!(%reason, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(ReadyResponse { ready: false, reason: Some(reason.to_string()) }))
+        }
     }
 }
 

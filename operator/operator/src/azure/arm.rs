@@ -11,8 +11,16 @@
 //! | `reimage_instances` | `POST {vmss}/reimage` with `{"instanceIds":[...]}` |
 //!
 //! Deletes and reimages are long-running: the client follows `Azure-AsyncOperation` (else
-//! `Location`) until the operation ends. A capacity change returns once Azure accepted it: the
-//! new VMs take minutes to boot, and the controller already counts accepted capacity as free.
+//! `Location`) until the operation ends. That status lives under
+//! `Microsoft.Compute/locations/operations`, which a role scoped to the scale set may not read:
+//! on a 403 the call was still accepted, so the client confirms it from the instance list
+//! instead (a deleted instance is gone; a reimaged one runs again after having been seen
+//! reimaging, or finished provisioning after Azure's `Date` of the acceptance), within the same
+//! deadline. A capacity change returns once Azure accepted it: the new VMs take minutes to boot,
+//! and the controller already counts accepted capacity as free.
+//!
+//! Numbers are read with `try_from`, and a missing `sku.capacity` is a read failure
+//! ([`CloudFault::MissingField`]), never 0.
 //!
 //! 429 answers are retried after their `Retry-After` a bounded number of times, then reported
 //! as [`CloudFault::Throttled`]; other failures are not retried here (the reconcile loop's error
@@ -49,6 +57,9 @@ pub const COMPUTE_API_VERSION: &str = "2025-04-01";
 /// The Network RP serves the scale-set NIC listing only at this api-version.
 pub const NETWORK_API_VERSION: &str = "2018-10-01";
 
+/// Pages of one listing followed at most (a listing that goes on is a fault, not a loop).
+const MAX_PAGES: u32 = 10_000;
+
 /// How long the client waits, retries and polls.
 #[derive(Clone, Debug)]
 pub struct ArmTimings {
@@ -78,10 +89,32 @@ impl Default for ArmTimings {
     }
 }
 
-/// A plain-text cause, for errors that have no other source.
+type UrlParseError = <Url as std::str::FromStr>::Err;
+
+/// Why the Resource Manager URL cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Cause(String);
+pub enum EndpointError {
+    #[error("it is not a URL")]
+    NotAUrl(#[source] UrlParseError),
+    /// A bearer token never travels unencrypted over a network.
+    #[error("scheme {0} is not allowed: use https (plain http only to a loopback address)")]
+    InsecureScheme(String),
+}
+
+/// The shape a scale set's resource id must have.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "expected /subscriptions/{{id}}/resourceGroups/{{rg}}/providers/Microsoft.Compute/virtualMachineScaleSets/{{name}}"
+)]
+pub struct NotAScaleSetId;
+
+/// Why only Uniform orchestration is driven.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "a Flexible scale set has no batched instance delete/reimage or scale-set NIC listing; \
+     create the runner scale set with orchestration_mode = \"Uniform\""
+)]
+pub struct UniformOnly;
 
 /// Setting up the client and checking the scale set.
 #[derive(Debug, thiserror::Error)]
@@ -90,13 +123,13 @@ pub enum ArmError {
     InvalidEndpoint {
         url: String,
         #[source]
-        source: Cause,
+        source: EndpointError,
     },
     #[error("{id:?} is not a scale set resource id")]
     InvalidResourceId {
         id: String,
         #[source]
-        source: Cause,
+        source: NotAScaleSetId,
     },
     #[error("building the HTTP client failed")]
     HttpClientFailed(#[source] reqwest::Error),
@@ -107,7 +140,7 @@ pub enum ArmError {
         name: String,
         mode: String,
         #[source]
-        source: Cause,
+        source: UniformOnly,
     },
 }
 
@@ -178,6 +211,7 @@ struct ScaleSetVm {
 #[serde(rename_all = "camelCase")]
 struct VmProperties {
     provisioning_state: Option<String>,
+    latest_model_applied: Option<bool>,
     os_profile: Option<OsProfile>,
     instance_view: Option<InstanceView>,
     protection_policy: Option<ProtectionPolicy>,
@@ -188,6 +222,11 @@ struct VmProperties {
 struct ProtectionPolicy {
     protect_from_scale_in: Option<bool>,
     protect_from_scale_set_actions: Option<bool>,
+}
+
+/// Absent means Azure did not say: taken as current, so nothing is deleted on a guess.
+fn latest_model(properties: Option<&VmProperties>) -> bool {
+    properties.and_then(|p| p.latest_model_applied).unwrap_or(true)
 }
 
 fn protected(properties: Option<&VmProperties>) -> bool {
@@ -301,17 +340,15 @@ impl std::fmt::Debug for ArmScaleSet {
 
 /// `https://...`, or `http://` to a loopback address (a test fake): a bearer token never
 /// travels unencrypted over a network.
-fn check_endpoint(url: &Url) -> Result<(), Cause> {
+fn check_endpoint(url: &Url) -> Result<(), EndpointError> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if url.host_str().and_then(|h| h.parse::<IpAddr>().ok()).is_some_and(|ip| ip.is_loopback()) => Ok(()),
-        scheme => {
-            Err(Cause(format!("scheme {scheme} is not allowed: use https (plain http only to a loopback address)")))
-        }
+        scheme => Err(EndpointError::InsecureScheme(scheme.to_owned())),
     }
 }
 
-fn check_resource_id(id: &str) -> Result<(), Cause> {
+fn check_resource_id(id: &str) -> Result<(), NotAScaleSetId> {
     let parts: Vec<&str> = id.trim_matches('/').split('/').collect();
     let ok = parts.len() == 8
         && parts[0].eq_ignore_ascii_case("subscriptions")
@@ -323,9 +360,7 @@ fn check_resource_id(id: &str) -> Result<(), Cause> {
     if ok {
         Ok(())
     } else {
-        Err(Cause(
-            "expected /subscriptions/{id}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachineScaleSets/{name}".into(),
-        ))
+        Err(NotAScaleSetId)
     }
 }
 
@@ -375,6 +410,22 @@ fn cloud_state(properties: Option<&VmProperties>) -> CloudState {
     }
 }
 
+/// `sku.capacity`: absent is a read failure (never 0, which would tell the policy the pool is
+/// empty), and a number beyond `u32` is refused rather than truncated.
+fn capacity_of(vmss: &VirtualMachineScaleSet) -> Result<u32, CloudFault> {
+    let capacity = vmss.sku.as_ref().and_then(|s| s.capacity).ok_or(CloudFault::MissingField("sku.capacity"))?;
+    u32::try_from(capacity).map_err(|_| CloudFault::OutOfRange { field: "sku.capacity", value: capacity })
+}
+
+/// The `Date` header of an answer: Azure's clock when it accepted the call.
+fn azure_date(headers: &header::HeaderMap) -> Option<time::OffsetDateTime> {
+    let text = headers.get(header::DATE)?.to_str().ok()?;
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::PrimitiveDateTime::parse(text, &format).ok().map(time::PrimitiveDateTime::assume_utc)
+}
+
 /// `.../virtualMachines/{instanceId}` → instance id.
 fn instance_of_vm_id(id: &str) -> Option<&str> {
     let (prefix, instance) = id.trim_end_matches('/').rsplit_once('/')?;
@@ -400,7 +451,8 @@ impl ArmScaleSet {
         timings: ArmTimings,
     ) -> Result<Self, ArmError> {
         let invalid = |source| ArmError::InvalidEndpoint { url: resource_manager_url.to_owned(), source };
-        let base = Url::parse(resource_manager_url.trim_end_matches('/')).map_err(|e| invalid(Cause(e.to_string())))?;
+        let base =
+            Url::parse(resource_manager_url.trim_end_matches('/')).map_err(|e| invalid(EndpointError::NotAUrl(e)))?;
         check_endpoint(&base).map_err(invalid)?;
         check_resource_id(vmss_resource_id)
             .map_err(|source| ArmError::InvalidResourceId { id: vmss_resource_id.to_owned(), source })?;
@@ -438,19 +490,12 @@ impl ArmScaleSet {
         // Absent orchestrationMode means a scale set created before Flexible existed: Uniform.
         let mode = properties.and_then(|p| p.orchestration_mode.clone()).unwrap_or_else(|| "Uniform".to_owned());
         if !mode.eq_ignore_ascii_case("Uniform") {
-            return Err(ArmError::UnsupportedOrchestration {
-                name,
-                mode,
-                source: Cause(
-                    "a Flexible scale set has no batched instance delete/reimage or scale-set NIC listing; \
-                     create the runner scale set with orchestration_mode = \"Uniform\""
-                        .into(),
-                ),
-            });
+            return Err(ArmError::UnsupportedOrchestration { name, mode, source: UniformOnly });
         }
+        let capacity = capacity_of(&vmss).map_err(|f| ArmError::VerifyFailed(ScaleSetError::ReadFailed(f)))?;
         Ok(ScaleSetInfo {
             name,
-            capacity: vmss.sku.as_ref().and_then(|s| s.capacity).unwrap_or(0) as u32,
+            capacity,
             provisioning_state: properties.and_then(|p| p.provisioning_state.clone()).unwrap_or_default(),
             orchestration_mode: mode,
             sku: vmss.sku.and_then(|s| s.name),
@@ -477,7 +522,7 @@ impl ArmScaleSet {
         if url.origin() == self.base.origin() {
             Ok(url)
         } else {
-            Err(CloudFault::Server { status: 200, message: format!("Azure returned a link to another host: {link}") })
+            Err(CloudFault::ForeignLink { host: url.host_str().unwrap_or_default().to_owned() })
         }
     }
 
@@ -573,7 +618,7 @@ impl ArmScaleSet {
     async fn list_all<T: DeserializeOwned>(&self, first: Url) -> Result<Vec<T>, CloudFault> {
         let mut items = Vec::new();
         let mut url = first;
-        for _ in 0..10_000 {
+        for _ in 0..MAX_PAGES {
             let page: Page<T> = self.get_json(url).await?;
             items.extend(page.value);
             match page.next_link.filter(|l| !l.is_empty()) {
@@ -581,15 +626,25 @@ impl ArmScaleSet {
                 None => return Ok(items),
             }
         }
-        Err(CloudFault::Server { status: 200, message: "the listing did not end after 10000 pages".into() })
+        Err(CloudFault::EndlessListing { pages: MAX_PAGES })
     }
 
     async fn get_scale_set(&self) -> Result<VirtualMachineScaleSet, CloudFault> {
         self.get_json(self.url("", COMPUTE_API_VERSION, &[])).await
     }
 
+    /// Every instance of the scale set (without the NIC join).
+    async fn list_vms(&self) -> Result<Vec<ScaleSetVm>, CloudFault> {
+        self.list_all(self.url("/virtualMachines", COMPUTE_API_VERSION, &[("$expand", "instanceView")])).await
+    }
+
     /// Follow a long-running operation until it ends.
-    async fn wait_for(&self, accepted: reqwest::Response) -> Result<(), CloudFault> {
+    ///
+    /// The operation's status lives at `Microsoft.Compute/locations/operations`, outside the
+    /// scale set; the scaler's role, scoped to the scale set, may not read it (403
+    /// `AuthorizationFailed`). Azure accepted the call all the same, so the client then
+    /// confirms its effect from the instance list instead, within the same deadline.
+    async fn wait_for(&self, accepted: reqwest::Response, confirm: Confirm<'_>) -> Result<(), CloudFault> {
         let header_url = |name: &str| accepted.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let async_operation = header_url("azure-asyncoperation");
         let location = header_url("location");
@@ -608,13 +663,23 @@ impl ArmScaleSet {
         loop {
             let delay = wait.take().or_else(|| polls.next()).unwrap_or(self.timings.poll_max);
             if Instant::now() + delay > deadline {
-                return Err(CloudFault::Server {
-                    status: 202,
-                    message: format!("the operation did not finish within {:?}", self.timings.operation_timeout),
-                });
+                return Err(CloudFault::OperationTimedOut(self.timings.operation_timeout));
             }
             tokio::time::sleep(delay).await;
-            let response = self.send::<()>(Method::GET, url.clone(), None).await?;
+            let response = match self.send::<()>(Method::GET, url.clone(), None).await {
+                Ok(response) => response,
+                Err(CloudFault::Server { status: 403, message }) => {
+                    tracing::info!(
+                        action = confirm.action.as_str(),
+                        instances = ?confirm.ids,
+                        cause = %message,
+                        "the operation's status is not readable (the role is scoped to the scale set); \
+                         confirming from the instance list"
+                    );
+                    return self.confirm_from_instances(&confirm, deadline).await;
+                }
+                Err(fault) => return Err(fault),
+            };
             wait = parse_retry_after(response.headers()).filter(|d| *d <= self.timings.max_retry_after);
             if by_status {
                 let status: OperationStatus = response.json().await.map_err(transport)?;
@@ -622,10 +687,7 @@ impl ArmScaleSet {
                     "Succeeded" => return Ok(()),
                     "Failed" | "Canceled" => {
                         let detail = status.error.map(|e| e.describe()).unwrap_or_default();
-                        return Err(CloudFault::Server {
-                            status: 200,
-                            message: format!("the operation ended {}: {detail}", status.status),
-                        });
+                        return Err(CloudFault::OperationFailed { status: status.status, detail });
                     }
                     _ => {}
                 }
@@ -635,11 +697,103 @@ impl ArmScaleSet {
         }
     }
 
-    async fn instance_action(&self, action: &str, ids: &[InstanceId]) -> Result<(), CloudFault> {
+    /// Poll the instance list until every instance of `confirm` shows the action done, or
+    /// `deadline` passes.
+    async fn confirm_from_instances(&self, confirm: &Confirm<'_>, deadline: Instant) -> Result<(), CloudFault> {
+        let mut polls = ExponentialBuilder::new()
+            .with_min_delay(self.timings.poll_min)
+            .with_max_delay(self.timings.poll_max)
+            .without_max_times()
+            .build();
+        let mut progress = ConfirmProgress::default();
+        loop {
+            let vms = self.list_vms().await?;
+            if progress.done(confirm, &vms)? {
+                return Ok(());
+            }
+            let delay = polls.next().unwrap_or(self.timings.poll_max);
+            if Instant::now() + delay > deadline {
+                return Err(CloudFault::OperationTimedOut(self.timings.operation_timeout));
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn instance_action(&self, action: InstanceAction, ids: &[InstanceId]) -> Result<(), CloudFault> {
         let body = InstanceIds { instance_ids: ids };
-        let response =
-            self.send(Method::POST, self.url(&format!("/{action}"), COMPUTE_API_VERSION, &[]), Some(&body)).await?;
-        self.wait_for(response).await
+        let url = self.url(&format!("/{}", action.as_str()), COMPUTE_API_VERSION, &[]);
+        let response = self.send(Method::POST, url, Some(&body)).await?;
+        let accepted_at = azure_date(response.headers());
+        self.wait_for(response, Confirm { action, ids, accepted_at }).await
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InstanceAction {
+    Delete,
+    Reimage,
+}
+
+impl InstanceAction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Delete => "delete",
+            Self::Reimage => "reimage",
+        }
+    }
+}
+
+/// An accepted delete or reimage, to confirm from the instance list.
+struct Confirm<'a> {
+    action: InstanceAction,
+    ids: &'a [InstanceId],
+    /// Azure's clock when it accepted the call (its `Date` header).
+    accepted_at: Option<time::OffsetDateTime>,
+}
+
+/// What the instance listings have shown so far.
+#[derive(Default)]
+struct ConfirmProgress {
+    /// Instances seen not running (reimaging) since the action was accepted.
+    seen_in_progress: std::collections::HashSet<String>,
+}
+
+impl ConfirmProgress {
+    /// Is the action done for every instance, as far as `vms` shows?
+    ///
+    /// A delete is done when the instance is gone. A reimage is done when the instance runs
+    /// again after having been seen reimaging, or when its provisioning finished after Azure
+    /// accepted the call. An instance that failed fails the operation; one that is gone
+    /// needs no reimage any more (the next pass sees it gone).
+    fn done(&mut self, confirm: &Confirm<'_>, vms: &[ScaleSetVm]) -> Result<bool, CloudFault> {
+        let by_id: HashMap<&str, &ScaleSetVm> = vms.iter().map(|vm| (vm.instance_id.as_str(), vm)).collect();
+        let mut all = true;
+        for id in confirm.ids {
+            let Some(vm) = by_id.get(id.as_str()) else { continue };
+            let done = match confirm.action {
+                InstanceAction::Delete => false,
+                InstanceAction::Reimage => match cloud_state(vm.properties.as_ref()) {
+                    CloudState::Failed => {
+                        return Err(CloudFault::OperationFailed {
+                            status: "Failed".into(),
+                            detail: format!("instance {id} failed provisioning after the reimage"),
+                        })
+                    }
+                    CloudState::Running => {
+                        self.seen_in_progress.contains(id.as_str())
+                            || ready_since(vm.properties.as_ref())
+                                .zip(confirm.accepted_at)
+                                .is_some_and(|(ready, accepted)| ready >= accepted)
+                    }
+                    CloudState::Creating | CloudState::Reimaging | CloudState::Deleting => {
+                        self.seen_in_progress.insert(id.as_str().to_owned());
+                        false
+                    }
+                },
+            };
+            all &= done;
+        }
+        Ok(all)
     }
 }
 
@@ -652,7 +806,7 @@ impl ScaleSet for ArmScaleSet {
 
     async fn capacity(&self) -> Result<u32, ScaleSetError> {
         let vmss = self.get_scale_set().await.map_err(ScaleSetError::ReadFailed)?;
-        Ok(vmss.sku.and_then(|s| s.capacity).unwrap_or(0) as u32)
+        capacity_of(&vmss).map_err(ScaleSetError::ReadFailed)
     }
 
     async fn list_instances(&self) -> Result<Vec<CloudInstance>, ScaleSetError> {
@@ -700,6 +854,7 @@ impl ScaleSet for ArmScaleSet {
                     state: cloud_state(vm.properties.as_ref()),
                     ready_since: ready_since(vm.properties.as_ref()),
                     protected: protected(vm.properties.as_ref()),
+                    latest_model: latest_model(vm.properties.as_ref()),
                     id: InstanceId::new(vm.instance_id),
                     name,
                 }
@@ -719,7 +874,7 @@ impl ScaleSet for ArmScaleSet {
         if ids.is_empty() {
             return Ok(());
         }
-        self.instance_action("delete", ids)
+        self.instance_action(InstanceAction::Delete, ids)
             .await
             .map_err(|source| ScaleSetError::DeleteFailed { ids: ids.to_vec(), source })
     }
@@ -728,7 +883,7 @@ impl ScaleSet for ArmScaleSet {
         if ids.is_empty() {
             return Ok(());
         }
-        self.instance_action("reimage", ids)
+        self.instance_action(InstanceAction::Reimage, ids)
             .await
             .map_err(|source| ScaleSetError::ReimageFailed { ids: ids.to_vec(), source })
     }
@@ -741,12 +896,25 @@ mod tests {
     fn vm(provisioning: &str, statuses: &[&str]) -> VmProperties {
         VmProperties {
             provisioning_state: Some(provisioning.into()),
+            latest_model_applied: None,
             os_profile: None,
             instance_view: Some(InstanceView {
                 statuses: statuses.iter().map(|c| InstanceViewStatus { code: Some((*c).into()), time: None }).collect(),
             }),
             protection_policy: None,
         }
+    }
+
+    #[test]
+    fn an_instance_is_on_the_latest_model_unless_azure_says_it_is_not() {
+        let stale: VmProperties = serde_json::from_str(r#"{"latestModelApplied":false}"#).unwrap();
+        let current: VmProperties = serde_json::from_str(r#"{"latestModelApplied":true}"#).unwrap();
+        let unsaid: VmProperties = serde_json::from_str(r#"{"provisioningState":"Succeeded"}"#).unwrap();
+        assert_eq!(
+            [Some(&stale), Some(&current), Some(&unsaid), None].map(latest_model),
+            [false, true, true, true],
+            "only an explicit false makes an instance stale"
+        );
     }
 
     #[test]
@@ -774,6 +942,73 @@ mod tests {
         assert!(check_endpoint(&Url::parse("https://management.azure.com").unwrap()).is_ok());
         assert!(check_endpoint(&Url::parse("http://127.0.0.1:8080").unwrap()).is_ok());
         assert!(check_endpoint(&Url::parse("http://management.azure.com").unwrap()).is_err());
+    }
+
+    #[test]
+    fn a_missing_or_oversized_capacity_is_a_read_failure_never_zero() {
+        let parse = |json: &str| capacity_of(&serde_json::from_str::<VirtualMachineScaleSet>(json).unwrap());
+        assert_eq!(parse(r#"{"sku":{"name":"Standard_D2s_v5","capacity":7}}"#).unwrap(), 7);
+        assert!(matches!(
+            parse(r#"{"sku":{"name":"Standard_D2s_v5"}}"#),
+            Err(CloudFault::MissingField("sku.capacity"))
+        ));
+        assert!(matches!(parse(r#"{"name":"vmss"}"#), Err(CloudFault::MissingField(_))));
+        let huge = parse(r#"{"sku":{"capacity":4294967296}}"#);
+        assert!(matches!(huge, Err(CloudFault::OutOfRange { value: 4_294_967_296, .. })), "{huge:?}");
+    }
+
+    #[test]
+    fn the_date_header_is_azures_clock() {
+        let mut headers = header::HeaderMap::new();
+        headers.insert(header::DATE, "Tue, 01 Dec 2026 08:32:10 GMT".parse().unwrap());
+        let want = time::OffsetDateTime::parse("2026-12-01T08:32:10Z", &time::format_description::well_known::Rfc3339);
+        assert_eq!(azure_date(&headers), Some(want.unwrap()));
+        assert_eq!(azure_date(&header::HeaderMap::new()), None);
+    }
+
+    fn listed(id: &str, provisioning: &str, succeeded_at: Option<&str>) -> ScaleSetVm {
+        let time = succeeded_at.map(|t| format!(r#","time":"{t}""#)).unwrap_or_default();
+        let json = format!(
+            r#"{{"instanceId":"{id}","properties":{{"provisioningState":"{provisioning}",
+                "instanceView":{{"statuses":[{{"code":"ProvisioningState/{}"{time}}},{{"code":"PowerState/running"}}]}}}}}}"#,
+            provisioning.to_ascii_lowercase()
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    #[test]
+    fn a_reimage_is_confirmed_once_the_instance_runs_again_after_reimaging() {
+        let ids = [InstanceId::new("0")];
+        let confirm = Confirm { action: InstanceAction::Reimage, ids: &ids, accepted_at: None };
+        let mut progress = ConfirmProgress::default();
+        assert!(!progress.done(&confirm, &[listed("0", "Succeeded", None)]).unwrap(), "not yet seen reimaging");
+        assert!(!progress.done(&confirm, &[listed("0", "Updating", None)]).unwrap());
+        assert!(progress.done(&confirm, &[listed("0", "Succeeded", None)]).unwrap());
+        assert!(matches!(
+            ConfirmProgress::default().done(&confirm, &[listed("0", "Failed", None)]),
+            Err(CloudFault::OperationFailed { .. })
+        ));
+    }
+
+    #[test]
+    fn a_reimage_that_finished_between_two_listings_is_confirmed_by_its_provisioning_time() {
+        let ids = [InstanceId::new("0")];
+        let accepted =
+            time::OffsetDateTime::parse("2026-12-01T08:00:00Z", &time::format_description::well_known::Rfc3339);
+        let confirm = Confirm { action: InstanceAction::Reimage, ids: &ids, accepted_at: Some(accepted.unwrap()) };
+        let before = listed("0", "Succeeded", Some("2026-12-01T07:40:00Z"));
+        assert!(!ConfirmProgress::default().done(&confirm, &[before]).unwrap(), "provisioned before the reimage");
+        let after = listed("0", "Succeeded", Some("2026-12-01T08:03:00Z"));
+        assert!(ConfirmProgress::default().done(&confirm, &[after]).unwrap());
+    }
+
+    #[test]
+    fn a_delete_is_confirmed_once_the_instances_are_gone() {
+        let ids = [InstanceId::new("1"), InstanceId::new("2")];
+        let confirm = Confirm { action: InstanceAction::Delete, ids: &ids, accepted_at: None };
+        let mut progress = ConfirmProgress::default();
+        assert!(!progress.done(&confirm, &[listed("1", "Deleting", None), listed("3", "Succeeded", None)]).unwrap());
+        assert!(progress.done(&confirm, &[listed("3", "Succeeded", None)]).unwrap());
     }
 
     #[test]

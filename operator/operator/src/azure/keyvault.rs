@@ -61,7 +61,7 @@ impl KeyVaultSecrets {
 fn describe(err: &azure_core::Error) -> Cause {
     match err.http_status() {
         Some(status) => Cause(format!("Key Vault answered {} ({:?})", u16::from(status), err.kind())),
-        None => Cause(err.to_string()),
+        None => Cause(crate::report::chain(err)),
     }
 }
 

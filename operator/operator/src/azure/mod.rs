@@ -5,6 +5,9 @@ pub mod arm;
 pub mod identity;
 pub mod keyvault;
 
-pub use arm::{ArmError, ArmScaleSet, ArmTimings, ScaleSetInfo, COMPUTE_API_VERSION, NETWORK_API_VERSION};
+pub use arm::{
+    ArmError, ArmScaleSet, ArmTimings, EndpointError, NotAScaleSetId, ScaleSetInfo, UniformOnly, COMPUTE_API_VERSION,
+    NETWORK_API_VERSION,
+};
 pub use identity::{credential, CredentialSource, IdentityError};
 pub use keyvault::{KeyVaultError, KeyVaultSecrets};

@@ -222,7 +222,7 @@ impl Controller {
         let github = &self.ports().github;
         match github.get_runner(unused.runner_id).await.map_err(|e| self.github_failed(e))? {
             Some(runner) if runner.busy || runner.status == RunnerStatus::Online => {
-                info!(runner = %unused.name, "second registration request for this boot refused: its runner is online");
+                debug!(runner = %unused.name, "second registration request for this boot refused: its runner is online");
                 return Err(already());
             }
             Some(_) => match github.deregister_runner(unused.runner_id).await.map_err(|e| self.github_failed(e))? {

@@ -332,14 +332,4 @@ impl Controller {
     pub fn target(&self) -> Target {
         self.shared.reports.borrow().target
     }
-
-    /// Is the busy record reachable, and the scale set? (`/readyz`)
-    pub async fn readiness(&self) -> Result<(), String> {
-        if !self.is_recovered() {
-            return Err("recovering state from the scale set, the busy record and GitHub".into());
-        }
-        self.shared.ports.busy.ping().await.map_err(|e| format!("busy record unreachable: {e}"))?;
-        self.shared.ports.scale_set.capacity().await.map_err(|e| format!("scale set unreachable: {e}"))?;
-        Ok(())
-    }
 }

@@ -46,6 +46,7 @@ use crate::{
         DeregisterOutcome, Github, GithubError, JitConfig, JitRequest, RegistrationToken, Runner, RunnerStatus,
         SecretError, SecretStore, SecretValue,
     },
+    report::Chain,
 };
 
 /// The REST API version this client is written against.
@@ -308,11 +309,11 @@ impl GithubClient {
                     loaded.read_at = Instant::now();
                 }
                 Ok(Err(e)) => {
-                    warn!(secret = %name, error = %e, "the GitHub credential in the secret store is unusable; keeping the current one");
+                    warn!(secret = %name, error = %Chain(&e), "the GitHub credential in the secret store is unusable; keeping the current one");
                     loaded.read_at = Instant::now();
                 }
                 Err(e) => {
-                    warn!(secret = %name, error = %e, "re-reading the GitHub credential failed; keeping the current one");
+                    warn!(secret = %name, error = %Chain(&e), "re-reading the GitHub credential failed; keeping the current one");
                 }
             }
         }
@@ -445,7 +446,7 @@ impl GithubClient {
                 Ok(a) => a,
                 Err(e) => match backoff.next().filter(|_| idempotent) {
                     Some(delay) => {
-                        warn!(error = %e, source = ?std::error::Error::source(&e).map(ToString::to_string), "GitHub request failed; retrying");
+                        warn!(error = %Chain(&e), "GitHub request failed; retrying");
                         tokio::time::sleep(delay).await;
                         continue;
                     }

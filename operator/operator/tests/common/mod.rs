@@ -18,6 +18,7 @@ use operator::{
     model::JobRef,
     policy::PoolSpec,
     ports::{BusyRecord, Ports},
+    readiness::Progress,
 };
 use operator_sim::memory::{
     InMemoryBusyRecord, InMemoryGithub, InMemoryScaleSet, InMemorySecretStore, ScaleSetSettings,
@@ -80,7 +81,7 @@ impl Harness {
         };
         let controller = Controller::new(settings, ports);
         controller.recover().await.expect("recovery succeeds");
-        let router = app(AppState { controller: controller.clone() }, 16 * 1024);
+        let router = app(AppState::new(controller.clone(), Progress::new(Duration::from_secs(30))), 16 * 1024);
         Self { controller, scale_set, github, busy, memory_busy: None, router }
     }
 

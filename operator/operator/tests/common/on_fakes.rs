@@ -95,11 +95,11 @@ pub async fn start(azure: &FakeAzure, github: &FakeGithub, c: &FakesConfig, list
         azure_client_options: Some(ClientOptions { transport: Some(azure.sdk_transport()), ..Default::default() }),
         ..ConnectOptions::default()
     };
-    let connected = connect(&config, options).await.expect("connects to the fakes");
+    let ports = connect(&config, options).await.expect("connects to the fakes");
     // Ten times Azure's speed, with the production margin (16 s vs 15 s), like the fake's limit.
     let controller = Controller::with_budget(
         Settings::from_config(&config),
-        connected.ports,
+        ports,
         WriteBudget::new(12, Duration::from_millis(1600)),
     );
     // A restart binds the address its predecessor just released.

@@ -69,8 +69,4 @@ impl BusyRecord for InMemoryBusyRecord {
         }
         Ok(out)
     }
-
-    async fn ping(&self) -> Result<(), BusyRecordError> {
-        Ok(())
-    }
 }

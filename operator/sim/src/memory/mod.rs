@@ -1,6 +1,6 @@
 //! In-memory implementations of the ports: a simulated scale set, GitHub, secret
 //! store and busy record — the only in-process models of them. They back the unit
-//! tests, the demo, the fault suite and `serve --simulated-cloud`; they keep real state
+//! tests, the demo, the fault suite and `operator sandbox`; they keep real state
 //! and timings (boot, reimage and delete take time on tokio's clock), so the operator
 //! above cannot tell them apart from the cloud except by speed. (The HTTP fakes under
 //! `tests/` model the same services again, on purpose: see the crate docs.)

@@ -73,6 +73,8 @@ struct Inner {
     vm_time_gone: Duration,
     /// Bumped whenever an instance is added, removed or changes state ([`InMemoryScaleSet::version`]).
     version: u64,
+    /// The scale set was deleted: every call answers `NotFound` (Azure's 404).
+    gone: bool,
 }
 
 struct SimInstance {
@@ -86,6 +88,10 @@ struct SimInstance {
     fails_provisioning: bool,
     /// A protection policy is set on the instance.
     protected: bool,
+    /// Created from the scale set's current model. A model change makes every
+    /// existing instance stale; a reimage keeps an instance's own (old) model, as
+    /// Azure's does; only new instances get the current one.
+    latest_model: bool,
 }
 
 impl SimInstance {
@@ -148,17 +154,17 @@ impl InMemoryScaleSet {
         let mut inner = self.inner.lock().expect("scale set poisoned");
         let now = Instant::now();
         let settings = &self.settings;
-        let mut gone = Duration::ZERO;
+        let mut deleted_time = Duration::ZERO;
         inner.instances.retain(|_, i| {
             let done =
                 i.state == CloudState::Deleting && now.saturating_duration_since(i.since) >= settings.delete_delay;
             if done {
-                gone += (i.since + settings.delete_delay).saturating_duration_since(i.created);
+                deleted_time += (i.since + settings.delete_delay).saturating_duration_since(i.created);
             }
             !done
         });
-        inner.vm_time_gone += gone;
-        let mut changed = gone > Duration::ZERO;
+        inner.vm_time_gone += deleted_time;
+        let mut changed = deleted_time > Duration::ZERO;
         for inst in inner.instances.values_mut() {
             let state = inst.state_at(now, settings);
             if state != inst.state {
@@ -193,9 +199,18 @@ impl InMemoryScaleSet {
                 generation: 0,
                 fails_provisioning: false,
                 protected: false,
+                latest_model: true,
             },
         );
         id
+    }
+
+    /// The scale set's model changed (a new image, as a Terraform apply would make it):
+    /// every existing instance runs an old model from now on.
+    pub fn change_model(&self) {
+        for inst in self.lock().instances.values_mut() {
+            inst.latest_model = false;
+        }
     }
 
     /// Provisioning of instance `id` (if it is still being created) ends in `Failed`.
@@ -265,8 +280,19 @@ impl InMemoryScaleSet {
             .collect()
     }
 
+    /// The scale set itself is deleted: from now on every call fails with `NotFound`, as
+    /// Azure answers 404 for a scale set that no longer exists (rehearsing the operator's
+    /// fatal path).
+    pub fn delete_scale_set(&self) {
+        self.lock().gone = true;
+    }
+
     fn take_fault(&self) -> Option<CloudFault> {
-        self.lock().faults.pop_front()
+        let mut inner = self.lock();
+        if inner.gone {
+            return Some(CloudFault::NotFound);
+        }
+        inner.faults.pop_front()
     }
 
     /// Enforce Azure's compute throttling limits on this scale set's calls, as
@@ -359,6 +385,7 @@ impl ScaleSet for InMemoryScaleSet {
                 // Reported in wall time, as Azure does; `since` is on tokio's clock.
                 ready_since: (i.state == CloudState::Running).then(|| wall - now.saturating_duration_since(i.since)),
                 protected: i.protected,
+                latest_model: i.latest_model,
             })
             .collect())
     }
