@@ -43,6 +43,6 @@ curl --version > /dev/null
 ip -V > /dev/null
 dockerd --version > /dev/null
 mmdebstrap --version > /dev/null
-chromium --version > /dev/null
+chromium --version > /dev/null 2>&1 # its wrapper script warns on stderr about the memory check
 chromedriver --version > /dev/null
 echo "install-apt-tools: ready"

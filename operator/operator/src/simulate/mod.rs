@@ -125,7 +125,7 @@ pub struct Outcome {
     /// Passes the report watcher missed (if non-zero, `deferred` is a lower bound).
     pub passes_unseen: u64,
     pub peak_pool: u32,
-    /// Every [`SAMPLE`]: (minute, live instances, running jobs, queued jobs).
+    /// Every [`SAMPLE`]: live instances, running jobs and queued jobs.
     pub timeline: Vec<Sample>,
     pub busy_vm_killed: u32,
 }
