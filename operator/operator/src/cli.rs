@@ -1,4 +1,5 @@
-//! Command line: `serve`, `sandbox`, `config validate|schema`, `openapi`, `demo`, `simulate`.
+//! Command line: `serve`, `sandbox`, `config validate|schema`, `openapi`, `demo`, `simulate`,
+//! `trace export`.
 
 use std::path::PathBuf;
 
@@ -32,6 +33,37 @@ pub enum Command {
     /// Replay a CI workload through the real operator on a virtual clock and print what
     /// a pool setting costs in job waits and idle VM-hours (docs/simulate.md).
     Simulate(SimulateArgs),
+    /// Work with workload traces.
+    #[command(subcommand)]
+    Trace(TraceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TraceCommand {
+    /// Write a repository's workflow job history as a JSONL workload (docs/simulate.md),
+    /// through the operator's GitHub client; the token is read from $GITHUB_TOKEN.
+    Export(TraceExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TraceExportArgs {
+    /// The repository, `owner/name`.
+    #[arg(long)]
+    pub repository: String,
+    /// First day (UTC) of runs to export, `YYYY-MM-DD`.
+    #[arg(long)]
+    pub since: String,
+    /// Last day (UTC), inclusive; default: today.
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// GitHub's REST API root (GitHub Enterprise Server: `https://HOST/api/v3`).
+    #[arg(long, default_value = "https://api.github.com")]
+    pub api_url: String,
+    /// Wait out a spent rate limit for up to this long before giving up.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub max_rate_limit_wait: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,7 @@ use clap::Parser;
 use operator::azure::CredentialSource;
 use operator::connect::{connect, ConnectOptions};
 use operator::{
-    cli::{Cli, Command, ConfigCommand, DemoArgs, SandboxArgs, ServeArgs, SimulateArgs},
+    cli::{Cli, Command, ConfigCommand, DemoArgs, SandboxArgs, ServeArgs, SimulateArgs, TraceCommand, TraceExportArgs},
     config::{self, LogFormat},
     controller::{Controller, Settings},
     demo::{run_demo, DemoOptions},
@@ -55,6 +55,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo(args).await,
         // Each setting runs on its own paused-clock runtime, off this one.
         Command::Simulate(args) => tokio::task::spawn_blocking(move || simulate(args)).await?,
+        Command::Trace(TraceCommand::Export(args)) => trace_export(args).await,
     }
 }
 
@@ -219,5 +220,56 @@ fn sweep(
         );
         std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
     }
+    Ok(())
+}
+
+async fn trace_export(args: TraceExportArgs) -> anyhow::Result<()> {
+    use operator::{
+        config::GithubScope,
+        github::{GithubClient, GithubClientSettings},
+    };
+    if std::env::var_os("RUST_LOG").is_none() {
+        // Rate-limit waits are logged as warnings; the progress bar is the rest.
+        std::env::set_var("RUST_LOG", "warn");
+    }
+    telemetry::init(LogFormat::Pretty);
+    let day = |s: &str| {
+        time::Date::parse(s, &time::macros::format_description!("[year]-[month]-[day]"))
+            .with_context(|| format!("{s:?} is not a date (YYYY-MM-DD)"))
+    };
+    let since = day(&args.since)?;
+    let until = match &args.until {
+        Some(u) => day(u)?,
+        None => time::OffsetDateTime::now_utc().date(),
+    };
+    let token =
+        std::env::var("GITHUB_TOKEN").context("set GITHUB_TOKEN to a token that may read the repository's Actions")?;
+    let mut settings =
+        GithubClientSettings::new(&args.api_url, GithubScope::Repository(args.repository.clone()), "github-token");
+    settings.max_rate_limit_wait = args.max_rate_limit_wait;
+    let secrets = std::sync::Arc::new(operator_sim::memory::InMemorySecretStore::with("github-token", &token));
+    let client = GithubClient::new(settings, secrets).await.context("building the GitHub client")?;
+    // Drawn on stderr only when it is a terminal.
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs ({elapsed})")
+            .expect("the template is valid"),
+    );
+    let exported = operator::simulate::export::export(&client, &args.repository, since, until, &|done, runs| {
+        bar.set_length(runs as u64);
+        bar.set_position(done as u64);
+    })
+    .await
+    .context("reading the workflow history")?;
+    bar.finish_and_clear();
+    std::fs::write(&args.out, exported.workload.to_jsonl())
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "{}: {} jobs of {} runs ({} not finished, left out), {since} to {until}",
+        args.out.display(),
+        exported.workload.jobs.len(),
+        exported.runs,
+        exported.unfinished
+    );
     Ok(())
 }

@@ -13,10 +13,12 @@
 //!   reimage on the in-memory scale set's clock, which enforces Azure's throttling.
 //! - [`baselines`]: pure computations over the workload.
 //! - [`report`]: the printed summary; [`html`]: the `--report` page.
+//! - [`export`]: `operator trace export`, a repository's job history as a workload.
 //! - [`sweep`]: a grid of settings in parallel, its Pareto front and recommendation.
 
 pub mod baselines;
 pub mod direct;
+pub mod export;
 pub mod html;
 pub mod report;
 pub mod sweep;
