@@ -30,7 +30,7 @@ impl WriteBudget {
 
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last_refill);
-        let earned = (elapsed.as_nanos() / self.refill_every.as_nanos().max(1)) as u32;
+        let earned = u32::try_from(elapsed.as_nanos() / self.refill_every.as_nanos().max(1)).unwrap_or(u32::MAX);
         if earned > 0 {
             self.tokens = (self.tokens + earned).min(self.burst);
             self.last_refill += self.refill_every * earned;

@@ -17,7 +17,7 @@ locals {
   # two subscriptions can use the same scale set name.
   role_name_suffix = substr(sha256(lower(var.resource_group_id)), 0, 8)
 
-  # The operator's calls (operator/operator/src/azure/arm.rs): GET and PATCH of the scale
+  # The operator's calls (operator/operator/src/azure/arm/): GET and PATCH of the scale
   # set, GET of its virtualMachines (with $expand=instanceView) and of its network
   # interfaces, POST delete and reimage with instance ids. Nothing else.
   scaler_vmss_actions = [

@@ -3,7 +3,7 @@
 //! fate drawn from the seed (never boots, never runs cloud-init, runner never online),
 //! how long each job runs, a direct transport to the current operator process, and
 //! the hook faults (lost, duplicated, late) between the runner and the operator. What
-//! the VMs do is written into the [`crate::world::Record`] the invariants read.
+//! the VMs do is written into the [`crate::world::Observations`] the invariants read.
 
 use std::{
     net::IpAddr,

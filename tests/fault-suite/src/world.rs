@@ -38,7 +38,7 @@ impl Incarnation {
 
 /// What happened, for the invariants and the report.
 #[derive(Debug, Default)]
-pub struct Record {
+pub struct Observations {
     pub faults: Vec<(Duration, &'static str)>,
     /// Intervals during which no operator was accepting hooks (killed, or recovering).
     pub down: Vec<(Duration, Option<Duration>)>,
@@ -71,7 +71,7 @@ pub struct World {
     /// A stream of its own for fault kinds added later, so they do not reshuffle old seeds.
     rng_late: Mutex<Pcg64>,
     operator: Mutex<Option<Incarnation>>,
-    pub record: Mutex<Record>,
+    pub record: Mutex<Observations>,
     /// Faults stop when the workload is over (the quiet phase).
     faults_on: AtomicBool,
     /// A port decided the process dies now (between deregistration and VM call).
@@ -104,7 +104,7 @@ impl World {
             rng: Mutex::new(rng),
             rng_late: Mutex::new(rng_late),
             operator: Mutex::new(None),
-            record: Mutex::new(Record::default()),
+            record: Mutex::new(Observations::default()),
             faults_on: AtomicBool::new(true),
             kill_now: Notify::new(),
         })
@@ -114,7 +114,7 @@ impl World {
         Instant::now().duration_since(self.start)
     }
 
-    pub fn record(&self) -> std::sync::MutexGuard<'_, Record> {
+    pub fn record(&self) -> std::sync::MutexGuard<'_, Observations> {
         self.record.lock().expect("record poisoned")
     }
 

@@ -103,12 +103,12 @@ impl InstallationToken {
 }
 
 /// The credential as last read, and when.
-pub struct Loaded {
+pub struct CredentialRead {
     pub credential: Credential,
     pub read_at: Instant,
 }
 
-impl Loaded {
+impl CredentialRead {
     pub fn due(&self, period: Duration) -> bool {
         self.read_at.elapsed() >= period
     }

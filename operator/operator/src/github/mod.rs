@@ -37,7 +37,7 @@ use tracing::{debug, warn};
 
 pub use self::auth::CredentialError;
 use self::{
-    auth::{app_jwt, Credential, InstallationToken, Loaded},
+    auth::{app_jwt, Credential, CredentialRead, InstallationToken},
     rate_limit::{decide, throttle_wait, RateLimitInfo, Throttle},
 };
 use crate::{
@@ -126,7 +126,7 @@ pub struct GithubClient {
     api: String,
     settings: GithubClientSettings,
     secrets: Arc<dyn SecretStore>,
-    credential: tokio::sync::Mutex<Loaded>,
+    credential: tokio::sync::Mutex<CredentialRead>,
     installation_token: tokio::sync::Mutex<Option<InstallationToken>>,
     /// Last `x-ratelimit-remaining` seen; `u64::MAX` until one was.
     remaining: AtomicU64,
@@ -147,14 +147,14 @@ impl std::fmt::Debug for GithubClient {
     }
 }
 
-/// One answer from GitHub.
-struct Answer {
+/// One response from GitHub: status, headers and the JSON body.
+struct GithubResponse {
     status: u16,
     headers: HeaderMap,
     body: Value,
 }
 
-impl Answer {
+impl GithubResponse {
     fn message(&self) -> String {
         self.body.get("message").and_then(Value::as_str).unwrap_or_default().to_owned()
     }
@@ -279,7 +279,7 @@ impl GithubClient {
             http,
             api,
             secrets,
-            credential: tokio::sync::Mutex::new(Loaded { credential, read_at: Instant::now() }),
+            credential: tokio::sync::Mutex::new(CredentialRead { credential, read_at: Instant::now() }),
             installation_token: tokio::sync::Mutex::new(None),
             remaining: AtomicU64::new(u64::MAX),
             exhausted_until: Mutex::new(None),
@@ -408,7 +408,7 @@ impl GithubClient {
         url: &str,
         body: Option<&Value>,
         if_none_match: Option<&str>,
-    ) -> Result<Answer, GithubError> {
+    ) -> Result<GithubResponse, GithubError> {
         let idempotent = method == Method::GET || method == Method::DELETE;
         let mut backoff = ExponentialBuilder::new()
             .with_min_delay(Duration::from_millis(200))
@@ -673,12 +673,12 @@ impl GithubClient {
     }
 }
 
-async fn read(response: reqwest::Response) -> Result<Answer, GithubError> {
+async fn read(response: reqwest::Response) -> Result<GithubResponse, GithubError> {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let bytes = response.bytes().await.map_err(transport)?;
     let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
-    Ok(Answer { status, headers, body })
+    Ok(GithubResponse { status, headers, body })
 }
 
 #[async_trait]
