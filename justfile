@@ -48,6 +48,17 @@ generate:
     cargo run -q -p operator -- openapi > schema/openapi.json
     {{tools}}/python scripts/gen-terraform-docs.py
 
+# e.g. just simulate --trace ../shared/traces/bitcoin-core-ci-stats_tasks_2025-09-04_to_2025-10-16.json.gz
+# Replay a CI workload through the real operator on a virtual clock (docs/simulate.md).
+simulate *ARGS:
+    cargo run --release -q -p operator -- simulate {{ARGS}}
+
+# Simulator figures (docs/benchmarks.md): free target 20/30/50 % on the bitcoin trace, then a 50-setting sweep.
+simulate-bench TRACE="../shared/traces/bitcoin-core-ci-stats_tasks_2025-09-04_to_2025-10-16.json.gz":
+    cargo build --release -q -p operator
+    for p in 20 30 50; do ./target/release/operator simulate --trace {{TRACE}} --min 2 --max 60 --free-target "$p"; done
+    ./target/release/operator simulate --trace {{TRACE}} --sweep
+
 # Replay one fault-suite seed with its log in simulated time (docs/fault-suite.md).
 fault-seed SEED:
     cargo run -q -p fault-suite -- --seed {{SEED}}

@@ -2,7 +2,8 @@
 # Install the Debian packages the tests need at the versions pinned in
 # tools/apt-packages.txt (cloud-init for the schema check; jq, curl and iproute2 for
 # the VM scripts and the network namespaces of the end-to-end test; docker.io and
-# mmdebstrap for the Azurite container).
+# mmdebstrap for the Azurite container; chromium and chromium-driver for the
+# simulation report's browser test).
 #
 # Idempotent: a package already at its pinned version is left alone, so a machine
 # that has them all needs neither root nor the network. Otherwise it runs apt-get
@@ -42,4 +43,6 @@ curl --version > /dev/null
 ip -V > /dev/null
 dockerd --version > /dev/null
 mmdebstrap --version > /dev/null
+chromium --version > /dev/null 2>&1 # its wrapper script warns on stderr about the memory check
+chromedriver --version > /dev/null
 echo "install-apt-tools: ready"

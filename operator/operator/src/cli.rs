@@ -1,4 +1,5 @@
-//! Command line: `serve`, `sandbox`, `config validate|schema`, `openapi`, `demo`.
+//! Command line: `serve`, `sandbox`, `config validate|schema`, `openapi`, `demo`, `simulate`,
+//! `trace export`.
 
 use std::path::PathBuf;
 
@@ -29,6 +30,40 @@ pub enum Command {
     Openapi,
     /// Run the operator against an in-memory scale set and GitHub with simulated VMs.
     Demo(DemoArgs),
+    /// Replay a CI workload through the real operator on a virtual clock and print what
+    /// a pool setting costs in job waits and idle VM-hours (docs/simulate.md).
+    Simulate(SimulateArgs),
+    /// Work with workload traces.
+    #[command(subcommand)]
+    Trace(TraceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TraceCommand {
+    /// Write a repository's workflow job history as a JSONL workload (docs/simulate.md),
+    /// through the operator's GitHub client; the token is read from $GITHUB_TOKEN.
+    Export(TraceExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TraceExportArgs {
+    /// The repository, `owner/name`.
+    #[arg(long)]
+    pub repository: String,
+    /// First day (UTC) of runs to export, `YYYY-MM-DD`.
+    #[arg(long)]
+    pub since: String,
+    /// Last day (UTC), inclusive; default: today.
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// GitHub's REST API root (GitHub Enterprise Server: `https://HOST/api/v3`).
+    #[arg(long, default_value = "https://api.github.com")]
+    pub api_url: String,
+    /// Wait out a spent rate limit for up to this long before giving up.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub max_rate_limit_wait: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -83,4 +118,48 @@ pub struct DemoArgs {
     /// Seed of the job arrivals and durations.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// The workload: JSONL (docs/simulate.md) or a bitcoin-core-ci-stats JSON array, gzipped or not.
+    #[arg(long)]
+    pub trace: PathBuf,
+    #[arg(long, default_value_t = 2)]
+    pub min: u32,
+    #[arg(long, default_value_t = 60)]
+    pub max: u32,
+    /// Free target in percent.
+    #[arg(long, default_value_t = 30)]
+    pub free_target: u8,
+    /// How long an idle surplus VM waits before it is deleted.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub scale_in_delay: std::time::Duration,
+    /// From capacity raised until the VM runs.
+    #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
+    pub boot: std::time::Duration,
+    /// From the reimage call until the VM runs again.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub reimage: std::time::Duration,
+    /// Print only the workload summary (a quick check of how the trace was read).
+    #[arg(long)]
+    pub summary_only: bool,
+    /// Run a grid of settings (every combination of the --sweep-* lists) instead of one.
+    #[arg(long)]
+    pub sweep: bool,
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,12")]
+    pub sweep_min: Vec<u32>,
+    #[arg(long, value_delimiter = ',', default_value = "10,20,30,50,70")]
+    pub sweep_free_target: Vec<u8>,
+    #[arg(long, value_delimiter = ',', default_value = "2m,10m", value_parser = humantime::parse_duration)]
+    pub sweep_scale_in_delay: Vec<std::time::Duration>,
+    /// The p95 job wait the recommended setting must meet.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub target_p95: std::time::Duration,
+    /// Also write the figures as one self-contained HTML page (inline SVG, no script).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Settings run at once (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }

@@ -161,26 +161,7 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
         shutdown.clone(),
     ));
 
-    let mut rng = SplitMix(opts.seed);
-    let jobs: Vec<(JobRef, Duration, Duration)> = (0..opts.jobs)
-        .map(|n| {
-            let job = JobRef {
-                repository: "octo-org/octo-repo".into(),
-                run_id: 9_000_000 + u64::from(n / 4),
-                run_attempt: 1,
-                job_name: format!("test-{}", n % 4),
-            };
-            // Half arrive at once, the rest over the arrival window.
-            let window = opts.arrival_window.as_millis() as u64;
-            let at = if n < opts.jobs / 2 || window == 0 {
-                Duration::ZERO
-            } else {
-                Duration::from_millis(rng.range(0, window))
-            };
-            let (shortest, longest) = (opts.job_duration.0.as_millis() as u64, opts.job_duration.1.as_millis() as u64);
-            (job, at, Duration::from_millis(rng.range(shortest, longest.max(shortest + 1))))
-        })
-        .collect();
+    let jobs = draw_jobs(&opts);
     let env = DemoVms { operator: addr, durations: jobs.iter().map(|(j, _, d)| (j.clone(), *d)).collect() };
     let sim = Hypervisor::start(
         scale_set.clone(),
@@ -215,20 +196,10 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
         }
         if reports.has_changed().unwrap_or(false) {
             let report = reports.borrow_and_update().clone();
-            let c = |s: InstanceState| report.census.get(&s).copied().unwrap_or(0);
             let size =
                 report.census.iter().filter(|(s, _)| **s != InstanceState::Deleting).map(|(_, n)| *n).sum::<u32>();
             peak = peak.max(size).max(report.target.size_after);
-            let line = format!(
-                "{:>4}  {:>4}  {:>4}  {:>7}  {:>7}  {:>6}  {}",
-                c(InstanceState::Busy),
-                c(InstanceState::Idle),
-                c(InstanceState::Provisioning) + c(InstanceState::AwaitingRegistration) + c(InstanceState::Reimaging),
-                c(InstanceState::Retiring) + c(InstanceState::Recyclable),
-                report.target.desired,
-                report.target.size_after,
-                report.effects.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-            );
+            let line = table_line(&report);
             if line != last_line {
                 let _ = writeln!(out, "{:>6.1}s  {line}", elapsed.as_secs_f64());
                 last_line = line;
@@ -267,6 +238,52 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
     let _ = server.await;
     result?;
 
+    write_summary(out, &summary, busy.markers().len());
+    Ok(summary)
+}
+
+/// The demo's jobs: (job, arrival after the start, how long it runs). Half arrive at once,
+/// the rest over the arrival window; durations drawn from the seed.
+fn draw_jobs(opts: &DemoOptions) -> Vec<(JobRef, Duration, Duration)> {
+    let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let mut rng = SplitMix(opts.seed);
+    let window = millis(opts.arrival_window);
+    let (shortest, longest) = (millis(opts.job_duration.0), millis(opts.job_duration.1));
+    (0..opts.jobs)
+        .map(|n| {
+            let job = JobRef {
+                repository: "octo-org/octo-repo".into(),
+                run_id: 9_000_000 + u64::from(n / 4),
+                run_attempt: 1,
+                job_name: format!("test-{}", n % 4),
+            };
+            let at = if n < opts.jobs / 2 || window == 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(rng.range(0, window))
+            };
+            (job, at, Duration::from_millis(rng.range(shortest, longest.max(shortest + 1))))
+        })
+        .collect()
+}
+
+/// One row of the terminal table: the pool's census, the policy's numbers and what the
+/// pass did.
+fn table_line(report: &crate::pass::PassReport) -> String {
+    let c = |s: InstanceState| report.census.get(&s).copied().unwrap_or(0);
+    format!(
+        "{:>4}  {:>4}  {:>4}  {:>7}  {:>7}  {:>6}  {}",
+        c(InstanceState::Busy),
+        c(InstanceState::Idle),
+        c(InstanceState::Provisioning) + c(InstanceState::AwaitingRegistration) + c(InstanceState::Reimaging),
+        c(InstanceState::Retiring) + c(InstanceState::Recyclable),
+        report.target.desired,
+        report.target.size_after,
+        report.effects.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )
+}
+
+fn write_summary(out: &mut (dyn Write + Send), summary: &DemoSummary, markers_left: usize) {
     let _ = writeln!(
         out,
         "\nsummary: {} jobs completed of {} ({} ran twice), peak {} instances, back to {} idle (min) after {:.1}s\n\
@@ -284,7 +301,6 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
         summary.writes.reimage,
         summary.writes.reimaged_ids.len(),
         summary.busy_vm_killed,
-        busy.markers().len(),
+        markers_left,
     );
-    Ok(summary)
 }

@@ -21,6 +21,7 @@ pub mod report;
 pub mod run;
 pub mod sandbox;
 pub mod shutdown;
+pub mod simulate;
 pub mod telemetry;
 
 pub use operator_core::{budget, fleet, labels, model, pass, policy, ports, retry, truth};

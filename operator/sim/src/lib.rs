@@ -11,6 +11,8 @@
 //!   the busy record and the secret store.
 //! - [`vms`]: the hypervisor, one `VmScript` per boot with `vm/boot.sh`'s semantics,
 //!   and the transport its calls take (HTTP, or whatever a simulation supplies).
+//! - [`workload`]: CI job traces to replay (`operator simulate`): the JSONL format and
+//!   the bitcoin-core-ci-stats array.
 //!
 //! The HTTP fakes under `tests/` (fake-azure, fake-github) are deliberately separate
 //! models: they check the real Azure and GitHub clients against the official API
@@ -20,6 +22,7 @@
 pub mod memory;
 mod split_mix;
 pub mod vms;
+pub mod workload;
 
 pub use split_mix::SplitMix;
 

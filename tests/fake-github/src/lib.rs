@@ -24,6 +24,7 @@ mod auth;
 mod runner_api;
 mod server;
 mod state;
+mod workflows;
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -37,6 +38,7 @@ use tokio::task::JoinHandle;
 pub use auth::AppKey;
 pub use contract::Exchange;
 pub use state::{FakeJob, FakeRunner, RunnerGroup, Scope};
+pub use workflows::FakeWorkflowJob;
 
 use crate::{
     auth::App,
@@ -226,6 +228,21 @@ impl FakeGithub {
     // --- runners and jobs (what the runner application and workflows do) ---
 
     /// Add a runner group to an organization; returns its id ("Default" is id 1).
+    /// A finished workflow run of `repository` (`owner/name`) with these jobs; returns its id.
+    pub fn add_workflow_run(
+        &self,
+        repository: &str,
+        created_at: time::OffsetDateTime,
+        jobs: Vec<FakeWorkflowJob>,
+    ) -> u64 {
+        let mut inner = self.shared.lock();
+        let id = 9000 + inner.workflow_runs.len() as u64;
+        let first_job = 70_000 + inner.workflow_runs.iter().map(|r| r.jobs.len() as u64).sum::<u64>();
+        let jobs = jobs.into_iter().enumerate().map(|(i, j)| (first_job + i as u64, j)).collect();
+        inner.workflow_runs.push(workflows::WorkflowRun { id, repository: repository.into(), created_at, jobs });
+        id
+    }
+
     pub fn add_runner_group(&self, org: &str, name: &str) -> u64 {
         self.shared.lock().runners.add_group(org, name)
     }

@@ -92,6 +92,7 @@ pub(crate) struct Inner {
     pub exchanges: Vec<Exchange>,
     pub installation_token_ttl: Option<Duration>,
     pub requests: u64,
+    pub workflow_runs: Vec<crate::workflows::WorkflowRun>,
 }
 
 #[derive(Default)]
@@ -146,6 +147,8 @@ enum Route {
     Installation(Scope),
     Runners(Scope, Vec<String>),
     RunnerGroups(String),
+    WorkflowRuns(String),
+    RunJobs(String, u64),
 }
 
 fn route(segments: &[&str]) -> Option<(Auth, Route)> {
@@ -164,6 +167,12 @@ fn route(segments: &[&str]) -> Option<(Auth, Route)> {
             Route::Runners(Scope::Org((*org).to_owned()), rest.iter().map(|s| s.to_string()).collect()),
         )),
         ["orgs", org, "actions", "runner-groups"] => Some((Auth::Token, Route::RunnerGroups((*org).to_owned()))),
+        ["repos", owner, repo, "actions", "runs"] => {
+            Some((Auth::Token, Route::WorkflowRuns(format!("{owner}/{repo}"))))
+        }
+        ["repos", owner, repo, "actions", "runs", id, "jobs"] => {
+            Some((Auth::Token, Route::RunJobs(format!("{owner}/{repo}"), id.parse().ok()?)))
+        }
         _ => None,
     }
 }
@@ -357,6 +366,31 @@ fn serve(
             paginate(groups, "runner_groups", raw_query, &base_url, full_path)
         }
         Route::RunnerGroups(_) => Reply::not_found(),
+        Route::WorkflowRuns(repo) if method == Method::GET => {
+            let q = query(raw_query);
+            let owner = simple_user(repo.split('/').next().unwrap_or(&repo), "Organization", &base_url);
+            // Newest first, as GitHub lists them.
+            let mut runs: Vec<&crate::workflows::WorkflowRun> = inner
+                .workflow_runs
+                .iter()
+                .filter(|r| r.repository == repo && crate::workflows::created_matches(q.get("created"), r.created_at))
+                .collect();
+            runs.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
+            let runs: Vec<Value> =
+                runs.iter().map(|r| crate::workflows::run_json(r, owner.clone(), &base_url)).collect();
+            paginate(runs, "workflow_runs", raw_query, &base_url, full_path)
+        }
+        Route::RunJobs(repo, id) if method == Method::GET => {
+            match inner.workflow_runs.iter().find(|r| r.repository == repo && r.id == id) {
+                Some(run) => {
+                    let jobs =
+                        run.jobs.iter().map(|(jid, j)| crate::workflows::job_json(run, *jid, j, &base_url)).collect();
+                    paginate(jobs, "jobs", raw_query, &base_url, full_path)
+                }
+                None => Reply::not_found(),
+            }
+        }
+        Route::WorkflowRuns(_) | Route::RunJobs(..) => Reply::not_found(),
     };
 
     // Conditional GET: a matching ETag answers 304 and costs nothing.

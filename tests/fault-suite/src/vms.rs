@@ -12,13 +12,10 @@ use std::{
 };
 
 use async_trait::async_trait;
-use operator::{
-    controller,
-    model::{InstanceId, JobRef},
-};
+use operator::model::{InstanceId, JobRef};
 use operator_sim::{
     memory::Boot,
-    vms::{post, Answer, Failure, Posted, Registration, Request, Retry, VmEnvironment, VmEvent, VmFate, VmTransport},
+    vms::{post, Answer, Failure, Posted, Request, Retry, VmEnvironment, VmEvent, VmFate, VmTransport},
 };
 use tokio::task::JoinSet;
 
@@ -90,32 +87,12 @@ pub struct Direct {
 impl VmTransport for Direct {
     async fn send(&self, request: &Request) -> Result<Answer, Failure> {
         let Some(incarnation) = self.world.operator() else { return Err(Failure::NoAnswer) };
-        let (ctl, ip) = (&incarnation.controller, self.ip);
-        let result = match request {
-            Request::Register => ctl.register(ip).await.map(|r| Answer::Registration(as_read_by_boot_sh(r))),
-            Request::JobStarted(job) => ctl.job_started(ip, job.clone()).await.map(|_| Answer::Taken),
-            Request::JobCompleted(job) => ctl.job_completed(ip, job.clone()).await.map(|_| Answer::Taken),
-            Request::RunnerExited { .. } => ctl.runner_exited(ip).await.map(|_| Answer::Taken),
-        };
+        let result = operator::simulate::direct::call(&incarnation.controller, self.ip, request).await;
         // A process that died while handling the call never sent the answer.
         if !incarnation.is_alive() {
             return Err(Failure::NoAnswer);
         }
-        // The status the API would answer, as the operator decides it; what the
-        // script retries is the simulation's one rule (`Failure::is_retried`).
-        result.map_err(|e| Failure::Status { status: e.status(), code: e.kind().to_owned() })
-    }
-}
-
-/// The registration as the API sends it and boot.sh reads it.
-fn as_read_by_boot_sh(registration: controller::Registration) -> Registration {
-    match registration {
-        controller::Registration::Jit { runner_name, encoded_jit_config } => {
-            Registration::Jit { runner_name, encoded_jit_config }
-        }
-        controller::Registration::Token { runner_name, url, token, args, .. } => {
-            Registration::Token { runner_name, url, token, config_args: args }
-        }
+        result
     }
 }
 

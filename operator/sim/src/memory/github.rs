@@ -121,6 +121,11 @@ impl InMemoryGithub {
         self.lock().runners.iter().map(|(id, r)| Self::runner_view(*id, r)).collect()
     }
 
+    /// Is a runner with this id registered (what the runner learns when its listener is refused)?
+    pub fn knows_runner(&self, runner_id: u64) -> bool {
+        self.lock().runners.contains_key(&runner_id)
+    }
+
     /// Runners running a job right now, by name.
     pub fn runner_jobs(&self) -> Vec<(String, JobRef)> {
         self.lock().runners.values().filter_map(|r| r.job.clone().map(|j| (r.name.clone(), j))).collect()

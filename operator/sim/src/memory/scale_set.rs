@@ -65,12 +65,21 @@ struct Inner {
     instances: BTreeMap<u64, SimInstance>,
     writes: WriteCounts,
     faults: VecDeque<CloudFault>,
+    /// Azure's compute throttling, when enforced ([`InMemoryScaleSet::with_azure_throttling`]).
+    throttling: Option<Throttling>,
+    /// When each accepted write reached the cloud, if asked to keep them.
+    write_log: Option<Vec<Instant>>,
+    /// VM time of instances that no longer exist (created until their delete finished).
+    vm_time_gone: Duration,
+    /// Bumped whenever an instance is added, removed or changes state ([`InMemoryScaleSet::version`]).
+    version: u64,
     /// The scale set was deleted: every call answers `NotFound` (Azure's 404).
     gone: bool,
 }
 
 struct SimInstance {
     name: String,
+    created: Instant,
     ip: IpAddr,
     state: CloudState,
     since: Instant,
@@ -145,9 +154,17 @@ impl InMemoryScaleSet {
         let mut inner = self.inner.lock().expect("scale set poisoned");
         let now = Instant::now();
         let settings = &self.settings;
+        let mut deleted_time = Duration::ZERO;
         inner.instances.retain(|_, i| {
-            !(i.state == CloudState::Deleting && now.saturating_duration_since(i.since) >= settings.delete_delay)
+            let done =
+                i.state == CloudState::Deleting && now.saturating_duration_since(i.since) >= settings.delete_delay;
+            if done {
+                deleted_time += (i.since + settings.delete_delay).saturating_duration_since(i.created);
+            }
+            !done
         });
+        inner.vm_time_gone += deleted_time;
+        let mut changed = deleted_time > Duration::ZERO;
         for inst in inner.instances.values_mut() {
             let state = inst.state_at(now, settings);
             if state != inst.state {
@@ -156,7 +173,11 @@ impl InMemoryScaleSet {
                 }
                 inst.since += settings.delay_of(inst.state);
                 inst.state = state;
+                changed = true;
             }
+        }
+        if changed {
+            inner.version += 1;
         }
         inner
     }
@@ -166,10 +187,12 @@ impl InMemoryScaleSet {
         inner.next_id += 1;
         let ip = IpAddr::V4(Ipv4Addr::new(127, self.settings.ip_block, (1 + id / 250) as u8, (1 + id % 250) as u8));
         let name = format!("{}{:06}", self.settings.name_prefix, id);
+        inner.version += 1;
         inner.instances.insert(
             id,
             SimInstance {
                 name,
+                created: now,
                 ip,
                 state: CloudState::Creating,
                 since: now,
@@ -272,6 +295,58 @@ impl InMemoryScaleSet {
         inner.faults.pop_front()
     }
 
+    /// Enforce Azure's compute throttling limits on this scale set's calls, as
+    /// Microsoft's "Compute throttling limits" page documents them ([`Throttling`]);
+    /// a call beyond them fails with 429 and a Retry-After, and is not carried out.
+    pub fn with_azure_throttling(self) -> Self {
+        self.lock().throttling = Some(Throttling::azure(Instant::now()));
+        self
+    }
+
+    /// Keep the time of every accepted write ([`InMemoryScaleSet::write_times`]).
+    pub fn with_write_log(self) -> Self {
+        self.lock().write_log = Some(Vec::new());
+        self
+    }
+
+    /// When each accepted write reached the cloud (empty unless [`Self::with_write_log`]).
+    pub fn write_times(&self) -> Vec<Instant> {
+        self.lock().write_log.clone().unwrap_or_default()
+    }
+
+    /// A number that changes whenever an instance is added, removed or changes state
+    /// (including a boot, reimage or delete that finished by now): a watcher that saw
+    /// the same version has nothing new to see.
+    pub fn version(&self) -> u64 {
+        self.lock().version
+    }
+
+    /// Calls answered 429 by the throttling policies, by policy name.
+    pub fn throttled(&self) -> BTreeMap<&'static str, u32> {
+        self.lock().throttling.as_ref().map(|t| t.throttled.clone()).unwrap_or_default()
+    }
+
+    /// VM time so far: every instance from its creation until its delete finished (or now).
+    pub fn vm_time(&self) -> Duration {
+        let inner = self.lock();
+        let now = Instant::now();
+        inner.vm_time_gone
+            + inner.instances.values().map(|i| now.saturating_duration_since(i.created)).sum::<Duration>()
+    }
+
+    /// Spend from the throttling policy `call` falls under; `Err` is Azure's 429.
+    fn admit(&self, call: Call) -> Result<(), CloudFault> {
+        let mut inner = self.lock();
+        let Some(throttling) = inner.throttling.as_mut() else { return Ok(()) };
+        throttling.admit(call, Instant::now())
+    }
+
+    fn log_write(inner: &mut Inner) {
+        if let Some(log) = inner.write_log.as_mut() {
+            log.push(Instant::now());
+        }
+    }
+
     fn parse_ids(&self, ids: &[InstanceId]) -> Result<Vec<u64>, CloudFault> {
         let inner = self.lock();
         ids.iter()
@@ -288,6 +363,7 @@ impl ScaleSet for InMemoryScaleSet {
         if let Some(fault) = self.take_fault() {
             return Err(ScaleSetError::ReadFailed(fault));
         }
+        self.admit(Call::GetScaleSet).map_err(ScaleSetError::ReadFailed)?;
         Ok(self.live())
     }
 
@@ -295,6 +371,7 @@ impl ScaleSet for InMemoryScaleSet {
         if let Some(fault) = self.take_fault() {
             return Err(ScaleSetError::ReadFailed(fault));
         }
+        self.admit(Call::ListInstances).map_err(ScaleSetError::ReadFailed)?;
         let inner = self.lock();
         let (now, wall) = (Instant::now(), time::OffsetDateTime::now_utc());
         Ok(inner
@@ -317,9 +394,11 @@ impl ScaleSet for InMemoryScaleSet {
         if let Some(source) = self.take_fault() {
             return Err(ScaleSetError::SetCapacityFailed { capacity, source });
         }
+        self.admit(Call::UpdateScaleSet).map_err(|source| ScaleSetError::SetCapacityFailed { capacity, source })?;
         let now = Instant::now();
         let mut inner = self.lock();
         inner.writes.set_capacity += 1;
+        Self::log_write(&mut inner);
         let live: Vec<u64> =
             inner.instances.iter().filter(|(_, i)| i.state != CloudState::Deleting).map(|(id, _)| *id).collect();
         let current = live.len() as u32;
@@ -330,6 +409,7 @@ impl ScaleSet for InMemoryScaleSet {
         // The operator never shrinks this way; the simulation is faithful anyway.
         for id in live.iter().rev().take(current.saturating_sub(capacity) as usize) {
             inner.instances.remove(id);
+            inner.version += 1;
         }
         Ok(())
     }
@@ -340,10 +420,13 @@ impl ScaleSet for InMemoryScaleSet {
             return Err(fail(fault));
         }
         let numbers = self.parse_ids(ids).map_err(fail)?;
+        self.admit(Call::DeleteInstances).map_err(fail)?;
         {
             let mut inner = self.lock();
             inner.writes.delete += 1;
+            Self::log_write(&mut inner);
             inner.writes.deleted_ids.extend(ids.iter().cloned());
+            inner.version += 1;
             let now = Instant::now();
             for n in &numbers {
                 let inst = inner.instances.get_mut(n).expect("checked above");
@@ -366,12 +449,18 @@ impl ScaleSet for InMemoryScaleSet {
         }
         let numbers = self.parse_ids(ids).map_err(fail)?;
         {
-            let mut inner = self.lock();
+            let inner = self.lock();
             if let Some(n) = numbers.iter().find(|n| inner.instances[n].state == CloudState::Deleting) {
                 return Err(fail(CloudFault::Conflict(format!("instance {n} is being deleted"))));
             }
+        }
+        self.admit(Call::ReimageInstances).map_err(fail)?;
+        {
+            let mut inner = self.lock();
             inner.writes.reimage += 1;
+            Self::log_write(&mut inner);
             inner.writes.reimaged_ids.extend(ids.iter().cloned());
+            inner.version += 1;
             let now = Instant::now();
             for n in &numbers {
                 let inst = inner.instances.get_mut(n).expect("checked above");
@@ -382,6 +471,115 @@ impl ScaleSet for InMemoryScaleSet {
         }
         tokio::time::sleep(self.settings.reimage_delay).await;
         Ok(())
+    }
+}
+
+/// A call to the scale set, by the throttling policy it spends from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Call {
+    /// `GET {vmss}` (the capacity): the scale set's "Low Cost Get" policy.
+    GetScaleSet,
+    /// `GET {vmss}/virtualMachines`: the scale-set VMs' "Get" policy.
+    ListInstances,
+    /// `PATCH {vmss}` with a new capacity: the scale set's "Update" policy.
+    UpdateScaleSet,
+    /// `POST {vmss}/delete` with instance ids.
+    DeleteInstances,
+    /// `POST {vmss}/reimage` with instance ids: an "Update" API with subscription-level limits only.
+    ReimageInstances,
+}
+
+/// One token bucket of Azure's: full at the start of the throttling window, one token
+/// per call, `refill` new tokens at every whole minute of the window, never more than
+/// `capacity` (the page's worked example: 12 at most, 4 more each minute).
+#[derive(Clone, Debug)]
+struct Bucket {
+    capacity: u32,
+    refill: u32,
+    tokens: u32,
+    /// The next minute boundary of the throttling window.
+    next_refill: Instant,
+}
+
+impl Bucket {
+    fn new(capacity: u32, refill: u32, window_start: Instant) -> Self {
+        Self { capacity, refill, tokens: capacity, next_refill: window_start + MINUTE }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        while self.next_refill <= now {
+            self.tokens = (self.tokens + self.refill).min(self.capacity);
+            self.next_refill += MINUTE;
+            if self.tokens == self.capacity {
+                // Full: skip the minutes that would add nothing.
+                let behind = now.saturating_duration_since(self.next_refill).as_secs() / 60;
+                self.next_refill += MINUTE * behind as u32;
+            }
+        }
+    }
+
+    /// Spend a token, or say how long until the next one.
+    fn spend(&mut self, now: Instant) -> Result<(), Duration> {
+        self.refill(now);
+        if self.tokens == 0 {
+            return Err(self.next_refill.saturating_duration_since(now));
+        }
+        self.tokens -= 1;
+        Ok(())
+    }
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Azure's compute throttling for one scale set, from Microsoft's "Compute throttling
+/// limits" page (learn.microsoft.com/azure/virtual-machines/compute-throttling-limits,
+/// May 2024; recorded in `docs/simulate.md`). Per resource (this scale set):
+///
+/// | call | policy | refill / min | capacity |
+/// |---|---|---|---|
+/// | `PATCH {vmss}` (capacity) | scale set "Update" | 4 | 12 |
+/// | `POST {vmss}/delete` (instance ids) | scale set "Delete" (the page does not list delete-instances; the nearest policy) | 4 | 12 |
+/// | `POST {vmss}/reimage` (instance ids) | scale set "Update", "only subscription level policies are applicable" | 500 (subscription) | 1,500 |
+/// | `GET {vmss}` | scale set "Low Cost Get" | 12 | 36 |
+/// | `GET {vmss}/virtualMachines` | scale-set VMs "Get" | 12 | 36 |
+///
+/// The subscription buckets (500/min and more for every other call) are not modelled:
+/// one scale set alone cannot reach them, except the reimage, whose only limit they are.
+#[derive(Clone, Debug)]
+struct Throttling {
+    update: Bucket,
+    delete: Bucket,
+    reimage: Bucket,
+    get: Bucket,
+    list: Bucket,
+    throttled: BTreeMap<&'static str, u32>,
+}
+
+impl Throttling {
+    fn azure(window_start: Instant) -> Self {
+        Self {
+            update: Bucket::new(12, 4, window_start),
+            delete: Bucket::new(12, 4, window_start),
+            reimage: Bucket::new(1500, 500, window_start),
+            get: Bucket::new(36, 12, window_start),
+            list: Bucket::new(36, 12, window_start),
+            throttled: BTreeMap::new(),
+        }
+    }
+
+    fn admit(&mut self, call: Call, now: Instant) -> Result<(), CloudFault> {
+        let (bucket, policy) = match call {
+            Call::UpdateScaleSet => (&mut self.update, "VMScaleSet.Update"),
+            Call::DeleteInstances => (&mut self.delete, "VMScaleSet.Delete"),
+            Call::ReimageInstances => (&mut self.reimage, "VMScaleSet.Update (subscription)"),
+            Call::GetScaleSet => (&mut self.get, "VMScaleSet.LowCostGet"),
+            Call::ListInstances => (&mut self.list, "VMScaleSetVM.Get"),
+        };
+        bucket.spend(now).map_err(|wait| {
+            *self.throttled.entry(policy).or_default() += 1;
+            // Azure names whole seconds.
+            CloudFault::Throttled { retry_after: Some(Duration::from_secs(wait.as_secs_f64().ceil() as u64)) }
+        })
     }
 }
 
@@ -448,6 +646,57 @@ mod tests {
             [(CloudState::Failed, false), (CloudState::Running, true)]
         );
         assert!(listed[1].ready_since.is_some() && listed[0].ready_since.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn azure_throttling_allows_twelve_capacity_updates_then_four_each_minute() {
+        let set = InMemoryScaleSet::new(fast()).with_azure_throttling().with_write_log();
+        let mut accepted = 0;
+        for c in 1..=14 {
+            accepted += u32::from(set.set_capacity(c).await.is_ok());
+        }
+        assert_eq!(accepted, 12);
+        let err = set.set_capacity(20).await.unwrap_err();
+        assert!(matches!(err.fault(), CloudFault::Throttled { retry_after: Some(d) } if *d == Duration::from_secs(60)));
+        assert_eq!(set.throttled().get("VMScaleSet.Update"), Some(&3));
+        // The page's example: the bucket gets 4 new tokens at the next minute.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        let mut results = Vec::new();
+        for c in 21..=25 {
+            results.push(set.set_capacity(c).await.is_ok());
+        }
+        assert_eq!(results, [true, true, true, true, false]);
+        assert_eq!(set.write_times().len(), 16);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batched_reimage_spends_no_per_scale_set_token_but_a_delete_does() {
+        let set = InMemoryScaleSet::with_running(fast(), 14).with_azure_throttling();
+        // Each call is started, not waited for (Azure's long-running operation).
+        let zero = Duration::ZERO;
+        for _ in 0..30 {
+            let ids = [InstanceId::new("0")];
+            assert!(tokio::time::timeout(zero, set.reimage_instances(&ids)).await.is_err(), "accepted, still running");
+        }
+        for id in 1..=12 {
+            let ids = [InstanceId::new(id.to_string())];
+            assert!(tokio::time::timeout(zero, set.delete_instances(&ids)).await.is_err());
+        }
+        let refused = set.delete_instances(&[InstanceId::new("13")]).await.unwrap_err();
+        assert_eq!(refused.fault().kind(), "throttled");
+        assert!(set.set_capacity(3).await.is_ok(), "deletes and capacity updates have buckets of their own");
+        assert_eq!(set.writes().reimage, 30);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn vm_time_counts_each_instance_until_its_delete_finished() {
+        let set = InMemoryScaleSet::new(fast());
+        set.set_capacity(2).await.unwrap();
+        tokio::time::advance(Duration::from_secs(100)).await;
+        set.delete_instances(&[InstanceId::new("0")]).await.unwrap(); // 20 s delete delay
+        tokio::time::advance(Duration::from_secs(80)).await;
+        // Instance 0: 120 s; instance 1: 200 s and still there.
+        assert_eq!(set.vm_time(), Duration::from_secs(320));
     }
 
     #[tokio::test(start_paused = true)]

@@ -126,12 +126,20 @@ impl Watch {
         let mut vms: BTreeMap<(InstanceId, u32), RunningVm> = BTreeMap::new();
         let mut seen_creating = BTreeSet::new();
         let mut tick = tokio::time::interval(self.settings.tick);
+        let mut seen_version = None;
         loop {
             tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
                 _ = tick.tick() => {}
             }
+            // Nothing was added, removed or changed state since the last look: the
+            // work below would find what it found then (a long simulation is mostly this).
+            let version = self.scale_set.version();
+            if seen_version == Some(version) {
+                continue;
+            }
+            seen_version = Some(version);
             for id in self.scale_set.creating() {
                 if seen_creating.insert(id.clone()) && self.env.provisioning_fails(&id) {
                     self.scale_set.fail_provisioning(&id);

@@ -195,7 +195,7 @@ impl VmScript {
     async fn run_sh(&mut self, runner_id: u64) {
         let job = loop {
             tokio::time::sleep(self.settings.poll).await;
-            if self.github.runners().iter().all(|r| r.id != runner_id) {
+            if !self.github.knows_runner(runner_id) {
                 return;
             }
             if let Some(job) = self.github.poll_job(runner_id) {

@@ -1,0 +1,91 @@
+use std::time::Duration;
+
+use operator_sim::workload::{TraceJob, Workload};
+
+use super::{quantile, report, run_setting, Setting};
+
+fn workload(jobs: &[(f64, f64)]) -> Workload {
+    Workload::new(
+        jobs.iter()
+            .map(|&(arrival, duration)| TraceJob {
+                arrival: 1_700_000_000.0 + arrival,
+                duration,
+                labels: vec!["self-hosted".into(), "linux".into()],
+                name: String::new(),
+            })
+            .collect(),
+    )
+    .unwrap()
+}
+
+fn one_vm() -> Setting {
+    Setting { min: 1, max: 4, free_target_percentage: 0, ..Setting::default() }
+}
+
+#[test]
+fn a_job_arriving_at_a_warm_pool_waits_at_most_one_runner_poll() {
+    // The first job marks the start; the one that matters arrives an hour later, when
+    // the pool's one VM has long been idle.
+    let w = workload(&[(0.0, 1.0), (3600.0, 600.0)]);
+    let out = run_setting(&w, &one_vm());
+    assert!(out.waits[1] <= Duration::from_secs(5), "waited {:?}", out.waits[1]);
+    assert_eq!(out.busy_time, Duration::from_secs(601));
+    assert_eq!(out.throttled_total(), 0);
+    assert_eq!(out.busy_vm_killed, 0);
+}
+
+#[test]
+fn one_vm_that_is_only_ever_reimaged_costs_exactly_the_horizon() {
+    // min 1, free target 0: one VM, created at the start and reimaged after each job.
+    let w = workload(&[(600.0, 300.0), (3000.0, 300.0)]);
+    let out = run_setting(&w, &one_vm());
+    assert_eq!(out.capacity_writes, 1, "capacity raised once, to min");
+    assert_eq!(out.delete_writes, 0);
+    // Reimaged after the first job; the run ends when the last job does.
+    assert_eq!(out.reimage_writes, 1);
+    // Every second of the run, one VM existed; it ran jobs for 600 s of them.
+    assert_eq!(out.vm_time, out.horizon);
+    assert_eq!(out.idle_time(), out.horizon - Duration::from_secs(600));
+}
+
+#[test]
+fn a_burst_is_served_within_azures_throttling_limits() {
+    let jobs: Vec<(f64, f64)> = (0..50).map(|i| (600.0 + f64::from(i), 900.0)).collect();
+    let out = run_setting(&workload(&jobs), &Setting { min: 2, max: 20, ..Setting::default() });
+    assert_eq!(out.waits.len(), 50);
+    assert_eq!(out.throttled_total(), 0, "{:?}", out.throttled);
+    assert!(out.max_writes_in_a_minute <= 12, "{}", out.max_writes_in_a_minute);
+    assert!(out.peak_pool <= 20);
+    assert_eq!(out.busy_time, Duration::from_secs(50 * 900));
+}
+
+#[test]
+fn the_same_trace_and_setting_print_the_same_bytes() {
+    let jobs: Vec<(f64, f64)> =
+        (0..40).map(|i| (f64::from(i * i % 97) * 30.0, 120.0 + f64::from(i % 7) * 60.0)).collect();
+    let w = workload(&jobs);
+    let setting = Setting { min: 1, max: 10, free_target_percentage: 50, ..Setting::default() };
+    let print = || {
+        let out = run_setting(&w, &setting);
+        let b = report::Baselines::of(&w, &setting, &out);
+        format!(
+            "{}{}{}{:?}",
+            report::workload_summary(&w),
+            report::outcome_summary(&setting, &out),
+            report::baselines_summary(&setting, &out, &b),
+            out.timeline
+        )
+    };
+    let first = print();
+    assert_eq!(first, print());
+    assert!(first.contains("job wait: p50"), "{first}");
+}
+
+#[test]
+fn quantiles_take_the_nearest_rank() {
+    let v: Vec<Duration> = (1..=20).map(Duration::from_secs).collect();
+    assert_eq!(quantile(&v, 0.5), Duration::from_secs(10));
+    assert_eq!(quantile(&v, 0.95), Duration::from_secs(19));
+    assert_eq!(quantile(&v, 1.0), Duration::from_secs(20));
+    assert_eq!(quantile(&[], 0.5), Duration::ZERO);
+}
