@@ -14,7 +14,7 @@ use tokio::{net::TcpListener, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    budget::WriteBudget,
+    budget::ScaleSetBudget,
     controller::{Controller, Settings},
     model::{InstanceState, JobRef},
     policy::PoolSpec,
@@ -145,8 +145,8 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
             },
         )
     };
-    // Azure: burst 12, one more every 15 s. Ten times faster here.
-    let controller = Controller::with_budget(settings, ports, WriteBudget::new(12, Duration::from_millis(1500)));
+    // Azure's limits, ten times faster: a "minute" of 6 s.
+    let controller = Controller::with_budget(settings, ports, ScaleSetBudget::with_minute(Duration::from_secs(6)));
     let listener = TcpListener::bind("127.0.0.1:0").await.map_err(DemoError::Bind)?;
     let addr = listener.local_addr().map_err(DemoError::Bind)?;
     let shutdown = CancellationToken::new();

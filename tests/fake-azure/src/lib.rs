@@ -14,7 +14,7 @@
 //! The scale set here is a second model of the one in `operator-sim` (`memory::scale_set`,
 //! the only in-process one, which the demo and the fault suite run on), and its
 //! [`WriteCounts`] and write-limit token bucket ([`WriteLimit`]) repeat what `operator-sim`
-//! and `operator-core`'s `budget::WriteBudget` do. That is on purpose: this fake checks
+//! and `operator-core`'s `budget::ScaleSetBudget` do. That is on purpose: this fake checks
 //! the operator's real Resource Manager client against the official API descriptions,
 //! and a fake that shared code with the operator's side (its ports, its budget, its
 //! simulator) would share its misunderstandings too, and could not catch them. It

@@ -8,7 +8,7 @@ use std::{
 };
 
 use operator::{
-    budget::WriteBudget,
+    budget::ScaleSetBudget,
     controller::{Controller, Settings},
     policy::PoolSpec,
     ports::Ports,
@@ -60,7 +60,7 @@ impl Process {
             busy: Arc::new(FaultyBusyRecord { world: world.clone(), alive: alive.clone() }),
             secrets: Arc::new(InMemorySecretStore::default()),
         };
-        let controller = Controller::with_budget(settings(world), ports, WriteBudget::azure_vmss());
+        let controller = Controller::with_budget(settings(world), ports, ScaleSetBudget::azure_vmss());
         let incarnation = Incarnation { controller: controller.clone(), alive };
         world.set_operator(Some(incarnation.clone()));
         let errors = ErrorPolicy::seeded(Duration::from_secs(1), scenario::PERIOD, world.scenario.seed ^ n);

@@ -27,7 +27,7 @@ use tokio::{
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    budget::WriteBudget,
+    budget::{Call, ScaleSetBudget},
     config::{Config, GithubScope},
     fleet::{Fleet, InstanceRecord, OrphanMarker},
     labels::Api,
@@ -145,7 +145,7 @@ struct Shared {
 /// Everything the hooks and the passes change, under one lock.
 struct State {
     fleet: Fleet,
-    budget: WriteBudget,
+    budget: ScaleSetBudget,
     /// Hooks of one instance are handled one at a time; different instances in parallel.
     turns: HashMap<InstanceId, Arc<tokio::sync::Mutex<()>>>,
     /// When an unknown caller last made the operator re-list the scale set.
@@ -176,10 +176,10 @@ const RELIST_MIN_GAP: Duration = Duration::from_secs(2);
 
 impl Controller {
     pub fn new(settings: Settings, ports: Ports) -> Self {
-        Self::with_budget(settings, ports, WriteBudget::azure_vmss())
+        Self::with_budget(settings, ports, ScaleSetBudget::azure_vmss())
     }
 
-    pub fn with_budget(settings: Settings, ports: Ports, budget: WriteBudget) -> Self {
+    pub fn with_budget(settings: Settings, ports: Ports, budget: ScaleSetBudget) -> Self {
         let (reports, _) = watch::channel(PassReport::default());
         let fleet = Fleet::with_name_prefix(settings.computer_name_prefix.clone());
         Self {
@@ -324,7 +324,9 @@ impl Controller {
                 }
                 due
             };
-            if due {
+            // A re-listing spends a read like a pass does; without one the caller is
+            // refused (403) and asks again, as booting VMs do.
+            if due && self.state().budget.try_spend(Call::Read) {
                 self.refresh_cloud().await.map_err(HookError::CloudUnavailable)?;
             }
         }

@@ -11,6 +11,7 @@ use tracing::{info, instrument, warn};
 
 use super::{Controller, ReconcileAction, ReconcileError};
 use crate::{
+    budget::Call,
     fleet::{InstanceRecord, Operation},
     labels::{Api, OperationKind, OperationOutcome},
     model::InstanceId,
@@ -79,6 +80,14 @@ impl BusyRefusals {
     }
 }
 
+/// The budget bucket an operation spends.
+fn op_call(op: Operation) -> Call {
+    match op {
+        Operation::Reimage => Call::Reimage,
+        Operation::Delete => Call::Delete,
+    }
+}
+
 /// GitHub's runner list, read at most once in a pass and only when a runner's id is
 /// unknown (token mode).
 enum RunnerList {
@@ -92,6 +101,13 @@ impl Controller {
     /// GitHub's runner list ([`crate::truth`]), decide, act.
     #[instrument(skip_all, fields(pool = %self.settings().pool))]
     pub async fn reconcile(&self) -> Result<ReconcileAction, ReconcileError> {
+        // Every pass reads the scale set; hooks can ask for passes faster than Azure
+        // allows reads. Without a read the pass waits for one rather than spend a 429.
+        if !self.spend(Call::Read) {
+            return Ok(ReconcileAction {
+                requeue_after: self.wait_for_budget(Call::Read).max(Duration::from_millis(100)),
+            });
+        }
         self.refresh_cloud().await.map_err(ReconcileError::ObserveFailed)?;
         self.remove_orphan_markers().await;
         self.audit_busy_record().await;
@@ -113,7 +129,7 @@ impl Controller {
 
         // Scale-out first (waiting jobs), then reimages (also serve demand), then deletes.
         if let Some(capacity) = capacity_to_set(&decision, spec) {
-            if self.spend_write() {
+            if self.spend(Call::SetCapacity) {
                 let from = observed.capacity;
                 // Foreign instances are outside the policy's pool but inside Azure's capacity.
                 match self.ports().scale_set.set_capacity(capacity + foreign).await {
@@ -125,19 +141,20 @@ impl Controller {
                     Err(err) => {
                         self.metrics().scale_operation(OperationKind::SetCapacity, OperationOutcome::Failed);
                         self.record_cloud_error(&err);
-                        self.note_throttling(&err);
+                        self.note_throttling(Call::SetCapacity, &err);
                         return Err(ReconcileError::ScaleOutFailed(err));
                     }
                 }
             } else {
-                requeue_after = requeue_after.min(self.write_wait());
+                requeue_after = requeue_after.min(self.wait_for_budget(Call::SetCapacity));
                 effects.push(Effect::ScaleOutDeferred { to: capacity });
             }
         }
         if !decision.reimage.is_empty() {
             effects.extend(self.start_operation(Operation::Reimage, &decision.reimage).await);
-            if self.write_wait() > Duration::ZERO {
-                requeue_after = requeue_after.min(self.write_wait().max(Duration::from_millis(100)));
+            let wait = self.wait_for_budget(Call::Reimage);
+            if wait > Duration::ZERO {
+                requeue_after = requeue_after.min(wait.max(Duration::from_millis(100)));
             }
         }
         if !decision.delete.is_empty() {
@@ -145,7 +162,7 @@ impl Controller {
             // Look again soon only for deletes that started or wait for the budget; instances
             // left alone (GitHub says busy, or backing off) do not hurry the next pass.
             if effect.is_some() {
-                requeue_after = requeue_after.min(AFTER_DELETE.max(self.write_wait()));
+                requeue_after = requeue_after.min(AFTER_DELETE.max(self.wait_for_budget(Call::Delete)));
             }
             effects.extend(effect);
         }
@@ -154,21 +171,23 @@ impl Controller {
         Ok(ReconcileAction { requeue_after })
     }
 
-    fn spend_write(&self) -> bool {
-        self.state().budget.try_spend()
+    /// Spend one call of `call`'s kind from the scale set's budget, if its bucket has one.
+    pub(super) fn spend(&self, call: Call) -> bool {
+        self.state().budget.try_spend(call)
     }
 
     /// Azure throttled a write: stop writing until it says we may.
-    fn note_throttling(&self, err: &ScaleSetError) {
+    pub(super) fn note_throttling(&self, call: Call, err: &ScaleSetError) {
         if let CloudFault::Throttled { retry_after } = err.fault() {
             let pause = retry_after.unwrap_or(Duration::from_secs(15));
-            self.state().budget.throttled(pause);
+            self.state().budget.throttled(call, pause);
             warn!(?pause, "Azure throttled a scale-set write; pausing writes");
         }
     }
 
-    fn write_wait(&self) -> Duration {
-        self.state().budget.wait_time()
+    /// How long until `call`'s bucket allows one.
+    pub(super) fn wait_for_budget(&self, call: Call) -> Duration {
+        self.state().budget.wait_time(call)
     }
 
     fn publish(&self, target: Target, effects: Vec<Effect>) {
@@ -203,7 +222,8 @@ impl Controller {
     /// and then the instance is left alone), marks the survivors and starts one
     /// batched scale-set call for them in the background.
     async fn start_operation(&self, op: Operation, ids: &[InstanceId]) -> Option<Effect> {
-        if self.write_wait() > Duration::ZERO {
+        let call = op_call(op);
+        if self.wait_for_budget(call) > Duration::ZERO {
             return Some(Effect::OperationDeferred { operation: op, instances: ids.to_vec() });
         }
         let mut runners = RunnerList::NotRead;
@@ -235,7 +255,7 @@ impl Controller {
         if cleared.is_empty() {
             return None;
         }
-        if !self.spend_write() {
+        if !self.spend(call) {
             self.undo_operation(&cleared);
             return Some(Effect::OperationDeferred { operation: op, instances: cleared });
         }
@@ -323,7 +343,7 @@ impl Controller {
             Err(err) => {
                 self.metrics().scale_operation(op.kind(), OperationOutcome::Failed);
                 self.record_cloud_error(&err);
-                self.note_throttling(&err);
+                self.note_throttling(op_call(op), &err);
                 warn!(operation = op.kind().as_str(), error = %err, cause = %err.fault(), "scale-set operation failed; will retry");
                 self.undo_operation(ids);
             }

@@ -43,7 +43,7 @@ use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    budget::WriteBudget,
+    budget::ScaleSetBudget,
     controller::{Controller, Settings},
     model::{InstanceState, JobRef},
     pass::Effect,
@@ -236,7 +236,7 @@ async fn simulate(workload: &Workload, setting: &Setting) -> Outcome {
             },
         )
     };
-    let controller = Controller::with_budget(settings, ports, WriteBudget::azure_vmss());
+    let controller = Controller::with_budget(settings, ports, ScaleSetBudget::azure_vmss());
     let stop = CancellationToken::new();
     let errors = ErrorPolicy::seeded(Duration::from_secs(1), PERIOD, 13);
     let reconciler = tokio::spawn(reconcile_loop_with(controller.clone(), DEBOUNCE, errors, stop.clone()));

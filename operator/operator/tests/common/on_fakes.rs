@@ -8,7 +8,7 @@ use azure_core::http::ClientOptions;
 use fake_azure::FakeAzure;
 use fake_github::FakeGithub;
 use operator::{
-    budget::WriteBudget,
+    budget::ScaleSetBudget,
     config,
     connect::{connect, ConnectOptions},
     controller::{Controller, Settings},
@@ -96,11 +96,11 @@ pub async fn start(azure: &FakeAzure, github: &FakeGithub, c: &FakesConfig, list
         ..ConnectOptions::default()
     };
     let ports = connect(&config, options).await.expect("connects to the fakes");
-    // Ten times Azure's speed, with the production margin (16 s vs 15 s), like the fake's limit.
+    // Ten times Azure's speed, like the fake's limit.
     let controller = Controller::with_budget(
         Settings::from_config(&config),
         ports,
-        WriteBudget::new(12, Duration::from_millis(1600)),
+        ScaleSetBudget::with_minute(Duration::from_secs(6)),
     );
     // A restart binds the address its predecessor just released.
     let mut attempts = 0;

@@ -250,7 +250,8 @@ impl FakeArm {
             next_id: 0,
             instances: BTreeMap::new(),
             writes: WriteCounts::default(),
-            bucket: Bucket { tokens: burst, last_refill: now },
+            update_bucket: Bucket { tokens: burst, last_refill: now },
+            delete_bucket: Bucket { tokens: burst, last_refill: now },
             busy_until: now,
         };
         for _ in 0..set.capacity {
@@ -351,7 +352,8 @@ mod tests {
             next_id: 0,
             instances: BTreeMap::new(),
             writes: WriteCounts::default(),
-            bucket: Bucket { tokens: 12, last_refill: now },
+            update_bucket: Bucket { tokens: 12, last_refill: now },
+            delete_bucket: Bucket { tokens: 12, last_refill: now },
             busy_until: now,
         };
         for _ in 0..running {

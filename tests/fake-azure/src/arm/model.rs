@@ -21,8 +21,10 @@ pub(super) struct Inst {
     pub(super) generation: u32,
 }
 
-/// Azure's per-scale-set write limit. It does what `operator_core::budget::WriteBudget`
-/// does on the operator's side, written again on purpose: a fake that reused the
+/// One of Azure's per-scale-set write buckets. It does what `operator_core::budget`
+/// does on the operator's side, written again on purpose (and on the continuous reading
+/// of the page, one token every `refill_every`, where the operator's refills a minute's
+/// tokens at once): a fake that reused the
 /// operator's bucket could not show the operator's bucket to be wrong (crate docs).
 pub(super) struct Bucket {
     pub(super) tokens: u32,
@@ -58,7 +60,11 @@ pub(super) struct FakeScaleSet {
     pub(super) next_id: u64,
     pub(super) instances: BTreeMap<u64, Inst>,
     pub(super) writes: WriteCounts,
-    pub(super) bucket: Bucket,
+    /// The Update policy's bucket (capacity changes).
+    pub(super) update_bucket: Bucket,
+    /// The Delete policy's bucket (batched deletes). Batched reimages spend only
+    /// subscription-wide policies, which one scale set cannot reach: no bucket.
+    pub(super) delete_bucket: Bucket,
     pub(super) busy_until: Instant,
 }
 
@@ -102,8 +108,8 @@ impl FakeScaleSet {
 
     pub(super) fn remaining_writes(&mut self, limit: Option<WriteLimit>, now: Instant) -> Option<u32> {
         let limit = limit?;
-        self.bucket.refill(limit, now);
-        Some(self.bucket.tokens)
+        self.update_bucket.refill(limit, now);
+        Some(self.update_bucket.tokens)
     }
 }
 

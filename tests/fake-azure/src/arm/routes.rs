@@ -68,10 +68,17 @@ pub(super) fn parse_body(bytes: &Bytes) -> Result<Value, Response> {
     })
 }
 
-/// Spend one write from the scale set's bucket, or answer 429.
-pub(super) fn spend_write(state: &ArmState, set: &mut FakeScaleSet, now: Instant) -> Result<(), Response> {
+/// Spend one write from the bucket of the policy `op` falls under, or answer 429: capacity
+/// changes spend the Update policy's, deletes the Delete policy's, and batched reimages
+/// none (Microsoft's compute throttling page: subscription-level policies only).
+pub(super) fn spend_write(state: &ArmState, set: &mut FakeScaleSet, op: ArmOp, now: Instant) -> Result<(), Response> {
     let Some(limit) = state.settings.write_limit else { return Ok(()) };
-    set.bucket.take(limit, now).map_err(|wait| {
+    let bucket = match op {
+        ArmOp::DeleteInstances => &mut set.delete_bucket,
+        ArmOp::ReimageInstances => return Ok(()),
+        _ => &mut set.update_bucket,
+    };
+    bucket.take(limit, now).map_err(|wait| {
         set.writes.throttled += 1;
         with_rate_headers(throttled(wait), Some(0))
     })
@@ -123,7 +130,7 @@ pub(super) async fn patch_scale_set(
     if set.spec.orchestration_mode == OrchestrationMode::Flexible {
         return arm_error(StatusCode::BAD_REQUEST, "InvalidParameter", "The fake scales Uniform scale sets only.");
     }
-    if let Err(r) = spend_write(&state, set, now) {
+    if let Err(r) = spend_write(&state, set, ArmOp::SetCapacity, now) {
         return r;
     }
     set.writes.set_capacity += 1;
@@ -242,7 +249,7 @@ pub(super) async fn instance_write(
             "The operation is not allowed because an instance is being deleted.",
         );
     }
-    if let Err(r) = spend_write(&state, set, now) {
+    if let Err(r) = spend_write(&state, set, op, now) {
         return r;
     }
     let ids = numbers.iter().map(u64::to_string);
