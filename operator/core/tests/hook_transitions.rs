@@ -8,9 +8,7 @@
 //!   to the pass to remove, are exactly the record's busy marker (none unless Busy);
 //! - a busy instance is never eligible for a reimage or delete, and no hook starts one;
 //! - the instance never has two live registrations at GitHub;
-//! - a job or runner hook that changed the record changes nothing when it comes again;
-//! - runner-exited never ends a Busy phase: a job still running can send it, so only
-//!   GitHub's runner list (`truth`) settles a Busy record.
+//! - a job or runner hook that changed the record changes nothing when it comes again.
 
 use std::collections::BTreeSet;
 
@@ -191,17 +189,9 @@ impl Model {
             Step::Hook(choice) => {
                 let hook = hook(choice);
                 let operation_before = self.record.operation();
-                let busy_before = matches!(self.record.phase(), Phase::Busy(_));
                 let Ok(t) = transition(&self.record, &hook, self.jit) else { return Ok(()) };
                 let changed = self.execute(t, fails);
                 prop_assert_eq!(self.record.operation(), operation_before, "a hook never starts or ends an operation");
-                if busy_before && matches!(hook, Hook::RunnerExited) {
-                    prop_assert!(
-                        matches!(self.record.phase(), Phase::Busy(_)),
-                        "runner-exited alone ended a Busy phase: {:?}",
-                        self.record.phase()
-                    );
-                }
                 if changed && !matches!(hook, Hook::Registration) {
                     let again = transition(&self.record, &hook, self.jit);
                     prop_assert!(
@@ -310,32 +300,4 @@ fn a_job_started_on_a_busy_instance_never_replaces_its_job() {
     let start = transition(&model.record, &Hook::JobStarted(job(0)), true).unwrap();
     model.execute(start, false);
     assert!(matches!(transition(&model.record, &Hook::JobStarted(job(1)), true), Err(Refusal::JobMismatch { .. })));
-}
-
-#[test]
-fn an_early_runner_exited_keeps_a_busy_instance_busy_until_github_shows_its_runner_gone() {
-    let mut model = Model::new(true);
-    let register = transition(&model.record, &Hook::Registration, true).unwrap();
-    model.execute(register, false);
-    let runner_id = *model.runners.iter().next().expect("a JIT runner was created");
-    let start = transition(&model.record, &Hook::JobStarted(job(0)), true).unwrap();
-    model.execute(start, false);
-    let marker = model.record.busy_job().expect("busy").marker.clone();
-
-    // The job itself reports runner-exited (or job-completed was lost): nothing changes.
-    assert_eq!(transition(&model.record, &Hook::RunnerExited, true), Ok(Transition::Repeat));
-    assert!(!model.record.may_recycle(), "a busy instance is never recyclable");
-    assert_eq!(model.record.busy_job().map(|a| &a.marker), Some(&marker), "the marker is kept");
-
-    // GitHub still lists the runner busy: no correction ends the job.
-    let listed_busy = operator_core::ports::Runner {
-        id: runner_id,
-        name: model.record.runner().unwrap().name.clone(),
-        status: operator_core::ports::RunnerStatus::Online,
-        busy: true,
-    };
-    assert_eq!(truth::for_record(&model.record, std::slice::from_ref(&listed_busy), Instant::now()), None);
-    // Once the ephemeral runner is gone from GitHub's list, the pass settles the record.
-    let gone = truth::for_record(&model.record, &[], Instant::now());
-    assert!(matches!(gone, Some(truth::Correction::RunnerGone { .. })), "{gone:?}");
 }

@@ -85,8 +85,7 @@ pub enum FinishNote {
     /// job-started never arrived; the job ran all the same.
     CompletedWithoutStart,
     RunnerExited,
-    /// job-completed was lost; the runner is gone, and so is the job. Not produced by
-    /// [`transition`] any more: a Busy record is settled by GitHub's runner list instead.
+    /// job-completed was lost; the runner is gone, and so is the job.
     ExitedWhileBusy(JobRef),
 }
 
@@ -171,16 +170,14 @@ fn job_completed(record: &InstanceRecord, job: &JobRef) -> Result<Transition, Re
     }
 }
 
-/// A Busy record is not ended by runner-exited alone: the hook comes from the VM, and a
-/// job still running there can send it (or a lost job-completed can leave the record Busy
-/// when the runner really exited). Either way the record stays Busy, its marker kept,
-/// until GitHub's runner list settles it ([`truth::for_record`]): the runner gone
-/// (`RunnerGone`, the ephemeral runner finished) or listed idle (`BusyUnconfirmed`). The
-/// VM repeats runner-exited until it is recycled, so nothing is lost by answering it as a
-/// repeat now. (Hence [`FinishNote::ExitedWhileBusy`] is no longer produced by this table.)
 fn runner_exited(record: &InstanceRecord) -> Transition {
     match record.phase() {
-        Phase::Exited | Phase::Busy(_) => Transition::Repeat,
+        Phase::Exited => Transition::Repeat,
+        Phase::Busy(active) => Transition::Finish {
+            remove: Some(active.marker.clone()),
+            next: Phase::Exited,
+            note: FinishNote::ExitedWhileBusy(active.job.clone()),
+        },
         _ => Transition::Finish { remove: None, next: Phase::Exited, note: FinishNote::RunnerExited },
     }
 }
