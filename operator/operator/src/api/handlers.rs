@@ -112,9 +112,7 @@ pub async fn job_completed(
     Ok(Json(state.controller.job_completed(peer.ip(), job).await?.into()))
 }
 
-/// The runner process has exited; the VM may now be reimaged or deleted. While the record
-/// is Busy (no job-completed came), the hook alone changes nothing: GitHub's runner list
-/// settles the job first, at the next pass.
+/// The runner process has exited; the VM may now be reimaged or deleted.
 #[utoipa::path(
     post, path = "/api/v1/hooks/runner-exited", tag = "runner",
     request_body = RunnerExitedRequest,
