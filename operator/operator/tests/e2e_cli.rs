@@ -12,32 +12,11 @@ use std::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_operator");
 
+mod sandbox_config;
+
 /// A configuration listening on `listen` (the runner API) and `ops` (`/metrics`, `/readyz`).
 fn config(min: u32, max: u32, listen: &str, ops: &str) -> String {
-    format!(
-        r#"
-[github]
-scope = {{ repository = "octo-org/octo-repo" }}
-labels = ["self-hosted", "linux"]
-credential = {{ key_vault_url = "https://kv-runners.vault.azure.net/", secret_name = "github-pat" }}
-
-[azure]
-vmss_resource_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/vmss-runners"
-
-[queue]
-url = "https://stbusy.queue.core.windows.net/busy-runners"
-
-[pool]
-min = {min}
-max = {max}
-free_target_percentage = 25
-
-[server]
-listen = "{listen}"
-operations_listen = "{ops}"
-shutdown_grace = "5s"
-"#
-    )
+    sandbox_config::sandbox_config(min, max, listen, ops, "")
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {

@@ -39,34 +39,12 @@ const PROBE_BOUND: Duration = Duration::from_secs(1);
 /// needs far less, see `docs/benchmarks.md`).
 const RSS_BOUND_KB: u64 = 64 * 1024;
 
+mod sandbox_config;
+
 fn config(listen: SocketAddr, ops: SocketAddr) -> String {
-    format!(
-        r#"
-[github]
-scope = {{ repository = "octo-org/octo-repo" }}
-labels = ["self-hosted", "linux"]
-credential = {{ key_vault_url = "https://kv-runners.vault.azure.net/", secret_name = "github-pat" }}
-
-[azure]
-vmss_resource_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/vmss-runners"
-
-[queue]
-url = "https://stbusy.queue.core.windows.net/busy-runners"
-
-[pool]
-min = 3
-max = 4
-free_target_percentage = 25
-
-[server]
-listen = "{listen}"
-operations_listen = "{ops}"
-max_connections_per_source = {PER_SOURCE}
-header_read_timeout = "2s"
-request_timeout = "3s"
-shutdown_grace = "5s"
-"#
-    )
+    let limits =
+        format!("max_connections_per_source = {PER_SOURCE}\nheader_read_timeout = \"2s\"\nrequest_timeout = \"3s\"\n");
+    sandbox_config::sandbox_config(3, 4, &listen.to_string(), &ops.to_string(), &limits)
 }
 
 /// A TCP connection from `from` (one of the sandbox's instance addresses) to `to`.
