@@ -120,8 +120,8 @@ impl Fleet {
         vanished.into_values().filter_map(InstanceRecord::into_orphan).collect()
     }
 
-    /// The policy's input at `now`.
-    /// Foreign instances are left out, and out of the capacity.
+    /// The policy's input at `now`, without demand (the caller adds what the scale set
+    /// reports). Foreign instances are left out, and out of the capacity.
     pub fn observe(&self, now: Instant) -> ObservedPool {
         ObservedPool {
             capacity: self.capacity.saturating_sub(self.foreign_count()),
@@ -136,6 +136,7 @@ impl Fleet {
                     latest_model: r.has_latest_model(),
                 })
                 .collect(),
+            assigned_jobs: None,
         }
     }
 
