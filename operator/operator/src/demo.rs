@@ -157,6 +157,7 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
             http: crate::api::HttpLimits::default(),
             debounce: Duration::from_millis(200),
             shutdown_grace: Duration::from_secs(5),
+            listener: None,
         },
         shutdown.clone(),
     ));

@@ -102,6 +102,7 @@ async fn operate(config: &config::Config, ports: Ports) -> anyhow::Result<()> {
         http: HttpLimits::from_config(&config.server),
         debounce: config.reconcile.debounce.get(),
         shutdown_grace: config.server.shutdown_grace.get(),
+        listener: None,
     };
     run(controller, listeners, run_settings, token).await?;
     Ok(())

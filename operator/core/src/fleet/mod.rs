@@ -64,6 +64,11 @@ impl Fleet {
         self.by_ip.get(&ip).and_then(|id| self.instances.get(id))
     }
 
+    /// The instance whose current runner is named `name`.
+    pub fn by_runner_name(&self, name: &str) -> Option<&InstanceRecord> {
+        self.instances.values().find(|r| r.runner().is_some_and(|runner| runner.name == name))
+    }
+
     pub fn records(&self) -> impl Iterator<Item = &InstanceRecord> {
         self.instances.values()
     }
