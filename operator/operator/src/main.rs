@@ -129,9 +129,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         std::env::set_var("RUST_LOG", "warn");
     }
     telemetry::init(LogFormat::Pretty);
+    let demand = !args.no_scale_set && !args.token_mode;
     let opts = DemoOptions {
         jobs: args.jobs,
-        min: args.min,
+        // Without a demand source an empty pool would never learn of the first job.
+        min: if demand { args.min } else { args.min.max(1) },
+        demand,
         max: args.max,
         free_target_percentage: args.free_target,
         jit: !args.token_mode,

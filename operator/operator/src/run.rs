@@ -245,7 +245,10 @@ fn loop_failure(
 }
 
 /// What the listener task's end means; `None` when it was asked to stop and did.
-fn listener_failure(listened: Result<(), tokio::task::JoinError>, asked_to_stop: &CancellationToken) -> Option<RunError> {
+fn listener_failure(
+    listened: Result<(), tokio::task::JoinError>,
+    asked_to_stop: &CancellationToken,
+) -> Option<RunError> {
     match listened {
         Ok(()) if asked_to_stop.is_cancelled() => None,
         Ok(()) => Some(RunError::ListenerStopped),

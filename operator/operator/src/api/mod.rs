@@ -56,7 +56,9 @@ impl AppState {
         match self.controller.listener_status() {
             None | Some(ListenerStatus::Listening) => Ok(()),
             Some(ListenerStatus::Waiting { reason }) => Err(NotReady::NoDemand { state: "waiting", reason }),
-            Some(status) => Err(NotReady::NoDemand { state: status.name(), reason: "no message session is open".into() }),
+            Some(status) => {
+                Err(NotReady::NoDemand { state: status.name(), reason: "no message session is open".into() })
+            }
         }
     }
 

@@ -82,10 +82,7 @@ pub fn validate(config: &Config) -> Vec<Violation> {
     let demand_none = github.demand == DemandSource::None;
     if (demand_none && github.labels.is_empty()) || github.labels.len() > 100 {
         let least = if demand_none { 1 } else { 0 };
-        fail(
-            "github.labels",
-            format!("github.labels must hold {least} to 100 labels, not {}", github.labels.len()),
-        );
+        fail("github.labels", format!("github.labels must hold {least} to 100 labels, not {}", github.labels.len()));
     }
     if !demand_none && !github.jit {
         fail(
@@ -195,7 +192,9 @@ fn valid_label(label: &str) -> bool {
 }
 
 fn valid_scale_set_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 100 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    !name.is_empty()
+        && name.len() <= 100
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 fn valid_vmss_id(id: &str) -> bool {

@@ -103,13 +103,8 @@ impl Listener {
     /// panic) is the supervisor's cue to stop the process.
     #[instrument(skip_all, fields(pool = %controller.settings().pool, scale_set = %self.settings.scale_set_name))]
     pub async fn run(&self, controller: &Controller, shutdown: &CancellationToken) {
-        let mut run = Run {
-            controller,
-            listener: self,
-            shutdown,
-            jitter: SplitMix(self.settings.jitter_seed),
-            failures: 0,
-        };
+        let mut run =
+            Run { controller, listener: self, shutdown, jitter: SplitMix(self.settings.jitter_seed), failures: 0 };
         controller.set_listener_status(ListenerStatus::Starting);
         let mut scale_set: Option<ScaleSetInfo> = None;
         // Message ids restart with a new scale set, so this is reset with it.
@@ -292,7 +287,11 @@ impl Run<'_> {
         let delay = retry_delay(err, self.failures, jitter);
         let reason = format!("{what}: {}; next attempt in {}s", Chain(err), delay.as_secs());
         if matches!(err, ActionsError::SessionConflict) {
-            warn!(failures = self.failures, ?delay, "another message session is open (a previous operator's, until GitHub expires it); waiting");
+            warn!(
+                failures = self.failures,
+                ?delay,
+                "another message session is open (a previous operator's, until GitHub expires it); waiting"
+            );
         } else {
             warn!(failures = self.failures, ?delay, error = %Chain(err), "{what}");
         }
