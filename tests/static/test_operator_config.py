@@ -18,7 +18,8 @@ import jsonschema
 import pytest
 
 from conftest import REPO_ROOT, TERRAFORM
-from hcleval import Evaluator, attribute, attributes, block_body, blocks, parse_file, render_template, resolve_inputs
+from hcleval import (Evaluator, LocalValues, attribute, attributes, block_body, blocks, parse_file, render_template,
+                     resolve_inputs, validation_failures)
 
 SCHEMA_PATH = Path(os.environ.get("OPERATOR_CONFIG_SCHEMA", REPO_ROOT / "schema" / "operator-config.schema.json"))
 SCALER = TERRAFORM / "modules" / "scaler"
@@ -54,12 +55,18 @@ def _call_args(body, scope: dict[str, Any]) -> dict[str, Any]:
     return {name: evaluator.eval(expr) for name, expr in attributes(body).items() if name != "source"}
 
 
+# Root variables whose validations this path evaluates (the rest use functions such as
+# cidrhost() or formatdate() that hcleval does not model): the demand source's contract.
+DEMAND_VARIABLES = ["github_demand", "pool_min_instances", "runner_labels", "scale_set_name"]
+
+
 def render_for_example(example: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     return json.loads(scaler_locals_for_example(example, overrides)["operator_config_json"])
 
 
-def scaler_locals_for_example(example: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The scaler module's operator_config_json and user_data locals for one example."""
+def root_for_example(example: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The root module's evaluation scope for one example: `var` (defaults applied),
+    `module` (stand-in outputs) and `local` (evaluated on demand)."""
     example_dir = TERRAFORM / "examples" / example
     example_vars = resolve_inputs(example_dir, {**EXAMPLE_INPUTS, **(overrides or {})})
     example_scope = {"var": example_vars, "azurerm_resource_group": {"this": {"name": example_vars["resource_group_name"]}}}
@@ -69,9 +76,28 @@ def scaler_locals_for_example(example: str, overrides: dict[str, Any] | None = N
     module_outputs = dict(MODULE_OUTPUTS)
     module_outputs["keyvault"] = {**MODULE_OUTPUTS["keyvault"],
                                   "github_credential_secret_name": root_vars["github_credential_secret_name"]}
-    root_scope = {"var": root_vars, "module": module_outputs, "local": {"location": "westeurope"}}
+    root_scope: dict[str, Any] = {"var": root_vars, "module": module_outputs}
+    root_scope["local"] = LocalValues(TERRAFORM, root_scope, {"location": "westeurope"})
+    return root_scope
+
+
+def root_output(example: str, name: str, overrides: dict[str, Any] | None = None) -> Any:
+    """The value of a root module output for one example."""
+    root_scope = root_for_example(example, overrides)
+    output = blocks(parse_file(TERRAFORM / "outputs.tf"), "output", name)
+    assert len(output) == 1, f"terraform/outputs.tf must declare output \"{name}\""
+    return Evaluator(root_scope).eval(attribute(block_body(output[0]), "value"))
+
+
+def scaler_locals_for_example(example: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The scaler module's operator_config_json and user_data locals for one example.
+    The demand source's root validations and every scaler validation of operator_config
+    must pass on the way, as they would in a plan."""
+    root_scope = root_for_example(example, overrides)
+    assert validation_failures(TERRAFORM, root_scope["var"], DEMAND_VARIABLES) == []
     scaler_args = _call_args(_module_block(TERRAFORM / "main.tf", "scaler"), root_scope)
     scaler_vars = resolve_inputs(SCALER, scaler_args)
+    assert validation_failures(SCALER, scaler_vars, ["operator_config"]) == []
 
     locals_body = block_body(blocks(parse_file(SCALER / "main.tf"), "locals")[0])
     scope = {"var": scaler_vars, "path": {"module": str(SCALER)}, "local": {}}
