@@ -8,7 +8,8 @@ data "azurerm_resource_group" "this" {
   name = var.resource_group_name
 
   lifecycle {
-    # Cross-variable rules (single-variable rules are validation blocks).
+    # Cross-variable rules between inputs of equal standing. Single-variable rules, and
+    # the rules that qualify one variable by github_demand, are validation blocks (variables.tf).
     precondition {
       condition     = var.pool_min_instances <= var.pool_max_instances
       error_message = "pool_min_instances (${var.pool_min_instances}) must not exceed pool_max_instances (${var.pool_max_instances}): raise pool_max_instances or lower pool_min_instances."
