@@ -186,7 +186,7 @@ variable "github_repository" {
 variable "github_runner_group" {
   type        = string
   default     = null
-  description = "Runner group the runners join (organization scope only); with github_demand = \"scale_set\" the operator creates the runner scale set in this group (an existing scale set of that name must be in it too). Null: the organization's default group."
+  description = "Runner group the runners join (organization scope only); with github_demand = \"scale_set\" the operator creates the runner scale set in this group. Null: the organization's default group."
 
   validation {
     condition     = var.github_runner_group == null || try(length(var.github_runner_group) > 0 && length(var.github_runner_group) <= 100, false)
@@ -423,7 +423,7 @@ variable "runners" {
 variable "scale_set_name" {
   type        = string
   default     = null
-  description = "Name of the GitHub runner scale set (github_demand = \"scale_set\" only): what workflows put in `runs-on:` (the runs_on output), unique among the scale sets of the repository or organization. The operator creates it, or adopts an existing one of that name. Null: vmss_runner_name. Terraform writes the resolved name into the operator config (github.scale_set_name), so the config and the runs_on output always agree."
+  description = "Name of the GitHub runner scale set (github_demand = \"scale_set\" only): what workflows put in `runs-on:` (the runs_on output), unique within its runner group. The operator creates it, or adopts an existing one of that name. Null: vmss_runner_name. Terraform writes the resolved name into the operator config (github.scale_set_name), so the config and the runs_on output always agree."
 
   validation {
     condition     = var.scale_set_name == null || can(regex("^[A-Za-z0-9._-]{1,100}$", coalesce(var.scale_set_name, "x")))
