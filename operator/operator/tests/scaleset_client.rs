@@ -80,7 +80,10 @@ impl Heard {
 
     fn finished(&self, endpoint: Endpoint, outcome: &str) -> usize {
         let events = self.0.lock().unwrap();
-        events.iter().filter(|e| matches!(e, CallEvent::Finished { endpoint: p, outcome: o } if *p == endpoint && *o == outcome)).count()
+        events
+            .iter()
+            .filter(|e| matches!(e, CallEvent::Finished { endpoint: p, outcome: o } if *p == endpoint && *o == outcome))
+            .count()
     }
 }
 
@@ -111,11 +114,7 @@ fn calls(fake: &FakeGithub, method: &str, path_contains: &str) -> usize {
 }
 
 /// Polls (acknowledging each message) until a job message matching `want` arrives.
-async fn poll_until(
-    api: &ScaleSetClient,
-    last: &mut i64,
-    want: impl Fn(&JobMessage) -> bool,
-) -> (Message, JobMessage) {
+async fn poll_until(api: &ScaleSetClient, last: &mut i64, want: impl Fn(&JobMessage) -> bool) -> (Message, JobMessage) {
     for _ in 0..30 {
         if let Some(m) = api.next_message(*last, 10).await.expect("poll") {
             *last = m.id;
@@ -170,7 +169,11 @@ async fn a_job_runs_through_the_whole_lifecycle_at_repository_scope_with_a_pat()
     assert_eq!((set.name.as_str(), set.runner_group_id, set.labels.clone()), (SET, 1, vec![SET.to_owned()]));
     assert_eq!(api.find_scale_set(1, SET).await.unwrap(), Some(set.clone()), "found by name once created");
     assert_eq!(api.get_scale_set(set.id).await.unwrap(), Some(set.clone()));
-    let created = fake.scaleset_exchanges().into_iter().find(|e| e.method == "POST" && e.path.contains("runnerscalesets?")).unwrap();
+    let created = fake
+        .scaleset_exchanges()
+        .into_iter()
+        .find(|e| e.method == "POST" && e.path.contains("runnerscalesets?"))
+        .unwrap();
     let body = created.request_body.unwrap();
     assert_eq!(body["RunnerSetting"], serde_json::json!({"disableUpdate": true}), "capital R, updates disabled");
     assert_eq!(body["labels"], serde_json::json!([{"type": "System", "name": SET}]));
@@ -196,7 +199,10 @@ async fn a_job_runs_through_the_whole_lifecycle_at_repository_scope_with_a_pat()
     assert_eq!(fake.start_runner_with_jit(&config.encoded), Some(config.runner_id));
     let (_, started) = poll_until(&api, &mut last, |j| matches!(j, JobMessage::Started { .. })).await;
     let JobMessage::Started { job, runner_id, runner_name } = started else { unreachable!() };
-    assert_eq!((job.job_id.as_str(), runner_id, runner_name.as_str()), (job_id.as_str(), config.runner_id, "vmss-linux-0001"));
+    assert_eq!(
+        (job.job_id.as_str(), runner_id, runner_name.as_str()),
+        (job_id.as_str(), config.runner_id, "vmss-linux-0001")
+    );
     let polls: Vec<_> =
         fake.scaleset_exchanges().into_iter().filter(|e| e.method == "GET" && e.path.contains("/messages")).collect();
     assert!(!polls[0].path.contains("lastMessageId"), "not sent while 0: {}", polls[0].path);
@@ -414,12 +420,22 @@ async fn a_short_retry_after_is_waited_out_and_a_long_one_returned_as_throttled(
     let fake = fake().await;
     let (api, _) = client(pat_github(&fake, GithubScope::Organization(ORG.into())).await);
     api.find_scale_set(1, SET).await.unwrap();
-    fake.scaleset_inject(None, Some("runnerscalesets"), BrokerFault::TooManyRequests { retry_after: Duration::from_secs(1) }, 1);
+    fake.scaleset_inject(
+        None,
+        Some("runnerscalesets"),
+        BrokerFault::TooManyRequests { retry_after: Duration::from_secs(1) },
+        1,
+    );
     let started = Instant::now();
     assert_eq!(api.find_scale_set(1, SET).await.unwrap(), None);
     assert!(started.elapsed() >= Duration::from_secs(1), "waited as asked");
 
-    fake.scaleset_inject(None, Some("runnerscalesets"), BrokerFault::TooManyRequests { retry_after: Duration::from_secs(60) }, 1);
+    fake.scaleset_inject(
+        None,
+        Some("runnerscalesets"),
+        BrokerFault::TooManyRequests { retry_after: Duration::from_secs(60) },
+        1,
+    );
     let started = Instant::now();
     let err = api.find_scale_set(1, SET).await.unwrap_err();
     assert!(matches!(err, ActionsError::Throttled { retry_after: Some(d) } if d == Duration::from_secs(60)), "{err:?}");
