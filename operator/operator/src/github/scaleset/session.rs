@@ -240,7 +240,8 @@ impl ScaleSetClient {
             200 => {
                 let message = wire::parse_message(&answer.body).map_err(ActionsError::InvalidAnswer)?;
                 if let Err(reason) = &message.jobs {
-                    warn!(message_id = message.id, reason = %reason, "a message's jobs could not be read; its statistics still apply");
+                    // The caller logs it (once) when it skips the jobs.
+                    debug!(message_id = message.id, reason = %reason, "a message's jobs could not be read");
                 }
                 Ok(Some(message))
             }
@@ -248,6 +249,9 @@ impl ScaleSetClient {
                 let refusal = answer.refusal();
                 if refusal.is(SCALE_SET_NOT_FOUND) {
                     return Err(ActionsError::ScaleSetNotFound);
+                }
+                if let Some(held) = self.held_session() {
+                    self.forget_session(&held.id);
                 }
                 Err(ActionsError::SessionGone)
             }
