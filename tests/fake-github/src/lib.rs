@@ -11,6 +11,13 @@
 //! conditional list requests with 304 (free of charge), injects faults on demand
 //! and records every exchange for the contract check.
 //!
+//! On the same server it also plays GitHub's runner scale set API (`scaleset`): the
+//! Actions service's admin endpoints, sessions, message queue and JIT runners under
+//! `/tenant/<n>/`, reached with `POST /actions/runner-registration` and a registration
+//! token this fake issued. Its runners are the same runners the REST API lists. Its
+//! test controls are the `scaleset_*` methods; its exchanges are recorded apart
+//! ([`FakeGithub::scaleset_exchanges`]) because another contract describes them.
+//!
 //! # Why a model of its own
 //!
 //! The runner and job bookkeeping here (`state.rs`) is a second model of the one in
@@ -22,6 +29,7 @@
 
 mod auth;
 mod runner_api;
+mod scaleset;
 mod server;
 mod state;
 mod workflows;
@@ -37,6 +45,9 @@ use tokio::task::JoinHandle;
 
 pub use auth::AppKey;
 pub use contract::Exchange;
+pub use scaleset::{
+    BrokerFault, JobFlow, JobPhase, ScaleSetConfig, ScaleSetInfo, ScaleSetJob, ScaleSetJobSpec, SessionInfo, Statistics,
+};
 pub use state::{FakeJob, FakeRunner, RunnerGroup, Scope};
 pub use workflows::FakeWorkflowJob;
 
@@ -99,6 +110,7 @@ impl FakeGithub {
         let addr = listener.local_addr().expect("local address");
         let shared = Arc::new(Shared::default());
         *shared.base_url.lock().unwrap_or_else(|p| p.into_inner()) = format!("http://{addr}");
+        shared.lock().broker.base_url = format!("http://{addr}");
         let app = runner_api::router(shared.clone()).merge(server::router(shared.clone()));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

@@ -63,7 +63,7 @@ async fn jit(State(shared): State<Arc<Shared>>, Json(body): Json<JitBody>) -> Re
 }
 
 /// The scope of a registration URL: `<web root>/<org>` or `<web root>/<owner>/<repo>`.
-fn scope_of(url: &str, base: &str) -> Option<Scope> {
+pub(crate) fn scope_of(url: &str, base: &str) -> Option<Scope> {
     let path = url.trim_end_matches('/').strip_prefix(base.trim_end_matches('/'))?;
     match path.trim_start_matches('/').split('/').collect::<Vec<_>>().as_slice() {
         [org] if !org.is_empty() => Some(Scope::org(org)),
