@@ -132,7 +132,7 @@ async fn a_session_left_by_a_crashed_operator_is_waited_out_and_readiness_says_w
         until(Duration::from_secs(5 * 60), || w.controller.listener_status() == Some(ListenerStatus::Listening)).await
     );
     let (opened, conflicts) = w.github.session_counts();
-    assert!(conflicts >= 2 && conflicts <= 5, "backoff, not a storm: {conflicts} conflicts");
+    assert!((2..=5).contains(&conflicts), "backoff, not a storm: {conflicts} conflicts");
     assert_eq!(opened, 2);
     stop.cancel();
     task.await.unwrap();
