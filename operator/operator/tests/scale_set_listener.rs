@@ -207,3 +207,23 @@ fn metrics_line(controller: &Controller, label: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+#[tokio::test(start_paused = true)]
+async fn statistics_a_lagging_last_message_left_behind_are_read_again_after_a_quiet_spell() {
+    let w = world();
+    let (stop, task) = start(&w);
+    assert!(until(Duration::from_secs(5), || w.controller.listener_status() == Some(ListenerStatus::Listening)).await);
+    w.github.enqueue(job(1));
+    assert!(until(Duration::from_secs(5), || w.controller.assigned_jobs() == Some(1)).await);
+    // The next (and last) message carries the counters from before it: the second job
+    // is not counted, and nothing else is coming.
+    w.github.set_scale_set_faults(ScaleSetFaults { stale_statistics: 1, ..ScaleSetFaults::default() });
+    w.github.enqueue(job(2));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(w.controller.assigned_jobs(), Some(1), "the lagging message applied");
+    // After a quiet spell the listener reads the statistics again (a session refresh).
+    let limit = operator::listener::STATISTICS_REFRESH + Duration::from_secs(60);
+    assert!(until(limit, || w.controller.assigned_jobs() == Some(2)).await, "{:?}", w.controller.statistics());
+    stop.cancel();
+    task.await.unwrap();
+}

@@ -35,6 +35,11 @@ use crate::{
 /// How long closing the session at shutdown may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// After this long without a message, the statistics are read again (a session refresh)
+/// at the next empty poll: a lagging last message must not hold the pool's demand for
+/// ever. Twelve calls an hour at most, and none while messages flow.
+pub const STATISTICS_REFRESH: Duration = Duration::from_secs(5 * 60);
+
 /// What the listener needs from the configuration.
 #[derive(Clone, Debug)]
 pub struct ListenerSettings {
@@ -231,6 +236,8 @@ impl Run<'_> {
     async fn poll(&mut self, scale_set_id: u64, last_message_id: &mut i64) -> SessionEnd {
         let api = self.listener.api.clone();
         let max = self.controller.settings().spec.max;
+        // The session just opened carried fresh statistics.
+        let mut statistics_at = tokio::time::Instant::now();
         loop {
             let polled = tokio::select! {
                 biased;
@@ -242,6 +249,18 @@ impl Run<'_> {
                 self.controller.set_listener_status(ListenerStatus::Listening);
             }
             match polled {
+                Ok(None) if statistics_at.elapsed() >= STATISTICS_REFRESH => match api.refresh_session().await {
+                    Ok(statistics) => {
+                        statistics_at = tokio::time::Instant::now();
+                        self.controller.apply_statistics(statistics);
+                    }
+                    Err(ActionsError::ScaleSetNotFound) => return SessionEnd::ScaleSetGone,
+                    Err(ActionsError::SessionGone) => return SessionEnd::Reopen,
+                    Err(err) => {
+                        self.api_error(&err);
+                        debug!(error = %Chain(&err), "refreshing the session's statistics failed; trying at the next quiet poll");
+                    }
+                },
                 Ok(None) => {}
                 Ok(Some(message)) if message.id <= *last_message_id => {
                     // Redelivered after a lost acknowledgement: already applied.
@@ -251,6 +270,7 @@ impl Run<'_> {
                 Ok(Some(message)) => match self.apply(scale_set_id, &message).await {
                     Ok(()) => {
                         *last_message_id = message.id;
+                        statistics_at = tokio::time::Instant::now();
                         self.acknowledge(message.id).await;
                     }
                     Err(reason) => {

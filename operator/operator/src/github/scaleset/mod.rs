@@ -503,6 +503,11 @@ impl ScaleSetApi for ScaleSetClient {
         self.observed(Endpoint::CreateSession, self.open(scale_set_id, owner)).await
     }
 
+    async fn refresh_session(&self) -> Result<Statistics, ActionsError> {
+        // `refresh_to` reports to the observer itself (it also serves the 401 path).
+        self.refresh_statistics().await
+    }
+
     async fn close_session(&self) -> Result<(), ActionsError> {
         self.observed(Endpoint::DeleteSession, self.close()).await
     }

@@ -160,6 +160,13 @@ impl ScaleSetClient {
         }
     }
 
+    /// A8 on the held session, asked for its statistics (the listener after a quiet
+    /// spell): a refresh returns the whole session, counters included (§6.2).
+    pub(super) async fn refresh_statistics(&self) -> Result<Statistics, ActionsError> {
+        let session = self.held_session().ok_or(ActionsError::SessionGone)?;
+        self.refresh_to(&session).await
+    }
+
     /// A8, unless another call already replaced `expired`'s token.
     async fn refresh(&self, expired: &Session) -> Result<(), ActionsError> {
         match self.held_session() {
@@ -167,16 +174,21 @@ impl ScaleSetClient {
             Some(_) => return Ok(()),
             None => return Err(ActionsError::SessionGone),
         }
+        self.refresh_to(expired).await.map(|_| ())
+    }
+
+    /// A8: the session with a new token replaces `expired`; its statistics are returned.
+    async fn refresh_to(&self, expired: &Session) -> Result<Statistics, ActionsError> {
         let path = format!("_apis/runtime/runnerscalesets/{}/sessions/{}", expired.scale_set_id, expired.id);
         let result = async {
             let answer =
                 self.admin_call(Endpoint::RefreshSession, Method::PATCH, &path, &[], None, Policy::REPEATABLE).await?;
             match answer.status {
                 200..=299 => {
-                    let (fresh, _) = validate(expired.scale_set_id, &answer.body)?;
+                    let (fresh, statistics) = validate(expired.scale_set_id, &answer.body)?;
                     debug!(session_id = %fresh.id, "message session refreshed");
                     self.set_session(Some(fresh));
-                    Ok(())
+                    Ok(statistics)
                 }
                 404 => {
                     self.forget_session(&expired.id);
