@@ -8,7 +8,8 @@ data "azurerm_resource_group" "this" {
   name = var.resource_group_name
 
   lifecycle {
-    # Cross-variable rules (single-variable rules are validation blocks).
+    # Cross-variable rules between inputs of equal standing. Single-variable rules, and
+    # the rules that qualify one variable by github_demand, are validation blocks (variables.tf).
     precondition {
       condition     = var.pool_min_instances <= var.pool_max_instances
       error_message = "pool_min_instances (${var.pool_min_instances}) must not exceed pool_max_instances (${var.pool_max_instances}): raise pool_max_instances or lower pool_min_instances."
@@ -60,6 +61,13 @@ locals {
   }
 
   scaler_api_url = "http://${module.scaler.private_ip_address}:${var.operator.api_port}"
+
+  # What workflows put in runs-on. With the runner scale set: its name, resolved here
+  # (not left to the operator's default) so the operator config and the runs_on output
+  # cannot disagree. Without it: the runners' labels. The two have different types, which
+  # a conditional cannot return, hence the round trip through JSON.
+  scale_set_name = var.github_demand == "scale_set" ? coalesce(var.scale_set_name, var.vmss_runner_name) : null
+  runs_on        = jsondecode(var.github_demand == "scale_set" ? jsonencode(local.scale_set_name) : jsonencode(var.runner_labels))
 
   # Runner boot config: cloud-init/runner.yaml with every file of vm/ (the boot and
   # hook scripts Packer also bakes), base64-encoded so their text needs no escaping.
@@ -181,14 +189,16 @@ module "scaler" {
 
   operator_config = {
     github = {
-      api_url       = var.github_api_url
-      repository    = var.github_repository
-      organization  = var.github_organization
-      runner_group  = var.github_runner_group
-      labels        = var.runner_labels
-      key_vault_url = module.keyvault.key_vault_uri
-      secret_name   = module.keyvault.github_credential_secret_name
-      app           = var.github_app
+      api_url        = var.github_api_url
+      repository     = var.github_repository
+      organization   = var.github_organization
+      runner_group   = var.github_runner_group
+      labels         = var.runner_labels
+      demand         = var.github_demand
+      scale_set_name = local.scale_set_name
+      key_vault_url  = module.keyvault.key_vault_uri
+      secret_name    = module.keyvault.github_credential_secret_name
+      app            = var.github_app
     }
     vmss_resource_id     = module.runners.vmss_id
     computer_name_prefix = module.runners.computer_name_prefix

@@ -33,6 +33,11 @@ output "queue_url" {
   value       = module.storage.queue_url
 }
 
+output "runs_on" {
+  description = "What workflows put in `runs-on:` to reach this pool. github_demand = \"scale_set\": the runner scale set's name, a string (`runs-on: vmss-gh-runners`). github_demand = \"none\": the runner labels, a list (`runs-on: [self-hosted, linux, x64]`). `terraform output -json runs_on` prints it as JSON, for a repository variable read with fromJSON (docs/terraform.md, \"Selecting the runners\")."
+  value       = local.runs_on
+}
+
 output "runner_identity_id" {
   description = "Resource id of the runner identity (no role assignments)."
   value       = module.identity.runner_identity_id

@@ -8,7 +8,11 @@
 #   pool-max-instances          -> pool_max_instances
 #   pool-free-target-percentage -> pool_free_target_percentage
 #   build-image                 -> a workflow input only (.github/workflows/image.yml)
-# Cross-variable rules are preconditions on data.azurerm_resource_group.this.
+# Cross-variable rules are preconditions on data.azurerm_resource_group.this, except
+# those that only qualify one variable by the demand source (pool_min_instances,
+# runner_labels, scale_set_name against github_demand): those are validation blocks
+# of that variable, which Terraform >= 1.9 (versions.tf) lets reference another one,
+# so the error names the variable to change.
 
 variable "admin_ssh_public_key" {
   type        = string
@@ -145,6 +149,18 @@ variable "github_credential_secret_name" {
   }
 }
 
+variable "github_demand" {
+  type        = string
+  default     = "scale_set"
+  description = "Where the operator learns of demand (operator config github.demand). \"scale_set\": the operator creates (or adopts) a GitHub runner scale set named scale_set_name, workflows select it with `runs-on: <scale set name>` (the runs_on output), every queued job is reported to the operator and the pool may scale from zero (pool_min_instances = 0). \"none\": only the pool's own runners report jobs, so pool_min_instances must be at least 1; workflows select the runners by runner_labels. Use \"none\" for a GitHub Enterprise Server without the runner scale set API (before 3.9)."
+  nullable    = false
+
+  validation {
+    condition     = contains(["scale_set", "none"], var.github_demand)
+    error_message = "github_demand must be \"scale_set\" (the runner scale set reports demand; the pool may scale from zero) or \"none\" (demand only from the pool's own runners)."
+  }
+}
+
 variable "github_organization" {
   type        = string
   default     = null
@@ -170,7 +186,7 @@ variable "github_repository" {
 variable "github_runner_group" {
   type        = string
   default     = null
-  description = "Runner group the runners join (organization scope only). Null: the organization's default group."
+  description = "Runner group the runners join (organization scope only); with github_demand = \"scale_set\" the operator creates the runner scale set in this group. Null: the organization's default group."
 
   validation {
     condition     = var.github_runner_group == null || try(length(var.github_runner_group) > 0 && length(var.github_runner_group) <= 100, false)
@@ -318,12 +334,16 @@ variable "pool_max_instances" {
 variable "pool_min_instances" {
   type        = number
   default     = 1
-  description = "Fewest runners the pool keeps, idle or busy (seed parameter pool-min-instances). At least 1: the operator learns about demand only from runners' job hooks, so an empty pool would never grow."
+  description = "Fewest runners the pool keeps, idle or busy (seed parameter pool-min-instances). 0 is allowed with github_demand = \"scale_set\": the runner scale set reports queued jobs, so an empty pool grows on demand (the first job then waits for a VM to boot). With github_demand = \"none\" at least 1: the operator learns of demand only from its own runners' job hooks, so an empty pool would never grow."
   nullable    = false
 
   validation {
-    condition     = var.pool_min_instances >= 1 && floor(var.pool_min_instances) == var.pool_min_instances
-    error_message = "pool_min_instances must be a whole number of at least 1: with no runner, no job hook ever reaches the operator, so the pool could not scale out."
+    condition     = var.pool_min_instances >= 0 && floor(var.pool_min_instances) == var.pool_min_instances
+    error_message = "pool_min_instances must be a whole number of at least 0."
+  }
+  validation {
+    condition     = var.pool_min_instances >= 1 || var.github_demand == "scale_set"
+    error_message = "pool_min_instances must be at least 1 with github_demand = \"none\": with no runner, no job hook ever reaches the operator, so the pool could not scale out. Set github_demand = \"scale_set\" to scale from zero."
   }
 }
 
@@ -355,12 +375,16 @@ variable "runner_image" {
 variable "runner_labels" {
   type        = list(string)
   default     = ["self-hosted", "linux", "x64"]
-  description = "Labels the runners register with; workflows select them with runs-on (seed parameter runner-labels, given there as a comma-separated string)."
+  description = "Labels the runners register with (seed parameter runner-labels, given there as a comma-separated string). github_demand = \"none\": workflows select the runners with runs-on: these labels, at least one. github_demand = \"scale_set\": extra labels of the runner scale set, set only when the operator creates it, and may be empty; `runs-on: <scale set name>` is what always routes (the runs_on output)."
   nullable    = false
 
   validation {
-    condition     = length(var.runner_labels) >= 1 && length(var.runner_labels) <= 100
-    error_message = "runner_labels must hold between 1 and 100 labels."
+    condition     = length(var.runner_labels) <= 100
+    error_message = "runner_labels must hold at most 100 labels."
+  }
+  validation {
+    condition     = length(var.runner_labels) >= 1 || var.github_demand == "scale_set"
+    error_message = "runner_labels must hold at least one label with github_demand = \"none\": workflows select these runners by their labels."
   }
   validation {
     condition     = alltrue([for label in var.runner_labels : can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", label))])
@@ -394,6 +418,21 @@ variable "runners" {
     `zones`: availability zones; `encryption_at_host_enabled` needs the EncryptionAtHost feature.
   EOT
   nullable    = false
+}
+
+variable "scale_set_name" {
+  type        = string
+  default     = null
+  description = "Name of the GitHub runner scale set (github_demand = \"scale_set\" only): what workflows put in `runs-on:` (the runs_on output), unique within its runner group. The operator creates it, or adopts an existing one of that name. Null: vmss_runner_name. Terraform writes the resolved name into the operator config (github.scale_set_name), so the config and the runs_on output always agree."
+
+  validation {
+    condition     = var.scale_set_name == null || can(regex("^[A-Za-z0-9._-]{1,100}$", coalesce(var.scale_set_name, "x")))
+    error_message = "scale_set_name must be 1-100 letters, digits, periods, underscores or hyphens, for example \"linux-x64\", or null for vmss_runner_name."
+  }
+  validation {
+    condition     = var.scale_set_name == null || var.github_demand == "scale_set"
+    error_message = "scale_set_name applies only with github_demand = \"scale_set\": leave it null with github_demand = \"none\" (workflows then select the runners by runner_labels)."
+  }
 }
 
 variable "scaler" {

@@ -39,12 +39,87 @@ run "valid_repository_configuration_plans" {
   }
 }
 
-run "pool_min_must_be_at_least_one" {
+run "scale_set_is_the_default_and_runs_on_is_its_name" {
+  command = plan
+
+  assert {
+    condition     = output.runs_on == "vmss-gh-runners"
+    error_message = "With the default github_demand (scale_set), runs_on must be the scale set's name, by default vmss_runner_name."
+  }
+}
+
+run "pool_min_zero_plans_with_the_scale_set" {
   command = plan
   variables {
+    github_demand      = "scale_set"
+    pool_min_instances = 0
+  }
+}
+
+run "pool_min_zero_is_refused_without_a_demand_source" {
+  command = plan
+  variables {
+    github_demand      = "none"
     pool_min_instances = 0
   }
   expect_failures = [var.pool_min_instances]
+}
+
+run "pool_min_must_not_be_negative" {
+  command = plan
+  variables {
+    pool_min_instances = -1
+  }
+  expect_failures = [var.pool_min_instances]
+}
+
+run "demand_is_scale_set_or_none" {
+  command = plan
+  variables {
+    github_demand = "listener"
+  }
+  expect_failures = [var.github_demand]
+}
+
+run "runs_on_is_the_label_list_without_a_scale_set" {
+  command = plan
+  variables {
+    github_demand = "none"
+  }
+
+  assert {
+    condition     = jsonencode(output.runs_on) == jsonencode(["self-hosted", "linux", "x64"])
+    error_message = "With github_demand = \"none\", runs_on must be the runner labels."
+  }
+}
+
+run "runs_on_follows_a_given_scale_set_name" {
+  command = plan
+  variables {
+    scale_set_name = "linux-x64_2.large"
+  }
+
+  assert {
+    condition     = output.runs_on == "linux-x64_2.large"
+    error_message = "runs_on must be the scale_set_name given."
+  }
+}
+
+run "scale_set_name_follows_github_rules" {
+  command = plan
+  variables {
+    scale_set_name = "linux x64"
+  }
+  expect_failures = [var.scale_set_name]
+}
+
+run "scale_set_name_needs_the_scale_set" {
+  command = plan
+  variables {
+    github_demand  = "none"
+    scale_set_name = "linux-x64"
+  }
+  expect_failures = [var.scale_set_name]
 }
 
 run "pool_max_is_bounded" {
@@ -88,12 +163,20 @@ run "labels_must_not_be_a_comma_separated_string" {
   expect_failures = [var.runner_labels]
 }
 
-run "labels_must_not_be_empty" {
+run "labels_must_not_be_empty_without_a_scale_set" {
+  command = plan
+  variables {
+    github_demand = "none"
+    runner_labels = []
+  }
+  expect_failures = [var.runner_labels]
+}
+
+run "scale_set_may_have_no_extra_labels" {
   command = plan
   variables {
     runner_labels = []
   }
-  expect_failures = [var.runner_labels]
 }
 
 run "repository_must_be_owner_slash_name" {

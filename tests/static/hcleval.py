@@ -21,6 +21,11 @@ class Unsupported(Exception):
     """The expression uses syntax or a function this evaluator does not model."""
 
 
+class EvalError(Exception):
+    """The expression is modelled but fails as Terraform's would (regex without a match,
+    a missing key); can() and try() catch this, never Unsupported."""
+
+
 class Optional_:
     """The value of `optional(type, default)` inside a type expression."""
 
@@ -126,6 +131,8 @@ class Evaluator:
     def _call(self, name: str, args: list[Any]) -> Any:
         if name == "jsonencode":
             return json.dumps(args[0], sort_keys=True, separators=(",", ":"))
+        if name == "jsondecode":
+            return json.loads(args[0])
         if name == "base64encode":
             import base64
             return base64.b64encode(args[0].encode("utf-8")).decode("ascii")
@@ -136,7 +143,36 @@ class Evaluator:
                     out.update(arg)
             return out
         if name == "coalesce":
-            return next(a for a in args if a is not None and a != "")
+            found = [a for a in args if a is not None and a != ""]
+            if not found:
+                raise EvalError("coalesce: no non-null, non-empty argument")
+            return found[0]
+        if name == "regex":
+            # RE2 and Python agree on the anchored character-class patterns used here.
+            match = re.search(args[0], args[1])
+            if match is None:
+                raise EvalError(f"regex {args[0]!r} does not match {args[1]!r}")
+            groups = match.groups()
+            if not groups:
+                return match.group(0)
+            if match.re.groupindex:
+                return match.groupdict()
+            return list(groups)
+        if name == "contains":
+            return args[1] in args[0]
+        if name == "alltrue":
+            return all(args[0])
+        if name == "distinct":
+            out_list: list[Any] = []
+            for item in args[0]:
+                if item not in out_list:
+                    out_list.append(item)
+            return out_list
+        if name == "floor":
+            import math
+            return math.floor(args[0])
+        if name == "startswith":
+            return args[0].startswith(args[1])
         if name == "templatefile":
             return render_template(Path(args[0]), args[1])
         if name == "file":
@@ -202,6 +238,17 @@ class Evaluator:
             return [self.eval(k) for k in kids]
         if kind == "function_call":
             name = _name(kids[0])
+            if name in ("can", "try"):
+                # Evaluation errors are the answer here; unmodelled syntax is not.
+                for arg in (_children(kids[1]) if len(kids) > 1 else []):
+                    try:
+                        value = self.eval(arg)
+                    except (EvalError, KeyError, IndexError, TypeError):
+                        continue
+                    return True if name == "can" else value
+                if name == "can":
+                    return False
+                raise EvalError("try: no argument evaluated without an error")
             args = [self.eval(a) for a in _children(kids[1])] if len(kids) > 1 else []
             return self._call(name, args)
         if kind == "get_attr_expr_term":
@@ -290,6 +337,33 @@ def render_template(path: Path, variables: dict[str, Any]) -> str:
     return result + text[match.end("expr") + 1 :]
 
 
+class LocalValues(dict):
+    """A module's `local` object, evaluated on first use from its `locals` blocks.
+
+    `given` values (stand-ins for locals that read data sources or resources) win;
+    every other local is evaluated in `scope` (which should hold this object as
+    "local") when an expression first reads it, so only the locals a tested path
+    actually uses are modelled, and anything beyond the subset still raises."""
+
+    def __init__(self, module_dir: Path, scope: dict[str, Any], given: dict[str, Any] | None = None) -> None:
+        super().__init__(given or {})
+        self.scope = scope
+        self.exprs: dict[str, Tree] = {}
+        for path in sorted(module_dir.glob("*.tf")):
+            for block in blocks(parse_file(path), "locals"):
+                self.exprs.update(attributes(block_body(block)))
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or name in self.exprs
+
+    def __getitem__(self, name: str) -> Any:
+        if not dict.__contains__(self, name):
+            if name not in self.exprs:
+                raise Unsupported(f"unknown local {name}")
+            dict.__setitem__(self, name, Evaluator(self.scope).eval(self.exprs[name]))
+        return dict.__getitem__(self, name)
+
+
 def type_spec(variable_block: Tree) -> Any:
     """Evaluate a variable's `type` expression into a spec for apply_defaults()."""
     expr = attribute(block_body(variable_block), "type")
@@ -345,3 +419,22 @@ def resolve_inputs(module_dir: Path, given: dict[str, Any]) -> dict[str, Any]:
             raw = Evaluator({}).eval(default)
         result[name] = apply_defaults(type_spec(block), raw)
     return result
+
+
+def validation_failures(module_dir: Path, var: dict[str, Any], names: list[str]) -> list[tuple[str, str]]:
+    """Evaluate the validation blocks of the named variables as Terraform (>= 1.9, so a
+    condition may read other variables) would, given the module's resolved `var` object.
+    Returns (variable, error_message) for each failing rule."""
+    declared = module_variables(module_dir)
+    failures = []
+    for name in names:
+        if name not in declared:
+            raise Unsupported(f"{module_dir}: no variable {name}")
+        for rule in blocks(block_body(declared[name]), "validation"):
+            body = block_body(rule)
+            ok = Evaluator({"var": var}).eval(attribute(body, "condition"))
+            if not isinstance(ok, bool):
+                raise Unsupported(f"{name}: validation condition is not a bool")
+            if not ok:
+                failures.append((name, Evaluator({"var": var}).eval(attribute(body, "error_message"))))
+    return failures

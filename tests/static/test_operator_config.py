@@ -18,7 +18,8 @@ import jsonschema
 import pytest
 
 from conftest import REPO_ROOT, TERRAFORM
-from hcleval import Evaluator, attribute, attributes, block_body, blocks, parse_file, render_template, resolve_inputs
+from hcleval import (Evaluator, LocalValues, attribute, attributes, block_body, blocks, parse_file, render_template,
+                     resolve_inputs, validation_failures)
 
 SCHEMA_PATH = Path(os.environ.get("OPERATOR_CONFIG_SCHEMA", REPO_ROOT / "schema" / "operator-config.schema.json"))
 SCALER = TERRAFORM / "modules" / "scaler"
@@ -54,12 +55,18 @@ def _call_args(body, scope: dict[str, Any]) -> dict[str, Any]:
     return {name: evaluator.eval(expr) for name, expr in attributes(body).items() if name != "source"}
 
 
+# Root variables whose validations this path evaluates (the rest use functions such as
+# cidrhost() or formatdate() that hcleval does not model): the demand source's contract.
+DEMAND_VARIABLES = ["github_demand", "pool_min_instances", "runner_labels", "scale_set_name"]
+
+
 def render_for_example(example: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     return json.loads(scaler_locals_for_example(example, overrides)["operator_config_json"])
 
 
-def scaler_locals_for_example(example: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The scaler module's operator_config_json and user_data locals for one example."""
+def root_for_example(example: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The root module's evaluation scope for one example: `var` (defaults applied),
+    `module` (stand-in outputs) and `local` (evaluated on demand)."""
     example_dir = TERRAFORM / "examples" / example
     example_vars = resolve_inputs(example_dir, {**EXAMPLE_INPUTS, **(overrides or {})})
     example_scope = {"var": example_vars, "azurerm_resource_group": {"this": {"name": example_vars["resource_group_name"]}}}
@@ -69,9 +76,28 @@ def scaler_locals_for_example(example: str, overrides: dict[str, Any] | None = N
     module_outputs = dict(MODULE_OUTPUTS)
     module_outputs["keyvault"] = {**MODULE_OUTPUTS["keyvault"],
                                   "github_credential_secret_name": root_vars["github_credential_secret_name"]}
-    root_scope = {"var": root_vars, "module": module_outputs, "local": {"location": "westeurope"}}
+    root_scope: dict[str, Any] = {"var": root_vars, "module": module_outputs}
+    root_scope["local"] = LocalValues(TERRAFORM, root_scope, {"location": "westeurope"})
+    return root_scope
+
+
+def root_output(example: str, name: str, overrides: dict[str, Any] | None = None) -> Any:
+    """The value of a root module output for one example."""
+    root_scope = root_for_example(example, overrides)
+    output = blocks(parse_file(TERRAFORM / "outputs.tf"), "output", name)
+    assert len(output) == 1, f"terraform/outputs.tf must declare output \"{name}\""
+    return Evaluator(root_scope).eval(attribute(block_body(output[0]), "value"))
+
+
+def scaler_locals_for_example(example: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The scaler module's operator_config_json and user_data locals for one example.
+    The demand source's root validations and every scaler validation of operator_config
+    must pass on the way, as they would in a plan."""
+    root_scope = root_for_example(example, overrides)
+    assert validation_failures(TERRAFORM, root_scope["var"], DEMAND_VARIABLES) == []
     scaler_args = _call_args(_module_block(TERRAFORM / "main.tf", "scaler"), root_scope)
     scaler_vars = resolve_inputs(SCALER, scaler_args)
+    assert validation_failures(SCALER, scaler_vars, ["operator_config"]) == []
 
     locals_body = block_body(blocks(parse_file(SCALER / "main.tf"), "locals")[0])
     scope = {"var": scaler_vars, "path": {"module": str(SCALER)}, "local": {}}
@@ -99,7 +125,9 @@ def test_repo_example_renders_repository_scope_and_pat_credential() -> None:
     assert config["github"]["scope"] == {"repository": "octo-org/octo-repo"}
     assert "app" not in config["github"]["credential"], "no GitHub App: the secret is a PAT"
     assert "runner_group" not in config["github"]
-    assert config["pool"]["min"] == 1 and config["pool"]["max"] == 10
+    assert config["pool"]["min"] == 0 and config["pool"]["max"] == 10, "the repo example scales from zero"
+    assert config["github"]["demand"] == "scale_set"
+    assert config["github"]["scale_set_name"] == "vmss-gh-runners", "defaults to the VM scale set's name"
     assert config["pool"]["free_target_percentage"] == 25
     assert config["github"]["labels"] == ["self-hosted", "linux", "x64", "azure"]
     assert config["server"]["listen"] == "0.0.0.0:8080"
@@ -115,6 +143,9 @@ def test_org_example_renders_organization_scope_runner_group_and_app() -> None:
     assert config["github"]["credential"]["app"] == {"app_id": 123456, "installation_id": 7890123}
     assert config["pool"]["scale_in_delay"] == "10m", "operator override reaches the config"
     assert config["pool"]["registration_timeout"] == "10m", "optional() default applied"
+    assert config["github"]["demand"] == "scale_set"
+    assert config["github"]["scale_set_name"] == "azure-linux-spot", "created in the runner group above"
+    assert root_output("org-runners", "runs_on") == "azure-linux-spot"
 
 
 def test_seed_parameters_flow_from_example_variables_into_the_config() -> None:
@@ -125,6 +156,85 @@ def test_seed_parameters_flow_from_example_variables_into_the_config() -> None:
     assert config["github"]["scope"] == {"repository": "acme/widgets"}
     assert config["github"]["labels"] == ["gpu"]
     assert (config["pool"]["min"], config["pool"]["max"], config["pool"]["free_target_percentage"]) == (3, 7, 0)
+
+
+# The two demand sources (github.demand), each with the pool floor it allows.
+DEMAND_MODES = {
+    "scale_set with min 0": {"github_demand": "scale_set", "pool_min_instances": 0},
+    "none with min 1": {"github_demand": "none", "pool_min_instances": 1},
+}
+
+
+@pytest.mark.parametrize("mode", sorted(DEMAND_MODES))
+def test_demand_mode_and_pool_floor_reach_the_config(mode: str, schema: dict[str, Any]) -> None:
+    overrides = DEMAND_MODES[mode]
+    config = render_for_example("repo-runners", overrides)
+    jsonschema.validate(config, schema, format_checker=jsonschema.FormatChecker())
+    assert config["github"]["demand"] == overrides["github_demand"]
+    assert config["pool"]["min"] == overrides["pool_min_instances"]
+    assert config["github"]["jit"] is True, "scale-set runners register only with JIT configs"
+    if overrides["github_demand"] == "scale_set":
+        assert config["github"]["scale_set_name"] == "vmss-gh-runners"
+    else:
+        assert "scale_set_name" not in config["github"], "no scale set without scale-set demand"
+        assert config["github"]["labels"] == ["self-hosted", "linux", "x64", "azure"]
+
+
+def test_runs_on_is_the_scale_set_name_or_the_label_list() -> None:
+    assert root_output("repo-runners", "runs_on") == "vmss-gh-runners"
+    assert root_output("repo-runners", "runs_on", {"github_demand": "none", "pool_min_instances": 1}) == [
+        "self-hosted", "linux", "x64", "azure"]
+
+
+def test_scale_set_name_given_reaches_the_config_and_runs_on_alike() -> None:
+    overrides = {"scale_set_name": "linux-x64_2.large"}
+    assert render_for_example("repo-runners", overrides)["github"]["scale_set_name"] == "linux-x64_2.large"
+    assert root_output("repo-runners", "runs_on", overrides) == "linux-x64_2.large"
+
+
+def test_scale_set_may_have_no_extra_labels(schema: dict[str, Any]) -> None:
+    config = render_for_example("repo-runners", {"runner_labels": []})
+    jsonschema.validate(config, schema, format_checker=jsonschema.FormatChecker())
+    assert config["github"]["labels"] == []
+
+
+def _root_refusals(overrides: dict[str, Any]) -> dict[str, list[str]]:
+    """Which demand-contract variables refuse the repo example with these inputs, and why."""
+    root_vars = root_for_example("repo-runners", overrides)["var"]
+    out: dict[str, list[str]] = {}
+    for name, message in validation_failures(TERRAFORM, root_vars, DEMAND_VARIABLES):
+        out.setdefault(name, []).append(message)
+    return out
+
+
+def test_min_zero_without_a_demand_source_is_refused_by_the_variable_contract() -> None:
+    refusals = _root_refusals({"github_demand": "none", "pool_min_instances": 0})
+    assert list(refusals) == ["pool_min_instances"]
+    assert "github_demand = \"none\"" in refusals["pool_min_instances"][0]
+    assert _root_refusals({"github_demand": "scale_set", "pool_min_instances": 0}) == {}
+    assert _root_refusals({"github_demand": "none", "pool_min_instances": 1}) == {}
+
+
+@pytest.mark.parametrize("overrides, variable", [
+    ({"github_demand": "listener"}, "github_demand"),
+    ({"pool_min_instances": -1}, "pool_min_instances"),
+    ({"pool_min_instances": 0.5}, "pool_min_instances"),
+    ({"github_demand": "none", "runner_labels": [], "pool_min_instances": 1}, "runner_labels"),
+    ({"scale_set_name": "linux x64"}, "scale_set_name"),
+    ({"scale_set_name": "x" * 101}, "scale_set_name"),
+    ({"github_demand": "none", "pool_min_instances": 1, "scale_set_name": "linux"}, "scale_set_name"),
+], ids=["unknown demand", "negative min", "fractional min", "no labels without scale set",
+        "scale set name with a space", "scale set name too long", "scale set name without scale set"])
+def test_the_demand_contract_refuses(overrides: dict[str, Any], variable: str) -> None:
+    assert variable in _root_refusals(overrides)
+
+
+def test_scaler_module_refuses_scale_set_demand_without_jit() -> None:
+    root_scope = root_for_example("repo-runners")
+    scaler_args = _call_args(_module_block(TERRAFORM / "main.tf", "scaler"), root_scope)
+    scaler_args["operator_config"]["github"]["jit"] = False
+    failures = validation_failures(SCALER, resolve_inputs(SCALER, scaler_args), ["operator_config"])
+    assert [m for _, m in failures if "jit" in m], failures
 
 
 def test_template_is_a_single_jsonencode_expression() -> None:

@@ -45,6 +45,8 @@ label_enum! {
     Api {
         ScaleSet => "scale_set",
         Github => "github",
+        /// GitHub's runner scale set API (the Actions service).
+        ScaleSetApi => "scale_set_api",
         BusyRecord => "busy_record",
     }
 }

@@ -14,6 +14,8 @@
 //!   (docs/scaling-policy.md).
 //! - [`truth`]: the corrections that GitHub's runner list implies for each record.
 //! - [`budget`]: Azure's VMSS write budget (token bucket).
+//! - [`demand`]: the runner scale set's job messages as hooks on records, and the
+//!   listener's retry delays.
 //! - [`retry`]: the reconcile loop's error policy.
 //! - [`pass`]: the capacity a pass sets, the effects it reports, its requeue answer and
 //!   its error.
@@ -24,6 +26,7 @@
 //! ARCHITECTURE.md at the repository root draws how a hook and a pass flow through these.
 
 pub mod budget;
+pub mod demand;
 pub mod fleet;
 pub mod labels;
 pub mod model;

@@ -50,12 +50,17 @@ pub struct ObservedInstance {
     pub latest_model: bool,
 }
 
-/// The pool as last observed: the scale set's capacity and its listed instances.
+/// The pool as last observed: the scale set's capacity, its listed instances and, with
+/// a demand source, the jobs GitHub has assigned to the pool.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObservedPool {
     /// `sku.capacity`: instances Azure has or is creating (deleting ones excluded).
     pub capacity: u32,
     pub instances: Vec<ObservedInstance>,
+    /// Jobs assigned to the pool, waiting or running (the runner scale set's
+    /// `totalAssignedJobs`); `None` without a demand source, when the policy sees only
+    /// the jobs its own runners run.
+    pub assigned_jobs: Option<u32>,
 }
 
 /// What the policy wants done. `delete` runs first; `capacity` is the absolute size to
@@ -79,7 +84,9 @@ pub struct Target {
     pub free: u32,
     /// Instances the pool holds (capacity, or the listed instances if more).
     pub size: u32,
-    /// `clamp(busy + ceil(p * busy / (100 - p)), min, max)`.
+    /// Jobs to serve: `max(assigned jobs, busy)` with a demand source, `busy` without.
+    pub demand: u32,
+    /// `clamp(demand + ceil(p * demand / (100 - p)), min, max)`.
     pub desired: u32,
     /// Free instances wanted: `desired - busy`.
     pub free_wanted: u32,
@@ -111,8 +118,15 @@ pub fn decide(spec: &PoolSpec, pool: &ObservedPool) -> Decision {
     let size = listed_live + unlisted;
     let mut live = size;
 
-    let desired = (busy + required_free(busy, spec.free_target_percentage)).clamp(spec.min, spec.max.max(spec.min));
+    // Busy instances always count: the statistics can lag behind the hooks.
+    let demand = pool.assigned_jobs.map_or(busy, |assigned| assigned.max(busy));
+    let desired = (demand + required_free(demand, spec.free_target_percentage)).clamp(spec.min, spec.max.max(spec.min));
     let free_wanted = desired.saturating_sub(busy);
+    // Without a demand source the pool reimages even at exactly its target: the next job
+    // is unseen until it lands, and deleting would leave no headroom for it. With one,
+    // every waiting job is already in `free_wanted`, so a finished VM the target does not
+    // need is deleted.
+    let keep_at_target = pool.assigned_jobs.is_none();
 
     let mut decision = Decision::default();
 
@@ -128,13 +142,14 @@ pub fn decide(spec: &PoolSpec, pool: &ObservedPool) -> Decision {
 
     // 2. Instances whose job is over: reimage while the pool needs free runners or
     //    would drop below min, delete otherwise (and always when above max). "Needs"
-    //    includes being exactly at the target: deleting then would leave no headroom
-    //    and the next job would make the pool create a VM it just deleted. Surplus
+    //    includes being exactly at the target when no demand source is configured (see
+    //    `keep_at_target`). Surplus
     //    idle instances go through step 4, after the scale-in delay.
     //    An instance on an old model of the scale set is always deleted: step 3 replaces
     //    it with one created from the current model.
     for inst in instances.iter().filter(|i| ready_to_recycle(spec, i)) {
-        if inst.latest_model && live <= spec.max && (free <= free_wanted || live <= spec.min) {
+        let needed = free < free_wanted || (keep_at_target && free == free_wanted);
+        if inst.latest_model && live <= spec.max && (needed || live <= spec.min) {
             decision.reimage.push(inst.id.clone());
             free += 1;
         } else {
@@ -144,7 +159,8 @@ pub fn decide(spec: &PoolSpec, pool: &ObservedPool) -> Decision {
     }
 
     // 3. Scale out to the free target, never above max. (If deletes above left the
-    //    pool below min, free < free_wanted holds too, so they are replaced here.)
+    //    pool below min, free < free_wanted holds too, so they are replaced here.) With
+    //    a demand source this covers every assigned job at once, from zero.
     if free < free_wanted && live < spec.max {
         let add = (free_wanted - free).min(spec.max - live);
         live += add;
@@ -167,7 +183,7 @@ pub fn decide(spec: &PoolSpec, pool: &ObservedPool) -> Decision {
         }
     }
 
-    decision.target = Target { busy, free, size, desired, free_wanted, size_after: live };
+    decision.target = Target { busy, free, size, demand, desired, free_wanted, size_after: live };
     decision
 }
 

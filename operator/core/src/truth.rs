@@ -202,9 +202,12 @@ pub fn unknown_job(scope_name: &str, runner: &str) -> JobRef {
     }
 }
 
-/// Is this the stand-in job of [`unknown_job`]? A hook for the real job replaces it.
-pub fn is_unknown_job(job: &JobRef) -> bool {
-    job.run_id == 0 && job.run_attempt == 0
+/// Is this a stand-in job: the one of [`unknown_job`], or one taken from the runner scale
+/// set's `JobStarted` message (`crate::demand::message_job`)? Both have run attempt 0,
+/// which no hook carries (the API refuses it), so a hook for the real job replaces a
+/// stand-in, and a job-completed hook matches one.
+pub fn is_stand_in_job(job: &JobRef) -> bool {
+    job.run_attempt == 0
 }
 
 /// Apply an instance correction to its record. `marker` is the handle of the marker
@@ -499,8 +502,9 @@ mod tests {
     #[test]
     fn the_stand_in_job_is_recognisable() {
         let job = unknown_job("octo-org/octo-repo", "vm-abc123");
-        assert!(is_unknown_job(&job));
+        assert!(is_stand_in_job(&job));
         assert_eq!(job.job_name, "unknown (job-started hook lost; runner vm-abc123)");
-        assert!(!is_unknown_job(&JobRef { run_id: 1, ..job }));
+        assert!(is_stand_in_job(&JobRef { run_id: 1, ..job.clone() }), "a message's job is a stand-in too");
+        assert!(!is_stand_in_job(&JobRef { run_attempt: 1, ..job }));
     }
 }

@@ -105,14 +105,17 @@ pub struct DemoArgs {
     /// Jobs to run.
     #[arg(long, default_value_t = 40)]
     pub jobs: u32,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 0)]
     pub min: u32,
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 24)]
     pub max: u32,
     /// Free target in percent.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 20)]
     pub free_target: u8,
-    /// Hand out registration tokens instead of JIT configs.
+    /// Without a runner scale set: the pool sees only its own runners' jobs (min is then at least 1).
+    #[arg(long)]
+    pub no_scale_set: bool,
+    /// Hand out registration tokens instead of JIT configs (implies --no-scale-set).
     #[arg(long)]
     pub token_mode: bool,
     /// Seed of the job arrivals and durations.
@@ -141,6 +144,10 @@ pub struct SimulateArgs {
     /// From the reimage call until the VM runs again.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub reimage: std::time::Duration,
+    /// Demand from a runner scale set (the pool sees assigned jobs, `--min 0` allowed);
+    /// without, the pool sees only its own runners' jobs (`github.demand = "none"`).
+    #[arg(long)]
+    pub scale_set: bool,
     /// Print only the workload summary (a quick check of how the trace was read).
     #[arg(long)]
     pub summary_only: bool,

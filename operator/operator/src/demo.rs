@@ -16,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     budget::ScaleSetBudget,
     controller::{Controller, Settings},
+    listener::{Listener, ListenerSettings, ScaleSetHandle, ScaleSetRunners},
     model::{InstanceState, JobRef},
     policy::PoolSpec,
-    ports::Ports,
+    ports::{Github, Ports},
     run::{run, RunSettings},
 };
 use operator_sim::memory::{
@@ -38,6 +39,9 @@ pub struct DemoOptions {
     pub max: u32,
     pub free_target_percentage: u8,
     pub jit: bool,
+    /// Demand from a runner scale set (the default): the pool starts empty and grows to
+    /// a burst in one step. Without, the pool sees only its own runners' jobs.
+    pub demand: bool,
     pub seed: u64,
     /// Jobs after the first half arrive spread over this window.
     pub arrival_window: Duration,
@@ -51,10 +55,11 @@ impl Default for DemoOptions {
     fn default() -> Self {
         Self {
             jobs: 40,
-            min: 2,
-            max: 16,
-            free_target_percentage: 50,
+            min: 0,
+            max: 24,
+            free_target_percentage: 20,
             jit: true,
+            demand: true,
             seed: 7,
             // Boot : job about 1 : 5, as with a one-minute boot and five-minute jobs.
             arrival_window: Duration::from_secs(20),
@@ -101,6 +106,10 @@ pub struct DemoSummary {
     pub peak_instances: u32,
     pub final_instances: usize,
     pub writes: WriteCounts,
+    /// How long jobs waited for a runner: p50, p95, max.
+    pub job_wait: (Duration, Duration, Duration),
+    /// Calls to the scale set API (listener polls, acknowledgements, JIT configs, removals).
+    pub scale_set_api_calls: u64,
     pub busy_vm_killed: u32,
     pub elapsed: Duration,
 }
@@ -124,9 +133,28 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
     }));
     let github = Arc::new(InMemoryGithub::new("https://github.com/octo-org/octo-repo"));
     let busy = Arc::new(InMemoryBusyRecord::default());
+    // With scale-set demand, JIT configs and runner removal go through the scale set and
+    // the listener reads its messages; both are the same in-memory GitHub.
+    let handle = ScaleSetHandle::default();
+    let (runners, scale_set_listener): (Arc<dyn Github>, _) = if opts.demand && opts.jit {
+        let listener = Listener {
+            api: github.clone(),
+            settings: ListenerSettings {
+                scale_set_name: "vmss-demo".into(),
+                runner_group: None,
+                extra_labels: labels.clone(),
+                owner: "demo".into(),
+                jitter_seed: opts.seed,
+            },
+            handle: handle.clone(),
+        };
+        (Arc::new(ScaleSetRunners::new(github.clone(), github.clone(), handle)), Some(listener))
+    } else {
+        (github.clone(), None)
+    };
     let ports = Ports {
         scale_set: scale_set.clone(),
-        github: github.clone(),
+        github: runners,
         busy: busy.clone(),
         secrets: Arc::new(InMemorySecretStore::with("github-pat", "demo-credential")),
     };
@@ -157,6 +185,7 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
             http: crate::api::HttpLimits::default(),
             debounce: Duration::from_millis(200),
             shutdown_grace: Duration::from_secs(5),
+            listener: scale_set_listener,
         },
         shutdown.clone(),
     ));
@@ -230,6 +259,8 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
         peak_instances: peak,
         final_instances: controller.instance_states().len(),
         writes: scale_set.writes(),
+        job_wait: percentiles(github.job_waits()),
+        scale_set_api_calls: github.scale_set_calls(),
         busy_vm_killed: sim.stats.busy_vm_killed.load(Ordering::SeqCst),
         elapsed: started.elapsed(),
     };
@@ -283,11 +314,24 @@ fn table_line(report: &crate::pass::PassReport) -> String {
     )
 }
 
+/// p50, p95 and max of `waits` (nearest rank); zeros when empty.
+fn percentiles(mut waits: Vec<Duration>) -> (Duration, Duration, Duration) {
+    waits.sort();
+    let at = |q: f64| {
+        let rank = ((q * waits.len() as f64).ceil() as usize).clamp(1, waits.len().max(1));
+        waits.get(rank - 1).copied().unwrap_or_default()
+    };
+    (at(0.5), at(0.95), waits.last().copied().unwrap_or_default())
+}
+
 fn write_summary(out: &mut (dyn Write + Send), summary: &DemoSummary, markers_left: usize) {
+    let (p50, p95, max) = summary.job_wait;
     let _ = writeln!(
         out,
         "\nsummary: {} jobs completed of {} ({} ran twice), peak {} instances, back to {} idle (min) after {:.1}s\n\
-         scale-set writes: {} capacity changes, {} delete calls ({} instances), {} reimage calls ({} instances)\n\
+         job wait for a runner: p50 {:.1}s, p95 {:.1}s, max {:.1}s\n\
+         scale-set writes: {} capacity changes, {} delete calls ({} instances), {} reimage calls ({} instances); \
+         {} runner scale set API calls\n\
          VMs touched while busy: {}; busy markers left: {}",
         summary.jobs_completed,
         summary.jobs_submitted,
@@ -295,11 +339,15 @@ fn write_summary(out: &mut (dyn Write + Send), summary: &DemoSummary, markers_le
         summary.peak_instances,
         summary.final_instances,
         summary.elapsed.as_secs_f64(),
+        p50.as_secs_f64(),
+        p95.as_secs_f64(),
+        max.as_secs_f64(),
         summary.writes.set_capacity,
         summary.writes.delete,
         summary.writes.deleted_ids.len(),
         summary.writes.reimage,
         summary.writes.reimaged_ids.len(),
+        summary.scale_set_api_calls,
         summary.busy_vm_killed,
         markers_left,
     );

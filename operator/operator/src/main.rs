@@ -102,6 +102,7 @@ async fn operate(config: &config::Config, ports: Ports) -> anyhow::Result<()> {
         http: HttpLimits::from_config(&config.server),
         debounce: config.reconcile.debounce.get(),
         shutdown_grace: config.server.shutdown_grace.get(),
+        listener: None,
     };
     run(controller, listeners, run_settings, token).await?;
     Ok(())
@@ -128,9 +129,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         std::env::set_var("RUST_LOG", "warn");
     }
     telemetry::init(LogFormat::Pretty);
+    let demand = !args.no_scale_set && !args.token_mode;
     let opts = DemoOptions {
         jobs: args.jobs,
-        min: args.min,
+        // Without a demand source an empty pool would never learn of the first job.
+        min: if demand { args.min } else { args.min.max(1) },
+        demand,
         max: args.max,
         free_target_percentage: args.free_target,
         jit: !args.token_mode,
@@ -160,6 +164,7 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         scale_in_delay: args.scale_in_delay,
         boot: args.boot,
         reimage: args.reimage,
+        demand: args.scale_set,
     };
     if args.sweep {
         return sweep(&args, &workload, &setting);

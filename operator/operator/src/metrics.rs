@@ -75,6 +75,13 @@ pub struct Metrics {
     pub github_rate_limit_remaining: Gauge,
     pub azure_rate_limit_remaining: Family<PolicyLabel, Gauge>,
     pub corrections: Family<KindLabel, Counter>,
+    pub assigned_jobs: Gauge,
+    pub running_jobs: Gauge,
+    pub waiting_jobs: Gauge,
+    pub listener_state: Family<StateLabel, Gauge>,
+    pub scale_set_messages: Family<OutcomeLabels, Counter>,
+    pub job_wait: Histogram,
+    pub job_duration: Histogram,
 }
 
 impl Default for Metrics {
@@ -159,6 +166,43 @@ impl Metrics {
             "Log lines about a refused caller left out: that source was logged less than an interval ago",
             log_lines_suppressed.clone(),
         );
+        let assigned_jobs = Gauge::default();
+        registry.register(
+            "assigned_jobs",
+            "Jobs the runner scale set has assigned to the pool, waiting or running (totalAssignedJobs)",
+            assigned_jobs.clone(),
+        );
+        let running_jobs = Gauge::default();
+        registry.register("running_jobs", "Jobs of the scale set running (totalRunningJobs)", running_jobs.clone());
+        let waiting_jobs = Gauge::default();
+        registry.register("waiting_jobs", "Assigned jobs no runner has started yet", waiting_jobs.clone());
+        let listener_state = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "listener_state",
+            "The scale-set listener's state: 1 for the current one (starting, listening, waiting, stopped)",
+            listener_state.clone(),
+        );
+        for state in crate::controller::ListenerStatus::NAMES {
+            listener_state.get_or_create(&StateLabel { state }).set(0);
+        }
+        let scale_set_messages = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "scale_set_messages",
+            "Messages from the scale set's queue by kind (message, job) and outcome (applied, undecodable)",
+            scale_set_messages.clone(),
+        );
+        let job_wait = Histogram::new(exponential_buckets(1.0, 2.0, 14));
+        registry.register(
+            "job_wait_seconds",
+            "Time from a job's assignment to the scale set to a runner taking it (from the scale set's messages)",
+            job_wait.clone(),
+        );
+        let job_duration = Histogram::new(exponential_buckets(4.0, 2.0, 14));
+        registry.register(
+            "job_duration_seconds",
+            "Time from a runner taking a job to its completion (from the scale set's messages)",
+            job_duration.clone(),
+        );
         for kind in CorrectionKind::ALL {
             let _ = corrections.get_or_create(&KindLabel { kind: kind.as_str() });
         }
@@ -187,6 +231,13 @@ impl Metrics {
             github_rate_limit_remaining,
             azure_rate_limit_remaining,
             corrections,
+            assigned_jobs,
+            running_jobs,
+            waiting_jobs,
+            listener_state,
+            scale_set_messages,
+            job_wait,
+            job_duration,
         }
     }
 

@@ -52,6 +52,9 @@ pub enum NotReady {
         "the last successful reconcile pass was {ago:?} ago (more than {STALE_AFTER_PERIODS} periods of {period:?})"
     )]
     PassesStalled { ago: Duration, period: Duration },
+    /// The scale-set listener has no open session, so the pool cannot see its demand.
+    #[error("the runner scale set listener is {state}: {reason}")]
+    NoDemand { state: &'static str, reason: String },
 }
 
 impl Progress {

@@ -28,6 +28,7 @@ use tracing::{error, info, warn};
 use crate::{
     api::{router, server, AppState, HttpLimits, Routes},
     controller::{Controller, FatalError, RecoveryError},
+    listener::Listener,
     pass::ReconcileError,
     ports::{CloudFault, ScaleSetError},
     readiness::Progress,
@@ -42,6 +43,9 @@ pub struct RunSettings {
     pub http: HttpLimits,
     pub debounce: Duration,
     pub shutdown_grace: Duration,
+    /// The runner scale set listener (`github.demand = "scale_set"`), supervised like the
+    /// server and the loop.
+    pub listener: Option<Listener>,
 }
 
 /// Why [`run`] ended other than by a clean shutdown.
@@ -59,6 +63,10 @@ pub enum RunError {
     LoopStopped,
     #[error("the reconcile loop panicked")]
     LoopPanicked(#[source] tokio::task::JoinError),
+    #[error("the scale-set listener stopped although no shutdown was asked for")]
+    ListenerStopped,
+    #[error("the scale-set listener panicked")]
+    ListenerPanicked(#[source] tokio::task::JoinError),
     #[error("the controller can no longer be trusted")]
     ControllerFailed(#[source] FatalError),
 }
@@ -123,14 +131,25 @@ pub async fn run_with(
     let mut server = tokio::spawn(serve_all(state, api, operations, settings.http.clone(), stop.clone()));
     let mut reconciler =
         tokio::spawn(supervised_loop(controller.clone(), settings.debounce, errors, progress, stop.clone()));
+    let mut listener = settings.listener.clone().map(|listener| {
+        let (controller, stop) = (controller.clone(), stop.clone());
+        tokio::spawn(async move { listener.run(&controller, &stop).await })
+    });
+    let listener_done = async {
+        match listener.as_mut() {
+            Some(task) => task.await,
+            None => std::future::pending().await,
+        }
+    };
 
     // A finished JoinHandle must not be awaited again: remember which one ended.
-    let (failure, server_ended, loop_ended) = tokio::select! {
+    let (failure, server_ended, loop_ended, listener_ended) = tokio::select! {
         biased;
-        _ = shutdown.cancelled() => (None, false, false),
-        served = &mut server => (server_failure(served, &shutdown), true, false),
-        looped = &mut reconciler => (loop_failure(looped, &shutdown), false, true),
-        fatal = controller.failed() => (Some(RunError::ControllerFailed(fatal)), false, false),
+        _ = shutdown.cancelled() => (None, false, false, false),
+        served = &mut server => (server_failure(served, &shutdown), true, false, false),
+        looped = &mut reconciler => (loop_failure(looped, &shutdown), false, true, false),
+        listened = listener_done => (listener_failure(listened, &shutdown), false, false, true),
+        fatal = controller.failed() => (Some(RunError::ControllerFailed(fatal)), false, false, false),
     };
     match &failure {
         None => info!(grace = ?settings.shutdown_grace, "shutting down: draining requests and operations"),
@@ -148,6 +167,9 @@ pub async fn run_with(
         }
         if !loop_ended {
             later = later.or(loop_failure(reconciler.await, &stop));
+        }
+        if let (false, Some(task)) = (listener_ended, listener) {
+            later = later.or(listener_failure(task.await, &stop));
         }
         controller.operations().close();
         controller.operations().wait().await;
@@ -219,6 +241,18 @@ fn loop_failure(
         Ok(Ok(())) => Some(RunError::LoopStopped),
         Ok(Err(e)) => Some(RunError::LoopFailed(e)),
         Err(join) => Some(RunError::LoopPanicked(join)),
+    }
+}
+
+/// What the listener task's end means; `None` when it was asked to stop and did.
+fn listener_failure(
+    listened: Result<(), tokio::task::JoinError>,
+    asked_to_stop: &CancellationToken,
+) -> Option<RunError> {
+    match listened {
+        Ok(()) if asked_to_stop.is_cancelled() => None,
+        Ok(()) => Some(RunError::ListenerStopped),
+        Err(join) => Some(RunError::ListenerPanicked(join)),
     }
 }
 

@@ -54,6 +54,7 @@ async fn serve(
         http: operator::api::HttpLimits::default(),
         debounce: Duration::from_millis(50),
         shutdown_grace: Duration::from_secs(5),
+        listener: None,
     };
     let task = tokio::spawn({
         let shutdown = shutdown.clone();

@@ -43,6 +43,7 @@ fn run_settings() -> RunSettings {
         http: operator::api::HttpLimits::default(),
         debounce: Duration::from_millis(20),
         shutdown_grace: Duration::from_secs(5),
+        listener: None,
     }
 }
 

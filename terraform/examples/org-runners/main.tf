@@ -1,6 +1,8 @@
-# Organization runners in a runner group, authenticated as a GitHub App whose
-# private key Terraform writes into the key vault; Spot VMs from the gallery
-# image that image.yml publishes. The resource group must exist (docs/deploy.md).
+# Organization runners as a GitHub runner scale set in a runner group, authenticated
+# as a GitHub App whose private key Terraform writes into the key vault; Spot VMs from
+# the gallery image that image.yml publishes. Workflows of the organization's
+# repositories (those the runner group admits) use `runs-on: azure-linux-spot` (the
+# runs_on output). The resource group must exist (docs/deploy.md).
 
 module "github_runners" {
   source = "../.."
@@ -13,6 +15,10 @@ module "github_runners" {
 
   github_organization = "octo-org"
   github_runner_group = "azure-vmss"
+  # The operator creates the scale set in github_runner_group (or adopts one of
+  # this name there); its queued jobs are the pool's demand.
+  github_demand  = "scale_set"
+  scale_set_name = "azure-linux-spot"
   github_app = {
     app_id          = 123456
     installation_id = 7890123
@@ -24,6 +30,7 @@ module "github_runners" {
     allowed_ip_ranges = var.key_vault_allowed_ip_ranges
   }
 
+  # Extra labels of the scale set, set when the operator creates it.
   runner_labels               = ["self-hosted", "linux", "x64", "spot"]
   pool_min_instances          = 2
   pool_max_instances          = 50

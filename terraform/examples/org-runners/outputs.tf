@@ -3,6 +3,11 @@ output "operator_config_json" {
   value       = module.github_runners.operator_config_json
 }
 
+output "runs_on" {
+  description = "What workflows put in runs-on: the scale set's name (or the label list with github_demand = \"none\")."
+  value       = module.github_runners.runs_on
+}
+
 output "scaler_private_ip" {
   description = "Private IP address of the scaler."
   value       = module.github_runners.scaler_private_ip

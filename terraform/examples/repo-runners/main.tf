@@ -1,6 +1,9 @@
 # Repository runners authenticated with a PAT that you store in the key vault
 # out of band after the first apply (docs/deploy.md). The resource group must exist:
 # the deploying principal's rights are scoped to it. This is what deploy.yml applies.
+# By default a GitHub runner scale set named after the VM scale set reports the
+# repository's queued jobs, so the pool may sit at 0 runners between jobs; workflows
+# use `runs-on: vmss-gh-runners` (the runs_on output).
 
 module "github_runners" {
   source = "../.."
@@ -11,6 +14,8 @@ module "github_runners" {
   admin_ssh_public_key        = var.admin_ssh_public_key
   operator_package            = var.operator_package
   github_repository           = var.github_repository
+  github_demand               = var.github_demand
+  scale_set_name              = var.scale_set_name
   runner_labels               = var.runner_labels
   pool_min_instances          = var.pool_min_instances
   pool_max_instances          = var.pool_max_instances

@@ -13,6 +13,13 @@ variable "operator_package" {
   nullable    = false
 }
 
+variable "github_demand" {
+  type        = string
+  default     = "scale_set"
+  description = "\"scale_set\": a GitHub runner scale set reports the queued jobs and the pool may scale from zero; \"none\": demand only from the pool's own runners (GHES before 3.9), pool_min_instances at least 1."
+  nullable    = false
+}
+
 variable "github_repository" {
   type        = string
   default     = "octo-org/octo-repo"
@@ -36,8 +43,8 @@ variable "pool_max_instances" {
 
 variable "pool_min_instances" {
   type        = number
-  default     = 1
-  description = "Fewest runners (seed parameter pool-min-instances)."
+  default     = 0
+  description = "Fewest runners (seed parameter pool-min-instances); 0 scales from zero (github_demand = \"scale_set\" only)."
   nullable    = false
 }
 
@@ -57,7 +64,7 @@ variable "runner_image_version" {
 variable "runner_labels" {
   type        = list(string)
   default     = ["self-hosted", "linux", "x64", "azure"]
-  description = "Runner labels (seed parameter runner-labels)."
+  description = "Runner labels (seed parameter runner-labels): what runs-on selects with github_demand = \"none\"; extra labels of the scale set otherwise."
   nullable    = false
 }
 
@@ -66,6 +73,12 @@ variable "runner_ubuntu_version" {
   default     = "24.04"
   description = "Ubuntu release of the runners (\"24.04\" or \"22.04\"): picks the gallery definition github-runner-ubuntu-<release>."
   nullable    = false
+}
+
+variable "scale_set_name" {
+  type        = string
+  default     = null
+  description = "Name of the runner scale set, what workflows put in runs-on; null: vmss_runner_name."
 }
 
 variable "vmss_runner_name" {

@@ -4,6 +4,12 @@
 # scaler subnet is runner subnet -> scaler API port (plus the scaler reaching the
 # private endpoints beside it, and optional SSH from private admin prefixes).
 #
+# Outbound: not restricted by these NSGs (no outbound rule; Azure's default
+# AllowInternetOutBound). The scaler needs HTTPS to GitHub's REST API and, with the
+# runner scale set, to GitHub's Actions service (broker.actions.githubusercontent.com,
+# *.actions.githubusercontent.com; the appliance on GHES); a firewall in the path must
+# allow those (docs/terraform.md, "Egress"). tests/static/test_network.py keeps it so.
+#
 # Public IPs: none on any VM or NIC. The one public IP in the design is the NAT
 # gateway's egress address: Azure needs a public address to send traffic to the
 # internet (GitHub, package mirrors), and a NAT gateway only accepts outbound

@@ -13,6 +13,8 @@ locals {
     github_runner_group         = var.operator_config.github.runner_group
     runner_labels               = var.operator_config.github.labels
     jit                         = var.operator_config.github.jit
+    github_demand               = var.operator_config.github.demand
+    scale_set_name              = var.operator_config.github.scale_set_name
     key_vault_url               = var.operator_config.github.key_vault_url
     secret_name                 = var.operator_config.github.secret_name
     github_app                  = var.operator_config.github.app

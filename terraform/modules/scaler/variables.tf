@@ -41,14 +41,16 @@ variable "name" {
 variable "operator_config" {
   type = object({
     github = object({
-      api_url       = string
-      repository    = optional(string)
-      organization  = optional(string)
-      runner_group  = optional(string)
-      labels        = list(string)
-      jit           = optional(bool, true)
-      key_vault_url = string
-      secret_name   = string
+      api_url        = string
+      repository     = optional(string)
+      organization   = optional(string)
+      runner_group   = optional(string)
+      labels         = list(string)
+      jit            = optional(bool, true)
+      demand         = optional(string, "scale_set")
+      scale_set_name = optional(string)
+      key_vault_url  = string
+      secret_name    = string
       app = optional(object({
         app_id          = number
         installation_id = number
@@ -78,6 +80,26 @@ variable "operator_config" {
   validation {
     condition     = (var.operator_config.github.repository == null) != (var.operator_config.github.organization == null)
     error_message = "operator_config.github needs exactly one of repository or organization."
+  }
+  validation {
+    condition     = contains(["scale_set", "none"], var.operator_config.github.demand)
+    error_message = "operator_config.github.demand must be \"scale_set\" or \"none\"."
+  }
+  validation {
+    condition     = var.operator_config.github.demand == "none" || var.operator_config.github.jit
+    error_message = "operator_config.github.jit must be true with demand = \"scale_set\": scale-set runners register only with JIT configs."
+  }
+  validation {
+    condition     = var.operator_config.pool.min >= 1 || var.operator_config.github.demand == "scale_set"
+    error_message = "operator_config.pool.min must be at least 1 with demand = \"none\": the pool then learns of demand only from its own runners."
+  }
+  validation {
+    condition     = length(var.operator_config.github.labels) >= 1 || var.operator_config.github.demand == "scale_set"
+    error_message = "operator_config.github.labels must hold at least one label with demand = \"none\"."
+  }
+  validation {
+    condition     = var.operator_config.github.scale_set_name == null || can(regex("^[A-Za-z0-9._-]{1,100}$", coalesce(var.operator_config.github.scale_set_name, "x")))
+    error_message = "operator_config.github.scale_set_name must be 1-100 letters, digits, periods, underscores or hyphens, or null."
   }
 }
 

@@ -64,6 +64,11 @@ impl Fleet {
         self.by_ip.get(&ip).and_then(|id| self.instances.get(id))
     }
 
+    /// The instance whose current runner is named `name`.
+    pub fn by_runner_name(&self, name: &str) -> Option<&InstanceRecord> {
+        self.instances.values().find(|r| r.runner().is_some_and(|runner| runner.name == name))
+    }
+
     pub fn records(&self) -> impl Iterator<Item = &InstanceRecord> {
         self.instances.values()
     }
@@ -120,8 +125,8 @@ impl Fleet {
         vanished.into_values().filter_map(InstanceRecord::into_orphan).collect()
     }
 
-    /// The policy's input at `now`.
-    /// Foreign instances are left out, and out of the capacity.
+    /// The policy's input at `now`, without demand (the caller adds what the scale set
+    /// reports). Foreign instances are left out, and out of the capacity.
     pub fn observe(&self, now: Instant) -> ObservedPool {
         ObservedPool {
             capacity: self.capacity.saturating_sub(self.foreign_count()),
@@ -136,6 +141,7 @@ impl Fleet {
                     latest_model: r.has_latest_model(),
                 })
                 .collect(),
+            assigned_jobs: None,
         }
     }
 

@@ -134,7 +134,7 @@ fn job_started(record: &InstanceRecord, job: &JobRef) -> Result<Transition, Refu
     match record.phase() {
         Phase::Busy(active) if active.job == *job => Ok(Transition::Repeat),
         Phase::Completed(done) if done == job => Ok(Transition::Repeat),
-        Phase::Busy(active) if truth::is_unknown_job(&active.job) => {
+        Phase::Busy(active) if truth::is_stand_in_job(&active.job) => {
             Ok(Transition::StartJob { job: job.clone(), replacing: Some(active.marker.clone()), first_start: false })
         }
         Phase::Busy(active) => {
@@ -150,7 +150,7 @@ fn job_started(record: &InstanceRecord, job: &JobRef) -> Result<Transition, Refu
 fn job_completed(record: &InstanceRecord, job: &JobRef) -> Result<Transition, Refusal> {
     match record.phase() {
         // A stand-in job (its job-started was lost) matches any completed job.
-        Phase::Busy(active) if active.job != *job && !truth::is_unknown_job(&active.job) => {
+        Phase::Busy(active) if active.job != *job && !truth::is_stand_in_job(&active.job) => {
             Err(Refusal::JobMismatch { running: Box::new(active.job.clone()), reported: Box::new(job.clone()) })
         }
         Phase::Completed(done) if done != job => {

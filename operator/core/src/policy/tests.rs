@@ -33,7 +33,7 @@ fn inst(id: u32, state: InstanceState, secs: u64) -> ObservedInstance {
 fn pool(states: &[InstanceState]) -> ObservedPool {
     let instances: Vec<_> = states.iter().enumerate().map(|(i, s)| inst(i as u32, *s, 0)).collect();
     let capacity = states.iter().filter(|s| **s != Deleting).count() as u32;
-    ObservedPool { capacity, instances }
+    ObservedPool { capacity, instances, assigned_jobs: None }
 }
 
 fn ids(list: &[u32]) -> Vec<InstanceId> {
@@ -113,17 +113,27 @@ fn completed_job_never_takes_the_pool_below_min() {
 
 #[test]
 fn retiring_instance_waits_for_runner_exit() {
-    let p = ObservedPool { capacity: 2, instances: vec![inst(0, Idle, 0), inst(1, Retiring, 599)] };
+    let p =
+        ObservedPool { capacity: 2, instances: vec![inst(0, Idle, 0), inst(1, Retiring, 599)], assigned_jobs: None };
     assert!(does_nothing(&decide(&spec(1, 10, 25), &p)), "never act from inside the completed hook");
-    let p = ObservedPool { capacity: 2, instances: vec![inst(0, Idle, 0), inst(1, Retiring, 600)] };
+    let p =
+        ObservedPool { capacity: 2, instances: vec![inst(0, Idle, 0), inst(1, Retiring, 600)], assigned_jobs: None };
     assert_eq!(decide(&spec(1, 10, 25), &p).reimage, ids(&[1]), "after the exit timeout the VM is recycled");
 }
 
 #[test]
 fn idle_instance_above_target_is_deleted_only_after_the_scale_in_delay() {
-    let young = ObservedPool { capacity: 3, instances: vec![inst(0, Idle, 10), inst(1, Idle, 299), inst(2, Idle, 5)] };
+    let young = ObservedPool {
+        capacity: 3,
+        instances: vec![inst(0, Idle, 10), inst(1, Idle, 299), inst(2, Idle, 5)],
+        assigned_jobs: None,
+    };
     assert!(does_nothing(&decide(&spec(1, 10, 25), &young)));
-    let old = ObservedPool { capacity: 3, instances: vec![inst(0, Idle, 10), inst(1, Idle, 300), inst(2, Idle, 900)] };
+    let old = ObservedPool {
+        capacity: 3,
+        instances: vec![inst(0, Idle, 10), inst(1, Idle, 300), inst(2, Idle, 900)],
+        assigned_jobs: None,
+    };
     let d = decide(&spec(1, 10, 25), &old);
     assert_eq!(d.delete, ids(&[2, 1]), "longest idle first, down to min");
 }
@@ -136,7 +146,7 @@ fn scale_out_never_waits_for_the_scale_in_delay() {
 
 #[test]
 fn idle_instances_beyond_max_go_at_once() {
-    let p = ObservedPool { capacity: 4, instances: (0..4).map(|i| inst(i, Idle, 0)).collect() };
+    let p = ObservedPool { capacity: 4, instances: (0..4).map(|i| inst(i, Idle, 0)).collect(), assigned_jobs: None };
     let d = decide(&spec(1, 2, 25), &p);
     assert_eq!(d.delete.len(), 2);
 }
@@ -150,7 +160,7 @@ fn failed_instance_is_deleted_and_replaced() {
 
 #[test]
 fn runner_that_never_registers_is_replaced_after_the_timeout() {
-    let p = ObservedPool { capacity: 1, instances: vec![inst(0, AwaitingRegistration, 601)] };
+    let p = ObservedPool { capacity: 1, instances: vec![inst(0, AwaitingRegistration, 601)], assigned_jobs: None };
     let d = decide(&spec(1, 10, 0), &p);
     assert_eq!(d.delete, ids(&[0]));
     assert_eq!(d.capacity, Some(1));
@@ -161,6 +171,7 @@ fn instances_under_operation_are_left_alone() {
     let p = ObservedPool {
         capacity: 2,
         instances: vec![inst(0, Reimaging, 9999), inst(1, Deleting, 9999), inst(2, Provisioning, 9999)],
+        assigned_jobs: None,
     };
     let d = decide(&spec(1, 10, 0), &p);
     assert!(d.delete.is_empty() && d.reimage.is_empty(), "{d:?}");
@@ -173,15 +184,19 @@ fn any_state() -> impl Strategy<Value = InstanceState> {
 }
 
 prop_compose! {
-    fn any_case()(min in 1u32..8, extra in 0u32..12, pct in 0u8..100,
+    /// A pool in any state, with (`min` from 0) or without (`min` from 1, as the
+    /// configuration requires) a demand source.
+    fn any_case()(min in 0u32..8, extra in 0u32..12, pct in 0u8..100,
                  states in prop::collection::vec((any_state(), 0u64..2000), 0..30),
-                 unlisted in 0u32..4)
+                 unlisted in 0u32..4,
+                 assigned in prop::option::of(0u32..40))
                 -> (PoolSpec, ObservedPool) {
+        let min = if assigned.is_none() { min.max(1) } else { min };
         let s = spec(min, min + extra, pct);
         let instances: Vec<_> = states.iter().enumerate()
             .map(|(i, (st, age))| inst(i as u32, *st, *age)).collect();
         let listed = instances.iter().filter(|i| i.state != Deleting).count() as u32;
-        (s, ObservedPool { capacity: listed + unlisted, instances })
+        (s, ObservedPool { capacity: listed + unlisted, instances, assigned_jobs: assigned })
     }
 }
 
@@ -238,6 +253,20 @@ proptest! {
     }
 
     #[test]
+    fn covers_every_assigned_job_when_max_allows((s, p) in any_case()) {
+        let d = decide(&s, &p);
+        if let Some(assigned) = p.assigned_jobs {
+            let waiting = assigned.saturating_sub(d.target.busy);
+            if d.target.size_after < s.max {
+                prop_assert!(d.target.free >= waiting, "{waiting} waiting jobs, {:?}", d.target);
+            }
+            prop_assert!(d.target.demand >= assigned.max(d.target.busy));
+        } else {
+            prop_assert_eq!(d.target.demand, d.target.busy, "no demand source: only busy runners count");
+        }
+    }
+
+    #[test]
     fn deciding_again_on_the_result_does_not_flap((s, p) in any_case()) {
         // Apply the decision the way the cloud would and decide again: no new scale-out.
         let d = decide(&s, &p);
@@ -279,4 +308,46 @@ fn a_finished_instance_on_an_old_model_is_deleted_and_replaced_instead_of_reimag
 
     // The same pool on the current model reimages it.
     assert_eq!(decide(&spec(1, 4, 50), &pool(&[Busy, Busy, Recyclable])).reimage, ids(&[2]));
+}
+
+#[test]
+fn an_empty_pool_with_demand_scales_out_to_every_assigned_job_in_one_step() {
+    let mut p = pool(&[]);
+    p.assigned_jobs = Some(12);
+    // min 0, free target 20 %: 12 jobs + ceil(20 * 12 / 80) = 3 headroom.
+    let d = decide(&spec(0, 40, 20), &p);
+    assert_eq!(d.capacity, Some(15), "{d:?}");
+    assert_eq!((d.target.demand, d.target.desired), (12, 15));
+    // Capped at max.
+    assert_eq!(decide(&spec(0, 10, 20), &p).capacity, Some(10));
+}
+
+#[test]
+fn without_demand_an_idle_pool_at_min_zero_scales_to_zero_after_the_delay() {
+    let mut p =
+        ObservedPool { capacity: 2, instances: vec![inst(0, Idle, 299), inst(1, Idle, 301)], assigned_jobs: Some(0) };
+    let d = decide(&spec(0, 10, 20), &p);
+    assert_eq!(d.delete, ids(&[1]), "only the one idle past the scale-in delay");
+    p.instances[0].in_state_for = Duration::from_secs(300);
+    assert_eq!(decide(&spec(0, 10, 20), &p).target.size_after, 0);
+}
+
+#[test]
+fn with_demand_a_finished_vm_is_reimaged_only_while_a_job_waits_for_it() {
+    let mut p = pool(&[Busy, Recyclable]);
+    p.assigned_jobs = Some(2); // one running, one waiting
+    assert_eq!(decide(&spec(0, 10, 0), &p).reimage, ids(&[1]));
+    p.assigned_jobs = Some(1); // nothing waits: delete rather than idle
+    let d = decide(&spec(0, 10, 0), &p);
+    assert_eq!(d.delete, ids(&[1]), "{d:?}");
+    // Without a demand source the same pool keeps it as headroom.
+    p.assigned_jobs = None;
+    assert_eq!(decide(&spec(1, 10, 0), &p).reimage, ids(&[1]));
+}
+
+#[test]
+fn busy_runners_count_even_when_the_statistics_lag() {
+    let mut p = pool(&[Busy, Busy, Busy]);
+    p.assigned_jobs = Some(1);
+    assert_eq!(decide(&spec(0, 10, 0), &p).target.demand, 3);
 }

@@ -2,6 +2,7 @@
 //! GitHub REST, Key Vault, Storage Queue) and the in-memory implementations in
 //! the simulated world (`operator-sim`) both implement them, so everything above runs unchanged on either.
 
+mod actions;
 mod busy;
 mod github;
 mod scale_set;
@@ -9,6 +10,10 @@ mod secrets;
 
 use std::sync::Arc;
 
+pub use actions::{
+    ActionsError, JobInfo, JobMessage, Message, RemoveOutcome, ScaleSetApi, ScaleSetInfo, ScaleSetRunner, ScaleSetSpec,
+    Statistics,
+};
 pub use busy::{BusyMarker, BusyRecord, BusyRecordError, MarkerHandle, StoredMarker};
 pub use github::{
     DeregisterOutcome, Github, GithubError, JitConfig, JitRequest, RegistrationToken, Runner, RunnerStatus,

@@ -33,7 +33,7 @@ pub use server::{HttpLimits, PerSourceLog};
 pub use types::{HookResponse, ReadyResponse, RegistrationRequest, RegistrationResponse, RunnerExitedRequest};
 
 use crate::{
-    controller::Controller,
+    controller::{Controller, ListenerStatus},
     readiness::{NotReady, Progress},
 };
 
@@ -49,9 +49,17 @@ impl AppState {
         Self { controller, progress }
     }
 
-    /// `/readyz`, from state only: recovery finished, the loop running, a recent pass.
+    /// `/readyz`, from state only: recovery finished, the loop running, a recent pass,
+    /// and (with scale-set demand) an open message session.
     pub fn readiness(&self) -> Result<(), NotReady> {
-        self.progress.readiness(self.controller.is_recovered())
+        self.progress.readiness(self.controller.is_recovered())?;
+        match self.controller.listener_status() {
+            None | Some(ListenerStatus::Listening) => Ok(()),
+            Some(ListenerStatus::Waiting { reason }) => Err(NotReady::NoDemand { state: "waiting", reason }),
+            Some(status) => {
+                Err(NotReady::NoDemand { state: status.name(), reason: "no message session is open".into() })
+            }
+        }
     }
 
     /// The request guard for these limits, counting into this controller's metrics.

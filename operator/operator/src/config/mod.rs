@@ -54,8 +54,24 @@ pub struct GithubConfig {
     /// Runner group to add runners to (organization scope only). GitHub's default group when absent.
     #[serde(default)]
     pub runner_group: Option<String>,
-    /// Labels every runner gets; workflows select the pool with `runs-on`.
-    #[schemars(length(min = 1, max = 100))]
+    /// Where the pool learns of demand. `scale_set` (the default): a GitHub runner scale
+    /// set tells the operator of every job assigned to it, so the pool can scale from zero
+    /// and grow to a burst in one step. `none`: the pool sees only the jobs its own runners
+    /// run (for a GitHub without the scale set API, such as GHES before 3.9); `pool.min`
+    /// must then be at least 1.
+    #[serde(default)]
+    pub demand: DemandSource,
+    /// Name of the runner scale set (`scale_set` demand): what workflows put in
+    /// `runs-on:`. Defaults to the VM scale set's name. The operator creates it in
+    /// `runner_group`, or adopts one of that name.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 100), pattern(r"^[A-Za-z0-9._-]+$"))]
+    pub scale_set_name: Option<String>,
+    /// Labels every runner gets; workflows select the pool with `runs-on`. With
+    /// `scale_set` demand these are extra labels of the scale set (set when it is created;
+    /// `runs-on: <scale set name>` is the form that always routes) and may be empty.
+    #[serde(default)]
+    #[schemars(length(max = 100))]
     pub labels: Vec<String>,
     /// Hand each runner a one-time JIT config (recommended). When false, hand out a
     /// registration token and the `config.sh --ephemeral` arguments instead.
@@ -63,6 +79,17 @@ pub struct GithubConfig {
     pub jit: bool,
     /// Where the GitHub credential lives. It is read only by the operator.
     pub credential: CredentialConfig,
+}
+
+/// Where the pool learns of demand (`github.demand`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DemandSource {
+    /// GitHub's runner scale set API: assigned jobs, from zero.
+    #[default]
+    ScaleSet,
+    /// Only the pool's own runners (the job hooks and GitHub's runner list).
+    None,
 }
 
 /// Registration scope: exactly one of a repository or an organization.
@@ -156,8 +183,9 @@ pub struct QueueConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
-    /// Fewest instances to keep, busy or not. At least 1: the pool only learns of demand from its own runners.
-    #[schemars(range(min = 1, max = 1000))]
+    /// Fewest instances to keep, busy or not. May be 0 with `github.demand = "scale_set"`;
+    /// at least 1 otherwise, since the pool then learns of demand only from its own runners.
+    #[schemars(range(min = 0, max = 1000))]
     pub min: u32,
     /// Most instances the pool may hold.
     #[schemars(range(min = 1, max = 1000))]

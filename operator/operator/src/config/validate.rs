@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{Config, GithubScope};
+use super::{Config, DemandSource, GithubScope};
 
 /// One broken rule: the dotted field path and what is wrong with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,8 +24,11 @@ pub fn validate(config: &Config) -> Vec<Violation> {
     let mut fail = |field: &'static str, message: String| out.push(Violation { field, message });
 
     let pool = &config.pool;
-    if pool.min == 0 {
-        fail("pool.min", "pool.min (0) must be at least 1: the pool learns of demand only from its own runners".into());
+    if pool.min == 0 && config.github.demand == DemandSource::None {
+        fail(
+            "pool.min",
+            "pool.min (0) must be at least 1 with github.demand = \"none\": the pool then learns of demand only from its own runners".into(),
+        );
     }
     if pool.min > pool.max {
         fail("pool.min", format!("pool.min ({}) must not exceed pool.max ({})", pool.min, pool.max));
@@ -76,8 +79,25 @@ pub fn validate(config: &Config) -> Vec<Violation> {
             }
         }
     }
-    if github.labels.is_empty() || github.labels.len() > 100 {
-        fail("github.labels", format!("github.labels must hold 1 to 100 labels, not {}", github.labels.len()));
+    let demand_none = github.demand == DemandSource::None;
+    if (demand_none && github.labels.is_empty()) || github.labels.len() > 100 {
+        let least = if demand_none { 1 } else { 0 };
+        fail("github.labels", format!("github.labels must hold {least} to 100 labels, not {}", github.labels.len()));
+    }
+    if !demand_none && !github.jit {
+        fail(
+            "github.jit",
+            "github.jit must be true with github.demand = \"scale_set\": scale-set runners register only with JIT configs"
+                .into(),
+        );
+    }
+    if let Some(name) = &github.scale_set_name {
+        if !valid_scale_set_name(name) {
+            fail(
+                "github.scale_set_name",
+                format!("github.scale_set_name ({name:?}) must be 1-100 letters, digits, '.', '_' or '-'"),
+            );
+        }
     }
     for label in &github.labels {
         if !valid_label(label) {
@@ -171,6 +191,12 @@ fn valid_label(label: &str) -> bool {
     !label.is_empty() && label.len() <= 100 && !label.chars().any(|c| c == ',' || c.is_whitespace())
 }
 
+fn valid_scale_set_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 fn valid_vmss_id(id: &str) -> bool {
     let parts: Vec<&str> = id.split('/').collect();
     matches!(
@@ -210,8 +236,26 @@ mod tests {
     }
 
     #[test]
-    fn zero_min_is_refused_while_no_demand_source_exists() {
-        assert_eq!(violations_of(|c| c.pool.min = 0)[0].field, "pool.min");
+    fn zero_min_is_allowed_only_with_a_demand_source() {
+        assert!(violations_of(|c| c.pool.min = 0).is_empty(), "the scale set reports demand from zero");
+        let v = violations_of(|c| {
+            c.pool.min = 0;
+            c.github.demand = DemandSource::None;
+        });
+        assert_eq!(v[0].field, "pool.min");
+    }
+
+    #[test]
+    fn scale_set_demand_needs_jit_and_a_valid_name() {
+        assert_eq!(violations_of(|c| c.github.jit = false)[0].field, "github.jit");
+        assert!(violations_of(|c| {
+            c.github.jit = false;
+            c.github.demand = DemandSource::None;
+        })
+        .is_empty());
+        let v = violations_of(|c| c.github.scale_set_name = Some("linux x64".into()));
+        assert_eq!(v[0].field, "github.scale_set_name");
+        assert!(violations_of(|c| c.github.scale_set_name = Some("linux-x64_2.large".into())).is_empty());
     }
 
     #[test]
@@ -224,7 +268,12 @@ mod tests {
     fn labels_with_commas_or_spaces_are_refused() {
         let v = violations_of(|c| c.github.labels = vec!["gpu, large".into()]);
         assert_eq!(v[0].field, "github.labels");
-        assert!(violations_of(|c| c.github.labels.clear())[0].message.contains("1 to 100"));
+        assert!(violations_of(|c| c.github.labels.clear()).is_empty(), "a scale set's name is its label");
+        let v = violations_of(|c| {
+            c.github.labels.clear();
+            c.github.demand = DemandSource::None;
+        });
+        assert!(v[0].message.contains("1 to 100"), "{v:?}");
     }
 
     #[test]
@@ -257,6 +306,7 @@ mod tests {
     fn every_violation_is_reported_at_once() {
         let v = violations_of(|c| {
             c.pool.min = 0;
+            c.github.demand = DemandSource::None;
             c.pool.free_target_percentage = 100;
             c.reconcile.period = crate::config::HumanDuration::secs(1);
         });

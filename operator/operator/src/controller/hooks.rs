@@ -275,14 +275,19 @@ impl Controller {
     /// Carries out a job or runner hook's transition in the instance's turn.
     async fn apply_hook(&self, ip: IpAddr, hook: Hook) -> Result<HookOutcome, HookError> {
         let (_turn, record) = self.begin(ip).await?;
+        self.execute(&record, hook).await
+    }
+
+    /// Carries out `hook`'s transition on `record`; the caller holds the instance's turn.
+    pub(super) async fn execute(&self, record: &InstanceRecord, hook: Hook) -> Result<HookOutcome, HookError> {
         let id = record.id().clone();
-        match self.decide(&record, &hook)? {
+        match self.decide(record, &hook)? {
             Transition::Repeat => {
                 debug!(hook = %hook.kind(), "hook repeated; nothing to change");
                 Ok(self.outcome(&id, false))
             }
             Transition::StartJob { job, replacing, first_start } => {
-                self.start_job(&record, job, replacing, first_start).await?;
+                self.start_job(record, job, replacing, first_start).await?;
                 Ok(self.outcome(&id, true))
             }
             Transition::Finish { remove, next, note } => {

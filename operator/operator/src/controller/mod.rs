@@ -4,9 +4,11 @@
 
 mod align;
 mod audit;
+mod demand;
 mod hooks;
 mod reconcile;
 mod recover;
+pub use demand::ListenerStatus;
 pub use hooks::{HookError, HookOutcome, Registration};
 pub use recover::{RecoveryError, RecoveryReport};
 
@@ -155,6 +157,8 @@ struct State {
     audit: audit::AuditState,
     /// Instances whose runner GitHub refused to remove as busy, waiting before asking again.
     busy_refusals: reconcile::BusyRefusals,
+    /// What the runner scale set last reported.
+    demand: demand::DemandState,
 }
 
 /// A fault the process cannot carry on after: it must exit so its service manager
@@ -195,6 +199,7 @@ impl Controller {
                     orphan_markers: Vec::new(),
                     audit: audit::AuditState::default(),
                     busy_refusals: reconcile::BusyRefusals::default(),
+                    demand: demand::DemandState::default(),
                 }),
                 relist: tokio::sync::Mutex::new(()),
                 nudge: Notify::new(),

@@ -120,7 +120,9 @@ impl Controller {
         // One snapshot: capacity and the foreign count come from the same listing.
         let (observed, foreign) = {
             let state = self.state();
-            (state.fleet.observe(Instant::now()), state.fleet.foreign_count())
+            let mut observed = state.fleet.observe(Instant::now());
+            observed.assigned_jobs = state.demand.assigned_jobs();
+            (observed, state.fleet.foreign_count())
         };
         let spec = &self.settings().spec;
         let decision = policy::decide(spec, &observed);

@@ -123,6 +123,7 @@ pub async fn start(azure: &FakeAzure, github: &FakeGithub, c: &FakesConfig, list
             http: operator::api::HttpLimits::default(),
             debounce: Duration::from_millis(200),
             shutdown_grace: Duration::from_secs(5),
+            listener: None,
         };
         async move { run(controller, listener, settings, shutdown).await.unwrap() }
     });

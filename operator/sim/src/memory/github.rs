@@ -7,9 +7,13 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use time::OffsetDateTime;
 
+use super::actions::{job_info, ScaleSetWorld};
 use crate::{
     model::JobRef,
-    ports::{DeregisterOutcome, Github, GithubError, JitConfig, JitRequest, RegistrationToken, Runner, RunnerStatus},
+    ports::{
+        DeregisterOutcome, Github, GithubError, JitConfig, JitRequest, JobMessage, RegistrationToken, Runner,
+        RunnerStatus,
+    },
 };
 
 /// A job waiting at the simulated GitHub for a runner with all of its labels.
@@ -22,45 +26,103 @@ pub struct SimJob {
 /// GitHub's runner bookkeeping in memory: runners register (JIT or token), come
 /// online, are assigned queued jobs whose labels they carry, and — being
 /// ephemeral — disappear once their job is done. Removing a busy runner is refused,
-/// as GitHub does.
+/// as GitHub does. The runner scale set API (`actions.rs`) works on the same runners
+/// and jobs.
 pub struct InMemoryGithub {
     url: String,
     inner: Mutex<Inner>,
+    /// Wakes long polls of the scale set's message queue.
+    changed: tokio::sync::Notify,
 }
 
 #[derive(Default)]
-struct Inner {
+pub(super) struct Inner {
     next_runner: u64,
     next_secret: u64,
-    runners: BTreeMap<u64, SimRunner>,
-    pending_jit: HashMap<String, u64>,
+    pub(super) runners: BTreeMap<u64, SimRunner>,
+    pub(super) pending_jit: HashMap<String, u64>,
     tokens: Vec<String>,
-    queue: VecDeque<SimJob>,
+    pub(super) queue: VecDeque<SimJob>,
+    pub(super) actions: ScaleSetWorld,
     /// Every assignment ever made, to check that each job ran exactly once.
     assignments: Vec<(JobRef, String)>,
+    /// When each queued job was queued, and how long each assigned one waited.
+    queued_at: HashMap<JobRef, tokio::time::Instant>,
+    waits: Vec<std::time::Duration>,
     completed: Vec<JobRef>,
 }
 
 #[derive(Clone, Debug)]
-struct SimRunner {
-    name: String,
+pub(super) struct SimRunner {
+    pub(super) name: String,
     labels: Vec<String>,
-    online: bool,
-    job: Option<JobRef>,
+    pub(super) online: bool,
+    pub(super) job: Option<JobRef>,
+    /// The runner scale set it was made for, if any.
+    pub(super) scale_set: Option<u64>,
 }
 
 impl InMemoryGithub {
     pub fn new(registration_url: impl Into<String>) -> Self {
-        Self { url: registration_url.into(), inner: Mutex::new(Inner::default()) }
+        Self { url: registration_url.into(), inner: Mutex::new(Inner::default()), changed: Default::default() }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().expect("github state poisoned")
+    }
+
+    /// Resolves after the next [`Self::wake`] (created before it, it is not missed).
+    pub(super) fn woken(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
+    pub(super) fn wake(&self) {
+        self.changed.notify_waiters();
     }
 
     /// Queue a job, as a workflow run does.
     pub fn enqueue(&self, job: SimJob) {
-        self.lock().queue.push_back(job);
+        let mut inner = self.lock();
+        if inner.actions.takes(&job) {
+            inner.actions.push(JobMessage::Assigned { job: job_info(&job) });
+        }
+        inner.queued_at.insert(job.job.clone(), tokio::time::Instant::now());
+        inner.queue.push_back(job);
+        drop(inner);
+        self.wake();
+    }
+
+    /// How long each job assigned so far waited in the queue for a runner, in order.
+    pub fn job_waits(&self) -> Vec<std::time::Duration> {
+        self.lock().waits.clone()
+    }
+
+    /// A JIT runner named `name` with `labels`, registered and offline until its config
+    /// is used; `Err` when the name is taken.
+    pub(super) fn create_jit_runner(
+        &self,
+        name: &str,
+        labels: Vec<String>,
+        scale_set: Option<u64>,
+    ) -> Result<JitConfig, ()> {
+        let mut inner = self.lock();
+        if inner.runners.values().any(|r| r.name == name) {
+            return Err(());
+        }
+        inner.next_runner += 1;
+        inner.next_secret += 1;
+        let runner_id = inner.next_runner;
+        // Same outer shape as GitHub's: base64 of a JSON map of file name to content.
+        let files = serde_json::json!({
+            ".runner": base64::engine::general_purpose::STANDARD.encode(format!("{{\"agentId\":{runner_id},\"agentName\":\"{name}\"}}")),
+            ".credentials": base64::engine::general_purpose::STANDARD.encode(format!("sim-credential-{}", inner.next_secret)),
+        });
+        let encoded = base64::engine::general_purpose::STANDARD.encode(files.to_string());
+        inner
+            .runners
+            .insert(runner_id, SimRunner { name: name.to_owned(), labels, online: false, job: None, scale_set });
+        inner.pending_jit.insert(encoded.clone(), runner_id);
+        Ok(JitConfig { runner_id, encoded })
     }
 
     /// `run.sh --jitconfig`: the runner created for this config comes online.
@@ -79,7 +141,10 @@ impl InMemoryGithub {
         }
         inner.next_runner += 1;
         let id = inner.next_runner;
-        inner.runners.insert(id, SimRunner { name: name.into(), labels: labels.to_vec(), online: true, job: None });
+        inner.runners.insert(
+            id,
+            SimRunner { name: name.into(), labels: labels.to_vec(), online: true, job: None, scale_set: None },
+        );
         Some(id)
     }
 
@@ -93,9 +158,20 @@ impl InMemoryGithub {
         let labels = runner.labels.clone();
         let name = runner.name.clone();
         let pos = inner.queue.iter().position(|j| j.labels.iter().all(|l| labels.contains(l)))?;
-        let job = inner.queue.remove(pos).expect("position is in range").job;
-        inner.runners.get_mut(&runner_id).expect("looked up above").job = Some(job.clone());
+        let queued = inner.queue.remove(pos).expect("position is in range");
+        let job = queued.job.clone();
+        let runner = inner.runners.get_mut(&runner_id).expect("looked up above");
+        runner.job = Some(job.clone());
+        if runner.scale_set.is_some() {
+            let message = JobMessage::Started { job: job_info(&queued), runner_id, runner_name: name.clone() };
+            inner.actions.push(message);
+        }
         inner.assignments.push((job.clone(), name));
+        if let Some(at) = inner.queued_at.remove(&job) {
+            inner.waits.push(at.elapsed());
+        }
+        drop(inner);
+        self.wake();
         Some(job)
     }
 
@@ -104,9 +180,20 @@ impl InMemoryGithub {
         let mut inner = self.lock();
         if let Some(runner) = inner.runners.remove(&runner_id) {
             if let Some(job) = runner.job {
+                if runner.scale_set.is_some() {
+                    let queued = SimJob { job: job.clone(), labels: runner.labels.clone() };
+                    inner.actions.push(JobMessage::Completed {
+                        job: job_info(&queued),
+                        runner_id,
+                        runner_name: runner.name.clone(),
+                        result: "succeeded".into(),
+                    });
+                }
                 inner.completed.push(job);
             }
         }
+        drop(inner);
+        self.wake();
     }
 
     /// A runner process died without finishing: GitHub shows it offline.
@@ -156,25 +243,8 @@ impl InMemoryGithub {
 #[async_trait]
 impl Github for InMemoryGithub {
     async fn jit_config(&self, request: &JitRequest) -> Result<JitConfig, GithubError> {
-        let mut inner = self.lock();
-        if inner.runners.values().any(|r| r.name == request.name) {
-            return Err(GithubError::NameTaken { name: request.name.clone() });
-        }
-        inner.next_runner += 1;
-        inner.next_secret += 1;
-        let runner_id = inner.next_runner;
-        // Same outer shape as GitHub's: base64 of a JSON map of file name to content.
-        let files = serde_json::json!({
-            ".runner": base64::engine::general_purpose::STANDARD.encode(format!("{{\"agentId\":{runner_id},\"agentName\":\"{}\"}}", request.name)),
-            ".credentials": base64::engine::general_purpose::STANDARD.encode(format!("sim-credential-{}", inner.next_secret)),
-        });
-        let encoded = base64::engine::general_purpose::STANDARD.encode(files.to_string());
-        inner.runners.insert(
-            runner_id,
-            SimRunner { name: request.name.clone(), labels: request.labels.clone(), online: false, job: None },
-        );
-        inner.pending_jit.insert(encoded.clone(), runner_id);
-        Ok(JitConfig { runner_id, encoded })
+        self.create_jit_runner(&request.name, request.labels.clone(), None)
+            .map_err(|()| GithubError::NameTaken { name: request.name.clone() })
     }
 
     async fn registration_token(&self) -> Result<RegistrationToken, GithubError> {

@@ -5,11 +5,13 @@
 //! above cannot tell them apart from the cloud except by speed. (The HTTP fakes under
 //! `tests/` model the same services again, on purpose: see the crate docs.)
 
+mod actions;
 mod busy;
 mod github;
 mod scale_set;
 mod secrets;
 
+pub use actions::{ScaleSetFaults, LONG_POLL};
 pub use busy::InMemoryBusyRecord;
 pub use github::{InMemoryGithub, SimJob};
 pub use scale_set::{Boot, InMemoryScaleSet, ScaleSetSettings, WriteCounts};
