@@ -226,3 +226,33 @@ async fn a_degraded_session_may_lack_its_queue_url() {
     assert!(a.json().get("messageQueueUrl").is_none());
     assert!(a.json()["sessionId"].is_string());
 }
+
+#[tokio::test]
+async fn reassignments_wait_longer_each_time_and_the_job_counts_nowhere_meanwhile() {
+    let (fake, c, id) = setup(JobFlow::GithubCom).await;
+    fake.scaleset_configure(|c| {
+        c.assignment_timeout = Duration::from_millis(100);
+        c.reassignment_backoff = Duration::from_millis(300);
+        c.max_reassignments = 2;
+        c.poll_hold = Duration::from_secs(5);
+    });
+    let s = c.open_session(id).await;
+    let job_id = fake.scaleset_queue_job_for(id).unwrap();
+    let mut last = 0;
+    assert_eq!(next_message(&c, &s, &mut last, 10).await.types(), ["JobAssigned"]);
+    let cancelled = next_message(&c, &s, &mut last, 10).await;
+    assert_eq!(cancelled.types(), ["JobCompleted"]);
+    assert_eq!(cancelled.statistics["totalAssignedJobs"], 0, "between cancellation and reassignment");
+    assert_eq!(fake.scaleset_job(&job_id).unwrap().phase, JobPhase::Queued);
+    let t = Instant::now();
+    assert_eq!(next_message(&c, &s, &mut last, 10).await.types(), ["JobAssigned"]);
+    let first_wait = t.elapsed();
+    assert_eq!(next_message(&c, &s, &mut last, 10).await.types(), ["JobCompleted"]);
+    let t = Instant::now();
+    assert_eq!(next_message(&c, &s, &mut last, 10).await.types(), ["JobAssigned"]);
+    let second_wait = t.elapsed();
+    assert!(
+        first_wait >= Duration::from_millis(250) && second_wait >= Duration::from_millis(550),
+        "{first_wait:?} {second_wait:?}"
+    );
+}

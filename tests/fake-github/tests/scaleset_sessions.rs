@@ -221,3 +221,19 @@ async fn the_queue_url_must_keep_its_session_query() {
     admin.token = admin_token;
     assert_eq!(c.poll(&admin, 0, 1).await.status, 401, "the admin token does not open the queue");
 }
+
+#[tokio::test]
+async fn a_session_body_may_come_with_or_without_a_zero_session_id() {
+    let (fake, c, id) = setup().await;
+    let path = format!("_apis/runtime/runnerscalesets/{id}/sessions");
+    let arc = c.admin(Method::POST, &path, Some(serde_json::json!({"ownerName": "arc-listener"}))).await;
+    assert_eq!(arc.status, 200, "ARC <= 0.13 sends ownerName only");
+    assert_eq!(arc.json()["ownerName"], "arc-listener");
+    assert!(fake.scaleset_expire_session(id));
+    assert_eq!(c.try_session(id).await.status, 200, "SS adds the zero sessionId");
+    assert!(fake.scaleset_expire_session(id));
+    let nameless = c
+        .admin(Method::POST, &path, Some(serde_json::json!({"sessionId": "00000000-0000-0000-0000-000000000000"})))
+        .await;
+    assert_eq!(nameless.status, 400);
+}

@@ -7,7 +7,8 @@
 //! ```text
 //! Queued ─(github.com)→ Assigned ──runner claims──→ Running ──runner finishes──→ Completed
 //!        └(GHES)→ Available ─acquirejobs→ Assigned
-//! Assigned ─not started within assignment_timeout→ JobCompleted{canceled} → Queued (≤ 3 times)
+//! Assigned ─not started within assignment_timeout→ JobCompleted{canceled} → Queued
+//!          (≤ max_reassignments times; the n-th waits n × reassignment_backoff first)
 //! ```
 //!
 //! **Capacity [UNCERTAIN on the real service]:** a job becomes Available or Assigned only
@@ -100,6 +101,8 @@ pub(crate) struct Job {
     finish_time: Option<OffsetDateTime>,
     /// When an unstarted assignment is cancelled.
     deadline: Option<Instant>,
+    /// A cancelled job is not assigned again before this (the README's "incremental delays").
+    not_before: Option<Instant>,
     /// The result the runner reports when its job finishes.
     pending_result: Option<String>,
 }
@@ -206,6 +209,7 @@ pub(crate) fn queue(inner: &mut Inner, scope: &Scope, spec: ScaleSetJobSpec) -> 
             runner_assign_time: None,
             finish_time: None,
             deadline: None,
+            not_before: None,
             pending_result: None,
         },
     );
@@ -264,7 +268,7 @@ pub(crate) fn assign(inner: &mut Inner, now: Instant) {
         .jobs
         .all
         .values()
-        .filter(|j| j.info.phase == JobPhase::Queued)
+        .filter(|j| j.info.phase == JobPhase::Queued && j.not_before.is_none_or(|t| t <= now))
         .map(|j| j.info.rest_job_id)
         .collect();
     for rest_id in queued {
@@ -363,9 +367,11 @@ pub(crate) fn time_out_assignments(inner: &mut Inner, now: Instant) {
             job.finish_time = Some(OffsetDateTime::now_utc());
         }
         tell(inner, rest_id, "JobCompleted");
+        let backoff = inner.broker.config.reassignment_backoff;
         if let Some(job) = inner.broker.jobs.all.get_mut(&rest_id) {
             job.info.reassignments += 1;
             back_to_queue(job);
+            job.not_before = Some(now + backoff * job.info.reassignments);
         }
     }
 }
@@ -381,9 +387,14 @@ fn back_to_queue(job: &mut Job) {
     job.deadline = None;
 }
 
-/// The earliest assignment deadline.
+/// The earliest assignment deadline, or end of a reassignment delay.
 pub(crate) fn next_timeout(inner: &Inner) -> Option<Instant> {
-    inner.broker.jobs.all.values().filter(|j| j.info.phase == JobPhase::Assigned).filter_map(|j| j.deadline).min()
+    let due = |j: &Job| match j.info.phase {
+        JobPhase::Assigned => j.deadline,
+        JobPhase::Queued => j.not_before,
+        _ => None,
+    };
+    inner.broker.jobs.all.values().filter_map(due).min()
 }
 
 /// Jobs of a deleted set that had not started go back to the queue.

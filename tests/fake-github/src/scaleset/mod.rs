@@ -77,6 +77,9 @@ pub struct ScaleSetConfig {
     /// How many times a job is reassigned after such a cancellation (the README says 3);
     /// after the last one it stays assigned and waits.
     pub max_reassignments: u32,
+    /// The n-th reassignment waits n times this after its cancellation ("incremental delays";
+    /// the real ones are not known). Meanwhile the job counts nowhere in the statistics.
+    pub reassignment_backoff: Duration,
     /// Delete a scale set that had no active session for this long (`None`: never; the real
     /// service: 7 days, or one day for old sets).
     pub dormant_after: Option<Duration>,
@@ -98,6 +101,7 @@ impl Default for ScaleSetConfig {
             session_idle_timeout: Duration::from_secs(180),
             assignment_timeout: Duration::from_secs(120),
             max_reassignments: 3,
+            reassignment_backoff: Duration::ZERO,
             dormant_after: None,
             flow: JobFlow::GithubCom,
             auto_start: true,
