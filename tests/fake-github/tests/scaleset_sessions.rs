@@ -21,7 +21,7 @@ async fn setup() -> (FakeGithub, Client, u64) {
 #[tokio::test]
 async fn a_session_left_by_an_unclean_exit_blocks_with_409_until_it_expires() {
     let (fake, c, id) = setup().await;
-    fake.scaleset_configure(|c| c.session_idle_timeout = Duration::from_millis(400));
+    fake.scaleset_configure(|c| c.session_idle_timeout = Duration::from_millis(1000));
     let crashed = c.open_session(id).await;
     let _ = crashed; // the listener dies without DELETE
     let conflict = c.try_session(id).await;
@@ -31,9 +31,9 @@ async fn a_session_left_by_an_unclean_exit_blocks_with_409_until_it_expires() {
         "GitHub.Actions.Runtime.WebApi.RunnerScaleSetSessionConflictException, GitHub.Actions.Runtime.WebApi"
     );
     assert_eq!(conflict.json()["message"], "The actions runner scaleset linux already has an active session.");
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    assert_eq!(c.try_session(id).await.status, 409, "not idle long enough yet");
     tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(c.try_session(id).await.status, 409, "not idle long enough yet");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let fresh = c.try_session(id).await;
     assert_eq!(fresh.status, 200, "{}", fresh.text);
 }
@@ -41,12 +41,12 @@ async fn a_session_left_by_an_unclean_exit_blocks_with_409_until_it_expires() {
 #[tokio::test]
 async fn polling_keeps_a_session_alive_and_a_stale_one_left_by_the_test_conflicts() {
     let (fake, c, id) = setup().await;
-    fake.scaleset_configure(|c| c.session_idle_timeout = Duration::from_millis(300));
+    fake.scaleset_configure(|c| c.session_idle_timeout = Duration::from_millis(600));
     let s = c.open_session(id).await;
-    for _ in 0..4 {
+    for _ in 0..6 {
         assert_eq!(c.poll(&s, 0, 1).await.status, 202);
     }
-    assert_eq!(fake.scaleset_sessions().len(), 1, "polled every 150 ms: never idle for 300 ms");
+    assert_eq!(fake.scaleset_sessions().len(), 1, "polled back to back for 900 ms: never idle for 600 ms");
     assert_eq!(c.close(id, &s).await.status, 204);
 
     let stale = fake.scaleset_leave_stale_session(id, "old-pod").unwrap();
