@@ -5,7 +5,7 @@ use contract::Exchange;
 use tokio::time::Instant;
 
 use super::{
-    jobs, sessions, sets, tick, BrokerFault, FaultRule, JobFlow, ScaleSetConfig, ScaleSetJob, ScaleSetJobSpec,
+    jobs, sessions, sets, stats, tick, BrokerFault, FaultRule, JobFlow, ScaleSetConfig, ScaleSetJob, ScaleSetJobSpec,
     Statistics,
 };
 use crate::{
@@ -192,7 +192,7 @@ impl FakeGithub {
     /// The set's statistics now, as the next message will carry them.
     pub fn scaleset_statistics(&self, scale_set_id: u64) -> Option<Statistics> {
         self.shared.with_broker(|inner, _| {
-            inner.broker.sets.contains_key(&scale_set_id).then(|| jobs::statistics(inner, scale_set_id))
+            inner.broker.sets.contains_key(&scale_set_id).then(|| stats::statistics(inner, scale_set_id))
         })
     }
 

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{auth, error, jobs, messages, runners, sessions, sets, tick, BrokerFault};
+use super::{acquire, auth, error, messages, runners, sessions, sets, tick, BrokerFault};
 use crate::{server::Shared, state::Scope};
 
 /// An answer before it is written: status, JSON body, extra headers.
@@ -337,11 +337,11 @@ fn dispatch(
             else {
                 return error::bad_request("The body must be a JSON array of runner request ids.");
             };
-            let acquired = jobs::acquire(inner, set_id, &ids, now);
+            let acquired = acquire::acquire(inner, set_id, &ids, now);
             Reply::json(200, json!({"count": acquired.len(), "value": acquired}))
         }
         ("GET", ["_apis", "runtime", "runnerscalesets", s, "acquirablejobs"]) => {
-            let value = jobs::acquirable(inner, id(s));
+            let value = acquire::acquirable(inner, id(s));
             if value.is_empty() {
                 Reply::empty(204)
             } else {

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{auth, error, http::Reply, jobs, tick};
+use super::{auth, error, http::Reply, stats, tick};
 use crate::server::{Inner, Shared};
 
 /// At most this many job messages travel in one message (SS README).
@@ -77,7 +77,7 @@ fn message_json(inner: &mut Inner, set_id: u64, id: i64, body: &[Value]) -> Valu
         "messageId": id,
         "messageType": "RunnerScaleSetJobMessages",
         "body": Value::Array(body.to_vec()).to_string(),
-        "statistics": jobs::statistics(inner, set_id),
+        "statistics": stats::statistics(inner, set_id),
     })
 }
 

@@ -11,7 +11,9 @@
 //! | `sets` | scale sets and runner groups (A1–A6), dormant deletion |
 //! | `sessions` | message sessions (A7–A9): one per set, idle expiry, eviction |
 //! | `messages` | the queue (M1 long poll, M2 ack): increasing ids, ≤ 50 job messages a batch |
-//! | `jobs` | jobs in both flows, acquire (A10/A11), reassignment, capacity, statistics |
+//! | `jobs` | jobs in both flows, routing to a set, capacity, reassignment, runners taking jobs |
+//! | `acquire` | the GHES flow's `acquirejobs` and `acquirablejobs` (A10/A11) |
+//! | `stats` | the seven counters of every session and message, from job and runner state |
 //! | `runners` | JIT runners and the agents endpoints (A12–A15), kept in fake-github's runner table |
 //! | `controls` | the test controls on [`crate::FakeGithub`] |
 //!
@@ -24,6 +26,7 @@
 //! Durations are measured with tokio's clock (a paused test runtime drives them); timestamps in
 //! messages and JWT `exp` claims are wall-clock time.
 
+mod acquire;
 mod auth;
 mod controls;
 mod error;
@@ -33,6 +36,7 @@ mod messages;
 mod runners;
 mod sessions;
 mod sets;
+mod stats;
 
 use std::{
     collections::{BTreeMap, HashMap},
