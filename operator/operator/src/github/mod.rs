@@ -13,6 +13,7 @@
 
 mod auth;
 mod rate_limit;
+pub mod scaleset;
 
 use std::{
     collections::HashMap,
@@ -287,6 +288,11 @@ impl GithubClient {
             groups: Mutex::new(HashMap::new()),
             settings,
         })
+    }
+
+    /// The API root, without a trailing slash (the scale set client posts R3 below it).
+    pub fn api_url(&self) -> &str {
+        &self.api
     }
 
     fn scope_path(&self) -> String {
