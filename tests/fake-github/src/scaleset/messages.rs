@@ -136,6 +136,10 @@ impl Drop for Holding {
 pub(crate) struct PollFaults {
     pub duplicate: bool,
     pub unauthorized_after: Option<Duration>,
+    /// Deliver the message with a `body` that holds no JSON array.
+    pub undecodable: bool,
+    /// Deliver the message with this `messageType`.
+    pub message_type: Option<String>,
 }
 
 /// M1 `GET {messageQueueUrl}[&lastMessageId=n]`: the message at once, or a hold of
@@ -204,7 +208,14 @@ pub(crate) async fn get(
                         set.queue.redeliver = Some((id, body.clone()));
                     }
                 }
-                return Reply::json(200, message_json(inner, set_id, id, &body));
+                let mut message = message_json(inner, set_id, id, &body);
+                if faults.undecodable {
+                    message["body"] = json!("not json");
+                }
+                if let Some(kind) = &faults.message_type {
+                    message["messageType"] = json!(kind);
+                }
+                return Reply::json(200, message);
             }
             if now >= hold_until {
                 return Reply::empty(202);

@@ -159,6 +159,32 @@ pub enum BrokerFault {
     UnauthorizedAfter(Duration),
     /// On session create or refresh: 200 with a session lacking `messageQueueUrl` (ARC#4370).
     SessionWithoutQueueUrl,
+    /// On GetMessage: the next message delivered keeps its id and statistics, but its `body` is
+    /// a JSON string that holds no JSON array (`"not json"`). It stays unacknowledged as usual.
+    UndecodableBody,
+    /// On GetMessage: the next message delivered carries this `messageType` instead of
+    /// `RunnerScaleSetJobMessages` (SS's listener stops on it).
+    MessageType(String),
+}
+
+impl BrokerFault {
+    /// Faults that change a message: they wait for a poll that delivers one (a poll that
+    /// ends with 202 leaves them armed).
+    pub(crate) fn needs_a_message(&self) -> bool {
+        matches!(self, Self::Duplicate | Self::UndecodableBody | Self::MessageType(_))
+    }
+}
+
+/// A request as the Actions service received it, for tests of the headers a client sends.
+/// The `authorization` value is replaced by what it is, never the secret: `Bearer <admin token>`,
+/// `Bearer <message-queue token>`, `RemoteAuth <registration token>`, or `<unrecognised>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// Path and query, as in the exchange.
+    pub path: String,
+    /// Lower-case names, in the order received.
+    pub headers: Vec<(String, String)>,
 }
 
 pub(crate) struct FaultRule {
@@ -184,6 +210,7 @@ pub(crate) struct Broker {
     /// Statuses the next `runner-registration` calls answer with (401/403 to exercise retries).
     pub registration_faults: Vec<u16>,
     pub exchanges: Vec<Exchange>,
+    pub requests: Vec<RecordedRequest>,
     /// `http://127.0.0.1:PORT`, for the URLs the service hands out.
     pub base_url: String,
     /// Job messages queued so far, on all sets (a change wakes the long polls).
