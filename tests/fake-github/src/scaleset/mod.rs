@@ -25,6 +25,25 @@
 //!
 //! Durations are measured with tokio's clock (a paused test runtime drives them); timestamps in
 //! messages and JWT `exp` claims are wall-clock time.
+//!
+//! # Choices where PROTOCOL.md says [UNCERTAIN]
+//!
+//! - Capacity: a job is offered or assigned only while the set's offered + assigned-but-not-running
+//!   jobs stay below the last `X-ScaleSetMaxCapacity` (no limit before the first poll; a poll
+//!   without the header keeps the last value).
+//! - `totalAvailableJobs`/`totalAcquiredJobs` are 0 in the github.com flow; in the GHES flow
+//!   "acquired" counts acquired jobs not yet running (they count as assigned as well).
+//! - Lifetimes: admin JWT 60 min, message-queue JWT 55 min, idle session 3 min (all knobs).
+//! - Response key casing: `RunnerSetting` is echoed with a capital R, as SS's fixtures have it.
+//! - Error type names: as observed where a log showed them; the duplicate-set one
+//!   (`RunnerScaleSetExistsException`) is invented, its message is the observed text; A5 on a
+//!   set with a busy runner answers 400 `JobStillRunningException`; a missing `api-version` is
+//!   400 (the real service may default it).
+//! - After the last reassignment a job stays assigned and waits (no 24 h unassignment).
+//! - The message queue URL is `{base}_apis/runtime/runnerscalesets/{id}/messages?sessionId=…`;
+//!   a token of an expired or evicted session gets 401 there, a deleted set 404.
+//! - A new message whose id is not above the poll's `lastMessageId` (ids restart with a
+//!   recreated set) is kept but not returned to that poll.
 
 mod acquire;
 mod auth;
