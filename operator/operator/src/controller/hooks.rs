@@ -141,6 +141,7 @@ impl Controller {
     fn outcome(&self, id: &InstanceId, changed: bool) -> HookOutcome {
         let state = self.state().fleet.get(id).map_or(InstanceState::Deleting, |r| r.state());
         if changed {
+            self.stop_boot_clocks();
             self.nudge();
         }
         HookOutcome { instance: id.clone(), state, changed }
