@@ -402,6 +402,7 @@ async fn a_burst_of_server_errors_is_retried_inside_the_call_and_a_longer_one_re
     fake.scaleset_inject(Some("GET"), Some("runnerscalesets"), BrokerFault::Status(500), 2);
     assert_eq!(api.find_scale_set(1, SET).await.unwrap(), None);
     assert_eq!(heard.sent(Endpoint::FindScaleSet) - before, 3, "two retries");
+    assert_eq!(heard.finished(Endpoint::FindScaleSet, "ok"), 2, "one call each");
 
     fake.scaleset_inject(Some("GET"), Some("runnerscalesets"), BrokerFault::Status(502), 3);
     let err = api.find_scale_set(1, SET).await.unwrap_err();
@@ -409,9 +410,15 @@ async fn a_burst_of_server_errors_is_retried_inside_the_call_and_a_longer_one_re
     assert!(chain(&err).contains("ActivityId"), "kept for support: {}", chain(&err));
     assert_clean(&fake, &err);
 
+    let set = api.create_scale_set(&spec(SET, 1)).await.unwrap();
+    api.open_session(set.id, "host").await.unwrap();
+    fake.scaleset_inject(Some("GET"), Some("/messages"), BrokerFault::Status(503), 2);
+    assert_eq!(api.next_message(0, 10).await.unwrap(), None, "the poll too");
+
     fake.scaleset_inject(Some("GET"), Some("runnerscalesets"), BrokerFault::Status(501), 1);
     let sent = heard.sent(Endpoint::FindScaleSet);
-    assert!(matches!(api.find_scale_set(1, SET).await, Err(ActionsError::Server { status: 501, .. })));
+    let found = api.find_scale_set(1, SET).await;
+    assert!(matches!(found, Err(ActionsError::Server { status: 501, .. })), "{found:?}");
     assert_eq!(heard.sent(Endpoint::FindScaleSet) - sent, 1, "501 is not retried");
 }
 
@@ -500,6 +507,19 @@ async fn the_admin_token_is_fetched_once_while_valid_and_again_when_due_or_refus
 }
 
 #[tokio::test]
+async fn a_failed_refresh_keeps_the_admin_token_while_it_is_still_valid() {
+    let fake = fake().await;
+    // Inside the 60 s margin from the start: every call tries to refresh.
+    fake.scaleset_configure(|c| c.admin_token_ttl = Duration::from_secs(30));
+    let (api, heard) = client(pat_github(&fake, GithubScope::Organization(ORG.into())).await);
+    api.find_scale_set(1, SET).await.unwrap();
+    fake.scaleset_fail_registration(401, 5);
+    assert_eq!(api.find_scale_set(1, SET).await.unwrap(), None, "served with the old token");
+    assert_eq!(heard.finished(Endpoint::AdminConnection, "unauthorized"), 1, "the refresh did fail");
+    assert_eq!(heard.finished(Endpoint::FindScaleSet, "ok"), 2);
+}
+
+#[tokio::test]
 async fn a_fresh_registration_token_refused_a_few_times_is_retried() {
     let fake = fake().await;
     let (api, _) = client(pat_github(&fake, GithubScope::Organization(ORG.into())).await);
@@ -521,7 +541,7 @@ async fn a_hung_request_ends_in_a_transport_error_without_its_url_query() {
     let mut s = settings();
     s.poll_timeout = Duration::from_millis(500);
     s.request_timeout = Duration::from_millis(500);
-    let (api, _) = client_with(pat_github(&fake, GithubScope::Organization(ORG.into())).await, s);
+    let (api, heard) = client_with(pat_github(&fake, GithubScope::Organization(ORG.into())).await, s);
     let set = api.create_scale_set(&spec(SET, 1)).await.unwrap();
     api.open_session(set.id, "host").await.unwrap();
     fake.scaleset_inject(Some("GET"), Some("/messages"), BrokerFault::Hang, 1);
@@ -533,8 +553,20 @@ async fn a_hung_request_ends_in_a_transport_error_without_its_url_query() {
     assert!(text.contains("/messages") && !text.contains("sessionId") && !text.contains("lastMessageId"), "{text}");
     assert_clean(&fake, &err);
 
+    // A create whose answer was lost is not repeated: the session it may have opened
+    // would answer the repeat with 409.
+    api.close_session().await.unwrap();
+    fake.scaleset_inject(Some("POST"), Some("/sessions"), BrokerFault::Hang, 1);
+    let sent = heard.sent(Endpoint::CreateSession);
+    let err = api.open_session(set.id, "host").await.unwrap_err();
+    assert!(matches!(err, ActionsError::Transport(_)), "{err:?}");
+    assert_eq!(heard.sent(Endpoint::CreateSession) - sent, 1);
+
+    // An idempotent call is repeated, and gives up after its retries.
+    let sent = heard.sent(Endpoint::RunnerByName);
     fake.scaleset_inject(Some("GET"), Some("agents"), BrokerFault::Hang, 3);
     let err = api.runner_by_name("r").await.unwrap_err();
     assert!(matches!(err, ActionsError::Transport(_)), "{err:?}");
+    assert_eq!(heard.sent(Endpoint::RunnerByName) - sent, 3);
     assert_clean(&fake, &err);
 }
