@@ -164,6 +164,7 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         scale_in_delay: args.scale_in_delay,
         boot: args.boot,
         reimage: args.reimage,
+        demand: args.scale_set,
     };
     if args.sweep {
         return sweep(&args, &workload, &setting);

@@ -268,7 +268,8 @@ impl FakeGithub {
     /// `run.sh --jitconfig <encoded>`: the runner comes online. `None` for an unknown
     /// or already used config.
     pub fn start_runner_with_jit(&self, encoded: &str) -> Option<u64> {
-        self.shared.lock().runners.start_jit(encoded)
+        // Through the Actions service: a scale-set runner coming online may take a job there.
+        self.shared.with_broker(|inner, _| inner.runners.start_jit(encoded))
     }
 
     /// `config.sh --url ... --token <token> --name <name> --labels ...` then `run.sh`.
@@ -291,7 +292,9 @@ impl FakeGithub {
 
     /// `config.sh remove --token <remove token>`.
     pub fn remove_runner_with_token(&self, token: &str, runner_id: u64) -> bool {
-        self.shared.lock().runners.remove_with_token(token, runner_id, OffsetDateTime::now_utc()).is_ok()
+        self.shared.with_broker(|inner, _| {
+            inner.runners.remove_with_token(token, runner_id, OffsetDateTime::now_utc()).is_ok()
+        })
     }
 
     /// The runner asks for work; returns the job it is now busy with.
@@ -306,12 +309,13 @@ impl FakeGithub {
 
     /// The runner's job finished (ephemeral runners are then removed); returns the job.
     pub fn finish_job(&self, runner_id: u64) -> Option<u64> {
-        self.shared.lock().runners.finish(runner_id)
+        // A scale-set runner's job ends with `JobCompleted` ("succeeded") on its set's queue.
+        self.shared.with_broker(|inner, _| inner.runners.finish(runner_id))
     }
 
     /// The runner process died or lost its connection: GitHub shows it offline.
     pub fn mark_offline(&self, runner_id: u64) {
-        self.shared.lock().runners.set_online(runner_id, false);
+        self.shared.with_broker(|inner, _| inner.runners.set_online(runner_id, false));
     }
 
     pub fn runners(&self, scope: &Scope) -> Vec<FakeRunner> {

@@ -56,7 +56,7 @@ fn refused(message: &str) -> Response {
 }
 
 async fn jit(State(shared): State<Arc<Shared>>, Json(body): Json<JitBody>) -> Response {
-    match shared.lock().runners.start_jit(&body.encoded_jit_config) {
+    match shared.with_broker(|inner, _| inner.runners.start_jit(&body.encoded_jit_config)) {
         Some(id) => Json(json!({"runner_id": id})).into_response(),
         None => refused("unknown or already used JIT config"),
     }
@@ -102,7 +102,7 @@ async fn poll(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Respons
 }
 
 async fn finish(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Response {
-    match shared.lock().runners.finish(id) {
+    match shared.with_broker(|inner, _| inner.runners.finish(id)) {
         Some(job_id) => Json(json!({"job_id": job_id})).into_response(),
         None => refused("the runner has no job"),
     }

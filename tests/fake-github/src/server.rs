@@ -269,6 +269,8 @@ async fn handle(
             h.append(name, v);
         }
     }
+    // A REST call may have changed a runner the Actions service's long polls report on.
+    shared.broker_wake.notify_waiters();
     response
 }
 

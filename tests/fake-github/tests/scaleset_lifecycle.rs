@@ -351,3 +351,44 @@ async fn jobs_go_only_to_a_set_carrying_every_runs_on_label() {
     let other_org = fake.scaleset_queue_job(&Scope::org("else"), fake_github::ScaleSetJobSpec::runs_on(&["linux"]));
     assert_eq!(fake.scaleset_job(&other_org).unwrap().phase, fake_github::JobPhase::Queued);
 }
+
+#[tokio::test]
+async fn a_runner_connecting_or_finishing_through_the_rest_side_wakes_a_holding_poll() {
+    let fake = FakeGithub::start().await;
+    fake.scaleset_configure(|c| c.poll_hold = Duration::from_secs(30));
+    let c = Client::connect(&fake, "acme").await;
+    let id = c.create_set("linux").await["id"].as_u64().unwrap();
+    let s = c.open_session(id).await;
+    fake.scaleset_queue_job_for(id).unwrap();
+    let mut last = 0;
+    next_message(&c, &s, &mut last, 5).await;
+    let jit = c.jit(id, "r-1").await.json();
+    let encoded = jit["encodedJITConfig"].as_str().unwrap().to_owned();
+    let runner = jit["runner"]["id"].as_u64().unwrap();
+    let started = std::time::Instant::now();
+    let connect = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        fake.start_runner_with_jit(&encoded)
+    };
+    let (answer, _) = tokio::join!(c.poll(&s, last, 5), connect);
+    assert_eq!(Message::parse(&answer).types(), ["JobStarted"]);
+    last = Message::parse(&answer).id;
+    let finish = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        fake.finish_job(runner)
+    };
+    let (answer, _) = tokio::join!(c.poll(&s, last, 5), finish);
+    assert_eq!(Message::parse(&answer).types(), ["JobCompleted"]);
+    assert!(started.elapsed() < Duration::from_secs(10), "woken, not held to the end");
+}
+
+#[tokio::test]
+async fn faults_on_runner_registration_answer_in_github_rest_shape() {
+    let fake = fake().await;
+    fake.add_pat(common::PAT);
+    let token = common::registration_token(&fake, "acme").await;
+    fake.scaleset_inject(Some("POST"), Some("/actions/runner-registration"), fake_github::BrokerFault::Status(502), 1);
+    let failed = common::runner_registration(&fake, &token, &format!("{}/acme", fake.url())).await;
+    assert_eq!(failed.status, 502);
+    assert!(failed.json()["message"].is_string() && failed.json().get("typeName").is_none());
+}

@@ -109,18 +109,27 @@ pub(crate) async fn handle(shared: Arc<Shared>, method: Method, uri: Uri, header
         if body.is_empty() { Ok(None) } else { serde_json::from_slice(&body).map(Some).map_err(|_| ()) };
 
     let mut flags = Flags::default();
+    // R3 is a GitHub REST endpoint: its injected errors take GitHub's error shape.
+    let rest = path.ends_with("/actions/runner-registration");
+    let fail = |status: u16, message: &str| {
+        if rest {
+            Reply::json(status, json!({"message": message, "documentation_url": "https://docs.github.com/rest"}))
+        } else {
+            error::error(status, "VssServiceException", message)
+        }
+    };
     let early = match take_fault(&shared, &method, &path) {
         Some(BrokerFault::Hang) => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
-            Some(error::error(504, "GatewayTimeout", "hung"))
+            Some(fail(504, "hung"))
         }
         Some(BrokerFault::Delay(d)) => {
             tokio::time::sleep(d).await;
             None
         }
-        Some(BrokerFault::Status(status)) => Some(error::error(status, "VssServiceException", "Injected failure.")),
+        Some(BrokerFault::Status(status)) => Some(fail(status, "Injected failure.")),
         Some(BrokerFault::TooManyRequests { retry_after }) => {
-            let mut reply = error::error(429, "VssServiceException", "Too many requests.");
+            let mut reply = fail(429, "Too many requests.");
             reply.headers.push(("retry-after", retry_after.as_secs().to_string()));
             Some(reply)
         }

@@ -498,3 +498,78 @@ pub(crate) fn statistics(inner: &Inner, set_id: u64) -> Statistics {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::scaleset::{sets, tick};
+
+    fn world(org: &str) -> (Inner, usize, Scope) {
+        let mut inner = Inner::default();
+        let scope = Scope::org(org);
+        let tenant = inner.broker.tenant_of(&scope);
+        (inner, tenant, scope)
+    }
+
+    fn set(inner: &mut Inner, tenant: usize, scope: &Scope, body: serde_json::Value) -> u64 {
+        let reply = sets::create(inner, tenant, scope, Some(&body), "http://x/tenant/1/");
+        assert_eq!(reply.status, 200);
+        reply.body.unwrap()["id"].as_u64().unwrap()
+    }
+
+    #[test]
+    fn a_job_naming_a_group_goes_only_to_a_set_of_that_group() {
+        let (mut inner, tenant, scope) = world("acme");
+        let gpu = inner.runners.add_group("acme", "gpu");
+        let default = set(&mut inner, tenant, &scope, json!({"name": "linux"}));
+        let in_gpu = set(&mut inner, tenant, &scope, json!({"name": "linux", "runnerGroupId": gpu}));
+        let mut spec = ScaleSetJobSpec::runs_on(&["linux"]);
+        let any = queue(&mut inner, &scope, spec.clone());
+        spec.group = Some("GPU".into());
+        let grouped = queue(&mut inner, &scope, spec);
+        tick(&mut inner, Instant::now());
+        let set_of = |id: &str| inner.broker.jobs.all.values().find(|j| j.info.job_id == id).unwrap().info.scale_set_id;
+        assert_eq!(set_of(&any), Some(default), "without a group: the lowest-numbered matching set");
+        assert_eq!(set_of(&grouped), Some(in_gpu));
+    }
+
+    #[test]
+    fn capacity_bounds_waiting_jobs_and_zero_admits_none() {
+        let (mut inner, tenant, scope) = world("acme");
+        let id = set(&mut inner, tenant, &scope, json!({"name": "linux"}));
+        inner.broker.sets.get_mut(&id).unwrap().max_capacity = Some(0);
+        for _ in 0..3 {
+            queue(&mut inner, &scope, ScaleSetJobSpec::runs_on(&["linux"]));
+        }
+        tick(&mut inner, Instant::now());
+        assert_eq!(statistics(&inner, id).total_assigned_jobs, 0);
+        inner.broker.sets.get_mut(&id).unwrap().max_capacity = Some(2);
+        tick(&mut inner, Instant::now());
+        assert_eq!(statistics(&inner, id).total_assigned_jobs, 2);
+        inner.broker.sets.get_mut(&id).unwrap().max_capacity = None;
+        tick(&mut inner, Instant::now());
+        assert_eq!(statistics(&inner, id).total_assigned_jobs, 3, "no header yet: no limit");
+    }
+
+    #[test]
+    fn job_messages_carry_the_base_fields_and_zero_times_until_they_happen() {
+        let (mut inner, tenant, scope) = world("acme");
+        let id = set(&mut inner, tenant, &scope, json!({"name": "linux"}));
+        let job_id = queue(
+            &mut inner,
+            &scope,
+            ScaleSetJobSpec { repository: Some("acme/api".into()), ..ScaleSetJobSpec::runs_on(&["linux"]) },
+        );
+        tick(&mut inner, Instant::now());
+        let job = inner.broker.jobs.all.values().next().unwrap();
+        let m = message(job, "JobAssigned", "http://x/");
+        assert_eq!(m["jobId"], job_id.as_str());
+        assert_eq!((m["ownerName"].as_str(), m["repositoryName"].as_str()), (Some("acme"), Some("api")));
+        assert_eq!(m["jobWorkflowRef"], "acme/api/.github/workflows/ci.yml@refs/heads/main");
+        assert_eq!(m["runnerAssignTime"], ZERO_TIME);
+        assert_ne!(m["scaleSetAssignTime"], ZERO_TIME);
+        assert_eq!(inner.broker.sets[&id].queue.pending_len(), 1);
+    }
+}
