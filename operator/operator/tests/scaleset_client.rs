@@ -10,6 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use contract::{Api, Contract};
 use fake_github::{AppKey, BrokerFault, FakeGithub, JobFlow};
 use operator::{
     config::{GithubAppConfig, GithubScope},
@@ -111,6 +112,17 @@ fn r3_calls(fake: &FakeGithub) -> usize {
 
 fn calls(fake: &FakeGithub, method: &str, path_contains: &str) -> usize {
     fake.scaleset_exchanges().iter().filter(|e| e.method == method && e.path.contains(path_contains)).count()
+}
+
+/// Every exchange of the client fits the descriptions: the scale set API's
+/// (`contracts/actions-scaleset/`) and, for R1/R2, GitHub's REST description.
+fn assert_contract(fake: &FakeGithub) {
+    let scaleset = fake.scaleset_exchanges();
+    assert!(!scaleset.is_empty(), "no scale set API exchange");
+    let problems = Contract::load(Api::ActionsScaleset).check_all(&scaleset);
+    assert!(problems.is_empty(), "scale set API contract violations:\n{}", problems.join("\n"));
+    let problems = Contract::load(Api::GithubRest).check_all(&fake.exchanges());
+    assert!(problems.is_empty(), "REST contract violations:\n{}", problems.join("\n"));
 }
 
 /// Polls (acknowledging each message) until a job message matching `want` arrives.
@@ -237,6 +249,7 @@ async fn a_job_runs_through_the_whole_lifecycle_at_repository_scope_with_a_pat()
     assert_eq!(heard.finished(Endpoint::GetMessage, "session_gone"), 1);
     assert_eq!(heard.sent(Endpoint::AdminConnection), 1);
     assert!(heard.sent(Endpoint::GetMessage) >= 4);
+    assert_contract(&fake);
 }
 
 #[tokio::test]
@@ -270,6 +283,7 @@ async fn an_organization_set_in_a_named_group_with_an_app_acquires_its_jobs_in_t
     assert!(matches!(assigned, JobMessage::Assigned { job } if job.job_id == job_id));
     assert_eq!(api.acquire_jobs(set.id, &[]).await.unwrap(), Vec::<i64>::new(), "nothing to ask, nothing sent");
     api.close_session().await.unwrap();
+    assert_contract(&fake);
 }
 
 #[tokio::test]
@@ -307,6 +321,7 @@ async fn a_jit_name_left_by_a_runner_of_the_same_set_is_freed_and_issued_again()
     assert!(matches!(&err, ActionsError::RunnerExists { .. }), "{err:?}");
     assert_eq!(api.runner_by_name("runner-c").await.unwrap().map(|r| r.id), Some(theirs.runner_id));
     assert_clean(&fake, &err);
+    assert_contract(&fake);
 }
 
 #[tokio::test]
