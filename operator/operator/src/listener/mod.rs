@@ -28,7 +28,7 @@ use crate::{
     controller::{Controller, ListenerStatus},
     demand::{retry_delay, to_acquire},
     labels::Api,
-    ports::{ActionsError, Message, ScaleSetApi, ScaleSetInfo, ScaleSetSpec},
+    ports::{ActionsError, Message, Ports, ScaleSetApi, ScaleSetInfo, ScaleSetSpec},
     report::Chain,
 };
 
@@ -48,6 +48,37 @@ pub struct ListenerSettings {
     pub owner: String,
     /// Seeds the backoff jitter; the simulator passes its run's seed.
     pub jitter_seed: u64,
+}
+
+impl ListenerSettings {
+    /// From the configuration: the scale set named `github.scale_set_name` (default: the VM
+    /// scale set's name), owned by this host.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let github = &config.github;
+        Self {
+            scale_set_name: github.scale_set_name.clone().unwrap_or_else(|| config.azure.vmss_name().to_owned()),
+            runner_group: github.runner_group.clone(),
+            extra_labels: github.labels.clone(),
+            owner: host_name(),
+            jitter_seed: u64::from(std::process::id())
+                ^ u64::from(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.subsec_nanos())
+                        .unwrap_or(0),
+                ),
+        }
+    }
+}
+
+/// The session owner GitHub shows: the host's name (as actions-runner-controller and
+/// GitHub's own client use), `vmss-github-runner` when it cannot be read.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "vmss-github-runner".to_owned())
 }
 
 /// The scale set's id once the listener has found or created it; the registration
@@ -78,6 +109,18 @@ impl std::fmt::Debug for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Listener").field("settings", &self.settings).field("scale_set_id", &self.handle.id()).finish()
     }
+}
+
+/// With `github.demand = "scale_set"`: `ports` with its GitHub port routed through the scale
+/// set ([`ScaleSetRunners`]), and the listener to run next to the loop. Otherwise `ports`
+/// unchanged and no listener.
+pub fn wire(config: &crate::config::Config, mut ports: Ports, api: Arc<dyn ScaleSetApi>) -> (Ports, Option<Listener>) {
+    if config.github.demand != crate::config::DemandSource::ScaleSet {
+        return (ports, None);
+    }
+    let handle = ScaleSetHandle::default();
+    ports.github = Arc::new(ScaleSetRunners::new(ports.github.clone(), api.clone(), handle.clone()));
+    (ports, Some(Listener { api, settings: ListenerSettings::from_config(config), handle }))
 }
 
 /// Why a session ended; the outer loop decides what comes next.
