@@ -46,7 +46,8 @@ use tokio::task::JoinHandle;
 pub use auth::AppKey;
 pub use contract::Exchange;
 pub use scaleset::{
-    BrokerFault, JobFlow, JobPhase, ScaleSetConfig, ScaleSetInfo, ScaleSetJob, ScaleSetJobSpec, SessionInfo, Statistics,
+    BrokerFault, JobFlow, JobPhase, RecordedRequest, ScaleSetConfig, ScaleSetInfo, ScaleSetJob, ScaleSetJobSpec,
+    SessionInfo, Statistics,
 };
 pub use state::{FakeJob, FakeRunner, RunnerGroup, Scope};
 pub use workflows::FakeWorkflowJob;

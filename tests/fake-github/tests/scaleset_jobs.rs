@@ -226,3 +226,97 @@ async fn a_degraded_session_may_lack_its_queue_url() {
     assert!(a.json().get("messageQueueUrl").is_none());
     assert!(a.json()["sessionId"].is_string());
 }
+
+#[tokio::test]
+async fn reassignments_wait_longer_each_time_and_the_job_counts_nowhere_meanwhile() {
+    let (fake, c, id) = setup(JobFlow::GithubCom).await;
+    fake.scaleset_configure(|c| {
+        c.assignment_timeout = Duration::from_millis(100);
+        c.reassignment_backoff = Duration::from_millis(300);
+        c.max_reassignments = 2;
+        c.poll_hold = Duration::from_secs(5);
+    });
+    let s = c.open_session(id).await;
+    let job_id = fake.scaleset_queue_job_for(id).unwrap();
+    let mut last = 0;
+    assert_eq!(next_message(&c, &s, &mut last, 10).await.types(), ["JobAssigned"]);
+    let cancelled = next_message(&c, &s, &mut last, 10).await;
+    assert_eq!(cancelled.types(), ["JobCompleted"]);
+    assert_eq!(cancelled.statistics["totalAssignedJobs"], 0, "between cancellation and reassignment");
+    assert_eq!(fake.scaleset_job(&job_id).unwrap().phase, JobPhase::Queued);
+    let t = Instant::now();
+    assert_eq!(next_message(&c, &s, &mut last, 10).await.types(), ["JobAssigned"]);
+    // Measured from the cancellation's arrival, a little after the cancellation itself: 300 and
+    // 600 ms less that lag.
+    let first_wait = t.elapsed();
+    assert_eq!(next_message(&c, &s, &mut last, 10).await.types(), ["JobCompleted"]);
+    let t = Instant::now();
+    assert_eq!(next_message(&c, &s, &mut last, 10).await.types(), ["JobAssigned"]);
+    let second_wait = t.elapsed();
+    assert!(
+        first_wait >= Duration::from_millis(150) && second_wait >= Duration::from_millis(450),
+        "{first_wait:?} {second_wait:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_undecodable_body_or_another_message_type_waits_for_a_message_to_spoil() {
+    let (fake, c, id) = setup(JobFlow::GithubCom).await;
+    let s = c.open_session(id).await;
+    fake.scaleset_inject(Some("GET"), Some("/messages"), BrokerFault::UndecodableBody, 1);
+    assert_eq!(c.poll(&s, 0, 5).await.status, 202, "no message yet: the fault stays armed");
+    fake.scaleset_queue_job_for(id).unwrap();
+    let spoiled = c.poll(&s, 0, 5).await.json();
+    assert_eq!(spoiled["body"], "not json");
+    assert_eq!(spoiled["messageType"], "RunnerScaleSetJobMessages");
+    assert_eq!(spoiled["statistics"]["totalAssignedJobs"], 1);
+    let id_spoiled = spoiled["messageId"].as_i64().unwrap();
+    assert_eq!(fake.scaleset_sets()[0].unacked_message_ids, vec![id_spoiled], "unacknowledged like any other");
+    assert_eq!(Message::parse(&c.poll(&s, 0, 5).await).types(), ["JobAssigned"], "redelivered intact");
+
+    fake.scaleset_inject(
+        Some("GET"),
+        Some("/messages"),
+        BrokerFault::MessageType("RunnerScaleSetJobMessagesV2".into()),
+        1,
+    );
+    let other = c.poll(&s, 0, 5).await.json();
+    assert_eq!(other["messageType"], "RunnerScaleSetJobMessagesV2");
+    assert_eq!(other["messageId"], id_spoiled);
+    assert_eq!(c.ack(&s, id_spoiled).await.status, 204);
+    assert_eq!(c.poll(&s, id_spoiled, 5).await.status, 202);
+}
+
+#[tokio::test]
+async fn request_headers_are_recorded_with_credentials_shown_only_by_kind() {
+    let (fake, c, id) = setup(JobFlow::GithubCom).await;
+    let s = c.open_session(id).await;
+    c.poll(&s, 0, 7).await;
+    let header = |h: &Vec<(String, String)>, name: &str| h.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+
+    let r3 = fake.scaleset_request_headers("POST", "/actions/runner-registration");
+    assert_eq!(header(&r3[0], "authorization").as_deref(), Some("RemoteAuth <registration token>"));
+    let admin = fake.scaleset_request_headers("POST", "/sessions");
+    assert_eq!(header(&admin[0], "authorization").as_deref(), Some("Bearer <admin token>"));
+    assert_eq!(header(&admin[0], "content-type").as_deref(), Some("application/json"));
+    assert_eq!(header(&admin[0], "user-agent").as_deref(), Some("scaleset-test"));
+    let poll = fake.scaleset_request_headers("GET", "/messages");
+    assert_eq!(header(&poll[0], "authorization").as_deref(), Some("Bearer <message-queue token>"));
+    assert_eq!(header(&poll[0], "accept").as_deref(), Some("application/json; api-version=6.0-preview"));
+    assert_eq!(header(&poll[0], "x-scalesetmaxcapacity").as_deref(), Some("7"));
+
+    let _ = common::send(
+        &c.http,
+        Method::GET,
+        &format!("{}_apis/runtime/runnergroups/?api-version=1", c.base),
+        Some("forged"),
+        None,
+    )
+    .await;
+    let forged = fake.scaleset_request_headers("GET", "/runnergroups/");
+    assert_eq!(header(&forged[0], "authorization").as_deref(), Some("Bearer <unrecognised>"));
+    let all = format!("{:?}", fake.scaleset_requests());
+    for secret in [&c.admin_token, &s.token, "forged"] {
+        assert!(!all.contains(secret), "a credential leaked into the record");
+    }
+}

@@ -21,7 +21,7 @@ async fn setup() -> (FakeGithub, Client, u64) {
 #[tokio::test]
 async fn a_session_left_by_an_unclean_exit_blocks_with_409_until_it_expires() {
     let (fake, c, id) = setup().await;
-    fake.scaleset_configure(|c| c.session_idle_timeout = Duration::from_millis(400));
+    fake.scaleset_configure(|c| c.session_idle_timeout = Duration::from_millis(1000));
     let crashed = c.open_session(id).await;
     let _ = crashed; // the listener dies without DELETE
     let conflict = c.try_session(id).await;
@@ -31,9 +31,9 @@ async fn a_session_left_by_an_unclean_exit_blocks_with_409_until_it_expires() {
         "GitHub.Actions.Runtime.WebApi.RunnerScaleSetSessionConflictException, GitHub.Actions.Runtime.WebApi"
     );
     assert_eq!(conflict.json()["message"], "The actions runner scaleset linux already has an active session.");
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    assert_eq!(c.try_session(id).await.status, 409, "not idle long enough yet");
     tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(c.try_session(id).await.status, 409, "not idle long enough yet");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let fresh = c.try_session(id).await;
     assert_eq!(fresh.status, 200, "{}", fresh.text);
 }
@@ -41,12 +41,12 @@ async fn a_session_left_by_an_unclean_exit_blocks_with_409_until_it_expires() {
 #[tokio::test]
 async fn polling_keeps_a_session_alive_and_a_stale_one_left_by_the_test_conflicts() {
     let (fake, c, id) = setup().await;
-    fake.scaleset_configure(|c| c.session_idle_timeout = Duration::from_millis(300));
+    fake.scaleset_configure(|c| c.session_idle_timeout = Duration::from_millis(600));
     let s = c.open_session(id).await;
-    for _ in 0..4 {
+    for _ in 0..6 {
         assert_eq!(c.poll(&s, 0, 1).await.status, 202);
     }
-    assert_eq!(fake.scaleset_sessions().len(), 1, "polled every 150 ms: never idle for 300 ms");
+    assert_eq!(fake.scaleset_sessions().len(), 1, "polled back to back for 900 ms: never idle for 600 ms");
     assert_eq!(c.close(id, &s).await.status, 204);
 
     let stale = fake.scaleset_leave_stale_session(id, "old-pod").unwrap();
@@ -220,4 +220,20 @@ async fn the_queue_url_must_keep_its_session_query() {
     let mut admin = s.clone();
     admin.token = admin_token;
     assert_eq!(c.poll(&admin, 0, 1).await.status, 401, "the admin token does not open the queue");
+}
+
+#[tokio::test]
+async fn a_session_body_may_come_with_or_without_a_zero_session_id() {
+    let (fake, c, id) = setup().await;
+    let path = format!("_apis/runtime/runnerscalesets/{id}/sessions");
+    let arc = c.admin(Method::POST, &path, Some(serde_json::json!({"ownerName": "arc-listener"}))).await;
+    assert_eq!(arc.status, 200, "ARC <= 0.13 sends ownerName only");
+    assert_eq!(arc.json()["ownerName"], "arc-listener");
+    assert!(fake.scaleset_expire_session(id));
+    assert_eq!(c.try_session(id).await.status, 200, "SS adds the zero sessionId");
+    assert!(fake.scaleset_expire_session(id));
+    let nameless = c
+        .admin(Method::POST, &path, Some(serde_json::json!({"sessionId": "00000000-0000-0000-0000-000000000000"})))
+        .await;
+    assert_eq!(nameless.status, 400);
 }

@@ -104,6 +104,17 @@ impl Tokens {
         live.map(|t| t.expires = now).count()
     }
 
+    /// What a presented token is (expired or not), for the record of request headers.
+    pub fn kind(&self, token: &str) -> Option<&'static str> {
+        if self.admin.contains_key(token) {
+            Some("admin token")
+        } else if self.queue.contains_key(token) {
+            Some("message-queue token")
+        } else {
+            None
+        }
+    }
+
     /// When the set's newest live message-queue token expires.
     pub fn queue_expiry(&self, set_id: u64) -> Option<Instant> {
         self.queue.values().filter(|t| t.set_id == set_id).map(|t| t.expires).max()

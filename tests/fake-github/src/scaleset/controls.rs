@@ -5,8 +5,8 @@ use contract::Exchange;
 use tokio::time::Instant;
 
 use super::{
-    jobs, sessions, sets, tick, BrokerFault, FaultRule, JobFlow, ScaleSetConfig, ScaleSetJob, ScaleSetJobSpec,
-    Statistics,
+    jobs, sessions, sets, stats, tick, BrokerFault, FaultRule, JobFlow, RecordedRequest, ScaleSetConfig, ScaleSetJob,
+    ScaleSetJobSpec, Statistics,
 };
 use crate::{
     server::{Inner, Shared},
@@ -192,7 +192,7 @@ impl FakeGithub {
     /// The set's statistics now, as the next message will carry them.
     pub fn scaleset_statistics(&self, scale_set_id: u64) -> Option<Statistics> {
         self.shared.with_broker(|inner, _| {
-            inner.broker.sets.contains_key(&scale_set_id).then(|| jobs::statistics(inner, scale_set_id))
+            inner.broker.sets.contains_key(&scale_set_id).then(|| stats::statistics(inner, scale_set_id))
         })
     }
 
@@ -248,6 +248,20 @@ impl FakeGithub {
 
     pub fn scaleset_job(&self, job_id: &str) -> Option<ScaleSetJob> {
         self.scaleset_jobs().into_iter().find(|j| j.job_id == job_id)
+    }
+
+    /// Every request to the Actions service and R3 with its headers (credentials shown by kind).
+    pub fn scaleset_requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().broker.requests.clone()
+    }
+
+    /// The headers of each request with this method whose path contains `path_contains`.
+    pub fn scaleset_request_headers(&self, method: &str, path_contains: &str) -> Vec<Vec<(String, String)>> {
+        let requests = self.scaleset_requests().into_iter();
+        requests
+            .filter(|r| r.method.eq_ignore_ascii_case(method) && r.path.contains(path_contains))
+            .map(|r| r.headers)
+            .collect()
     }
 
     /// Every exchange with the Actions service and R3 (the REST ones are in

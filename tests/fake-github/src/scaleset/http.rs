@@ -18,10 +18,11 @@ use axum::{
 };
 use contract::Exchange;
 use serde_json::{json, Value};
+use time::OffsetDateTime;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{auth, error, jobs, messages, runners, sessions, sets, tick, BrokerFault};
+use super::{acquire, auth, error, messages, runners, sessions, sets, tick, BrokerFault, FaultRule, RecordedRequest};
 use crate::{server::Shared, state::Scope};
 
 /// An answer before it is written: status, JSON body, extra headers.
@@ -78,8 +79,9 @@ fn params(query: Option<&str>) -> HashMap<String, String> {
         .collect()
 }
 
-/// The first injected fault whose method and path match, counted down.
-fn take_fault(shared: &Shared, method: &Method, path: &str) -> Option<BrokerFault> {
+/// The first injected fault whose method and path match, counted down; with its matchers, so
+/// a fault that found no message to change can be armed again.
+fn take_fault(shared: &Shared, method: &Method, path: &str) -> Option<FaultRule> {
     let mut inner = shared.lock();
     let rule = inner.broker.faults.iter_mut().find(|r| {
         r.remaining > 0
@@ -87,7 +89,40 @@ fn take_fault(shared: &Shared, method: &Method, path: &str) -> Option<BrokerFaul
             && r.path_contains.as_deref().is_none_or(|p| path.contains(p))
     })?;
     rule.remaining -= 1;
-    Some(rule.fault.clone())
+    Some(FaultRule {
+        method: rule.method.clone(),
+        path_contains: rule.path_contains.clone(),
+        fault: rule.fault.clone(),
+        remaining: 1,
+    })
+}
+
+/// The request headers, the credential replaced by its kind.
+fn recorded_headers(shared: &Shared, headers: &HeaderMap) -> Vec<(String, String)> {
+    let inner = shared.lock();
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let value = value.to_str().unwrap_or("<not text>");
+            let shown = if name.as_str() == "authorization" {
+                match value.split_once(' ') {
+                    Some(("RemoteAuth", t))
+                        if inner.runners.registration_token_scope(t.trim(), OffsetDateTime::now_utc()).is_some() =>
+                    {
+                        "RemoteAuth <registration token>".to_owned()
+                    }
+                    Some((scheme, t)) => match inner.broker.tokens.kind(t.trim()) {
+                        Some(kind) => format!("{scheme} <{kind}>"),
+                        None => format!("{scheme} <unrecognised>"),
+                    },
+                    None => "<unrecognised>".to_owned(),
+                }
+            } else {
+                value.to_owned()
+            };
+            (name.as_str().to_owned(), shown)
+        })
+        .collect()
 }
 
 /// What the faults change in a request answered normally.
@@ -118,7 +153,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, method: Method, uri: Uri, header
             error::error(status, "VssServiceException", message)
         }
     };
-    let early = match take_fault(&shared, &method, &path) {
+    let request_headers = recorded_headers(&shared, &headers);
+    let rule = take_fault(&shared, &method, &path);
+    let early = match rule.as_ref().map(|r| r.fault.clone()) {
         Some(BrokerFault::Hang) => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Some(fail(504, "hung"))
@@ -154,6 +191,14 @@ pub(crate) async fn handle(shared: Arc<Shared>, method: Method, uri: Uri, header
             flags.without_url = true;
             None
         }
+        Some(BrokerFault::UndecodableBody) => {
+            flags.poll.undecodable = true;
+            None
+        }
+        Some(BrokerFault::MessageType(kind)) => {
+            flags.poll.message_type = Some(kind);
+            None
+        }
         None => None,
     };
     let reply = match (early, &parsed) {
@@ -165,13 +210,23 @@ pub(crate) async fn handle(shared: Arc<Shared>, method: Method, uri: Uri, header
         }
     };
 
-    shared.lock().broker.exchanges.push(Exchange {
+    let mut inner = shared.lock();
+    if let Some(rule) = rule.filter(|r| r.fault.needs_a_message() && reply.status == 202) {
+        inner.broker.faults.insert(0, rule);
+    }
+    inner.broker.requests.push(RecordedRequest {
+        method: method.as_str().to_uppercase(),
+        path: recorded_path.clone(),
+        headers: request_headers,
+    });
+    inner.broker.exchanges.push(Exchange {
         method: method.as_str().to_uppercase(),
         path: recorded_path,
         request_body: parsed.unwrap_or(None),
         status: reply.status,
         response_body: reply.body.clone(),
     });
+    drop(inner);
     respond(reply, flags.bom)
 }
 
@@ -337,11 +392,11 @@ fn dispatch(
             else {
                 return error::bad_request("The body must be a JSON array of runner request ids.");
             };
-            let acquired = jobs::acquire(inner, set_id, &ids, now);
+            let acquired = acquire::acquire(inner, set_id, &ids, now);
             Reply::json(200, json!({"count": acquired.len(), "value": acquired}))
         }
         ("GET", ["_apis", "runtime", "runnerscalesets", s, "acquirablejobs"]) => {
-            let value = jobs::acquirable(inner, id(s));
+            let value = acquire::acquirable(inner, id(s));
             if value.is_empty() {
                 Reply::empty(204)
             } else {

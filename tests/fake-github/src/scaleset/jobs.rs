@@ -7,7 +7,8 @@
 //! ```text
 //! Queued ─(github.com)→ Assigned ──runner claims──→ Running ──runner finishes──→ Completed
 //!        └(GHES)→ Available ─acquirejobs→ Assigned
-//! Assigned ─not started within assignment_timeout→ JobCompleted{canceled} → Queued (≤ 3 times)
+//! Assigned ─not started within assignment_timeout→ JobCompleted{canceled} → Queued
+//!          (≤ max_reassignments times; the n-th waits n × reassignment_backoff first)
 //! ```
 //!
 //! **Capacity [UNCERTAIN on the real service]:** a job becomes Available or Assigned only
@@ -21,7 +22,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{messages::emit, rfc3339, JobFlow, Statistics, ZERO_TIME};
+use super::{messages::emit, rfc3339, JobFlow, ZERO_TIME};
 use crate::{server::Inner, state::Scope};
 
 /// A job for the scale sets, as a test queues it. `runs_on` names the labels (a set's
@@ -88,18 +89,20 @@ pub(crate) struct Job {
     pub info: ScaleSetJob,
     tenant: usize,
     group: Option<String>,
-    owner: String,
-    repository: String,
+    pub(super) owner: String,
+    pub(super) repository: String,
     workflow: String,
     display_name: String,
-    event_name: String,
+    pub(super) event_name: String,
     workflow_run_id: i64,
     queue_time: OffsetDateTime,
-    set_assign_time: Option<OffsetDateTime>,
+    pub(super) set_assign_time: Option<OffsetDateTime>,
     runner_assign_time: Option<OffsetDateTime>,
     finish_time: Option<OffsetDateTime>,
     /// When an unstarted assignment is cancelled.
-    deadline: Option<Instant>,
+    pub(super) deadline: Option<Instant>,
+    /// A cancelled job is not assigned again before this (the README's "incremental delays").
+    not_before: Option<Instant>,
     /// The result the runner reports when its job finishes.
     pending_result: Option<String>,
 }
@@ -117,7 +120,7 @@ fn time_or_zero(t: Option<OffsetDateTime>) -> String {
 }
 
 /// One job message of a message body (SS `types.go`: `JobMessageBase` plus the type's fields).
-fn message(job: &Job, kind: &str, base: &str) -> Value {
+pub(super) fn message(job: &Job, kind: &str, base: &str) -> Value {
     let mut m = json!({
         "messageType": kind,
         "runnerRequestId": job.info.runner_request_id,
@@ -153,12 +156,12 @@ fn message(job: &Job, kind: &str, base: &str) -> Value {
     m
 }
 
-fn tenant_base(inner: &Inner, tenant: usize) -> String {
+pub(super) fn tenant_base(inner: &Inner, tenant: usize) -> String {
     format!("{}/tenant/{tenant}/", inner.broker.base_url)
 }
 
 /// Queues a job message about `rest_id` for the set it is with.
-fn tell(inner: &mut Inner, rest_id: u64, kind: &str) {
+pub(super) fn tell(inner: &mut Inner, rest_id: u64, kind: &str) {
     let Some(job) = inner.broker.jobs.all.get(&rest_id) else { return };
     let Some(set) = job.info.scale_set_id else { return };
     let m = message(job, kind, &tenant_base(inner, job.tenant));
@@ -206,6 +209,7 @@ pub(crate) fn queue(inner: &mut Inner, scope: &Scope, spec: ScaleSetJobSpec) -> 
             runner_assign_time: None,
             finish_time: None,
             deadline: None,
+            not_before: None,
             pending_result: None,
         },
     );
@@ -251,7 +255,7 @@ fn target(inner: &mut Inner, rest_id: u64) -> Option<u64> {
     })
 }
 
-fn assignment_deadline(inner: &Inner, reassignments: u32, now: Instant) -> Option<Instant> {
+pub(super) fn assignment_deadline(inner: &Inner, reassignments: u32, now: Instant) -> Option<Instant> {
     let c = &inner.broker.config;
     (reassignments < c.max_reassignments).then(|| now + c.assignment_timeout)
 }
@@ -264,7 +268,7 @@ pub(crate) fn assign(inner: &mut Inner, now: Instant) {
         .jobs
         .all
         .values()
-        .filter(|j| j.info.phase == JobPhase::Queued)
+        .filter(|j| j.info.phase == JobPhase::Queued && j.not_before.is_none_or(|t| t <= now))
         .map(|j| j.info.rest_job_id)
         .collect();
     for rest_id in queued {
@@ -299,53 +303,6 @@ pub(crate) fn assign(inner: &mut Inner, now: Instant) {
     }
 }
 
-/// A10 `acquirejobs`: the set's `JobAvailable` requests among `ids` become assigned; returns
-/// the ids acquired (unknown or already acquired ones are left out, as the service may).
-pub(crate) fn acquire(inner: &mut Inner, set_id: u64, ids: &[i64], now: Instant) -> Vec<i64> {
-    let mut acquired = Vec::new();
-    for &request_id in ids {
-        let found = inner.broker.jobs.all.values().find(|j| {
-            j.info.scale_set_id == Some(set_id)
-                && j.info.phase == JobPhase::Available
-                && j.info.runner_request_id == request_id
-                && request_id != 0
-        });
-        let Some(rest_id) = found.map(|j| j.info.rest_job_id) else { continue };
-        let reassignments = inner.broker.jobs.all.get(&rest_id).map_or(0, |j| j.info.reassignments);
-        let deadline = assignment_deadline(inner, reassignments, now);
-        if let Some(job) = inner.broker.jobs.all.get_mut(&rest_id) {
-            job.info.phase = JobPhase::Assigned;
-            job.info.acquired = true;
-            job.set_assign_time = Some(OffsetDateTime::now_utc());
-            job.deadline = deadline;
-        }
-        tell(inner, rest_id, "JobAssigned");
-        acquired.push(request_id);
-    }
-    acquired
-}
-
-/// The set's jobs offered and not acquired (A11, ARC-legacy's `acquirablejobs`).
-pub(crate) fn acquirable(inner: &Inner, set_id: u64) -> Vec<Value> {
-    let base = inner.broker.sets.get(&set_id).map(|s| tenant_base(inner, s.tenant)).unwrap_or_default();
-    inner
-        .broker
-        .jobs
-        .all
-        .values()
-        .filter(|j| j.info.scale_set_id == Some(set_id) && j.info.phase == JobPhase::Available)
-        .map(|j| {
-            let full = message(j, "JobAvailable", &base);
-            json!({
-                "acquireJobUrl": full["acquireJobUrl"], "messageType": "JobAvailable",
-                "runnerRequestId": j.info.runner_request_id, "repositoryName": j.repository,
-                "ownerName": j.owner, "jobWorkflowRef": full["jobWorkflowRef"], "eventName": j.event_name,
-                "requestLabels": j.info.runs_on,
-            })
-        })
-        .collect()
-}
-
 /// Cancels the assignments no runner started in time: `JobCompleted{canceled}`, then the job
 /// is queued again (and reassigned by the next [`assign`]).
 pub(crate) fn time_out_assignments(inner: &mut Inner, now: Instant) {
@@ -363,9 +320,11 @@ pub(crate) fn time_out_assignments(inner: &mut Inner, now: Instant) {
             job.finish_time = Some(OffsetDateTime::now_utc());
         }
         tell(inner, rest_id, "JobCompleted");
+        let backoff = inner.broker.config.reassignment_backoff;
         if let Some(job) = inner.broker.jobs.all.get_mut(&rest_id) {
             job.info.reassignments += 1;
             back_to_queue(job);
+            job.not_before = Some(now + backoff * job.info.reassignments);
         }
     }
 }
@@ -381,9 +340,14 @@ fn back_to_queue(job: &mut Job) {
     job.deadline = None;
 }
 
-/// The earliest assignment deadline.
+/// The earliest assignment deadline, or end of a reassignment delay.
 pub(crate) fn next_timeout(inner: &Inner) -> Option<Instant> {
-    inner.broker.jobs.all.values().filter(|j| j.info.phase == JobPhase::Assigned).filter_map(|j| j.deadline).min()
+    let due = |j: &Job| match j.info.phase {
+        JobPhase::Assigned => j.deadline,
+        JobPhase::Queued => j.not_before,
+        _ => None,
+    };
+    inner.broker.jobs.all.values().filter_map(due).min()
 }
 
 /// Jobs of a deleted set that had not started go back to the queue.
@@ -469,42 +433,12 @@ pub(crate) fn complete_finished(inner: &mut Inner) {
     }
 }
 
-/// The set's statistics now (§7.4).
-pub(crate) fn statistics(inner: &Inner, set_id: u64) -> Statistics {
-    let mut s = Statistics::default();
-    for j in inner.broker.jobs.all.values().filter(|j| j.info.scale_set_id == Some(set_id)) {
-        match j.info.phase {
-            JobPhase::Available => s.total_available_jobs += 1,
-            JobPhase::Assigned => {
-                s.total_assigned_jobs += 1;
-                if j.info.acquired {
-                    s.total_acquired_jobs += 1;
-                }
-            }
-            JobPhase::Running => {
-                s.total_assigned_jobs += 1;
-                s.total_running_jobs += 1;
-            }
-            JobPhase::Queued | JobPhase::Completed => {}
-        }
-    }
-    for r in inner.runners.runners.values().filter(|r| r.scale_set_id == Some(set_id)) {
-        s.total_registered_runners += 1;
-        if r.busy() {
-            s.total_busy_runners += 1;
-        } else if r.online {
-            s.total_idle_runners += 1;
-        }
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::scaleset::{sets, tick};
+    use crate::scaleset::{sets, stats::statistics, tick};
 
     fn world(org: &str) -> (Inner, usize, Scope) {
         let mut inner = Inner::default();

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{auth, error, http::Reply, jobs, tick};
+use super::{auth, error, http::Reply, stats, tick};
 use crate::server::{Inner, Shared};
 
 /// At most this many job messages travel in one message (SS README).
@@ -77,7 +77,7 @@ fn message_json(inner: &mut Inner, set_id: u64, id: i64, body: &[Value]) -> Valu
         "messageId": id,
         "messageType": "RunnerScaleSetJobMessages",
         "body": Value::Array(body.to_vec()).to_string(),
-        "statistics": jobs::statistics(inner, set_id),
+        "statistics": stats::statistics(inner, set_id),
     })
 }
 
@@ -136,6 +136,10 @@ impl Drop for Holding {
 pub(crate) struct PollFaults {
     pub duplicate: bool,
     pub unauthorized_after: Option<Duration>,
+    /// Deliver the message with a `body` that holds no JSON array.
+    pub undecodable: bool,
+    /// Deliver the message with this `messageType`.
+    pub message_type: Option<String>,
 }
 
 /// M1 `GET {messageQueueUrl}[&lastMessageId=n]`: the message at once, or a hold of
@@ -204,7 +208,14 @@ pub(crate) async fn get(
                         set.queue.redeliver = Some((id, body.clone()));
                     }
                 }
-                return Reply::json(200, message_json(inner, set_id, id, &body));
+                let mut message = message_json(inner, set_id, id, &body);
+                if faults.undecodable {
+                    message["body"] = json!("not json");
+                }
+                if let Some(kind) = &faults.message_type {
+                    message["messageType"] = json!(kind);
+                }
+                return Reply::json(200, message);
             }
             if now >= hold_until {
                 return Reply::empty(202);

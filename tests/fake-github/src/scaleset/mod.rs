@@ -11,7 +11,9 @@
 //! | `sets` | scale sets and runner groups (A1–A6), dormant deletion |
 //! | `sessions` | message sessions (A7–A9): one per set, idle expiry, eviction |
 //! | `messages` | the queue (M1 long poll, M2 ack): increasing ids, ≤ 50 job messages a batch |
-//! | `jobs` | jobs in both flows, acquire (A10/A11), reassignment, capacity, statistics |
+//! | `jobs` | jobs in both flows, routing to a set, capacity, reassignment, runners taking jobs |
+//! | `acquire` | the GHES flow's `acquirejobs` and `acquirablejobs` (A10/A11) |
+//! | `stats` | the seven counters of every session and message, from job and runner state |
 //! | `runners` | JIT runners and the agents endpoints (A12–A15), kept in fake-github's runner table |
 //! | `controls` | the test controls on [`crate::FakeGithub`] |
 //!
@@ -24,6 +26,7 @@
 //! Durations are measured with tokio's clock (a paused test runtime drives them); timestamps in
 //! messages and JWT `exp` claims are wall-clock time.
 
+mod acquire;
 mod auth;
 mod controls;
 mod error;
@@ -33,6 +36,7 @@ mod messages;
 mod runners;
 mod sessions;
 mod sets;
+mod stats;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -77,6 +81,9 @@ pub struct ScaleSetConfig {
     /// How many times a job is reassigned after such a cancellation (the README says 3);
     /// after the last one it stays assigned and waits.
     pub max_reassignments: u32,
+    /// The n-th reassignment waits n times this after its cancellation ("incremental delays";
+    /// the real ones are not known). Meanwhile the job counts nowhere in the statistics.
+    pub reassignment_backoff: Duration,
     /// Delete a scale set that had no active session for this long (`None`: never; the real
     /// service: 7 days, or one day for old sets).
     pub dormant_after: Option<Duration>,
@@ -98,6 +105,7 @@ impl Default for ScaleSetConfig {
             session_idle_timeout: Duration::from_secs(180),
             assignment_timeout: Duration::from_secs(120),
             max_reassignments: 3,
+            reassignment_backoff: Duration::ZERO,
             dormant_after: None,
             flow: JobFlow::GithubCom,
             auto_start: true,
@@ -151,6 +159,32 @@ pub enum BrokerFault {
     UnauthorizedAfter(Duration),
     /// On session create or refresh: 200 with a session lacking `messageQueueUrl` (ARC#4370).
     SessionWithoutQueueUrl,
+    /// On GetMessage: the next message delivered keeps its id and statistics, but its `body` is
+    /// a JSON string that holds no JSON array (`"not json"`). It stays unacknowledged as usual.
+    UndecodableBody,
+    /// On GetMessage: the next message delivered carries this `messageType` instead of
+    /// `RunnerScaleSetJobMessages` (SS's listener stops on it).
+    MessageType(String),
+}
+
+impl BrokerFault {
+    /// Faults that change a message: they wait for a poll that delivers one (a poll that
+    /// ends with 202 leaves them armed).
+    pub(crate) fn needs_a_message(&self) -> bool {
+        matches!(self, Self::Duplicate | Self::UndecodableBody | Self::MessageType(_))
+    }
+}
+
+/// A request as the Actions service received it, for tests of the headers a client sends.
+/// The `authorization` value is replaced by what it is, never the secret: `Bearer <admin token>`,
+/// `Bearer <message-queue token>`, `RemoteAuth <registration token>`, or `<unrecognised>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// Path and query, as in the exchange.
+    pub path: String,
+    /// Lower-case names, in the order received.
+    pub headers: Vec<(String, String)>,
 }
 
 pub(crate) struct FaultRule {
@@ -176,6 +210,7 @@ pub(crate) struct Broker {
     /// Statuses the next `runner-registration` calls answer with (401/403 to exercise retries).
     pub registration_faults: Vec<u16>,
     pub exchanges: Vec<Exchange>,
+    pub requests: Vec<RecordedRequest>,
     /// `http://127.0.0.1:PORT`, for the URLs the service hands out.
     pub base_url: String,
     /// Job messages queued so far, on all sets (a change wakes the long polls).

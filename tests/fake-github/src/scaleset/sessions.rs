@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{error, http::Reply, jobs, sets};
+use super::{error, http::Reply, sets, stats};
 use crate::server::Inner;
 
 pub(crate) struct Session {
@@ -27,7 +27,7 @@ fn session_json(inner: &mut Inner, set_id: u64, token: &str, base: &str, with_ur
         "ownerName": owner,
         "runnerScaleSet": sets::set_json(inner, set_id, base),
         "messageQueueAccessToken": token,
-        "statistics": jobs::statistics(inner, set_id),
+        "statistics": stats::statistics(inner, set_id),
     });
     if with_url {
         body["messageQueueUrl"] =

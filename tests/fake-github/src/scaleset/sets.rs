@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use super::{error, http::Reply, jobs, messages, rfc3339, JobFlow};
+use super::{error, http::Reply, jobs, messages, rfc3339, stats, JobFlow};
 use crate::{
     server::Inner,
     state::{RunnerGroup, Scope},
@@ -55,7 +55,7 @@ fn group_name(inner: &mut Inner, scope: &Scope, id: u64) -> Option<String> {
 }
 
 pub(crate) fn set_json(inner: &mut Inner, id: u64, base: &str) -> Value {
-    let statistics = jobs::statistics(inner, id);
+    let statistics = stats::statistics(inner, id);
     let Some(set) = inner.broker.sets.get(&id) else { return Value::Null };
     let (tenant, group_id) = (set.tenant, set.group_id);
     let mut out = json!({
