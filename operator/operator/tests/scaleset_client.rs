@@ -125,6 +125,23 @@ fn assert_contract(fake: &FakeGithub) {
     assert!(problems.is_empty(), "REST contract violations:\n{}", problems.join("\n"));
 }
 
+/// The value of header `name` on every request matching `method` and `path_contains`.
+fn header_values(fake: &FakeGithub, method: &str, path_contains: &str, name: &str) -> Vec<String> {
+    let requests = fake.scaleset_request_headers(method, path_contains);
+    assert!(!requests.is_empty(), "no {method} request to {path_contains}");
+    requests
+        .into_iter()
+        .map(|headers| headers.into_iter().find(|(n, _)| n == name).map(|(_, v)| v).unwrap_or_default())
+        .collect()
+}
+
+/// Every matching request carried `name: value`.
+fn assert_header(fake: &FakeGithub, method: &str, path_contains: &str, name: &str, value: &str) {
+    for got in header_values(fake, method, path_contains, name) {
+        assert_eq!(got, value, "{name} on {method} {path_contains}");
+    }
+}
+
 /// Polls (acknowledging each message) until a job message matching `want` arrives.
 async fn poll_until(api: &ScaleSetClient, last: &mut i64, want: impl Fn(&JobMessage) -> bool) -> (Message, JobMessage) {
     for _ in 0..30 {
@@ -284,6 +301,58 @@ async fn an_organization_set_in_a_named_group_with_an_app_acquires_its_jobs_in_t
     assert_eq!(api.acquire_jobs(set.id, &[]).await.unwrap(), Vec::<i64>::new(), "nothing to ask, nothing sent");
     api.close_session().await.unwrap();
     assert_contract(&fake);
+
+    // Two tokens (§4): the admin token on admin calls, the queue's on M1, M2 and A10,
+    // the registration token on R3.
+    assert_header(&fake, "POST", "/actions/runner-registration", "authorization", "RemoteAuth <registration token>");
+    for (method, path) in [("GET", "runnergroups/?"), ("POST", "/sessions?"), ("DELETE", "/sessions/")] {
+        assert_header(&fake, method, path, "authorization", "Bearer <admin token>");
+        assert_header(&fake, method, path, "content-type", "application/json");
+    }
+    for (method, path) in [("GET", "/messages"), ("DELETE", "/messages/"), ("POST", "/acquirejobs")] {
+        assert_header(&fake, method, path, "authorization", "Bearer <message-queue token>");
+    }
+    assert_header(&fake, "GET", "/messages", "accept", "application/json; api-version=6.0-preview");
+    assert_header(&fake, "GET", "/messages", "x-scalesetmaxcapacity", "10");
+    assert_header(&fake, "DELETE", "/messages/", "content-type", "application/json");
+    for agent in header_values(&fake, "GET", "/messages", "user-agent") {
+        let agent: serde_json::Value = serde_json::from_str(&agent).expect("a JSON User-Agent (§2.4)");
+        assert_eq!(
+            (agent["system"].as_str(), agent["scale_set_id"].as_u64()),
+            (Some("vmss-github-runner"), Some(set.id))
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_undecodable_body_or_another_message_type_keeps_the_id_and_statistics() {
+    let fake = fake().await;
+    let (api, _) = client(pat_github(&fake, GithubScope::Organization(ORG.into())).await);
+    let set = api.create_scale_set(&spec(SET, 1)).await.unwrap();
+    api.open_session(set.id, "host").await.unwrap();
+
+    fake.scaleset_inject(Some("GET"), Some("/messages"), BrokerFault::UndecodableBody, 1);
+    fake.scaleset_queue_job_for(set.id).unwrap();
+    let m = loop {
+        if let Some(m) = api.next_message(0, 10).await.unwrap() {
+            break m;
+        }
+    };
+    let reason = m.jobs.clone().unwrap_err();
+    assert!(reason.contains("cannot be decoded") && !reason.contains("not json"), "{reason}");
+    assert_eq!(m.statistics.assigned_jobs, 1, "its statistics still apply");
+    api.acknowledge(m.id).await.unwrap();
+    assert!(fake.scaleset_sets()[0].unacked_message_ids.is_empty(), "acknowledged by its id");
+
+    fake.scaleset_inject(Some("GET"), Some("/messages"), BrokerFault::MessageType("SomethingElse".into()), 1);
+    fake.scaleset_queue_job_for(set.id).unwrap();
+    let m = loop {
+        if let Some(m) = api.next_message(m.id, 10).await.unwrap() {
+            break m;
+        }
+    };
+    assert_eq!(m.jobs, Err("unsupported message type \"SomethingElse\"".into()));
+    assert_eq!(m.statistics.assigned_jobs, 2);
 }
 
 #[tokio::test]
