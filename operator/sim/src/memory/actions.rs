@@ -36,11 +36,19 @@ pub struct ScaleSetFaults {
     pub duplicate: u32,
     /// Messages that carry the statistics of the message before (lagging counters).
     pub stale_statistics: u32,
+    /// Messages whose body cannot be decoded (its jobs are lost; its statistics hold).
+    pub undecodable: u32,
 }
 
 impl Default for ScaleSetFaults {
     fn default() -> Self {
-        Self { session_expiry: Duration::from_secs(120), lose_acks: 0, duplicate: 0, stale_statistics: 0 }
+        Self {
+            session_expiry: Duration::from_secs(120),
+            lose_acks: 0,
+            duplicate: 0,
+            stale_statistics: 0,
+            undecodable: 0,
+        }
     }
 }
 
@@ -157,7 +165,13 @@ impl Inner {
         for chunk in pending.chunks(BATCH) {
             world.next_message += 1;
             let id = world.next_message;
-            world.unacked.insert(id, Message { id, statistics, jobs: Ok(chunk.to_vec()) });
+            let jobs = if world.faults.undecodable > 0 {
+                world.faults.undecodable -= 1;
+                Err("the body is not a JSON array (simulated)".to_owned())
+            } else {
+                Ok(chunk.to_vec())
+            };
+            world.unacked.insert(id, Message { id, statistics, jobs });
         }
     }
 
