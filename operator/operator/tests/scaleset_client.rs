@@ -10,6 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use contract::{Api, Contract};
 use fake_github::{AppKey, BrokerFault, FakeGithub, JobFlow};
 use operator::{
     config::{GithubAppConfig, GithubScope},
@@ -111,6 +112,34 @@ fn r3_calls(fake: &FakeGithub) -> usize {
 
 fn calls(fake: &FakeGithub, method: &str, path_contains: &str) -> usize {
     fake.scaleset_exchanges().iter().filter(|e| e.method == method && e.path.contains(path_contains)).count()
+}
+
+/// Every exchange of the client fits the descriptions: the scale set API's
+/// (`contracts/actions-scaleset/`) and, for R1/R2, GitHub's REST description.
+fn assert_contract(fake: &FakeGithub) {
+    let scaleset = fake.scaleset_exchanges();
+    assert!(!scaleset.is_empty(), "no scale set API exchange");
+    let problems = Contract::load(Api::ActionsScaleset).check_all(&scaleset);
+    assert!(problems.is_empty(), "scale set API contract violations:\n{}", problems.join("\n"));
+    let problems = Contract::load(Api::GithubRest).check_all(&fake.exchanges());
+    assert!(problems.is_empty(), "REST contract violations:\n{}", problems.join("\n"));
+}
+
+/// The value of header `name` on every request matching `method` and `path_contains`.
+fn header_values(fake: &FakeGithub, method: &str, path_contains: &str, name: &str) -> Vec<String> {
+    let requests = fake.scaleset_request_headers(method, path_contains);
+    assert!(!requests.is_empty(), "no {method} request to {path_contains}");
+    requests
+        .into_iter()
+        .map(|headers| headers.into_iter().find(|(n, _)| n == name).map(|(_, v)| v).unwrap_or_default())
+        .collect()
+}
+
+/// Every matching request carried `name: value`.
+fn assert_header(fake: &FakeGithub, method: &str, path_contains: &str, name: &str, value: &str) {
+    for got in header_values(fake, method, path_contains, name) {
+        assert_eq!(got, value, "{name} on {method} {path_contains}");
+    }
 }
 
 /// Polls (acknowledging each message) until a job message matching `want` arrives.
@@ -237,6 +266,7 @@ async fn a_job_runs_through_the_whole_lifecycle_at_repository_scope_with_a_pat()
     assert_eq!(heard.finished(Endpoint::GetMessage, "session_gone"), 1);
     assert_eq!(heard.sent(Endpoint::AdminConnection), 1);
     assert!(heard.sent(Endpoint::GetMessage) >= 4);
+    assert_contract(&fake);
 }
 
 #[tokio::test]
@@ -270,6 +300,59 @@ async fn an_organization_set_in_a_named_group_with_an_app_acquires_its_jobs_in_t
     assert!(matches!(assigned, JobMessage::Assigned { job } if job.job_id == job_id));
     assert_eq!(api.acquire_jobs(set.id, &[]).await.unwrap(), Vec::<i64>::new(), "nothing to ask, nothing sent");
     api.close_session().await.unwrap();
+    assert_contract(&fake);
+
+    // Two tokens (§4): the admin token on admin calls, the queue's on M1, M2 and A10,
+    // the registration token on R3.
+    assert_header(&fake, "POST", "/actions/runner-registration", "authorization", "RemoteAuth <registration token>");
+    for (method, path) in [("GET", "runnergroups/?"), ("POST", "/sessions?"), ("DELETE", "/sessions/")] {
+        assert_header(&fake, method, path, "authorization", "Bearer <admin token>");
+        assert_header(&fake, method, path, "content-type", "application/json");
+    }
+    for (method, path) in [("GET", "/messages"), ("DELETE", "/messages/"), ("POST", "/acquirejobs")] {
+        assert_header(&fake, method, path, "authorization", "Bearer <message-queue token>");
+    }
+    assert_header(&fake, "GET", "/messages", "accept", "application/json; api-version=6.0-preview");
+    assert_header(&fake, "GET", "/messages", "x-scalesetmaxcapacity", "10");
+    assert_header(&fake, "DELETE", "/messages/", "content-type", "application/json");
+    for agent in header_values(&fake, "GET", "/messages", "user-agent") {
+        let agent: serde_json::Value = serde_json::from_str(&agent).expect("a JSON User-Agent (§2.4)");
+        assert_eq!(
+            (agent["system"].as_str(), agent["scale_set_id"].as_u64()),
+            (Some("vmss-github-runner"), Some(set.id))
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_undecodable_body_or_another_message_type_keeps_the_id_and_statistics() {
+    let fake = fake().await;
+    let (api, _) = client(pat_github(&fake, GithubScope::Organization(ORG.into())).await);
+    let set = api.create_scale_set(&spec(SET, 1)).await.unwrap();
+    api.open_session(set.id, "host").await.unwrap();
+
+    fake.scaleset_inject(Some("GET"), Some("/messages"), BrokerFault::UndecodableBody, 1);
+    fake.scaleset_queue_job_for(set.id).unwrap();
+    let m = loop {
+        if let Some(m) = api.next_message(0, 10).await.unwrap() {
+            break m;
+        }
+    };
+    let reason = m.jobs.clone().unwrap_err();
+    assert!(reason.contains("cannot be decoded") && !reason.contains("not json"), "{reason}");
+    assert_eq!(m.statistics.assigned_jobs, 1, "its statistics still apply");
+    api.acknowledge(m.id).await.unwrap();
+    assert!(fake.scaleset_sets()[0].unacked_message_ids.is_empty(), "acknowledged by its id");
+
+    fake.scaleset_inject(Some("GET"), Some("/messages"), BrokerFault::MessageType("SomethingElse".into()), 1);
+    fake.scaleset_queue_job_for(set.id).unwrap();
+    let m = loop {
+        if let Some(m) = api.next_message(m.id, 10).await.unwrap() {
+            break m;
+        }
+    };
+    assert_eq!(m.jobs, Err("unsupported message type \"SomethingElse\"".into()));
+    assert_eq!(m.statistics.assigned_jobs, 2);
 }
 
 #[tokio::test]
@@ -307,6 +390,7 @@ async fn a_jit_name_left_by_a_runner_of_the_same_set_is_freed_and_issued_again()
     assert!(matches!(&err, ActionsError::RunnerExists { .. }), "{err:?}");
     assert_eq!(api.runner_by_name("runner-c").await.unwrap().map(|r| r.id), Some(theirs.runner_id));
     assert_clean(&fake, &err);
+    assert_contract(&fake);
 }
 
 #[tokio::test]
@@ -402,6 +486,7 @@ async fn a_burst_of_server_errors_is_retried_inside_the_call_and_a_longer_one_re
     fake.scaleset_inject(Some("GET"), Some("runnerscalesets"), BrokerFault::Status(500), 2);
     assert_eq!(api.find_scale_set(1, SET).await.unwrap(), None);
     assert_eq!(heard.sent(Endpoint::FindScaleSet) - before, 3, "two retries");
+    assert_eq!(heard.finished(Endpoint::FindScaleSet, "ok"), 2, "one call each");
 
     fake.scaleset_inject(Some("GET"), Some("runnerscalesets"), BrokerFault::Status(502), 3);
     let err = api.find_scale_set(1, SET).await.unwrap_err();
@@ -409,9 +494,15 @@ async fn a_burst_of_server_errors_is_retried_inside_the_call_and_a_longer_one_re
     assert!(chain(&err).contains("ActivityId"), "kept for support: {}", chain(&err));
     assert_clean(&fake, &err);
 
+    let set = api.create_scale_set(&spec(SET, 1)).await.unwrap();
+    api.open_session(set.id, "host").await.unwrap();
+    fake.scaleset_inject(Some("GET"), Some("/messages"), BrokerFault::Status(503), 2);
+    assert_eq!(api.next_message(0, 10).await.unwrap(), None, "the poll too");
+
     fake.scaleset_inject(Some("GET"), Some("runnerscalesets"), BrokerFault::Status(501), 1);
     let sent = heard.sent(Endpoint::FindScaleSet);
-    assert!(matches!(api.find_scale_set(1, SET).await, Err(ActionsError::Server { status: 501, .. })));
+    let found = api.find_scale_set(1, SET).await;
+    assert!(matches!(found, Err(ActionsError::Server { status: 501, .. })), "{found:?}");
     assert_eq!(heard.sent(Endpoint::FindScaleSet) - sent, 1, "501 is not retried");
 }
 
@@ -500,6 +591,19 @@ async fn the_admin_token_is_fetched_once_while_valid_and_again_when_due_or_refus
 }
 
 #[tokio::test]
+async fn a_failed_refresh_keeps_the_admin_token_while_it_is_still_valid() {
+    let fake = fake().await;
+    // Inside the 60 s margin from the start: every call tries to refresh.
+    fake.scaleset_configure(|c| c.admin_token_ttl = Duration::from_secs(30));
+    let (api, heard) = client(pat_github(&fake, GithubScope::Organization(ORG.into())).await);
+    api.find_scale_set(1, SET).await.unwrap();
+    fake.scaleset_fail_registration(401, 5);
+    assert_eq!(api.find_scale_set(1, SET).await.unwrap(), None, "served with the old token");
+    assert_eq!(heard.finished(Endpoint::AdminConnection, "unauthorized"), 1, "the refresh did fail");
+    assert_eq!(heard.finished(Endpoint::FindScaleSet, "ok"), 2);
+}
+
+#[tokio::test]
 async fn a_fresh_registration_token_refused_a_few_times_is_retried() {
     let fake = fake().await;
     let (api, _) = client(pat_github(&fake, GithubScope::Organization(ORG.into())).await);
@@ -521,7 +625,7 @@ async fn a_hung_request_ends_in_a_transport_error_without_its_url_query() {
     let mut s = settings();
     s.poll_timeout = Duration::from_millis(500);
     s.request_timeout = Duration::from_millis(500);
-    let (api, _) = client_with(pat_github(&fake, GithubScope::Organization(ORG.into())).await, s);
+    let (api, heard) = client_with(pat_github(&fake, GithubScope::Organization(ORG.into())).await, s);
     let set = api.create_scale_set(&spec(SET, 1)).await.unwrap();
     api.open_session(set.id, "host").await.unwrap();
     fake.scaleset_inject(Some("GET"), Some("/messages"), BrokerFault::Hang, 1);
@@ -533,8 +637,20 @@ async fn a_hung_request_ends_in_a_transport_error_without_its_url_query() {
     assert!(text.contains("/messages") && !text.contains("sessionId") && !text.contains("lastMessageId"), "{text}");
     assert_clean(&fake, &err);
 
+    // A create whose answer was lost is not repeated: the session it may have opened
+    // would answer the repeat with 409.
+    api.close_session().await.unwrap();
+    fake.scaleset_inject(Some("POST"), Some("/sessions"), BrokerFault::Hang, 1);
+    let sent = heard.sent(Endpoint::CreateSession);
+    let err = api.open_session(set.id, "host").await.unwrap_err();
+    assert!(matches!(err, ActionsError::Transport(_)), "{err:?}");
+    assert_eq!(heard.sent(Endpoint::CreateSession) - sent, 1);
+
+    // An idempotent call is repeated, and gives up after its retries.
+    let sent = heard.sent(Endpoint::RunnerByName);
     fake.scaleset_inject(Some("GET"), Some("agents"), BrokerFault::Hang, 3);
     let err = api.runner_by_name("r").await.unwrap_err();
     assert!(matches!(err, ActionsError::Transport(_)), "{err:?}");
+    assert_eq!(heard.sent(Endpoint::RunnerByName) - sent, 3);
     assert_clean(&fake, &err);
 }

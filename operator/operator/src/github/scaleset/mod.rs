@@ -5,18 +5,19 @@
 //! | port method | call | file |
 //! |---|---|---|
 //! | (every admin call) | R1–R3: App token, registration token ([`GithubClient`]), `POST {api}/actions/runner-registration` | `auth.rs` |
-//! | `runner_group_id` | A6 `GET _apis/runtime/runnergroups/?groupName=` | here |
-//! | `find_scale_set` | A1 `GET _apis/runtime/runnerscalesets?runnerGroupId=&name=` | here |
-//! | `get_scale_set` | A2 `GET _apis/runtime/runnerscalesets/{id}` | here |
-//! | `create_scale_set` | A3 `POST _apis/runtime/runnerscalesets` | here |
+//! | `runner_group_id` | A6 `GET _apis/runtime/runnergroups/?groupName=` | `sets.rs` |
+//! | `find_scale_set` | A1 `GET _apis/runtime/runnerscalesets?runnerGroupId=&name=` | `sets.rs` |
+//! | `get_scale_set` | A2 `GET _apis/runtime/runnerscalesets/{id}` | `sets.rs` |
+//! | `create_scale_set` | A3 `POST _apis/runtime/runnerscalesets` | `sets.rs` |
 //! | `open_session`, `close_session` | A7 `POST`, A9 `DELETE …/{id}/sessions[/{sid}]`; A8 `PATCH` on a 401 | `session.rs` |
 //! | `next_message`, `acknowledge` | M1 `GET`, M2 `DELETE` on the session's `messageQueueUrl` | `session.rs` |
 //! | `acquire_jobs` | A10 `POST …/{id}/acquirejobs` with the **message-queue** token | `session.rs` |
 //! | `generate_jit_config` | A12 `POST …/{id}/generatejitconfig`, with §9.4's name recovery | `jit.rs` |
 //! | `runner_by_name`, `remove_runner` | A14 `GET`, A15 `DELETE _apis/distributedtask/pools/0/agents` | `jit.rs` |
 //!
-//! The JSON quirks live in `wire.rs`, the error mapping in `errors.rs`, sending and
-//! the short in-call retries in `transport.rs`. No token, JIT config or URL query
+//! Here: the settings, the client, the admin call and the port's methods. The JSON
+//! quirks live in `wire.rs`, the error mapping in `errors.rs`, sending and the short
+//! in-call retries in `transport.rs`, the metrics hook's types in `observe.rs`. No token, JIT config or URL query
 //! reaches a log line or an error.
 //!
 //! **Metrics.** [`ScaleSetClient::with_observer`] takes a callback that hears every
@@ -27,7 +28,9 @@
 mod auth;
 mod errors;
 mod jit;
+mod observe;
 mod session;
+mod sets;
 mod transport;
 mod wire;
 
@@ -48,12 +51,16 @@ use reqwest::{
 use serde_json::json;
 use tracing::debug;
 
-pub use self::transport::RequestFailed;
 use self::{
     auth::AdminToken,
+    observe::Observer,
     session::Session,
     transport::{Answer, Policy, RetrySettings},
-    wire::{CreateScaleSet, LabelOut, List, RunnerGroup, RunnerSettingOut, ScaleSet, GO_ZERO_TIME},
+    wire::List,
+};
+pub use self::{
+    observe::{CallEvent, Endpoint},
+    transport::RequestFailed,
 };
 use super::GithubClient;
 use crate::ports::{
@@ -112,96 +119,6 @@ impl ScaleSetClientSettings {
             base_delay: self.retry_base_delay,
             max_retry_after: self.max_retry_after,
         }
-    }
-}
-
-/// One call of the protocol, as a metric label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    RegistrationToken,
-    AdminConnection,
-    RunnerGroup,
-    FindScaleSet,
-    GetScaleSet,
-    CreateScaleSet,
-    CreateSession,
-    RefreshSession,
-    DeleteSession,
-    GetMessage,
-    DeleteMessage,
-    AcquireJobs,
-    GenerateJitConfig,
-    RunnerByName,
-    RemoveRunner,
-}
-
-impl Endpoint {
-    pub const ALL: [Endpoint; 15] = [
-        Self::RegistrationToken,
-        Self::AdminConnection,
-        Self::RunnerGroup,
-        Self::FindScaleSet,
-        Self::GetScaleSet,
-        Self::CreateScaleSet,
-        Self::CreateSession,
-        Self::RefreshSession,
-        Self::DeleteSession,
-        Self::GetMessage,
-        Self::DeleteMessage,
-        Self::AcquireJobs,
-        Self::GenerateJitConfig,
-        Self::RunnerByName,
-        Self::RemoveRunner,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RegistrationToken => "registration_token",
-            Self::AdminConnection => "admin_connection",
-            Self::RunnerGroup => "runner_group",
-            Self::FindScaleSet => "find_scale_set",
-            Self::GetScaleSet => "get_scale_set",
-            Self::CreateScaleSet => "create_scale_set",
-            Self::CreateSession => "create_session",
-            Self::RefreshSession => "refresh_session",
-            Self::DeleteSession => "delete_session",
-            Self::GetMessage => "get_message",
-            Self::DeleteMessage => "delete_message",
-            Self::AcquireJobs => "acquire_jobs",
-            Self::GenerateJitConfig => "generate_jit_config",
-            Self::RunnerByName => "runner_by_name",
-            Self::RemoveRunner => "remove_runner",
-        }
-    }
-}
-
-/// What the metrics hook hears.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CallEvent {
-    /// One HTTP request went out (each retry is one more).
-    RequestSent(Endpoint),
-    /// A logical call ended: `"ok"` or an [`ActionsError::kind`].
-    Finished { endpoint: Endpoint, outcome: &'static str },
-}
-
-type ObserverFn = dyn Fn(CallEvent) + Send + Sync;
-
-#[derive(Clone, Default)]
-struct Observer(Option<Arc<ObserverFn>>);
-
-impl Observer {
-    fn notify(&self, event: CallEvent) {
-        if let Some(f) = &self.0 {
-            f(event);
-        }
-    }
-
-    fn finished<T>(&self, endpoint: Endpoint, result: &Result<T, ActionsError>) {
-        let outcome = match result {
-            Ok(_) => "ok",
-            Err(e) => e.kind(),
-        };
-        self.notify(CallEvent::Finished { endpoint, outcome });
     }
 }
 
@@ -353,100 +270,6 @@ impl ScaleSetClient {
         self.observer.finished(endpoint, &result);
         result
     }
-
-    async fn runner_group(&self, name: &str) -> Result<u64, ActionsError> {
-        let answer = self
-            .admin_call(
-                Endpoint::RunnerGroup,
-                Method::GET,
-                "_apis/runtime/runnergroups/",
-                &[("groupName", name)],
-                None,
-                Policy::REPEATABLE,
-            )
-            .await?;
-        if answer.status != 200 {
-            return Err(answer.refusal().into_error());
-        }
-        let list: List<RunnerGroup> = decode(&answer.body, "a runner group list")?;
-        match single(list) {
-            Ok(Some(group)) => Ok(group.id),
-            Ok(None) => Err(ActionsError::InvalidAnswer(format!("a runner group named {name:?}"))),
-            Err(n) => {
-                Err(ActionsError::InvalidAnswer(format!("exactly one runner group named {name:?} (it listed {n})")))
-            }
-        }
-    }
-
-    async fn find(&self, runner_group_id: u64, name: &str) -> Result<Option<ScaleSetInfo>, ActionsError> {
-        let group = runner_group_id.to_string();
-        let answer = self
-            .admin_call(
-                Endpoint::FindScaleSet,
-                Method::GET,
-                "_apis/runtime/runnerscalesets",
-                &[("runnerGroupId", &group), ("name", name)],
-                None,
-                Policy::REPEATABLE,
-            )
-            .await?;
-        if answer.status != 200 {
-            return Err(answer.refusal().into_error());
-        }
-        let list: List<ScaleSet> = decode(&answer.body, "a scale set list")?;
-        match single(list) {
-            Ok(found) => found.map(scale_set_info).transpose(),
-            Err(n) => Err(ActionsError::InvalidAnswer(format!(
-                "exactly one scale set named {name:?} in runner group {runner_group_id} (it listed {n})"
-            ))),
-        }
-    }
-
-    async fn get(&self, id: u64) -> Result<Option<ScaleSetInfo>, ActionsError> {
-        let path = format!("_apis/runtime/runnerscalesets/{id}");
-        let answer = self.admin_call(Endpoint::GetScaleSet, Method::GET, &path, &[], None, Policy::REPEATABLE).await?;
-        match answer.status {
-            // SS reads JSON `null` as "none" too.
-            200 if wire::strip_bom(&answer.body).trim_ascii() == b"null" => Ok(None),
-            200 => scale_set_info(decode(&answer.body, "a scale set")?).map(Some),
-            404 => Ok(None),
-            _ => Err(answer.refusal().into_error()),
-        }
-    }
-
-    async fn create(&self, spec: &ScaleSetSpec) -> Result<ScaleSetInfo, ActionsError> {
-        // The name is the scale set's one `System` label; SS gives extra labels the
-        // type `System` too (§5.4).
-        let mut labels = vec![LabelOut { kind: "System", name: &spec.name }];
-        labels.extend(
-            spec.extra_labels.iter().filter(|l| **l != spec.name).map(|l| LabelOut { kind: "System", name: l }),
-        );
-        let body = CreateScaleSet {
-            name: &spec.name,
-            runner_group_id: spec.runner_group_id,
-            labels,
-            runner_setting: RunnerSettingOut { disable_update: true },
-            created_on: GO_ZERO_TIME,
-        };
-        let body = serde_json::to_vec(&body).map_err(|e| ActionsError::Transport(Box::new(e)))?;
-        // Not repeated after a lost answer: the set may exist; the caller finds it.
-        let answer = self
-            .admin_call(
-                Endpoint::CreateScaleSet,
-                Method::POST,
-                "_apis/runtime/runnerscalesets",
-                &[],
-                Some(body),
-                Policy::ONCE,
-            )
-            .await?;
-        if !answer.is_success() {
-            return Err(answer.refusal().into_error());
-        }
-        let info = scale_set_info(decode(&answer.body, "the created scale set")?)?;
-        self.learn_scale_set(info.id);
-        Ok(info)
-    }
 }
 
 /// A body decoded, or what the answer lacks.
@@ -462,18 +285,6 @@ fn single<T>(list: List<T>) -> Result<Option<T>, u64> {
         1 => Ok(list.value.into_iter().next()),
         n => Err(n),
     }
-}
-
-fn scale_set_info(s: ScaleSet) -> Result<ScaleSetInfo, ActionsError> {
-    if s.id == 0 {
-        return Err(ActionsError::InvalidAnswer("a scale set id".into()));
-    }
-    Ok(ScaleSetInfo {
-        id: s.id,
-        name: s.name,
-        runner_group_id: s.runner_group_id,
-        labels: s.labels.into_iter().map(|l| l.name).collect(),
-    })
 }
 
 #[async_trait]

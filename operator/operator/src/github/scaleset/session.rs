@@ -294,7 +294,13 @@ impl ScaleSetClient {
         if request_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let base = self.admin(false).await?.base;
+        // Only the base URL is needed (the token is the queue's): a held admin
+        // connection serves even when its token is due or expired.
+        let held = self.admin.lock().await.as_ref().map(|a| a.base.clone());
+        let base = match held {
+            Some(base) => base,
+            None => self.admin(false).await?.base,
+        };
         let url = Self::admin_url(&base, &format!("_apis/runtime/runnerscalesets/{scale_set_id}/acquirejobs"), &[])?;
         let body = serde_json::to_vec(request_ids).map_err(|e| ActionsError::Transport(Box::new(e)))?;
         let answer = self
