@@ -433,6 +433,23 @@ async fn an_expired_message_queue_token_is_refreshed_transparently() {
 }
 
 #[tokio::test]
+async fn a_session_refresh_returns_the_current_statistics() {
+    let fake = fake().await;
+    let (api, _) = client(pat_github(&fake, GithubScope::Organization(ORG.into())).await);
+    let set = api.create_scale_set(&spec(SET, 1)).await.unwrap();
+    assert!(matches!(api.refresh_session().await, Err(ActionsError::SessionGone)), "no session held yet");
+    let opened = api.open_session(set.id, "host").await.unwrap();
+    assert_eq!(opened.assigned_jobs, 0);
+    fake.scaleset_queue_job_for(set.id).unwrap();
+    fake.scaleset_queue_job_for(set.id).unwrap();
+    let refreshed = api.refresh_session().await.unwrap();
+    assert_eq!(refreshed.assigned_jobs, 2, "{refreshed:?}");
+    assert_eq!(calls(&fake, "PATCH", "/sessions/"), 1);
+    // The refreshed session still polls.
+    assert!(api.next_message(0, 10).await.unwrap().is_some());
+}
+
+#[tokio::test]
 async fn an_evicted_session_is_gone_and_a_new_one_can_be_opened() {
     let fake = fake().await;
     let (api, _) = client(pat_github(&fake, GithubScope::Organization(ORG.into())).await);
