@@ -25,7 +25,10 @@ use std::{
 
 use operator::{controller::Controller, fleet::runner_vm_name, model::InstanceId, ports::RunnerStatus};
 
-use crate::{scenario, world::World};
+use crate::{
+    scenario::{self, Demand},
+    world::World,
+};
 
 #[derive(Default)]
 pub struct Checker {
@@ -38,6 +41,7 @@ pub struct Checker {
     reported: BTreeSet<String>,
     pub latency_checked: usize,
     pub worst_wait: Duration,
+    pub worst_wait_scale_set: Duration,
 }
 
 /// Time within `[from, to]` excused by faults (see the module docs).
@@ -59,7 +63,7 @@ pub fn allowance(world: &World, from: Duration, to: Duration) -> Duration {
         .iter()
         .filter(|(at, _)| *at <= to)
         .map(|(at, kind)| match *kind {
-            "cloud" | "github" | "busy_record" | "busy_put_lost" if *at >= from => scenario::PERIOD,
+            "cloud" | "github" | "busy_record" | "busy_put_lost" | "scale_set_api" if *at >= from => scenario::PERIOD,
             "vm_never_boots" | "vm_never_registers" | "runner_never_online" if *at >= vm_from => {
                 scenario::REGISTRATION_TIMEOUT + scenario::PERIOD
             }
@@ -67,6 +71,35 @@ pub fn allowance(world: &World, from: Duration, to: Duration) -> Duration {
         })
         .sum();
     overlap + faults
+}
+
+/// Time within `[from, to]` the scale-set demand signal was missing or behind, besides
+/// the downtime [`allowance`] counts: the listener without a session while an operator
+/// served (starting, a killed predecessor's session not expired yet, backoff after a
+/// failure, the scale set being created again), and the windows in which a message was
+/// held back or the statistics were stale until the next message. The union of those
+/// intervals, clipped to the window.
+pub fn demand_allowance(world: &World, from: Duration, to: Duration) -> Duration {
+    let record = world.record();
+    let s = &record.scale_set;
+    let mut intervals: Vec<(Duration, Duration)> = s
+        .blind
+        .iter()
+        .map(|(start, end)| (*start, end.unwrap_or(to)))
+        .chain(s.held.iter().copied())
+        .map(|(start, end)| (start.max(from), end.min(to)))
+        .filter(|(start, end)| start < end)
+        .collect();
+    intervals.sort();
+    let (mut total, mut reach) = (Duration::ZERO, from);
+    for (start, end) in intervals {
+        let start = start.max(reach);
+        if end > start {
+            total += end - start;
+            reach = end;
+        }
+    }
+    total
 }
 
 impl Checker {
@@ -195,11 +228,24 @@ impl Checker {
             let wait = assigned.saturating_sub(times.enqueued);
             self.latency_checked += 1;
             self.worst_wait = self.worst_wait.max(wait);
-            let bound = scenario::boot_latency() + 2 * scenario::PERIOD + allowance(world, times.enqueued, assigned);
+            let window = (times.enqueued, assigned);
+            let bound = match world.scenario.demand {
+                // The job's assignment is the demand: one boot and one pass.
+                Demand::ScaleSet => {
+                    scenario::boot_latency()
+                        + scenario::PERIOD
+                        + allowance(world, window.0, window.1)
+                        + demand_allowance(world, window.0, window.1)
+                }
+                Demand::None => scenario::boot_latency() + 2 * scenario::PERIOD + allowance(world, window.0, window.1),
+            };
+            if world.scenario.demand == Demand::ScaleSet {
+                self.worst_wait_scale_set = self.worst_wait_scale_set.max(wait);
+            }
             if wait > bound {
                 world.violation(format!(
-                    "invariant 3: job {number} enqueued at {:?} waited {wait:?} for a runner (bound {bound:?})",
-                    times.enqueued
+                    "invariant 3: job {number} enqueued at {:?} waited {wait:?} for a runner (bound {bound:?}, {:?} demand)",
+                    times.enqueued, world.scenario.demand
                 ));
             }
         }
