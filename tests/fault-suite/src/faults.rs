@@ -313,6 +313,8 @@ pub struct MessageStream {
     stale_since: Option<Duration>,
     /// The highest message id delivered from the current scale set.
     high_water: i64,
+    /// The statistics held came from a replayed message.
+    replay_open: bool,
 }
 
 impl FaultyScaleSetApi {
@@ -362,14 +364,42 @@ impl FaultyScaleSetApi {
                 return message; // the listener skips it, whatever it carries
             }
             stream.high_water = message.id;
-            let previous = stream.last_statistics.replace(message.statistics);
-            match previous {
-                Some(previous) if w.roll_late(w.scenario.faults.stale_statistics, "stale_statistics") => {
-                    message.statistics = previous;
-                    stream.stale_since.get_or_insert(now);
-                    None
+            let replayed = {
+                let mut record = w.record();
+                let s = &mut record.scale_set;
+                let replayed = message.id <= s.high_water;
+                if replayed {
+                    s.replayed += 1;
+                    s.redelivered += 1;
                 }
-                _ => stream.stale_since.take(),
+                s.high_water = s.high_water.max(message.id);
+                replayed
+            };
+            let previous = stream.last_statistics.replace(message.statistics);
+            // Counters lag only while another message is due (a job still to be queued):
+            // the operator holds the last statistics until the next message, so a lag on
+            // the last message would last for ever (FINDINGS.md, finding 1).
+            let next_due = w.jobs_to_come.load(Ordering::SeqCst);
+            if replayed {
+                // An earlier process applied it; its statistics are as old as it is, and
+                // they replace the session's fresh ones until a new message comes.
+                stream.stale_since.get_or_insert(now);
+                stream.replay_open = true;
+                None
+            } else {
+                match previous {
+                    Some(previous)
+                        if next_due && w.roll_late(w.scenario.faults.stale_statistics, "stale_statistics") =>
+                    {
+                        message.statistics = previous;
+                        stream.stale_since.get_or_insert(now);
+                        None
+                    }
+                    _ => {
+                        stream.replay_open = false;
+                        stream.stale_since.take()
+                    }
+                }
             }
         };
         if let Some(since) = fresh {
@@ -381,6 +411,11 @@ impl FaultyScaleSetApi {
             tokio::time::sleep(delay).await;
         }
         message
+    }
+
+    /// Is the operator on statistics a replayed message brought back (no new message since)?
+    pub fn on_replayed_statistics(&self) -> bool {
+        self.stream().replay_open
     }
 
     /// A stale window still open when the process dies ends with it (its successor
@@ -425,6 +460,7 @@ impl ScaleSetApi for FaultyScaleSetApi {
         if created.is_ok() {
             // Message ids start again with a new scale set.
             self.stream().high_water = 0;
+            self.world.record().scale_set.high_water = 0;
         }
         self.answer(created)
     }
@@ -437,6 +473,7 @@ impl ScaleSetApi for FaultyScaleSetApi {
                 let stale = {
                     let mut stream = self.stream();
                     stream.last_statistics = Some(*statistics);
+                    stream.replay_open = false;
                     stream.stale_since.take()
                 };
                 let now = self.world.elapsed();

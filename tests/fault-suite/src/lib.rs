@@ -54,6 +54,10 @@ pub struct Outcome {
     pub conflicts: u64,
     pub redelivered: u64,
     pub deleted: u32,
+    /// Of the redelivered: applied again by a new process (their acknowledgement lost).
+    pub replayed: u64,
+    /// The pool ended above min on replayed statistics (finding 2; not a violation).
+    pub stale_at_end: bool,
 }
 
 /// Run one seed on a fresh paused-clock runtime.
@@ -166,6 +170,9 @@ async fn simulate(scenario: Scenario) -> Outcome {
     if let Some(since) = blind_since {
         world.record().scale_set.blind.push((since, None));
     }
+    if process.as_ref().is_some_and(Process::finish_windows) {
+        world.record().scale_set.stale_at_end = true;
+    }
     checker.finish(&world, process.as_ref().map(Process::controller));
     hypervisor.stop().await;
     let (sessions, _) = world.github.session_counts();
@@ -185,6 +192,8 @@ async fn simulate(scenario: Scenario) -> Outcome {
         conflicts: record.scale_set.conflicts,
         redelivered: record.scale_set.redelivered,
         deleted: record.scale_set.deleted,
+        replayed: record.scale_set.replayed,
+        stale_at_end: record.scale_set.stale_at_end,
     }
 }
 
@@ -231,6 +240,7 @@ async fn submit_jobs(world: Arc<World>) {
         let times = JobTimes { enqueued: world.elapsed(), covered, ..JobTimes::default() };
         world.record().jobs.insert(spec.number, times);
     }
+    world.jobs_to_come.store(false, std::sync::atomic::Ordering::SeqCst);
 }
 
 /// Totals over many seeds; `Display` is the figure the test command prints.
@@ -251,6 +261,9 @@ pub struct Summary {
     pub conflicts: u64,
     pub redelivered: u64,
     pub deleted: u32,
+    pub replayed: u64,
+    /// Runs that ended on replayed statistics (finding 2).
+    pub stale_at_end: usize,
     pub worst_wait_scale_set: Duration,
 }
 
@@ -263,14 +276,16 @@ impl std::fmt::Display for Summary {
         )?;
         write!(
             f,
-            "; scale-set demand: runs={} (min 0: {}), sessions={}, conflicts={}, redelivered={}, sets deleted={}, worst wait={:?}",
+            "; scale-set demand: runs={} (min 0: {}), sessions={}, conflicts={}, redelivered={} (replayed to a new process {}), sets deleted={}, worst wait={:?}, ended on replayed statistics={}",
             self.scale_set_runs,
             self.min_zero_runs,
             self.sessions,
             self.conflicts,
             self.redelivered,
+            self.replayed,
             self.deleted,
-            self.worst_wait_scale_set
+            self.worst_wait_scale_set,
+            self.stale_at_end
         )?;
         if !self.failing_seeds.is_empty() {
             write!(
@@ -301,6 +316,8 @@ pub fn run_many(seeds: impl IntoIterator<Item = u64>) -> Summary {
             summary.conflicts += outcome.conflicts;
             summary.redelivered += outcome.redelivered;
             summary.deleted += outcome.deleted;
+            summary.replayed += outcome.replayed;
+            summary.stale_at_end += usize::from(outcome.stale_at_end);
             summary.worst_wait_scale_set = summary.worst_wait_scale_set.max(outcome.worst_wait);
         }
         if !outcome.violations.is_empty() {

@@ -97,6 +97,16 @@ impl Process {
         Self { incarnation, reconciler, listener }
     }
 
+    /// End the run: close the open stale windows (for invariant 3) and say whether the
+    /// operator is left on statistics a replayed message brought back.
+    pub fn finish_windows(&self) -> bool {
+        self.listener.as_ref().is_some_and(|(_, api)| {
+            let replayed = api.on_replayed_statistics();
+            api.close_windows();
+            replayed
+        })
+    }
+
     /// Does this process's listener hold an open session? (`true` without one.)
     pub fn listening(&self) -> bool {
         self.listener.is_none() || self.incarnation.controller.listener_status() == Some(ListenerStatus::Listening)

@@ -67,6 +67,14 @@ pub struct ScaleSetObservations {
     pub conflicts: u64,
     /// Times GitHub deleted the scale set.
     pub deleted: u32,
+    /// The highest message id any process was delivered from the current scale set.
+    pub high_water: i64,
+    /// Messages a new process was delivered that an earlier one had already applied
+    /// (their acknowledgement was lost), carrying their old statistics.
+    pub replayed: u64,
+    /// The run ended with the operator on statistics a replayed message brought back
+    /// (FINDINGS.md, finding 2).
+    pub stale_at_end: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -94,6 +102,8 @@ pub struct World {
     faults_on: AtomicBool,
     /// A port decided the process dies now (between deregistration and VM call).
     pub kill_now: Notify,
+    /// Jobs are still to be queued (so another scale-set message is due).
+    pub jobs_to_come: AtomicBool,
 }
 
 pub const REPOSITORY: &str = "octo-org/octo-repo";
@@ -125,6 +135,7 @@ impl World {
             record: Mutex::new(Observations::default()),
             faults_on: AtomicBool::new(true),
             kill_now: Notify::new(),
+            jobs_to_come: AtomicBool::new(true),
         })
     }
 
