@@ -553,8 +553,7 @@ impl ScaleSetApi for FaultyScaleSetApi {
         let outcome = self.world.github.remove_runner(runner_id).await?;
         // As for the REST port: die between GitHub's removal and the VM call.
         let w = &self.world;
-        if outcome == RemoveOutcome::Removed
-            && w.roll(w.scenario.faults.kill_after_deregister, "kill_after_deregister")
+        if outcome == RemoveOutcome::Removed && w.roll(w.scenario.faults.kill_after_deregister, "kill_after_deregister")
         {
             self.alive.store(false, Ordering::SeqCst);
             w.kill_now.notify_one();

@@ -11,6 +11,15 @@
 //!    one period, plus the allowance.
 //! 5. At the end the busy record equals the truth: GitHub's busy runners, and the
 //!    operator's own busy set.
+//! 6. Scale-set demand: a listener without a session (while its operator serves) has
+//!    one again within [`scenario::SESSION_REOPEN`] (a killed predecessor's session
+//!    expired and the conflict backoff tried again), plus the longest conflict backoff
+//!    per scale-set API fault meanwhile.
+//!
+//! With scale-set demand, invariant 3 promises every job assigned while max allows
+//! (`busy + queued <= max`) a runner within boot latency + one period, and the
+//! allowance adds [`demand_allowance`]: the time the demand signal was missing (no
+//! session) or behind (a message held back, statistics stale until the next message).
 //!
 //! The allowance is explicit: the time no operator was serving (killed, or
 //! recovering), one reconcile period per injected cloud, GitHub or busy-record
@@ -43,6 +52,10 @@ pub struct Checker {
     pub latency_checked: usize,
     pub worst_wait: Duration,
     pub worst_wait_scale_set: Duration,
+    /// Scale-set jobs that waited longer than the bare bound (within their allowance).
+    pub allowance_needed: usize,
+    /// The longest spell without a session (invariant 6).
+    pub worst_blind: Duration,
 }
 
 /// Time within `[from, to]` excused by faults (see the module docs).
@@ -217,8 +230,34 @@ impl Checker {
         }
     }
 
-    /// Invariant 3 for every job, and invariant 5, at the end of the run.
+    /// Invariant 6: every spell without a session (while an operator served) ended within
+    /// [`scenario::SESSION_REOPEN`], plus the longest conflict backoff per scale-set API
+    /// fault inside it (a failure in between counts towards the backoff's doublings).
+    fn check_sessions(&mut self, world: &World) {
+        let now = world.elapsed();
+        let blind = world.record().scale_set.blind.clone();
+        for (start, end) in blind {
+            let end = end.unwrap_or(now);
+            let length = end - start;
+            self.worst_blind = self.worst_blind.max(length);
+            let faults = world
+                .record()
+                .faults
+                .iter()
+                .filter(|(at, kind)| *kind == "scale_set_api" && (start..=end).contains(at))
+                .count() as u32;
+            let bound = scenario::SESSION_REOPEN + operator::demand::CONFLICT_BACKOFF_CAP * faults;
+            if length > bound {
+                world.violation(format!(
+                    "invariant 6: the listener had no session from {start:?} to {end:?} ({length:?}, bound {bound:?})"
+                ));
+            }
+        }
+    }
+
+    /// Invariant 3 for every job, invariants 5 and 6, at the end of the run.
     pub fn finish(&mut self, world: &World, controller: Option<&Controller>) {
+        self.check_sessions(world);
         let now = world.elapsed();
         let jobs = world.record().jobs.clone();
         for (number, times) in &jobs {
@@ -248,6 +287,7 @@ impl Checker {
             };
             if world.scenario.demand == Demand::ScaleSet {
                 self.worst_wait_scale_set = self.worst_wait_scale_set.max(wait);
+                self.allowance_needed += usize::from(wait > scenario::boot_latency() + scenario::PERIOD);
             }
             if wait > bound {
                 world.violation(format!(
@@ -286,7 +326,8 @@ impl Checker {
             // messages whose acknowledgement was lost, and holds them until a new message.
             // Counted, not failed, unless FAULT_SUITE_STRICT is set.
             let on_replay = world.record().scale_set.stale_at_end
-                && controller.and_then(Controller::assigned_jobs) != Some(world.github.scale_set_statistics().assigned_jobs);
+                && controller.and_then(Controller::assigned_jobs)
+                    != Some(world.github.scale_set_statistics().assigned_jobs);
             if on_replay && std::env::var_os("FAULT_SUITE_STRICT").is_none() {
                 tracing::warn!("known finding 2: {what}, the operator holding replayed statistics");
             } else {

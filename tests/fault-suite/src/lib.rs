@@ -56,6 +56,9 @@ pub struct Outcome {
     pub deleted: u32,
     /// Of the redelivered: applied again by a new process (their acknowledgement lost).
     pub replayed: u64,
+    /// Scale-set jobs that needed their allowance, and the longest spell without a session.
+    pub allowance_needed: usize,
+    pub worst_blind: Duration,
     /// The pool ended above min on replayed statistics (finding 2; not a violation).
     pub stale_at_end: bool,
 }
@@ -193,6 +196,8 @@ async fn simulate(scenario: Scenario) -> Outcome {
         redelivered: record.scale_set.redelivered,
         deleted: record.scale_set.deleted,
         replayed: record.scale_set.replayed,
+        allowance_needed: checker.allowance_needed,
+        worst_blind: checker.worst_blind,
         stale_at_end: record.scale_set.stale_at_end,
     }
 }
@@ -262,6 +267,8 @@ pub struct Summary {
     pub redelivered: u64,
     pub deleted: u32,
     pub replayed: u64,
+    pub allowance_needed: usize,
+    pub worst_blind: Duration,
     /// Runs that ended on replayed statistics (finding 2).
     pub stale_at_end: usize,
     pub worst_wait_scale_set: Duration,
@@ -276,7 +283,7 @@ impl std::fmt::Display for Summary {
         )?;
         write!(
             f,
-            "; scale-set demand: runs={} (min 0: {}), sessions={}, conflicts={}, redelivered={} (replayed to a new process {}), sets deleted={}, worst wait={:?}, ended on replayed statistics={}",
+            "; scale-set demand: runs={} (min 0: {}), sessions={}, conflicts={}, redelivered={} (replayed to a new process {}), sets deleted={}, worst wait={:?} ({} jobs past the bare bound), longest without a session={:?}, ended on replayed statistics={}",
             self.scale_set_runs,
             self.min_zero_runs,
             self.sessions,
@@ -285,6 +292,8 @@ impl std::fmt::Display for Summary {
             self.replayed,
             self.deleted,
             self.worst_wait_scale_set,
+            self.allowance_needed,
+            self.worst_blind,
             self.stale_at_end
         )?;
         if !self.failing_seeds.is_empty() {
@@ -300,9 +309,14 @@ impl std::fmt::Display for Summary {
 
 /// Run every seed in `seeds` and add up.
 pub fn run_many(seeds: impl IntoIterator<Item = u64>) -> Summary {
+    run_many_with(seeds, Scenario::draw)
+}
+
+/// [`run_many`] on the scenario `scenario(seed)` makes of each seed.
+pub fn run_many_with(seeds: impl IntoIterator<Item = u64>, scenario: impl Fn(u64) -> Scenario) -> Summary {
     let mut summary = Summary::default();
     for seed in seeds {
-        let outcome = run_seed(seed);
+        let outcome = run_scenario(scenario(seed));
         summary.runs += 1;
         summary.faults += outcome.faults;
         summary.kills += outcome.kills;
@@ -317,6 +331,8 @@ pub fn run_many(seeds: impl IntoIterator<Item = u64>) -> Summary {
             summary.redelivered += outcome.redelivered;
             summary.deleted += outcome.deleted;
             summary.replayed += outcome.replayed;
+            summary.allowance_needed += outcome.allowance_needed;
+            summary.worst_blind = summary.worst_blind.max(outcome.worst_blind);
             summary.stale_at_end += usize::from(outcome.stale_at_end);
             summary.worst_wait_scale_set = summary.worst_wait_scale_set.max(outcome.worst_wait);
         }

@@ -33,6 +33,11 @@ pub const SCALE_SET_NAME: &str = "vmss-fault";
 /// default, `ScaleSetFaults::session_expiry`): a killed operator's session blocks its
 /// successor's until then.
 pub const SESSION_EXPIRY: Duration = Duration::from_secs(120);
+/// How long after a restart the listener may still meet its predecessor's session: the
+/// conflict backoff (30 s doubling, up to 20 % jitter) tries at 0, at most 36, 108 and
+/// 252 s; the predecessor's session, last polled at the kill at the latest, has expired
+/// [`SESSION_EXPIRY`] after it. The attempt after the expiry comes by 252 s.
+pub const SESSION_REOPEN: Duration = Duration::from_secs(252);
 
 /// The VMs' scripts: `vm/lib.sh`'s timings, with this suite's registration timeout,
 /// cloud-init taking half of [`VM_START`] and the runner polling every [`POLL`].
