@@ -304,6 +304,15 @@ pub struct FaultyScaleSetApi {
     pub stream: Mutex<MessageStream>,
 }
 
+/// Why the statistics an operator holds are stale (FINDINGS.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StaleCause {
+    /// Finding 1: the last message's statistics lagged behind its job events.
+    Lagging,
+    /// Finding 2: a restarted listener applied an old message whose acknowledgement was lost.
+    Replayed,
+}
+
 /// What this incarnation's listener has been delivered.
 #[derive(Debug, Default)]
 pub struct MessageStream {
@@ -389,7 +398,7 @@ impl FaultyScaleSetApi {
             } else {
                 match previous {
                     Some(previous)
-                        if next_due && w.roll_late(w.scenario.faults.stale_statistics, "stale_statistics") =>
+                        if w.roll_late_if(next_due, w.scenario.faults.stale_statistics, "stale_statistics") =>
                     {
                         message.statistics = previous;
                         stream.stale_since.get_or_insert(now);
@@ -413,9 +422,11 @@ impl FaultyScaleSetApi {
         message
     }
 
-    /// Is the operator on statistics a replayed message brought back (no new message since)?
-    pub fn on_replayed_statistics(&self) -> bool {
-        self.stream().replay_open
+    /// Is the operator on stale statistics (no new message since)? Why: a replayed
+    /// message (finding 2) or a lagging one (finding 1).
+    pub fn stale_cause(&self) -> Option<StaleCause> {
+        let stream = self.stream();
+        stream.stale_since.map(|_| if stream.replay_open { StaleCause::Replayed } else { StaleCause::Lagging })
     }
 
     /// A stale window still open when the process dies ends with it (its successor

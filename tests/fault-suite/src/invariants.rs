@@ -35,6 +35,7 @@ use std::{
 use operator::{controller::Controller, fleet::runner_vm_name, model::InstanceId, ports::RunnerStatus};
 
 use crate::{
+    faults::StaleCause,
     scenario::{self, Demand},
     world::World,
 };
@@ -325,17 +326,17 @@ impl Checker {
             // Finding 2 (FINDINGS.md): a restarted listener applies the old statistics of
             // messages whose acknowledgement was lost, and holds them until a new message.
             // Counted, not failed, unless FAULT_SUITE_STRICT is set.
-            let on_replay = world.record().scale_set.stale_at_end
-                && controller.and_then(Controller::assigned_jobs)
-                    != Some(world.github.scale_set_statistics().assigned_jobs);
-            if on_replay && !crate::strict() {
-                tracing::warn!("known finding 2: {what}, the operator holding replayed statistics");
-            } else {
-                world.record().scale_set.stale_at_end = false;
-                world.violation(what);
+            let cause = world.record().scale_set.stale_cause;
+            let stale = controller.and_then(Controller::assigned_jobs)
+                != Some(world.github.scale_set_statistics().assigned_jobs);
+            match cause.filter(|_| stale) {
+                Some(StaleCause::Replayed) if !crate::strict() => {
+                    tracing::warn!("known finding 2: {what}, the operator holding replayed statistics");
+                    world.record().scale_set.stale_at_end = true;
+                }
+                Some(cause) => world.violation(format!("{what} (the operator holds stale statistics: {cause:?})")),
+                None => world.violation(what),
             }
-        } else {
-            world.record().scale_set.stale_at_end = false;
         }
     }
 }

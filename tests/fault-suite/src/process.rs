@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    faults::{FaultyBusyRecord, FaultyGithub, FaultyScaleSet, FaultyScaleSetApi},
+    faults::{FaultyBusyRecord, FaultyGithub, FaultyScaleSet, FaultyScaleSetApi, StaleCause},
     scenario::{self, Demand},
     world::{Incarnation, World, REPOSITORY},
 };
@@ -99,12 +99,11 @@ impl Process {
 
     /// End the run: close the open stale windows (for invariant 3) and say whether the
     /// operator is left on statistics a replayed message brought back.
-    pub fn finish_windows(&self) -> bool {
-        self.listener.as_ref().is_some_and(|(_, api)| {
-            let replayed = api.on_replayed_statistics();
-            api.close_windows();
-            replayed
-        })
+    pub fn finish_windows(&self) -> Option<StaleCause> {
+        let (_, api) = self.listener.as_ref()?;
+        let cause = api.stale_cause();
+        api.close_windows();
+        cause
     }
 
     /// Does this process's listener hold an open session? (`true` without one.)

@@ -72,8 +72,9 @@ pub struct ScaleSetObservations {
     /// Messages a new process was delivered that an earlier one had already applied
     /// (their acknowledgement was lost), carrying their old statistics.
     pub replayed: u64,
-    /// The run ended with the operator on statistics a replayed message brought back
-    /// (FINDINGS.md, finding 2).
+    /// The run ended with the operator on stale statistics, and why (FINDINGS.md).
+    pub stale_cause: Option<crate::faults::StaleCause>,
+    /// The pool ended above min on replayed statistics (finding 2, counted outside strict mode).
     pub stale_at_end: bool,
 }
 
@@ -158,11 +159,21 @@ impl World {
         self.roll_on(&self.rng_late, p, kind)
     }
 
+    /// [`World::roll_late`] whose fault happens only if `applies`: the draw is made
+    /// either way, so whether it applies never shifts the stream.
+    pub fn roll_late_if(&self, applies: bool, p: f64, kind: &'static str) -> bool {
+        self.roll_on_if(&self.rng_late, applies, p, kind)
+    }
+
     fn roll_on(&self, rng: &Mutex<Pcg64>, p: f64, kind: &'static str) -> bool {
+        self.roll_on_if(rng, true, p, kind)
+    }
+
+    fn roll_on_if(&self, rng: &Mutex<Pcg64>, applies: bool, p: f64, kind: &'static str) -> bool {
         if !self.faults_on.load(Ordering::SeqCst) || p <= 0.0 {
             return false;
         }
-        let hit = rng.lock().expect("rng poisoned").random_bool(p.min(1.0));
+        let hit = rng.lock().expect("rng poisoned").random_bool(p.min(1.0)) && applies;
         if hit {
             let at = self.elapsed();
             self.record().faults.push((at, kind));
