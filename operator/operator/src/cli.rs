@@ -144,6 +144,10 @@ pub struct SimulateArgs {
     /// From the reimage call until the VM runs again.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub reimage: std::time::Duration,
+    /// Demand from a runner scale set (the pool sees assigned jobs, `--min 0` allowed);
+    /// without, the pool sees only its own runners' jobs (`github.demand = "none"`).
+    #[arg(long)]
+    pub scale_set: bool,
     /// Print only the workload summary (a quick check of how the trace was read).
     #[arg(long)]
     pub summary_only: bool,

@@ -9,8 +9,11 @@ use azure_core::http::ClientOptions;
 use crate::{
     azure::{self, ArmError, ArmScaleSet, CredentialSource, IdentityError, KeyVaultError, KeyVaultSecrets},
     config::Config,
-    github::{GithubClient, GithubClientError, GithubClientSettings},
-    ports::{Ports, SecretStore},
+    github::{
+        scaleset::{ScaleSetClient, ScaleSetClientError, ScaleSetClientSettings},
+        GithubClient, GithubClientError, GithubClientSettings,
+    },
+    ports::{Ports, ScaleSetApi, SecretStore},
     queue::{carries_sas, QueueBusyRecord, QueueError},
 };
 
@@ -33,13 +36,22 @@ pub enum ConnectError {
     KeyVaultFailed(#[source] KeyVaultError),
     #[error("the GitHub client could not start")]
     GithubFailed(#[source] GithubClientError),
+    #[error("building the runner scale set client failed")]
+    ScaleSetApiFailed(#[source] ScaleSetClientError),
     #[error("the busy-record queue cannot be used")]
     QueueFailed(#[source] QueueError),
 }
 
+/// Every port, and the runner scale set API (used with `github.demand = "scale_set"`; it
+/// sends nothing until the listener starts).
+pub struct Connected {
+    pub ports: Ports,
+    pub scale_set_api: Arc<dyn ScaleSetApi>,
+}
+
 /// Connect every port. Fails at start — with the cause — rather than later: the scale set
 /// must be a Uniform one, and the GitHub credential must be readable.
-pub async fn connect(config: &Config, options: ConnectOptions) -> Result<Ports, ConnectError> {
+pub async fn connect(config: &Config, options: ConnectOptions) -> Result<Connected, ConnectError> {
     let credential = azure::credential(options.credential_source, &config.azure, options.azure_client_options.clone())
         .map_err(ConnectError::CredentialFailed)?;
 
@@ -65,5 +77,9 @@ pub async fn connect(config: &Config, options: ConnectOptions) -> Result<Ports, 
     let queue_credential = if carries_sas(&config.queue.url) { None } else { Some(credential) };
     let busy = QueueBusyRecord::new(&config.queue.url, queue_credential).map_err(ConnectError::QueueFailed)?;
 
-    Ok(Ports { scale_set, github, busy: Arc::new(busy), secrets })
+    let scale_set_api = Arc::new(
+        ScaleSetClient::new(github.clone(), ScaleSetClientSettings::default())
+            .map_err(ConnectError::ScaleSetApiFailed)?,
+    );
+    Ok(Connected { ports: Ports { scale_set, github, busy: Arc::new(busy), secrets }, scale_set_api })
 }

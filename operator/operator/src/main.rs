@@ -1,6 +1,6 @@
 //! Thin entry point: parse arguments, set up logging, load config, call the library.
 
-use std::process::ExitCode;
+use std::{process::ExitCode, sync::Arc};
 
 use anyhow::{bail, Context};
 use clap::Parser;
@@ -12,7 +12,7 @@ use operator::{
     config::{self, LogFormat},
     controller::{Controller, Settings},
     demo::{run_demo, DemoOptions},
-    ports::Ports,
+    ports::{Ports, ScaleSetApi},
     run::{run, Listeners, RunSettings},
     sandbox::{Sandbox, SandboxQueue},
     shutdown, telemetry,
@@ -66,8 +66,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     exit_on_panic();
     let source = if args.azure_cli { CredentialSource::AzureCli } else { CredentialSource::ManagedIdentity };
     let options = ConnectOptions { credential_source: source, azure_client_options: None };
-    let ports = connect(&config, options).await.context("connecting to Azure and GitHub")?;
-    operate(&config, ports).await
+    let connected = connect(&config, options).await.context("connecting to Azure and GitHub")?;
+    operate(&config, connected.ports, connected.scale_set_api).await
 }
 
 async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
@@ -79,16 +79,18 @@ async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
     if let Some(delay) = args.delete_scale_set_after {
         sandbox.delete_scale_set_after(delay);
     }
-    operate(&config, sandbox.ports).await
+    let scale_set_api: Arc<dyn ScaleSetApi> = sandbox.github.clone();
+    operate(&config, sandbox.ports, scale_set_api).await
 }
 
-/// The operator on `ports`: bind both listeners, then serve and reconcile until SIGTERM or
-/// a fatal error.
-async fn operate(config: &config::Config, ports: Ports) -> anyhow::Result<()> {
+/// The operator on `ports`: bind both listeners, then serve, reconcile and (with scale-set
+/// demand) listen to the runner scale set on `scale_set_api` until SIGTERM or a fatal error.
+async fn operate(config: &config::Config, ports: Ports, scale_set_api: Arc<dyn ScaleSetApi>) -> anyhow::Result<()> {
     match raise_open_files_limit() {
         Ok(limit) => tracing::info!(limit, "open-files limit raised to the hard limit"),
         Err(err) => tracing::warn!(error = %err, "raising the open-files limit failed; keeping the current one"),
     }
+    let (ports, listener) = operator::listener::wire(config, ports, scale_set_api);
     let controller = Controller::new(Settings::from_config(config), ports);
     let bind = |addr: std::net::SocketAddr| async move {
         tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))
@@ -102,7 +104,7 @@ async fn operate(config: &config::Config, ports: Ports) -> anyhow::Result<()> {
         http: HttpLimits::from_config(&config.server),
         debounce: config.reconcile.debounce.get(),
         shutdown_grace: config.server.shutdown_grace.get(),
-        listener: None,
+        listener,
     };
     run(controller, listeners, run_settings, token).await?;
     Ok(())
@@ -164,6 +166,7 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         scale_in_delay: args.scale_in_delay,
         boot: args.boot,
         reimage: args.reimage,
+        demand: args.scale_set,
     };
     if args.sweep {
         return sweep(&args, &workload, &setting);

@@ -22,6 +22,11 @@ pub struct StateLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabel {
+    pub path: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub kind: &'static str,
     pub outcome: &'static str,
@@ -82,6 +87,12 @@ pub struct Metrics {
     pub scale_set_messages: Family<OutcomeLabels, Counter>,
     pub job_wait: Histogram,
     pub job_duration: Histogram,
+    pub boot_duration: Family<PathLabel, Histogram>,
+}
+
+/// 5 s to about 40 min: a boot takes one to a few minutes on Azure.
+fn boot_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(5.0, 1.5, 16))
 }
 
 impl Default for Metrics {
@@ -203,6 +214,15 @@ impl Metrics {
             "Time from a runner taking a job to its completion (from the scale set's messages)",
             job_duration.clone(),
         );
+        let boot_duration = Family::<PathLabel, Histogram>::new_with_constructor(boot_buckets as fn() -> Histogram);
+        registry.register(
+            "boot_duration",
+            "From the operator's call (capacity raised, reimage started) to the instance's runner online or busy, by path",
+            boot_duration.clone(),
+        );
+        for path in crate::controller::BootPath::ALL {
+            let _ = boot_duration.get_or_create(&PathLabel { path: path.as_str() });
+        }
         for kind in CorrectionKind::ALL {
             let _ = corrections.get_or_create(&KindLabel { kind: kind.as_str() });
         }
@@ -238,6 +258,7 @@ impl Metrics {
             scale_set_messages,
             job_wait,
             job_duration,
+            boot_duration,
         }
     }
 

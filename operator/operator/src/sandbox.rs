@@ -40,6 +40,8 @@ pub enum SandboxError {
 pub struct Sandbox {
     pub ports: Ports,
     pub scale_set: Arc<InMemoryScaleSet>,
+    /// The in-memory GitHub, which also serves the runner scale set API.
+    pub github: Arc<InMemoryGithub>,
 }
 
 impl Sandbox {
@@ -58,13 +60,17 @@ impl Sandbox {
             }
             SandboxQueue::Configured => return Err(SandboxError::QueueNeedsSas),
         };
+        let github = Arc::new(InMemoryGithub::new(config.github.scope.runner_url("https://github.com")));
+        if let Some(group) = &config.github.runner_group {
+            github.add_runner_group(group);
+        }
         let ports = Ports {
             scale_set: scale_set.clone(),
-            github: Arc::new(InMemoryGithub::new(config.github.scope.runner_url("https://github.com"))),
+            github: github.clone(),
             busy,
             secrets: Arc::new(InMemorySecretStore::with(&config.github.credential.secret_name, "sandbox")),
         };
-        Ok(Self { ports, scale_set })
+        Ok(Self { ports, scale_set, github })
     }
 
     /// After `delay`, delete the simulated scale set: it answers 404 for itself from then

@@ -77,6 +77,7 @@ async fn run_burst(burst: Burst) {
         scope_lines: format!("scope = {{ repository = \"{REPO}\" }}"),
         credential_extra: String::new(),
         jit: burst.jit,
+        demand: "none",
         min: burst.min,
         max: burst.max,
         pct: 50,

@@ -70,3 +70,37 @@ async fn an_early_runner_exited_costs_one_github_call_per_backoff_not_one_per_se
     let writes = h.scale_set.writes();
     assert_eq!(writes.reimaged_ids.len() + writes.deleted_ids.len(), 0, "the busy VM was never touched");
 }
+
+#[tokio::test(start_paused = true)]
+async fn runner_exited_does_not_end_a_busy_record_while_github_shows_the_runner_busy() {
+    let h = Harness::new(2, Settings { period: PERIOD, ..settings(1, 5, 0) }).await;
+    let (status, body) = h.call(h.ip_of("1"), REGISTRATION, "{}").await;
+    assert_eq!(status, 200, "{body}");
+    let runner = h.github.start_with_jit(body["encoded_jit_config"].as_str().unwrap()).unwrap();
+    h.github.enqueue(SimJob { job: job(7), labels: vec!["self-hosted".into(), "linux".into()] });
+    assert_eq!(h.github.poll_job(runner), Some(job(7)));
+    assert_eq!(h.call(h.ip_of("1"), STARTED, &job_json(7)).await.0, 200);
+    // A pass lists GitHub's runners: this one is running job 7.
+    h.controller.reconcile().await.unwrap();
+
+    // The job itself reports its runner gone.
+    let (status, body) = h.call(h.ip_of("1"), EXITED, "{}").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "runner_busy_at_github", "{body}");
+    assert_eq!(h.controller.busy_set().len(), 1, "still busy: GitHub says so");
+    assert_eq!(refused_busy(&h), 0, "nothing to deregister, so nothing asked");
+
+    // The job really ends: GitHub's next listing settles the record, and the VM goes.
+    h.github.finish_job(runner);
+    tokio::time::advance(PERIOD).await;
+    h.controller.reconcile().await.unwrap();
+    assert!(h.controller.busy_set().is_empty(), "the listing ended the job");
+    tokio::time::advance(PERIOD).await;
+    h.controller.reconcile().await.unwrap();
+    let writes = h.scale_set.writes();
+    assert_eq!(
+        writes.reimaged_ids.len() + writes.deleted_ids.len(),
+        1,
+        "recycled once the runner was gone: {writes:?}"
+    );
+}

@@ -113,6 +113,7 @@ async fn world(org: bool, auth: Auth, pool: Pool, ip_block: u8, queue: &str) -> 
         scope_lines,
         credential_extra: app_line,
         jit: true,
+        demand: "none",
         min: pool.min,
         max: pool.max,
         pct: pool.pct,

@@ -31,7 +31,7 @@ pub enum Kind {
 pub struct Exception {
     /// Short unique name, used in messages.
     pub id: String,
-    /// `github-rest`, `compute`, `keyvault-secrets` or `imds`.
+    /// `github-rest`, `compute`, `keyvault-secrets`, `imds` or `actions-scaleset`.
     pub api: String,
     /// Upper-case HTTP method, or `*` for any.
     pub method: String,
@@ -84,7 +84,10 @@ impl Exception {
             }
         };
         need(!self.id.trim().is_empty(), "empty id");
-        need(Api::from_key(&self.api).is_some(), "unknown api (github-rest, compute, keyvault-secrets, imds)");
+        need(
+            Api::from_key(&self.api).is_some(),
+            "unknown api (github-rest, compute, keyvault-secrets, imds, actions-scaleset)",
+        );
         need(
             self.method == "*" || self.method.chars().all(|c| c.is_ascii_uppercase()),
             "method must be `*` or upper case",

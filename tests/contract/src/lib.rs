@@ -1,4 +1,5 @@
-//! Validates HTTP exchanges against the official API descriptions copied into `contracts/`.
+//! Validates HTTP exchanges against the official API descriptions copied into `contracts/`, and
+//! against the runner scale set description written there (GitHub publishes none).
 //!
 //! ```no_run
 //! use contract::{Api, Contract, Exchange};
@@ -59,6 +60,9 @@ pub enum Api {
     KeyVaultSecrets,
     /// Azure Instance Metadata Service (metadata, managed-identity token).
     Imds,
+    /// GitHub's runner scale set API (the Actions service, and R3 `runner-registration`), from a
+    /// description written here: GitHub publishes none (`contracts/actions-scaleset/README.md`).
+    ActionsScaleset,
 }
 
 /// Where one API's descriptions live, relative to `contracts/`.
@@ -67,10 +71,13 @@ struct Source {
     descriptions: &'static [&'static str],
     /// Folders of examples for another api-version, mapped by their `operationId`.
     foreign_examples: &'static [&'static str],
+    /// Folders of recorded exchanges, one JSON file each: `{"source": {...}, "exchange": Exchange}`
+    /// (for a description written here, which has no embedded examples).
+    recorded_examples: &'static [&'static str],
 }
 
 impl Api {
-    pub const ALL: [Api; 4] = [Api::GithubRest, Api::Compute, Api::KeyVaultSecrets, Api::Imds];
+    pub const ALL: [Api; 5] = [Api::GithubRest, Api::Compute, Api::KeyVaultSecrets, Api::Imds, Api::ActionsScaleset];
 
     /// The name used in `contracts/exceptions.toml`.
     pub fn key(self) -> &'static str {
@@ -79,6 +86,7 @@ impl Api {
             Api::Compute => "compute",
             Api::KeyVaultSecrets => "keyvault-secrets",
             Api::Imds => "imds",
+            Api::ActionsScaleset => "actions-scaleset",
         }
     }
 
@@ -88,17 +96,36 @@ impl Api {
 
     /// Azure compares path literals case-insensitively; GitHub does not.
     fn case_insensitive_paths(self) -> bool {
-        self != Api::GithubRest
+        !matches!(self, Api::GithubRest | Api::ActionsScaleset)
+    }
+
+    /// The path as the description knows it. GitHub Enterprise Server serves REST under
+    /// `/api/v3`. The Actions service lives under a base URL R3 hands out (`/tenant/<n>/` at the
+    /// fake, `/rest/` or `/<tenant id>/` at GitHub) and the message queue under an opaque URL:
+    /// their paths are described from their first `/_apis/` on, without a trailing `/`.
+    fn described_path(self, path: &str) -> String {
+        let rest = path.strip_prefix("/api/v3").filter(|p| p.starts_with('/'));
+        match self {
+            Api::GithubRest => rest.map_or(path.to_string(), str::to_string),
+            Api::ActionsScaleset => match path.find("/_apis/") {
+                Some(at) => path[at..].trim_end_matches('/').to_string(),
+                None => rest.map_or(path.to_string(), str::to_string),
+            },
+            _ => path.to_string(),
+        }
     }
 
     fn source(self) -> Source {
         match self {
-            Api::GithubRest => {
-                Source { descriptions: &["github-rest/github-rest-runners-subset.json"], foreign_examples: &[] }
-            }
+            Api::GithubRest => Source {
+                descriptions: &["github-rest/github-rest-runners-subset.json"],
+                foreign_examples: &[],
+                recorded_examples: &[],
+            },
             Api::Compute => Source {
                 descriptions: &["azure/compute/exact-2021-07-snapshot-2021-03-01/compute.vmss-subset.json"],
                 foreign_examples: &["azure/compute/examples-2025-04-01/virtualMachineScaleSetExamples"],
+                recorded_examples: &[],
             },
             Api::KeyVaultSecrets => Source {
                 descriptions: &[
@@ -106,6 +133,7 @@ impl Api {
                     "azure/keyvault-secrets/exact-2021-07-snapshot-7.2/secrets.json",
                 ],
                 foreign_examples: &[],
+                recorded_examples: &[],
             },
             Api::Imds => Source {
                 descriptions: &[
@@ -113,6 +141,12 @@ impl Api {
                     "azure/imds/exact-2021-07-snapshot-2021-02-01/imds.json",
                 ],
                 foreign_examples: &[],
+                recorded_examples: &[],
+            },
+            Api::ActionsScaleset => Source {
+                descriptions: &["actions-scaleset/actions-scaleset.openapi.json"],
+                foreign_examples: &[],
+                recorded_examples: &["actions-scaleset/examples"],
             },
         }
     }
@@ -338,13 +372,7 @@ impl Inner {
     fn check(&self, ex: &Exchange) -> Vec<String> {
         let method = ex.method.to_ascii_uppercase();
         let (path, query) = split(&ex.path);
-        // GitHub Enterprise Server serves the same REST API under `/api/v3`.
-        let path = match self.api {
-            Api::GithubRest => {
-                path.strip_prefix("/api/v3").filter(|p| p.starts_with('/')).map_or(path.clone(), str::to_string)
-            }
-            _ => path,
-        };
+        let path = self.api.described_path(&path);
         let prefix = format!("{} {}", ex.method, ex.path);
         let excepted: Vec<&Exception> = self.exceptions.iter().filter(|e| e.covers(self.api, &method, &path)).collect();
         let allows = |kind: Kind| excepted.iter().copied().filter(move |e| e.kind == kind);
@@ -448,12 +476,45 @@ impl Inner {
             (None, Some(_)) => {
                 problems.push(format!("{at}: response {status} has a body, but the description defines none"))
             }
-            (Some(schema), Some(body)) => problems.extend(
-                self.validate(&schema, false, body, &leniency)
-                    .into_iter()
-                    .map(|m| format!("{at}: response {status} body {m}")),
-            ),
+            (Some(schema), Some(body)) => {
+                problems.extend(
+                    self.validate(&schema, false, body, &leniency)
+                        .into_iter()
+                        .map(|m| format!("{at}: response {status} body {m}")),
+                );
+                problems.extend(
+                    self.json_string_fields(op, status, body, &leniency)
+                        .into_iter()
+                        .map(|m| format!("{at}: response {status} body {m}")),
+                );
+            }
             (None, None) => {}
+        }
+        problems
+    }
+
+    /// `x-json-string-fields` on a response (`{"<pointer>": <schema>}`): the string at each
+    /// pointer holds JSON, which must parse and validate against its schema (the scale set
+    /// message's `body` is a JSON string holding an array of job messages).
+    fn json_string_fields(&self, op: &Operation, status: u16, body: &Value, leniency: &Leniency) -> Vec<String> {
+        let response = format!("{}/responses/{status}", op.pointer);
+        if self.bundle.get(&response).is_none() {
+            return Vec::new();
+        }
+        let (pointer, _) = self.bundle.resolve(&response);
+        let fields = format!("{pointer}/x-json-string-fields");
+        let Some(map) = self.bundle.get(&fields).and_then(Value::as_object) else { return Vec::new() };
+        let mut problems = Vec::new();
+        for at in map.keys() {
+            let Some(text) = body.pointer(at).and_then(Value::as_str) else { continue };
+            match serde_json::from_str::<Value>(text) {
+                Ok(inner) => problems.extend(
+                    self.validate(&format!("{fields}/{}", escape(at)), false, &inner, leniency)
+                        .into_iter()
+                        .map(|m| format!("inside the JSON string at `{at}` {m}")),
+                ),
+                Err(e) => problems.push(format!("at `{at}`: the string does not hold JSON ({e})")),
+            }
         }
         problems
     }

@@ -11,6 +11,13 @@
 //! conditional list requests with 304 (free of charge), injects faults on demand
 //! and records every exchange for the contract check.
 //!
+//! On the same server it also plays GitHub's runner scale set API (`scaleset`): the
+//! Actions service's admin endpoints, sessions, message queue and JIT runners under
+//! `/tenant/<n>/`, reached with `POST /actions/runner-registration` and a registration
+//! token this fake issued. Its runners are the same runners the REST API lists. Its
+//! test controls are the `scaleset_*` methods; its exchanges are recorded apart
+//! ([`FakeGithub::scaleset_exchanges`]) because another contract describes them.
+//!
 //! # Why a model of its own
 //!
 //! The runner and job bookkeeping here (`state.rs`) is a second model of the one in
@@ -22,6 +29,7 @@
 
 mod auth;
 mod runner_api;
+mod scaleset;
 mod server;
 mod state;
 mod workflows;
@@ -37,6 +45,10 @@ use tokio::task::JoinHandle;
 
 pub use auth::AppKey;
 pub use contract::Exchange;
+pub use scaleset::{
+    BrokerFault, JobFlow, JobPhase, RecordedRequest, ScaleSetConfig, ScaleSetInfo, ScaleSetJob, ScaleSetJobSpec,
+    SessionInfo, Statistics,
+};
 pub use state::{FakeJob, FakeRunner, RunnerGroup, Scope};
 pub use workflows::FakeWorkflowJob;
 
@@ -99,6 +111,7 @@ impl FakeGithub {
         let addr = listener.local_addr().expect("local address");
         let shared = Arc::new(Shared::default());
         *shared.base_url.lock().unwrap_or_else(|p| p.into_inner()) = format!("http://{addr}");
+        shared.lock().broker.base_url = format!("http://{addr}");
         let app = runner_api::router(shared.clone()).merge(server::router(shared.clone()));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -256,7 +269,8 @@ impl FakeGithub {
     /// `run.sh --jitconfig <encoded>`: the runner comes online. `None` for an unknown
     /// or already used config.
     pub fn start_runner_with_jit(&self, encoded: &str) -> Option<u64> {
-        self.shared.lock().runners.start_jit(encoded)
+        // Through the Actions service: a scale-set runner coming online may take a job there.
+        self.shared.with_broker(|inner, _| inner.runners.start_jit(encoded))
     }
 
     /// `config.sh --url ... --token <token> --name <name> --labels ...` then `run.sh`.
@@ -279,7 +293,9 @@ impl FakeGithub {
 
     /// `config.sh remove --token <remove token>`.
     pub fn remove_runner_with_token(&self, token: &str, runner_id: u64) -> bool {
-        self.shared.lock().runners.remove_with_token(token, runner_id, OffsetDateTime::now_utc()).is_ok()
+        self.shared.with_broker(|inner, _| {
+            inner.runners.remove_with_token(token, runner_id, OffsetDateTime::now_utc()).is_ok()
+        })
     }
 
     /// The runner asks for work; returns the job it is now busy with.
@@ -294,12 +310,13 @@ impl FakeGithub {
 
     /// The runner's job finished (ephemeral runners are then removed); returns the job.
     pub fn finish_job(&self, runner_id: u64) -> Option<u64> {
-        self.shared.lock().runners.finish(runner_id)
+        // A scale-set runner's job ends with `JobCompleted` ("succeeded") on its set's queue.
+        self.shared.with_broker(|inner, _| inner.runners.finish(runner_id))
     }
 
     /// The runner process died or lost its connection: GitHub shows it offline.
     pub fn mark_offline(&self, runner_id: u64) {
-        self.shared.lock().runners.set_online(runner_id, false);
+        self.shared.with_broker(|inner, _| inner.runners.set_online(runner_id, false));
     }
 
     pub fn runners(&self, scope: &Scope) -> Vec<FakeRunner> {

@@ -56,14 +56,14 @@ fn refused(message: &str) -> Response {
 }
 
 async fn jit(State(shared): State<Arc<Shared>>, Json(body): Json<JitBody>) -> Response {
-    match shared.lock().runners.start_jit(&body.encoded_jit_config) {
+    match shared.with_broker(|inner, _| inner.runners.start_jit(&body.encoded_jit_config)) {
         Some(id) => Json(json!({"runner_id": id})).into_response(),
         None => refused("unknown or already used JIT config"),
     }
 }
 
 /// The scope of a registration URL: `<web root>/<org>` or `<web root>/<owner>/<repo>`.
-fn scope_of(url: &str, base: &str) -> Option<Scope> {
+pub(crate) fn scope_of(url: &str, base: &str) -> Option<Scope> {
     let path = url.trim_end_matches('/').strip_prefix(base.trim_end_matches('/'))?;
     match path.trim_start_matches('/').split('/').collect::<Vec<_>>().as_slice() {
         [org] if !org.is_empty() => Some(Scope::org(org)),
@@ -102,7 +102,7 @@ async fn poll(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Respons
 }
 
 async fn finish(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Response {
-    match shared.lock().runners.finish(id) {
+    match shared.with_broker(|inner, _| inner.runners.finish(id)) {
         Some(job_id) => Json(json!({"job_id": job_id})).into_response(),
         None => refused("the runner has no job"),
     }

@@ -93,12 +93,16 @@ pub(crate) struct Inner {
     pub installation_token_ttl: Option<Duration>,
     pub requests: u64,
     pub workflow_runs: Vec<crate::workflows::WorkflowRun>,
+    /// The runner scale set API (Actions service), which shares `runners`.
+    pub broker: crate::scaleset::Broker,
 }
 
 #[derive(Default)]
 pub(crate) struct Shared {
     pub inner: Mutex<Inner>,
     pub base_url: Mutex<String>,
+    /// Wakes the Actions service's long polls when a job message is queued.
+    pub broker_wake: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -197,6 +201,10 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // The runner scale set API has its own auth, errors, faults and record.
+    if crate::scaleset::http::serves(uri.path()) {
+        return crate::scaleset::http::handle(shared, method, uri, headers, body).await;
+    }
     // GitHub Enterprise Server serves the same API under /api/v3.
     let full_path = uri.path().to_owned();
     let api_path = full_path.strip_prefix("/api/v3").unwrap_or(&full_path).to_owned();
@@ -261,6 +269,8 @@ async fn handle(
             h.append(name, v);
         }
     }
+    // A REST call may have changed a runner the Actions service's long polls report on.
+    shared.broker_wake.notify_waiters();
     response
 }
 

@@ -48,6 +48,9 @@ pub struct FakeRunner {
     pub job: Option<u64>,
     /// Whether the runner process ever connected (JIT runners start unconnected).
     pub connected: bool,
+    /// The runner scale set it was created for (`generatejitconfig` of the Actions
+    /// service); such a runner takes only that set's jobs, never the REST queue's.
+    pub scale_set_id: Option<u64>,
 }
 
 impl FakeRunner {
@@ -166,6 +169,7 @@ impl RunnerState {
             online: false,
             job: None,
             connected: false,
+            scale_set_id: None,
         };
         let b64 = base64::engine::general_purpose::STANDARD;
         let files = serde_json::json!({
@@ -185,6 +189,85 @@ impl RunnerState {
         runner.online = true;
         runner.connected = true;
         Some(id)
+    }
+
+    /// A JIT runner of a runner scale set: registered and offline until `encode`'s config
+    /// is used (`start_jit`). `encode` builds the config from the new runner's id.
+    pub(crate) fn create_scale_set_runner(
+        &mut self,
+        scope: &Scope,
+        name: &str,
+        labels: &[String],
+        group: u64,
+        scale_set_id: u64,
+        encode: impl FnOnce(u64, &mut Self) -> String,
+    ) -> Result<(FakeRunner, String), Refusal> {
+        if self.name_taken(scope, name) {
+            return Err(Refusal::NameTaken);
+        }
+        let id = self.next();
+        let runner = FakeRunner {
+            id,
+            scope: scope.clone(),
+            name: name.into(),
+            labels: labels.to_vec(),
+            runner_group_id: group,
+            ephemeral: true,
+            online: false,
+            job: None,
+            connected: false,
+            scale_set_id: Some(scale_set_id),
+        };
+        let encoded = encode(id, self);
+        self.pending_jit.insert(encoded.clone(), id);
+        self.runners.insert(id, runner.clone());
+        Ok((runner, encoded))
+    }
+
+    /// A fresh number from the same sequence as runner and job ids (secrets in JIT configs).
+    pub(crate) fn serial(&mut self) -> u64 {
+        self.next()
+    }
+
+    /// The runner connects without its config (a test that only knows the runner's id).
+    pub(crate) fn connect(&mut self, runner_id: u64) -> bool {
+        let Some(runner) = self.runners.get_mut(&runner_id) else { return false };
+        runner.online = true;
+        runner.connected = true;
+        self.pending_jit.retain(|_, id| *id != runner_id);
+        true
+    }
+
+    /// The scope of an unexpired registration token (`RemoteAuth` of the Actions service).
+    pub(crate) fn registration_token_scope(&self, token: &str, now: OffsetDateTime) -> Option<Scope> {
+        match self.registration_tokens.get(token) {
+            Some((scope, expires)) if *expires > now => Some(scope.clone()),
+            _ => None,
+        }
+    }
+
+    /// A job the Actions service routes to a runner scale set: recorded like any job (so
+    /// the REST runner list shows its runner busy) but kept out of the REST queue.
+    pub(crate) fn add_unqueued_job(&mut self, scope: &Scope, labels: &[String]) -> u64 {
+        let id = self.next();
+        self.jobs.insert(id, FakeJob { id, scope: scope.clone(), labels: labels.to_vec(), runner: None, done: false });
+        id
+    }
+
+    /// `runner_id` takes `job_id` (an unqueued job); `false` if either is not free.
+    pub(crate) fn claim(&mut self, runner_id: u64, job_id: u64) -> bool {
+        let free_runner = self.runners.get(&runner_id).is_some_and(|r| r.online && !r.busy());
+        let free_job = self.jobs.get(&job_id).is_some_and(|j| j.runner.is_none() && !j.done);
+        if !(free_runner && free_job) {
+            return false;
+        }
+        if let Some(job) = self.jobs.get_mut(&job_id) {
+            job.runner = Some(runner_id);
+        }
+        if let Some(runner) = self.runners.get_mut(&runner_id) {
+            runner.job = Some(job_id);
+        }
+        true
     }
 
     fn mint(&mut self, prefix: &str) -> String {
@@ -239,6 +322,7 @@ impl RunnerState {
                 online: true,
                 job: None,
                 connected: true,
+                scale_set_id: None,
             },
         );
         Ok(id)
@@ -268,7 +352,7 @@ impl RunnerState {
     /// scope whose labels it all carries (case-insensitive, as GitHub matches).
     pub fn poll(&mut self, runner_id: u64) -> Option<u64> {
         let runner = self.runners.get(&runner_id)?;
-        if !runner.online || runner.busy() {
+        if !runner.online || runner.busy() || runner.scale_set_id.is_some() {
             return None;
         }
         let has = |label: &String| runner.labels.iter().any(|l| l.eq_ignore_ascii_case(label));

@@ -64,6 +64,10 @@ impl Fleet {
         self.by_ip.get(&ip).and_then(|id| self.instances.get(id))
     }
 
+    pub fn records_mut(&mut self) -> impl Iterator<Item = &mut InstanceRecord> {
+        self.instances.values_mut()
+    }
+
     /// The instance whose current runner is named `name`.
     pub fn by_runner_name(&self, name: &str) -> Option<&InstanceRecord> {
         self.instances.values().find(|r| r.runner().is_some_and(|runner| runner.name == name))

@@ -90,6 +90,11 @@ pub struct InstanceRecord {
     foreign: bool,
     /// Runs the scale set's current model (see [`CloudInstance::latest_model`]).
     latest_model: bool,
+    /// GitHub's last runner listing showed this record's runner running a job. A hook
+    /// alone (runner-exited from the VM, which a job controls) does not end a Busy record
+    /// while this holds; the next listing settles it. Cleared when a listing fails, so a
+    /// stale answer never holds a record.
+    busy_at_github: bool,
 }
 
 impl InstanceRecord {
@@ -108,7 +113,19 @@ impl InstanceRecord {
             operation: None,
             foreign: cloud.protected,
             latest_model: cloud.latest_model,
+            busy_at_github: false,
         }
+    }
+
+    /// Whether GitHub's last listing showed the runner running a job.
+    pub fn busy_at_github(&self) -> bool {
+        self.busy_at_github
+    }
+
+    /// What GitHub's latest listing says of the runner (an observation, not a change
+    /// by the operator: neither `since` nor `touched` moves).
+    pub fn note_github_busy(&mut self, busy: bool) {
+        self.busy_at_github = busy;
     }
 
     pub fn id(&self) -> &InstanceId {

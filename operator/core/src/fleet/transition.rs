@@ -49,6 +49,9 @@ pub enum Refusal {
     WrongState { state: InstanceState, hook: HookKind },
     /// The hook names another job than the one the instance runs.
     JobMismatch { running: Box<JobRef>, reported: Box<JobRef> },
+    /// runner-exited on a Busy record while GitHub's last listing shows the runner
+    /// running a job: a job can send that hook itself, so GitHub's next listing decides.
+    RunnerBusyAtGithub,
 }
 
 /// What the executor does for an accepted hook.
@@ -97,7 +100,7 @@ pub fn transition(record: &InstanceRecord, hook: &Hook, jit: bool) -> Result<Tra
         Hook::Registration => registration(record, jit),
         Hook::JobStarted(job) => job_started(record, job),
         Hook::JobCompleted(job) => job_completed(record, job),
-        Hook::RunnerExited => Ok(runner_exited(record)),
+        Hook::RunnerExited => runner_exited(record),
     }
 }
 
@@ -170,14 +173,15 @@ fn job_completed(record: &InstanceRecord, job: &JobRef) -> Result<Transition, Re
     }
 }
 
-fn runner_exited(record: &InstanceRecord) -> Transition {
-    match record.phase() {
+fn runner_exited(record: &InstanceRecord) -> Result<Transition, Refusal> {
+    Ok(match record.phase() {
         Phase::Exited => Transition::Repeat,
+        Phase::Busy(_) if record.busy_at_github() => return Err(Refusal::RunnerBusyAtGithub),
         Phase::Busy(active) => Transition::Finish {
             remove: Some(active.marker.clone()),
             next: Phase::Exited,
             note: FinishNote::ExitedWhileBusy(active.job.clone()),
         },
         _ => Transition::Finish { remove: None, next: Phase::Exited, note: FinishNote::RunnerExited },
-    }
+    })
 }

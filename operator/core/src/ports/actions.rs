@@ -205,6 +205,10 @@ pub trait ScaleSetApi: Send + Sync {
     /// Open the message session of scale set `scale_set_id` (A7) as `owner`, replacing
     /// any this client held; returns the session's statistics (the first demand).
     async fn open_session(&self, scale_set_id: u64, owner: &str) -> Result<Statistics, ActionsError>;
+    /// Refresh the session (A8): a new queue token, and the scale set's current
+    /// statistics. The listener calls it after a quiet spell, so that counters a lagging
+    /// last message left behind do not hold the pool for ever.
+    async fn refresh_session(&self) -> Result<Statistics, ActionsError>;
     /// Close the session (A9); closing one GitHub no longer knows is not an error.
     async fn close_session(&self) -> Result<(), ActionsError>;
     /// Long poll (M1): the next message after `last_message_id`, or `None` when the

@@ -133,7 +133,11 @@ impl ApiError {
             Self::Hook(HookError::Recovering | HookError::AlreadyRegistered { .. } | HookError::WrongState { .. }) => {
                 Loudness::Info
             }
-            Self::Hook(HookError::UnknownInstance { .. } | HookError::JobMismatch { .. })
+            Self::Hook(
+                HookError::UnknownInstance { .. }
+                | HookError::JobMismatch { .. }
+                | HookError::RunnerBusyAtGithub { .. },
+            )
             | Self::BadBody(_)
             | Self::NotAnObject
             | Self::InvalidBody(_)

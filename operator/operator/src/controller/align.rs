@@ -48,9 +48,19 @@ impl Controller {
             Err(err) => {
                 self.metrics().api_error(Api::Github, err.kind());
                 warn!(error = %err, "listing GitHub's runners failed; lost hooks are repaired on a later pass");
+                // An old listing must not hold a Busy record against the VM's own report.
+                self.state().fleet.records_mut().for_each(|r| r.note_github_busy(false));
                 return;
             }
         };
+        {
+            let busy: std::collections::HashSet<u64> = runners.iter().filter(|r| r.busy).map(|r| r.id).collect();
+            let mut state = self.state();
+            for record in state.fleet.records_mut() {
+                let runner_busy = record.runner().and_then(|r| r.id).is_some_and(|id| busy.contains(&id));
+                record.note_github_busy(runner_busy);
+            }
+        }
         let records: Vec<InstanceRecord> = self.state().fleet.records().cloned().collect();
         for correction in truth::corrections(&records, &runners, listed_at) {
             let Some(id) = correction.instance().cloned() else {

@@ -37,6 +37,8 @@ pub enum HookError {
     WrongState { instance: InstanceId, state: InstanceState, hook: HookKind },
     #[error("instance {instance} is running job {running}, not {reported}")]
     JobMismatch { instance: InstanceId, running: Box<JobRef>, reported: Box<JobRef> },
+    #[error("instance {instance}'s runner is running a job at GitHub; its exit is taken from GitHub's next listing")]
+    RunnerBusyAtGithub { instance: InstanceId },
     #[error("GitHub did not issue a registration")]
     RegistrationFailed(#[source] GithubError),
     #[error("the busy record could not be updated")]
@@ -53,6 +55,7 @@ impl HookError {
             Refusal::AlreadyRegistered => Self::AlreadyRegistered { instance },
             Refusal::WrongState { state, hook } => Self::WrongState { instance, state, hook },
             Refusal::JobMismatch { running, reported } => Self::JobMismatch { instance, running, reported },
+            Refusal::RunnerBusyAtGithub => Self::RunnerBusyAtGithub { instance },
         }
     }
 
@@ -64,6 +67,7 @@ impl HookError {
             Self::NotReadyYet { .. } => "not_ready_yet",
             Self::WrongState { .. } => "wrong_state",
             Self::JobMismatch { .. } => "job_mismatch",
+            Self::RunnerBusyAtGithub { .. } => "runner_busy_at_github",
             Self::RegistrationFailed(_) => "registration_failed",
             Self::BusyRecordFailed(_) => "busy_record_failed",
             Self::CloudUnavailable(_) => "cloud_unavailable",
@@ -80,7 +84,12 @@ impl HookError {
             // Not (yet) listed: a VM that boots before the scale set lists it retries.
             Self::UnknownInstance { .. } => 403,
             // The request contradicts the instance's state: asking again cannot help.
-            Self::AlreadyRegistered { .. } | Self::WrongState { .. } | Self::JobMismatch { .. } => 409,
+            // (runner-exited while GitHub shows the job running: the VM repeats the report
+            // every minute anyway, and GitHub's next listing settles the record.)
+            Self::AlreadyRegistered { .. }
+            | Self::WrongState { .. }
+            | Self::JobMismatch { .. }
+            | Self::RunnerBusyAtGithub { .. } => 409,
             Self::RegistrationFailed(_) => 502,
         }
     }
@@ -141,6 +150,7 @@ impl Controller {
     fn outcome(&self, id: &InstanceId, changed: bool) -> HookOutcome {
         let state = self.state().fleet.get(id).map_or(InstanceState::Deleting, |r| r.state());
         if changed {
+            self.stop_boot_clocks();
             self.nudge();
         }
         HookOutcome { instance: id.clone(), state, changed }

@@ -4,10 +4,12 @@
 
 mod align;
 mod audit;
+mod boot_clock;
 mod demand;
 mod hooks;
 mod reconcile;
 mod recover;
+pub use boot_clock::BootPath;
 pub use demand::ListenerStatus;
 pub use hooks::{HookError, HookOutcome, Registration};
 pub use recover::{RecoveryError, RecoveryReport};
@@ -159,6 +161,8 @@ struct State {
     busy_refusals: reconcile::BusyRefusals,
     /// What the runner scale set last reported.
     demand: demand::DemandState,
+    /// Boots being timed (call → runner online).
+    boot_clock: boot_clock::BootClock,
 }
 
 /// A fault the process cannot carry on after: it must exit so its service manager
@@ -200,6 +204,7 @@ impl Controller {
                     audit: audit::AuditState::default(),
                     busy_refusals: reconcile::BusyRefusals::default(),
                     demand: demand::DemandState::default(),
+                    boot_clock: boot_clock::BootClock::default(),
                 }),
                 relist: tokio::sync::Mutex::new(()),
                 nudge: Notify::new(),
@@ -298,11 +303,27 @@ impl Controller {
         let listed = scale_set.list_instances().await.inspect_err(|e| self.record_cloud_error(e))?;
         let mut state = self.state();
         let state = &mut *state;
+        for cloud in listed.iter().filter(|c| state.fleet.get(&c.id).is_none()) {
+            state.boot_clock.appeared(&cloud.id);
+        }
         let orphans = state.fleet.merge_cloud(capacity, &listed, Instant::now(), time::OffsetDateTime::now_utc());
         state.orphan_markers.extend(orphans);
         let fleet = &state.fleet;
         state.turns.retain(|id, lock| fleet.get(id).is_some() || Arc::strong_count(lock) > 1);
         Ok(())
+    }
+
+    /// Observe the boots whose runner is online or busy now (see `boot_clock`).
+    fn stop_boot_clocks(&self) {
+        let done = {
+            let state = &mut *self.state();
+            let fleet = &state.fleet;
+            state.boot_clock.finished(Instant::now(), |id| fleet.get(id).map(|r| r.state()))
+        };
+        for (path, took) in done {
+            let label = crate::metrics::PathLabel { path: path.as_str() };
+            self.shared.metrics.boot_duration.get_or_create(&label).observe(took.as_secs_f64());
+        }
     }
 
     fn record_cloud_error(&self, err: &ScaleSetError) {

@@ -136,6 +136,7 @@ impl Controller {
                 // Foreign instances are outside the policy's pool but inside Azure's capacity.
                 match self.ports().scale_set.set_capacity(capacity + foreign).await {
                     Ok(()) => {
+                        self.state().boot_clock.scaled_out(Instant::now());
                         self.metrics().scale_operation(OperationKind::SetCapacity, OperationOutcome::Ok);
                         info!(from, to = capacity, "scaled out");
                         effects.push(Effect::ScaledOut { from, to: capacity });
@@ -197,6 +198,7 @@ impl Controller {
             let state = self.state();
             (state.fleet.census(), state.fleet.capacity())
         };
+        self.stop_boot_clocks();
         let metrics = self.metrics();
         for (state, n) in &census {
             metrics.instances.get_or_create(&crate::metrics::StateLabel { state: state.as_str() }).set(i64::from(*n));
@@ -262,6 +264,11 @@ impl Controller {
             return Some(Effect::OperationDeferred { operation: op, instances: cleared });
         }
         info!(operation = op.kind().as_str(), instances = %IdList(&cleared), "scale-set operation started");
+        if op == Operation::Reimage {
+            let now = Instant::now();
+            let clock = &mut self.state().boot_clock;
+            cleared.iter().for_each(|id| clock.reimage_started(id, now));
+        }
         let ctl = self.clone();
         let batch = cleared.clone();
         let span = tracing::Span::current();

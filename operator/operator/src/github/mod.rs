@@ -1,4 +1,5 @@
-//! GitHub's self-hosted runner REST API over reqwest: the production [`Github`] port.
+//! GitHub's self-hosted runner REST API over reqwest: the production
+//! [`Github`](crate::ports::Github) port.
 //!
 //! - Authenticates with a PAT or as a GitHub App (JWT → installation token, cached
 //!   until five minutes before it expires). The secret is read from the
@@ -10,9 +11,19 @@
 //! - Honours primary and secondary rate limits: a short wait is taken, a long one is
 //!   returned as [`GithubError::RateLimited`]; runner listings are conditional
 //!   requests (ETag → 304, which costs no quota).
+//!
+//! Here: the settings, the client, its credential and one retried request (`call`),
+//! paged listings. `runners.rs` implements the port on it, `workflows.rs` the history
+//! `operator trace export` reads, `wire.rs` holds the JSON types; `auth.rs` and
+//! `rate_limit.rs` are the pure parts. `scaleset/` is the runner scale set API's client,
+//! which takes its registration token from this one.
 
 mod auth;
 mod rate_limit;
+mod runners;
+pub mod scaleset;
+mod wire;
+mod workflows;
 
 use std::{
     collections::HashMap,
@@ -24,28 +35,25 @@ use std::{
     time::{Duration, Instant},
 };
 
-use async_trait::async_trait;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use reqwest::{
-    header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, ETAG, IF_NONE_MATCH, LINK, USER_AGENT},
+    header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, ETAG, IF_NONE_MATCH, USER_AGENT},
     Method, Url,
 };
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use time::OffsetDateTime;
 use tracing::{debug, warn};
 
-pub use self::auth::CredentialError;
+pub use self::{auth::CredentialError, wire::web_url, workflows::WorkflowJob};
 use self::{
     auth::{app_jwt, Credential, CredentialRead, InstallationToken},
     rate_limit::{decide, throttle_wait, RateLimitInfo, Throttle},
+    wire::{next_link, parse_time, WireToken},
 };
 use crate::{
     config::{GithubAppConfig, GithubConfig, GithubScope},
-    ports::{
-        DeregisterOutcome, Github, GithubError, JitConfig, JitRequest, RegistrationToken, Runner, RunnerStatus,
-        SecretError, SecretStore, SecretValue,
-    },
+    ports::{GithubError, SecretError, SecretStore, SecretValue},
     report::Chain,
 };
 
@@ -169,86 +177,16 @@ impl GithubResponse {
     }
 }
 
-#[derive(Deserialize)]
-struct WireRunner {
-    id: u64,
-    name: String,
-    status: String,
-    busy: bool,
-}
-
-impl From<WireRunner> for Runner {
-    fn from(r: WireRunner) -> Self {
-        Runner {
-            id: r.id,
-            name: r.name,
-            status: if r.status.eq_ignore_ascii_case("online") { RunnerStatus::Online } else { RunnerStatus::Offline },
-            busy: r.busy,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct WireRunnerPage {
-    runners: Vec<WireRunner>,
-}
-
-#[derive(Deserialize)]
-struct WireGroup {
-    id: u64,
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct WireGroupPage {
-    runner_groups: Vec<WireGroup>,
-}
-
-#[derive(Deserialize)]
-struct WireToken {
-    token: String,
-    expires_at: String,
-}
-
-#[derive(Deserialize)]
-struct WireJit {
-    runner: WireRunner,
-    encoded_jit_config: String,
-}
-
-fn parse_time(s: &str) -> Result<OffsetDateTime, GithubError> {
-    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| GithubError::Server { status: 201, message: format!("unparseable expires_at: {e}") })
-}
-
 fn transport(e: impl std::error::Error + Send + Sync + 'static) -> GithubError {
     GithubError::Transport(Box::new(e))
 }
 
-/// `Link: <url>; rel="next", ...` → the next page's URL.
-fn next_link(headers: &HeaderMap) -> Option<String> {
-    let link = headers.get(LINK)?.to_str().ok()?;
-    link.split(',').find_map(|part| {
-        let (url, params) = part.split_once(';')?;
-        params.split(';').any(|p| p.trim() == "rel=\"next\"").then(|| url.trim().trim_matches(['<', '>']).to_owned())
-    })
-}
-
-/// The web URL runners register against, from the API root.
-pub fn web_url(api_url: &str) -> String {
-    let trimmed = api_url.trim_end_matches('/');
-    let Ok(mut url) = Url::parse(trimmed) else { return trimmed.to_owned() };
-    let host = url.host_str().unwrap_or_default().to_owned();
-    if host == "api.github.com" {
-        return "https://github.com".to_owned();
-    }
-    if let Some(rest) = host.strip_prefix("api.").filter(|h| h.ends_with(".ghe.com")) {
-        // GitHub Enterprise Cloud with data residency: api.SUBDOMAIN.ghe.com.
-        let _ = url.set_host(Some(rest));
-    }
-    let path = url.path().trim_end_matches('/').to_owned();
-    url.set_path(path.strip_suffix("/api/v3").unwrap_or(&path));
-    url.as_str().trim_end_matches('/').to_owned()
+async fn read(response: reqwest::Response) -> Result<GithubResponse, GithubError> {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.map_err(transport)?;
+    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+    Ok(GithubResponse { status, headers, body })
 }
 
 impl GithubClient {
@@ -287,6 +225,11 @@ impl GithubClient {
             groups: Mutex::new(HashMap::new()),
             settings,
         })
+    }
+
+    /// The API root, without a trailing slash (the scale set client posts R3 below it).
+    pub fn api_url(&self) -> &str {
+        &self.api
     }
 
     fn scope_path(&self) -> String {
@@ -554,33 +497,6 @@ impl GithubClient {
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedPage>> {
         self.pages.lock().unwrap_or_else(|p| p.into_inner())
     }
-
-    /// Runner group name → id (organization scope; repositories only have the default group 1).
-    async fn runner_group_id(&self, name: Option<&str>) -> Result<u64, GithubError> {
-        let (Some(name), GithubScope::Organization(org)) = (name, &self.settings.scope) else {
-            return Ok(1);
-        };
-        if let Some(id) = self.groups.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
-            return Ok(*id);
-        }
-        let pages = self.list_all(format!("{}/orgs/{org}/actions/runner-groups?per_page=100", self.api)).await?;
-        let mut found = None;
-        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-        for page in pages {
-            let page: WireGroupPage = serde_json::from_value(page)
-                .map_err(|e| GithubError::Server { status: 200, message: format!("unexpected runner groups: {e}") })?;
-            for g in page.runner_groups {
-                if g.name == name {
-                    found = Some(g.id);
-                }
-                groups.insert(g.name, g.id);
-            }
-        }
-        found.ok_or_else(|| GithubError::Server {
-            status: 404,
-            message: format!("runner group {name:?} does not exist in organization {org}"),
-        })
-    }
 }
 
 fn app_ids(settings: &GithubClientSettings) -> Option<(u64, u64)> {
@@ -596,198 +512,4 @@ fn bearer(token: &SecretValue) -> Result<HeaderValue, GithubError> {
         HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| GithubError::Unauthorized)?;
     value.set_sensitive(true);
     Ok(value)
-}
-
-/// One job of a workflow run, as `operator trace export` keeps it.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct WorkflowJob {
-    pub id: u64,
-    pub run_id: u64,
-    pub name: String,
-    #[serde(default)]
-    pub labels: Vec<String>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub created_at: Option<OffsetDateTime>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub started_at: Option<OffsetDateTime>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub completed_at: Option<OffsetDateTime>,
-}
-
-#[derive(Deserialize)]
-struct WireRunPage {
-    workflow_runs: Vec<WireRun>,
-}
-
-#[derive(Deserialize)]
-struct WireRun {
-    id: u64,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
-}
-
-#[derive(Deserialize)]
-struct WireJobPage {
-    jobs: Vec<WorkflowJob>,
-}
-
-/// Workflow history (`operator trace export`), every page followed.
-impl GithubClient {
-    /// `repository`'s workflow runs created at or after `since`, as (id, created), newest
-    /// first. GitHub lists runs newest first; paging stops at the first page that
-    /// reaches back before `since`. (No `created` filter: GitHub caps a filtered listing
-    /// at 1,000 runs, and its description types the filter as one date-time.)
-    pub async fn workflow_runs_since(
-        &self,
-        repository: &str,
-        since: OffsetDateTime,
-    ) -> Result<Vec<(u64, OffsetDateTime)>, GithubError> {
-        let url = format!("{}/repos/{repository}/actions/runs?per_page=100", self.api);
-        let unreadable = |e: serde_json::Error| GithubError::Server {
-            status: 200,
-            message: format!("unreadable workflow runs: {e}"),
-        };
-        let reaches_back = |page: &Value| {
-            serde_json::from_value::<WireRunPage>(page.clone())
-                .map(|p| p.workflow_runs.iter().any(|r| r.created_at < since) || p.workflow_runs.is_empty())
-                .unwrap_or(true)
-        };
-        let mut runs = Vec::new();
-        for page in self.list_while(url, &|page| !reaches_back(page)).await? {
-            let page: WireRunPage = serde_json::from_value(page).map_err(unreadable)?;
-            runs.extend(page.workflow_runs.into_iter().filter(|r| r.created_at >= since).map(|r| (r.id, r.created_at)));
-        }
-        Ok(runs)
-    }
-
-    /// The jobs of one workflow run (its latest attempt).
-    pub async fn workflow_jobs(&self, repository: &str, run_id: u64) -> Result<Vec<WorkflowJob>, GithubError> {
-        let url = format!("{}/repos/{repository}/actions/runs/{run_id}/jobs?per_page=100", self.api);
-        let mut jobs = Vec::new();
-        for page in self.list_all(url).await? {
-            let page: WireJobPage = serde_json::from_value(page)
-                .map_err(|e| GithubError::Server { status: 200, message: format!("unreadable workflow jobs: {e}") })?;
-            jobs.extend(page.jobs);
-        }
-        Ok(jobs)
-    }
-}
-
-async fn read(response: reqwest::Response) -> Result<GithubResponse, GithubError> {
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let bytes = response.bytes().await.map_err(transport)?;
-    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
-    Ok(GithubResponse { status, headers, body })
-}
-
-#[async_trait]
-impl Github for GithubClient {
-    async fn jit_config(&self, request: &JitRequest) -> Result<JitConfig, GithubError> {
-        let group = request.runner_group.as_deref().or(self.settings.runner_group.as_deref());
-        let runner_group_id = self.runner_group_id(group).await?;
-        let body = json!({
-            "name": request.name,
-            "runner_group_id": runner_group_id,
-            "labels": request.labels,
-            "work_folder": "_work",
-        });
-        let url = format!("{}/runners/generate-jitconfig", self.scope_path());
-        let answer = self.call(Method::POST, &url, Some(&body), None).await?;
-        match answer.status {
-            201 => {
-                let wire: WireJit = answer.parse()?;
-                Ok(JitConfig { runner_id: wire.runner.id, encoded: wire.encoded_jit_config })
-            }
-            409 => Err(GithubError::NameTaken { name: request.name.clone() }),
-            _ => Err(answer.server_error()),
-        }
-    }
-
-    async fn registration_token(&self) -> Result<RegistrationToken, GithubError> {
-        let url = format!("{}/runners/registration-token", self.scope_path());
-        let answer = self.call(Method::POST, &url, None, None).await?;
-        match answer.status {
-            201 => {
-                let wire: WireToken = answer.parse()?;
-                Ok(RegistrationToken { expires_at: parse_time(&wire.expires_at)?, token: wire.token })
-            }
-            _ => Err(answer.server_error()),
-        }
-    }
-
-    async fn list_runners(&self) -> Result<Vec<Runner>, GithubError> {
-        let pages = self.list_all(format!("{}/runners?per_page=100", self.scope_path())).await?;
-        let mut runners = Vec::new();
-        for page in pages {
-            let page: WireRunnerPage = serde_json::from_value(page)
-                .map_err(|e| GithubError::Server { status: 200, message: format!("unexpected runner list: {e}") })?;
-            runners.extend(page.runners.into_iter().map(Runner::from));
-        }
-        Ok(runners)
-    }
-
-    async fn get_runner(&self, id: u64) -> Result<Option<Runner>, GithubError> {
-        let url = format!("{}/runners/{id}", self.scope_path());
-        let answer = self.call(Method::GET, &url, None, None).await?;
-        match answer.status {
-            200 => Ok(Some(answer.parse::<WireRunner>()?.into())),
-            404 => Ok(None),
-            _ => Err(answer.server_error()),
-        }
-    }
-
-    async fn deregister_runner(&self, id: u64) -> Result<DeregisterOutcome, GithubError> {
-        let url = format!("{}/runners/{id}", self.scope_path());
-        let answer = self.call(Method::DELETE, &url, None, None).await?;
-        match answer.status {
-            204 => Ok(DeregisterOutcome::Removed),
-            404 => Ok(DeregisterOutcome::AlreadyGone),
-            // GitHub: 422 "Bad request - Runner \"NAME\" is still running a job".
-            422 => {
-                debug!(runner_id = id, message = %answer.message(), "GitHub refused to remove a busy runner");
-                Ok(DeregisterOutcome::Busy)
-            }
-            _ => Err(answer.server_error()),
-        }
-    }
-
-    fn registration_url(&self) -> String {
-        self.settings.scope.runner_url(&web_url(&self.api))
-    }
-
-    fn rate_limit_remaining(&self) -> Option<u64> {
-        match self.remaining.load(Ordering::Relaxed) {
-            u64::MAX => None,
-            n => Some(n),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn web_urls_for_github_ghes_and_data_residency() {
-        assert_eq!(web_url("https://api.github.com"), "https://github.com");
-        assert_eq!(web_url("https://api.github.com/"), "https://github.com");
-        assert_eq!(web_url("https://ghe.example.com/api/v3"), "https://ghe.example.com");
-        assert_eq!(web_url("https://ghe.example.com/api/v3/"), "https://ghe.example.com");
-        assert_eq!(web_url("https://api.octocorp.ghe.com"), "https://octocorp.ghe.com");
-        assert_eq!(web_url("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
-    }
-
-    #[test]
-    fn next_link_is_read_from_githubs_link_header() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            LINK,
-            HeaderValue::from_static(
-                "<https://api.github.com/r?per_page=2&page=1>; rel=\"prev\", <https://api.github.com/r?per_page=2&page=3>; rel=\"next\", <https://api.github.com/r?per_page=2&page=5>; rel=\"last\"",
-            ),
-        );
-        assert_eq!(next_link(&h).as_deref(), Some("https://api.github.com/r?per_page=2&page=3"));
-        assert_eq!(next_link(&HeaderMap::new()), None);
-    }
 }

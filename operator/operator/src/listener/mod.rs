@@ -28,12 +28,17 @@ use crate::{
     controller::{Controller, ListenerStatus},
     demand::{retry_delay, to_acquire},
     labels::Api,
-    ports::{ActionsError, Message, ScaleSetApi, ScaleSetInfo, ScaleSetSpec},
+    ports::{ActionsError, Message, Ports, ScaleSetApi, ScaleSetInfo, ScaleSetSpec},
     report::Chain,
 };
 
 /// How long closing the session at shutdown may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// After this long without a message, the statistics are read again (a session refresh)
+/// at the next empty poll: a lagging last message must not hold the pool's demand for
+/// ever. Twelve calls an hour at most, and none while messages flow.
+pub const STATISTICS_REFRESH: Duration = Duration::from_secs(5 * 60);
 
 /// What the listener needs from the configuration.
 #[derive(Clone, Debug)]
@@ -48,6 +53,37 @@ pub struct ListenerSettings {
     pub owner: String,
     /// Seeds the backoff jitter; the simulator passes its run's seed.
     pub jitter_seed: u64,
+}
+
+impl ListenerSettings {
+    /// From the configuration: the scale set named `github.scale_set_name` (default: the VM
+    /// scale set's name), owned by this host.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let github = &config.github;
+        Self {
+            scale_set_name: github.scale_set_name.clone().unwrap_or_else(|| config.azure.vmss_name().to_owned()),
+            runner_group: github.runner_group.clone(),
+            extra_labels: github.labels.clone(),
+            owner: host_name(),
+            jitter_seed: u64::from(std::process::id())
+                ^ u64::from(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.subsec_nanos())
+                        .unwrap_or(0),
+                ),
+        }
+    }
+}
+
+/// The session owner GitHub shows: the host's name (as actions-runner-controller and
+/// GitHub's own client use), `vmss-github-runner` when it cannot be read.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "vmss-github-runner".to_owned())
 }
 
 /// The scale set's id once the listener has found or created it; the registration
@@ -78,6 +114,18 @@ impl std::fmt::Debug for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Listener").field("settings", &self.settings).field("scale_set_id", &self.handle.id()).finish()
     }
+}
+
+/// With `github.demand = "scale_set"`: `ports` with its GitHub port routed through the scale
+/// set ([`ScaleSetRunners`]), and the listener to run next to the loop. Otherwise `ports`
+/// unchanged and no listener.
+pub fn wire(config: &crate::config::Config, mut ports: Ports, api: Arc<dyn ScaleSetApi>) -> (Ports, Option<Listener>) {
+    if config.github.demand != crate::config::DemandSource::ScaleSet {
+        return (ports, None);
+    }
+    let handle = ScaleSetHandle::default();
+    ports.github = Arc::new(ScaleSetRunners::new(ports.github.clone(), api.clone(), handle.clone()));
+    (ports, Some(Listener { api, settings: ListenerSettings::from_config(config), handle }))
 }
 
 /// Why a session ended; the outer loop decides what comes next.
@@ -188,6 +236,8 @@ impl Run<'_> {
     async fn poll(&mut self, scale_set_id: u64, last_message_id: &mut i64) -> SessionEnd {
         let api = self.listener.api.clone();
         let max = self.controller.settings().spec.max;
+        // The session just opened carried fresh statistics.
+        let mut statistics_at = tokio::time::Instant::now();
         loop {
             let polled = tokio::select! {
                 biased;
@@ -199,6 +249,18 @@ impl Run<'_> {
                 self.controller.set_listener_status(ListenerStatus::Listening);
             }
             match polled {
+                Ok(None) if statistics_at.elapsed() >= STATISTICS_REFRESH => match api.refresh_session().await {
+                    Ok(statistics) => {
+                        statistics_at = tokio::time::Instant::now();
+                        self.controller.apply_statistics(statistics);
+                    }
+                    Err(ActionsError::ScaleSetNotFound) => return SessionEnd::ScaleSetGone,
+                    Err(ActionsError::SessionGone) => return SessionEnd::Reopen,
+                    Err(err) => {
+                        self.api_error(&err);
+                        debug!(error = %Chain(&err), "refreshing the session's statistics failed; trying at the next quiet poll");
+                    }
+                },
                 Ok(None) => {}
                 Ok(Some(message)) if message.id <= *last_message_id => {
                     // Redelivered after a lost acknowledgement: already applied.
@@ -208,6 +270,7 @@ impl Run<'_> {
                 Ok(Some(message)) => match self.apply(scale_set_id, &message).await {
                     Ok(()) => {
                         *last_message_id = message.id;
+                        statistics_at = tokio::time::Instant::now();
                         self.acknowledge(message.id).await;
                     }
                     Err(reason) => {

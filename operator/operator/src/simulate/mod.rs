@@ -45,10 +45,11 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     budget::ScaleSetBudget,
     controller::{Controller, Settings},
+    listener::{Listener, ListenerSettings, ScaleSetHandle, ScaleSetRunners},
     model::{InstanceState, JobRef},
     pass::Effect,
     policy::PoolSpec,
-    ports::Ports,
+    ports::{Github, Ports},
     retry::ErrorPolicy,
     run::reconcile_loop_with,
 };
@@ -66,6 +67,9 @@ pub struct Setting {
     pub boot: Duration,
     /// From the reimage call until the VM runs again.
     pub reimage: Duration,
+    /// Demand from the runner scale set (assigned jobs); without, the pool sees only
+    /// the jobs its own runners run.
+    pub demand: bool,
 }
 
 impl Default for Setting {
@@ -77,6 +81,7 @@ impl Default for Setting {
             scale_in_delay: Duration::from_secs(300),
             boot: Duration::from_secs(90),
             reimage: Duration::from_secs(60),
+            demand: false,
         }
     }
 }
@@ -85,11 +90,12 @@ impl std::fmt::Display for Setting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "min {} max {} free {}% scale-in {}s",
+            "min {} max {} free {}% scale-in {}s{}",
             self.min,
             self.max,
             self.free_target_percentage,
-            self.scale_in_delay.as_secs()
+            self.scale_in_delay.as_secs(),
+            if self.demand { " scale-set demand" } else { "" }
         )
     }
 }
@@ -218,9 +224,15 @@ async fn simulate(workload: &Workload, setting: &Setting) -> Outcome {
         .with_write_log(),
     );
     let github = Arc::new(InMemoryGithub::new(format!("https://github.com/{REPOSITORY}")));
+    let handle = ScaleSetHandle::default();
+    let runners: Arc<dyn Github> = if setting.demand {
+        Arc::new(ScaleSetRunners::new(github.clone(), github.clone(), handle.clone()))
+    } else {
+        github.clone()
+    };
     let ports = Ports {
         scale_set: scale_set.clone(),
-        github: github.clone(),
+        github: runners,
         busy: Arc::new(InMemoryBusyRecord::default()),
         secrets: Arc::new(InMemorySecretStore::default()),
     };
@@ -240,6 +252,21 @@ async fn simulate(workload: &Workload, setting: &Setting) -> Outcome {
     let stop = CancellationToken::new();
     let errors = ErrorPolicy::seeded(Duration::from_secs(1), PERIOD, 13);
     let reconciler = tokio::spawn(reconcile_loop_with(controller.clone(), DEBOUNCE, errors, stop.clone()));
+    let listener = setting.demand.then(|| {
+        let listener = Listener {
+            api: github.clone(),
+            settings: ListenerSettings {
+                scale_set_name: "vmss-sim".into(),
+                runner_group: None,
+                extra_labels: labels.clone(),
+                owner: "simulate".into(),
+                jitter_seed: 13,
+            },
+            handle,
+        };
+        let (controller, stop) = (controller.clone(), stop.clone());
+        tokio::spawn(async move { listener.run(&controller, &stop).await })
+    });
 
     let start = Instant::now();
     let durations: Vec<Duration> = workload.jobs.iter().map(|j| Duration::from_secs_f64(j.duration)).collect();
@@ -325,6 +352,9 @@ async fn simulate(workload: &Workload, setting: &Setting) -> Outcome {
     watcher.abort();
     stop.cancel();
     let _ = reconciler.await;
+    if let Some(listener) = listener {
+        let _ = listener.await;
+    }
     hypervisor.stop().await;
     let timeline = std::mem::take(&mut *timeline.lock().expect("timeline poisoned"));
     let (deferred, passes_unseen, peak_pool) = *deferrals.lock().expect("deferrals poisoned");

@@ -30,6 +30,8 @@ pub struct FakesConfig {
     /// Appended inside `credential = {...}`, e.g. `, app = { app_id = 1, installation_id = 2 }`.
     pub credential_extra: String,
     pub jit: bool,
+    /// `github.demand`: `"scale_set"` or `"none"`.
+    pub demand: &'static str,
     pub min: u32,
     pub max: u32,
     pub pct: u8,
@@ -51,6 +53,7 @@ api_url = "{api}"
 {scope_lines}
 labels = ["self-hosted", "linux"]
 jit = {jit}
+demand = "{demand}"
 credential = {{ key_vault_url = "{vault}", secret_name = "{CREDENTIAL_SECRET}", refresh_period = "1h"{extra} }}
 
 [azure]
@@ -75,6 +78,7 @@ debounce = "200ms"
         api = github.url(),
         scope_lines = c.scope_lines,
         jit = c.jit,
+        demand = c.demand,
         vault = azure.key_vault.url(),
         extra = c.credential_extra,
         vmss_id = c.vmss_id,
@@ -95,7 +99,8 @@ pub async fn start(azure: &FakeAzure, github: &FakeGithub, c: &FakesConfig, list
         azure_client_options: Some(ClientOptions { transport: Some(azure.sdk_transport()), ..Default::default() }),
         ..ConnectOptions::default()
     };
-    let ports = connect(&config, options).await.expect("connects to the fakes");
+    let connected = connect(&config, options).await.expect("connects to the fakes");
+    let (ports, scale_set_listener) = operator::listener::wire(&config, connected.ports, connected.scale_set_api);
     // Ten times Azure's speed, like the fake's limit.
     let controller = Controller::with_budget(
         Settings::from_config(&config),
@@ -123,7 +128,7 @@ pub async fn start(azure: &FakeAzure, github: &FakeGithub, c: &FakesConfig, list
             http: operator::api::HttpLimits::default(),
             debounce: Duration::from_millis(200),
             shutdown_grace: Duration::from_secs(5),
-            listener: None,
+            listener: scale_set_listener,
         };
         async move { run(controller, listener, settings, shutdown).await.unwrap() }
     });

@@ -1,7 +1,7 @@
 //! GitHub's runner scale set API in memory, on the same runners and jobs as the rest of
 //! [`InMemoryGithub`]: a queued job whose labels the scale set carries is assigned to it
 //! (`JobAssigned`), a runner of the set taking it is `JobStarted`, its end
-//! `JobCompleted`; every message carries statistics computed from that state. One
+//! `JobCompleted`; every message carries the statistics of the moment it is delivered. One
 //! session at a time (a second is a conflict until the first expires: no poll for
 //! [`ScaleSetFaults::session_expiry`]), long polls of 50 s on tokio's clock, messages
 //! redelivered until acknowledged, and the faults the fault suite plays: lost and
@@ -36,11 +36,19 @@ pub struct ScaleSetFaults {
     pub duplicate: u32,
     /// Messages that carry the statistics of the message before (lagging counters).
     pub stale_statistics: u32,
+    /// Messages whose body cannot be decoded (its jobs are lost; its statistics hold).
+    pub undecodable: u32,
 }
 
 impl Default for ScaleSetFaults {
     fn default() -> Self {
-        Self { session_expiry: Duration::from_secs(120), lose_acks: 0, duplicate: 0, stale_statistics: 0 }
+        Self {
+            session_expiry: Duration::from_secs(120),
+            lose_acks: 0,
+            duplicate: 0,
+            stale_statistics: 0,
+            undecodable: 0,
+        }
     }
 }
 
@@ -56,6 +64,9 @@ pub(super) struct ScaleSetWorld {
     pending: Vec<JobMessage>,
     /// Delivered or deliverable, not acknowledged.
     unacked: BTreeMap<i64, Message>,
+    /// Messages that keep the (lagging) statistics they were made with; every other
+    /// message carries the counters of the moment it is delivered, as GitHub's do.
+    lagging: std::collections::BTreeSet<i64>,
     /// Duplicates to deliver again after their acknowledgement.
     again: Vec<Message>,
     last_statistics: Statistics,
@@ -146,7 +157,8 @@ impl Inner {
         }
         let fresh = self.statistics();
         let world = &mut self.actions;
-        let statistics = if world.faults.stale_statistics > 0 {
+        let lagging = world.faults.stale_statistics > 0;
+        let statistics = if lagging {
             world.faults.stale_statistics -= 1;
             world.last_statistics
         } else {
@@ -157,7 +169,16 @@ impl Inner {
         for chunk in pending.chunks(BATCH) {
             world.next_message += 1;
             let id = world.next_message;
-            world.unacked.insert(id, Message { id, statistics, jobs: Ok(chunk.to_vec()) });
+            if lagging {
+                world.lagging.insert(id);
+            }
+            let jobs = if world.faults.undecodable > 0 {
+                world.faults.undecodable -= 1;
+                Err("the body is not a JSON array (simulated)".to_owned())
+            } else {
+                Ok(chunk.to_vec())
+            };
+            world.unacked.insert(id, Message { id, statistics, jobs });
         }
     }
 
@@ -183,6 +204,7 @@ impl InMemoryGithub {
         world.session = None;
         world.pending.clear();
         world.unacked.clear();
+        world.lagging.clear();
         world.again.clear();
         drop(inner);
         self.wake();
@@ -329,6 +351,19 @@ impl ScaleSetApi for InMemoryGithub {
         Ok(inner.statistics())
     }
 
+    async fn refresh_session(&self) -> Result<Statistics, ActionsError> {
+        self.count_call();
+        let mut inner = self.lock();
+        if inner.actions.set.is_none() {
+            return Err(ActionsError::ScaleSetNotFound);
+        }
+        match inner.actions.session.as_mut() {
+            Some(s) if !s.evicted => s.polled_at = Instant::now(),
+            _ => return Err(ActionsError::SessionGone),
+        }
+        Ok(inner.statistics())
+    }
+
     async fn close_session(&self) -> Result<(), ActionsError> {
         self.count_call();
         self.lock().actions.session = None;
@@ -356,11 +391,15 @@ impl ScaleSetApi for InMemoryGithub {
                 world.max_capacity = Some(max_capacity);
                 inner.flush();
                 let world = &mut inner.actions;
-                if let Some(again) = world.again.pop() {
-                    return Ok(Some(again));
-                }
-                if let Some((_, message)) = world.unacked.range(last_message_id + 1..).next() {
-                    return Ok(Some(message.clone()));
+                let next = match world.again.pop() {
+                    Some(again) => Some(again),
+                    None => world.unacked.range(last_message_id + 1..).next().map(|(_, m)| m.clone()),
+                };
+                if let Some(mut message) = next {
+                    if !inner.actions.lagging.contains(&message.id) {
+                        message.statistics = inner.statistics();
+                    }
+                    return Ok(Some(message));
                 }
                 self.woken()
             };
@@ -383,6 +422,7 @@ impl ScaleSetApi for InMemoryGithub {
             world.faults.lose_acks -= 1;
             return Ok(());
         }
+        world.lagging.remove(&message_id);
         if let Some(message) = world.unacked.remove(&message_id) {
             if world.faults.duplicate > 0 {
                 world.faults.duplicate -= 1;
