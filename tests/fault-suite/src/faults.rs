@@ -304,15 +304,6 @@ pub struct FaultyScaleSetApi {
     pub stream: Mutex<MessageStream>,
 }
 
-/// Why the statistics an operator holds are stale (FINDINGS.md).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StaleCause {
-    /// Finding 1: the last message's statistics lagged behind its job events.
-    Lagging,
-    /// Finding 2: a restarted listener applied an old message whose acknowledgement was lost.
-    Replayed,
-}
-
 /// What this incarnation's listener has been delivered.
 #[derive(Debug, Default)]
 pub struct MessageStream {
@@ -322,8 +313,6 @@ pub struct MessageStream {
     stale_since: Option<Duration>,
     /// The highest message id delivered from the current scale set.
     high_water: i64,
-    /// The statistics held came from a replayed message.
-    replay_open: bool,
 }
 
 impl FaultyScaleSetApi {
@@ -384,31 +373,18 @@ impl FaultyScaleSetApi {
                 s.high_water = s.high_water.max(message.id);
                 replayed
             };
-            let previous = stream.last_statistics.replace(message.statistics);
-            // Counters lag only while another message is due (a job still to be queued):
-            // the operator holds the last statistics until the next message, so a lag on
-            // the last message would last for ever (FINDINGS.md, finding 1).
-            let next_due = w.jobs_to_come.load(Ordering::SeqCst) || crate::strict();
             if replayed {
-                // An earlier process applied it; its statistics are as old as it is, and
-                // they replace the session's fresh ones until a new message comes.
-                stream.stale_since.get_or_insert(now);
-                stream.replay_open = true;
-                None
-            } else {
-                match previous {
-                    Some(previous)
-                        if w.roll_late_if(next_due, w.scenario.faults.stale_statistics, "stale_statistics") =>
-                    {
-                        message.statistics = previous;
-                        stream.stale_since.get_or_insert(now);
-                        None
-                    }
-                    _ => {
-                        stream.replay_open = false;
-                        stream.stale_since.take()
-                    }
+                // An earlier process applied it; GitHub gives it the statistics of now.
+                tracing::debug!(message_id = message.id, "a message an earlier process applied, delivered again");
+            }
+            let previous = stream.last_statistics.replace(message.statistics);
+            match previous {
+                Some(previous) if w.roll_late(w.scenario.faults.stale_statistics, "stale_statistics") => {
+                    message.statistics = previous;
+                    stream.stale_since.get_or_insert(now);
+                    None
                 }
+                _ => stream.stale_since.take(),
             }
         };
         if let Some(since) = fresh {
@@ -422,11 +398,17 @@ impl FaultyScaleSetApi {
         message
     }
 
-    /// Is the operator on stale statistics (no new message since)? Why: a replayed
-    /// message (finding 2) or a lagging one (finding 1).
-    pub fn stale_cause(&self) -> Option<StaleCause> {
-        let stream = self.stream();
-        stream.stale_since.map(|_| if stream.replay_open { StaleCause::Replayed } else { StaleCause::Lagging })
+    /// Statistics of the moment arrived (a session opened or refreshed): a stale window ends.
+    fn fresh_statistics(&self, statistics: Statistics) {
+        let stale = {
+            let mut stream = self.stream();
+            stream.last_statistics = Some(statistics);
+            stream.stale_since.take()
+        };
+        if let Some(since) = stale {
+            let now = self.world.elapsed();
+            self.world.record().scale_set.held.push((since, now));
+        }
     }
 
     /// A stale window still open when the process dies ends with it (its successor
@@ -480,22 +462,20 @@ impl ScaleSetApi for FaultyScaleSetApi {
         self.gate().await?;
         let opened = self.world.github.open_session(scale_set_id, owner).await;
         match &opened {
-            Ok(statistics) => {
-                let stale = {
-                    let mut stream = self.stream();
-                    stream.last_statistics = Some(*statistics);
-                    stream.replay_open = false;
-                    stream.stale_since.take()
-                };
-                let now = self.world.elapsed();
-                if let Some(since) = stale {
-                    self.world.record().scale_set.held.push((since, now));
-                }
-            }
+            Ok(statistics) => self.fresh_statistics(*statistics),
             Err(ActionsError::SessionConflict) => self.world.record().scale_set.conflicts += 1,
             Err(_) => {}
         }
         self.answer(opened)
+    }
+
+    async fn refresh_session(&self) -> Result<Statistics, ActionsError> {
+        self.gate().await?;
+        let refreshed = self.world.github.refresh_session().await;
+        if let Ok(statistics) = &refreshed {
+            self.fresh_statistics(*statistics);
+        }
+        self.answer(refreshed)
     }
 
     async fn close_session(&self) -> Result<(), ActionsError> {

@@ -35,7 +35,6 @@ use std::{
 use operator::{controller::Controller, fleet::runner_vm_name, model::InstanceId, ports::RunnerStatus};
 
 use crate::{
-    faults::StaleCause,
     scenario::{self, Demand},
     world::World,
 };
@@ -322,21 +321,7 @@ impl Checker {
         let live = world.scale_set.live();
         let kept = u32::from(world.scenario.keep_unhealthy && !self.orphans.is_empty());
         if live > world.scenario.min + kept {
-            let what = format!("the pool ended at {live} instances, min is {}", world.scenario.min);
-            // Finding 2 (FINDINGS.md): a restarted listener applies the old statistics of
-            // messages whose acknowledgement was lost, and holds them until a new message.
-            // Counted, not failed, unless FAULT_SUITE_STRICT is set.
-            let cause = world.record().scale_set.stale_cause;
-            let stale = controller.and_then(Controller::assigned_jobs)
-                != Some(world.github.scale_set_statistics().assigned_jobs);
-            match cause.filter(|_| stale) {
-                Some(StaleCause::Replayed) if !crate::strict() => {
-                    tracing::warn!("known finding 2: {what}, the operator holding replayed statistics");
-                    world.record().scale_set.stale_at_end = true;
-                }
-                Some(cause) => world.violation(format!("{what} (the operator holds stale statistics: {cause:?})")),
-                None => world.violation(what),
-            }
+            world.violation(format!("the pool ended at {live} instances, min is {}", world.scenario.min));
         }
     }
 }

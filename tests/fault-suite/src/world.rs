@@ -70,12 +70,8 @@ pub struct ScaleSetObservations {
     /// The highest message id any process was delivered from the current scale set.
     pub high_water: i64,
     /// Messages a new process was delivered that an earlier one had already applied
-    /// (their acknowledgement was lost), carrying their old statistics.
+    /// (their acknowledgement was lost).
     pub replayed: u64,
-    /// The run ended with the operator on stale statistics, and why (FINDINGS.md).
-    pub stale_cause: Option<crate::faults::StaleCause>,
-    /// The pool ended above min on replayed statistics (finding 2, counted outside strict mode).
-    pub stale_at_end: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -103,8 +99,6 @@ pub struct World {
     faults_on: AtomicBool,
     /// A port decided the process dies now (between deregistration and VM call).
     pub kill_now: Notify,
-    /// Jobs are still to be queued (so another scale-set message is due).
-    pub jobs_to_come: AtomicBool,
 }
 
 pub const REPOSITORY: &str = "octo-org/octo-repo";
@@ -136,7 +130,6 @@ impl World {
             record: Mutex::new(Observations::default()),
             faults_on: AtomicBool::new(true),
             kill_now: Notify::new(),
-            jobs_to_come: AtomicBool::new(true),
         })
     }
 
@@ -159,21 +152,11 @@ impl World {
         self.roll_on(&self.rng_late, p, kind)
     }
 
-    /// [`World::roll_late`] whose fault happens only if `applies`: the draw is made
-    /// either way, so whether it applies never shifts the stream.
-    pub fn roll_late_if(&self, applies: bool, p: f64, kind: &'static str) -> bool {
-        self.roll_on_if(&self.rng_late, applies, p, kind)
-    }
-
     fn roll_on(&self, rng: &Mutex<Pcg64>, p: f64, kind: &'static str) -> bool {
-        self.roll_on_if(rng, true, p, kind)
-    }
-
-    fn roll_on_if(&self, rng: &Mutex<Pcg64>, applies: bool, p: f64, kind: &'static str) -> bool {
         if !self.faults_on.load(Ordering::SeqCst) || p <= 0.0 {
             return false;
         }
-        let hit = rng.lock().expect("rng poisoned").random_bool(p.min(1.0)) && applies;
+        let hit = rng.lock().expect("rng poisoned").random_bool(p.min(1.0));
         if hit {
             let at = self.elapsed();
             self.record().faults.push((at, kind));

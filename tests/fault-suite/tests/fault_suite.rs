@@ -18,6 +18,8 @@ const REGRESSION_SEEDS: &[u64] = &[
     95,  // a failed runner listing abandoned a batch whose first instances were already marked: stuck "reimaging"
     172, // the same, for a delete
     706, // a restart restarted the registration clock of a VM whose runner registered but never came online
+    26,  // scale-set: lagging statistics on the last message held the pool above min for ever
+    243, // scale-set: a restarted listener re-applied the creation-time statistics of unacknowledged messages
 ];
 
 /// How many seeds the test command runs (FAULT_SUITE_SEEDS=2000 for a longer soak).
