@@ -45,7 +45,11 @@ def test_deploy_has_the_seed_inputs_and_logs_in_with_oidc() -> None:
     workflow = yaml.safe_load(text)
     inputs = workflow[True]["workflow_dispatch"]["inputs"]  # PyYAML reads `on:` as True
     assert set(inputs) == {"build-image", "runner-image-version", "vmss-runner-name", "vmss-scaler-name", "github-repo",
-                           "runner-labels", "pool-min-instances", "pool-max-instances", "pool-free-target-percentage"}
+                           "github-demand", "runner-labels", "pool-min-instances", "pool-max-instances",
+                           "pool-free-target-percentage"}
+    assert len(inputs) <= 10, "GitHub allows at most 10 workflow_dispatch inputs"
+    assert inputs["github-demand"]["options"] == ["scale_set", "none"]
+    assert "TF_VAR_github_demand: ${{ inputs.github-demand }}" in text
     assert "secrets.AZURE_CREDENTIALS" not in text and "creds:" not in text and "client-secret" not in text
     assert "backend" in (REPO_ROOT / "scripts/deploy-init.sh").read_text(), "deploy must use a remote state backend"
 
