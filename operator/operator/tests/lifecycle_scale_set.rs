@@ -55,8 +55,8 @@ fn assert_served_through_the_scale_set(f: &Finished, jobs: usize) {
 
 /// The pool went from 0 to the whole burst and its spare (the 20 % free target) with
 /// one capacity write, and back to zero (`settle`) by deletions; every runner the scale
-/// set issued, the spare's unused one included, was removed through the scale set API
-/// before its VM went.
+/// set issued is gone: the spare's unused one removed through the scale set API before
+/// its VM went, the ones that ran a job removed by GitHub itself.
 fn assert_one_step_to_the_burst(f: &Finished, max: u32) {
     let writes = capacity_writes(&f.azure);
     assert_eq!(writes.len(), 1, "one capacity write: {writes:?}");
@@ -67,7 +67,11 @@ fn assert_one_step_to_the_burst(f: &Finished, max: u32) {
     let scaleset = scaleset_by_endpoint(&f.github);
     let removed = count(&scaleset, "DELETE /tenant/{id}/_apis/distributedtask/pools/{id}/agents/{id}");
     let issued = count(&scaleset, "generatejitconfig");
-    assert_eq!(removed, issued, "every runner removed through the scale set API: {scaleset:#?}");
+    // Runners that ran their job are gone at GitHub (ephemeral): removing them again is a
+    // wasted call, so only the others (the spare's unused runner) are removed, through the
+    // scale set API. No runner is left either way (`assert_served_through_the_scale_set`).
+    assert!(removed >= issued - BURST, "the unused runners removed: {removed} of {issued} issued: {scaleset:#?}");
+    assert!(removed < issued, "finished runners are not removed again: {removed} of {issued}: {scaleset:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -95,6 +95,9 @@ pub struct InstanceRecord {
     /// while this holds; the next listing settles it. Cleared when a listing fails, so a
     /// stale answer never holds a record.
     busy_at_github: bool,
+    /// GitHub's last listing, taken after this runner was registered, no longer had it:
+    /// an ephemeral runner that ran its job is gone, so removing it again is a wasted call.
+    runner_gone_at_github: bool,
 }
 
 impl InstanceRecord {
@@ -114,6 +117,7 @@ impl InstanceRecord {
             foreign: cloud.protected,
             latest_model: cloud.latest_model,
             busy_at_github: false,
+            runner_gone_at_github: false,
         }
     }
 
@@ -126,6 +130,25 @@ impl InstanceRecord {
     /// by the operator: neither `since` nor `touched` moves).
     pub fn note_github_busy(&mut self, busy: bool) {
         self.busy_at_github = busy;
+    }
+
+    /// Whether a listing taken after the registration no longer had the runner.
+    pub fn runner_gone_at_github(&self) -> bool {
+        self.runner_gone_at_github
+    }
+
+    /// GitHub's listing taken at `listed_at` had (or had not) this record's runner; a
+    /// listing older than the registration says nothing about it.
+    pub fn note_github_listed(&mut self, listed: bool, listed_at: Instant) {
+        if self.registered_at.is_some_and(|at| at < listed_at) {
+            self.runner_gone_at_github = !listed;
+        }
+    }
+
+    /// The runner ran its one job and GitHub has removed it: nothing to deregister
+    /// before the VM is recycled.
+    pub fn runner_already_removed(&self) -> bool {
+        self.runner_gone_at_github && matches!(self.phase, Phase::Completed(_) | Phase::Exited)
     }
 
     pub fn id(&self) -> &InstanceId {
@@ -252,6 +275,7 @@ impl InstanceRecord {
             r.runner = Some(runner);
             r.registered_at = Some(now);
             r.phase = Phase::Registered;
+            r.runner_gone_at_github = false;
         });
     }
 
@@ -385,6 +409,31 @@ mod tests {
         assert_eq!(fresh.state(), InstanceState::Provisioning);
         fresh.merge_cloud(&cloud(CloudState::Running), false, now);
         assert_eq!(fresh.state(), InstanceState::AwaitingRegistration);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_finished_runner_missing_from_a_later_listing_needs_no_removal() {
+        let t0 = Instant::now();
+        let mut r = InstanceRecord::new(&cloud(CloudState::Running), t0);
+        r.note_github_listed(false, t0);
+        assert!(!r.runner_gone_at_github(), "no runner registered yet: nothing to say");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let registered = Instant::now();
+        r.issue_registration(RunnerRef { name: "vm1-abcdef".into(), id: Some(7) }, registered);
+        r.note_github_listed(false, t0);
+        assert!(!r.runner_gone_at_github(), "a listing older than the registration says nothing");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        r.note_github_listed(false, Instant::now());
+        assert!(r.runner_gone_at_github());
+        assert!(!r.runner_already_removed(), "gone before any job: still removed (it may be a listing lag)");
+        r.enter(Phase::Exited, Instant::now());
+        assert!(r.runner_already_removed(), "ran its job and gone: GitHub removed it");
+        r.note_github_listed(true, Instant::now());
+        assert!(!r.runner_already_removed(), "listed again: removed as always");
+        // A new registration forgets the old runner's absence.
+        r.note_github_listed(false, Instant::now());
+        r.issue_registration(RunnerRef { name: "vm1-fedcba".into(), id: Some(8) }, Instant::now());
+        assert!(!r.runner_gone_at_github());
     }
 
     #[tokio::test(start_paused = true)]

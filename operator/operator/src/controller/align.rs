@@ -55,10 +55,15 @@ impl Controller {
         };
         {
             let busy: std::collections::HashSet<u64> = runners.iter().filter(|r| r.busy).map(|r| r.id).collect();
+            let listed: std::collections::HashSet<u64> = runners.iter().map(|r| r.id).collect();
             let mut state = self.state();
             for record in state.fleet.records_mut() {
-                let runner_busy = record.runner().and_then(|r| r.id).is_some_and(|id| busy.contains(&id));
-                record.note_github_busy(runner_busy);
+                let Some(runner_id) = record.runner().and_then(|r| r.id) else {
+                    record.note_github_busy(false);
+                    continue;
+                };
+                record.note_github_busy(busy.contains(&runner_id));
+                record.note_github_listed(listed.contains(&runner_id), listed_at);
             }
         }
         let records: Vec<InstanceRecord> = self.state().fleet.records().cloned().collect();

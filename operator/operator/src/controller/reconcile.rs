@@ -7,7 +7,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use tokio::time::Instant;
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
 use super::{Controller, ReconcileAction, ReconcileError};
 use crate::{
@@ -292,6 +292,13 @@ impl Controller {
     async fn deregister_before(&self, op: Operation, record: &InstanceRecord, runners: &mut RunnerList) -> bool {
         let Some(runner) = record.runner() else { return true };
         let id = record.id();
+        if record.runner_already_removed() {
+            // Its job is over and this pass's listing no longer has it: GitHub removed the
+            // ephemeral runner itself. A removal would answer "gone" and cost a call a job.
+            debug!(instance = %id, runner = %runner.name, "runner already removed by GitHub; nothing to deregister");
+            self.state().busy_refusals.forget(id);
+            return true;
+        }
         let runner_id = match runner.id {
             Some(rid) => rid,
             None => {
