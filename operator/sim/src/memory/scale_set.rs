@@ -930,7 +930,7 @@ mod tests {
         set.deallocate_instances(&ids).await.unwrap(); // 30 s deallocating, then deallocated
         tokio::time::advance(Duration::from_secs(170)).await;
         set.start_instances(&ids).await.unwrap(); // 45 s starting: billed
-        // At 345 s: instance 0 parked 200 s, computed 145 s; instance 1 computed 345 s.
+                                                  // At 345 s: instance 0 parked 200 s, computed 145 s; instance 1 computed 345 s.
         assert_eq!(set.parked_time(), Duration::from_secs(200));
         assert_eq!(set.vm_time(), Duration::from_secs(145 + 345));
         // Parked again, then deleted: parked until the delete finished.
@@ -958,7 +958,10 @@ mod tests {
         tokio::time::advance(fast().deallocate_delay).await;
         for id in 0..8 {
             let ids = [InstanceId::new(id.to_string())];
-            assert!(tokio::time::timeout(Duration::ZERO, set.start_instances(&ids)).await.is_err(), "no bucket of its own");
+            assert!(
+                tokio::time::timeout(Duration::ZERO, set.start_instances(&ids)).await.is_err(),
+                "no bucket of its own"
+            );
         }
         assert!(set.set_capacity(14).await.is_ok(), "the Update bucket is untouched");
     }
