@@ -7,14 +7,14 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use async_trait::async_trait;
 use azure_core::{
     credentials::TokenCredential,
-    http::{StatusCode, Url},
+    http::{ClientOptions, ExponentialRetryOptions, RetryOptions, StatusCode, Url},
 };
 use azure_storage_queue::{
     models::{
         QueueClientGetPropertiesResultHeaders, QueueClientReceiveMessagesOptions, QueueClientSendMessageOptions,
         QueueMessage,
     },
-    QueueClient,
+    QueueClient, QueueClientOptions,
 };
 use tracing::warn;
 
@@ -97,6 +97,19 @@ impl std::fmt::Debug for SdkError {
 
 impl std::error::Error for SdkError {}
 
+/// The SDK's retries for busy-record calls: 3 retries within 10 s (its default is 8
+/// within a minute, which with attempt timeouts made a hook wait about 82 s on an
+/// unreachable queue). A hook is answered 503 sooner and the VM asks again; the
+/// reconcile pass retries on its own schedule.
+pub fn retry_options() -> RetryOptions {
+    RetryOptions::exponential(ExponentialRetryOptions {
+        initial_delay: azure_core::time::Duration::milliseconds(200),
+        max_retries: 3,
+        max_total_elapsed: azure_core::time::Duration::seconds(10),
+        max_delay: azure_core::time::Duration::seconds(2),
+    })
+}
+
 /// Does the queue URL authenticate itself with a SAS (local runs against Azurite)?
 /// Otherwise an Entra token is needed, as shared keys are disabled in production.
 pub fn carries_sas(queue_url: &str) -> bool {
@@ -114,7 +127,12 @@ impl QueueBusyRecord {
     pub fn new(queue_url: &str, credential: Option<Arc<dyn TokenCredential>>) -> Result<Self, QueueError> {
         let url =
             Url::parse(queue_url).map_err(|source| QueueError::InvalidUrl { url: redact_query(queue_url), source })?;
-        let client = QueueClient::new(url, credential, None).map_err(|e| QueueError::ClientFailed(SdkError(e)))?;
+        let options = QueueClientOptions {
+            client_options: ClientOptions { retry: retry_options(), ..ClientOptions::default() },
+            ..QueueClientOptions::default()
+        };
+        let client =
+            QueueClient::new(url, credential, Some(options)).map_err(|e| QueueError::ClientFailed(SdkError(e)))?;
         Ok(Self { client })
     }
 

@@ -22,15 +22,22 @@ fn refused_busy(h: &Harness) -> u64 {
     text.lines().find_map(|l| l.strip_prefix(line)).map_or(0, |v| v.parse().unwrap())
 }
 
-/// Instance "1" runs job 7 at GitHub, then its job reports job-completed and
-/// runner-exited while it goes on running.
-async fn a_job_that_claims_to_be_over(h: &Harness) {
+/// Instance "1" registers, its runner takes job 7 and job-started is recorded; returns
+/// the runner's id.
+async fn instance_one_runs_job_7(h: &Harness) -> u64 {
     let (status, body) = h.call(h.ip_of("1"), REGISTRATION, "{}").await;
     assert_eq!(status, 200, "{body}");
     let runner = h.github.start_with_jit(body["encoded_jit_config"].as_str().unwrap()).unwrap();
     h.github.enqueue(SimJob { job: job(7), labels: vec!["self-hosted".into(), "linux".into()] });
     assert_eq!(h.github.poll_job(runner), Some(job(7)));
     assert_eq!(h.call(h.ip_of("1"), STARTED, &job_json(7)).await.0, 200);
+    runner
+}
+
+/// Instance "1" runs job 7 at GitHub, then its job reports job-completed and
+/// runner-exited while it goes on running.
+async fn a_job_that_claims_to_be_over(h: &Harness) {
+    instance_one_runs_job_7(h).await;
     assert_eq!(h.call(h.ip_of("1"), COMPLETED, &job_json(7)).await.0, 200);
     assert_eq!(h.call(h.ip_of("1"), EXITED, "{}").await.0, 200);
 }
@@ -74,12 +81,7 @@ async fn an_early_runner_exited_costs_one_github_call_per_backoff_not_one_per_se
 #[tokio::test(start_paused = true)]
 async fn runner_exited_does_not_end_a_busy_record_while_github_shows_the_runner_busy() {
     let h = Harness::new(2, Settings { period: PERIOD, ..settings(1, 5, 0) }).await;
-    let (status, body) = h.call(h.ip_of("1"), REGISTRATION, "{}").await;
-    assert_eq!(status, 200, "{body}");
-    let runner = h.github.start_with_jit(body["encoded_jit_config"].as_str().unwrap()).unwrap();
-    h.github.enqueue(SimJob { job: job(7), labels: vec!["self-hosted".into(), "linux".into()] });
-    assert_eq!(h.github.poll_job(runner), Some(job(7)));
-    assert_eq!(h.call(h.ip_of("1"), STARTED, &job_json(7)).await.0, 200);
+    let runner = instance_one_runs_job_7(&h).await;
     // A pass lists GitHub's runners: this one is running job 7.
     h.controller.reconcile().await.unwrap();
 

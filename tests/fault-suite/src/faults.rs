@@ -11,7 +11,7 @@ use std::{
     collections::BTreeMap,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, Mutex,
     },
     time::Duration,
 };
@@ -20,10 +20,12 @@ use async_trait::async_trait;
 use operator::{
     model::InstanceId,
     ports::{
-        BusyMarker, BusyRecord, BusyRecordError, CloudFault, CloudInstance, DeregisterOutcome, Github, GithubError,
-        JitConfig, JitRequest, MarkerHandle, RegistrationToken, Runner, ScaleSet, ScaleSetError, StoredMarker,
+        ActionsError, BusyMarker, BusyRecord, BusyRecordError, CloudFault, CloudInstance, DeregisterOutcome, Github,
+        GithubError, JitConfig, JitRequest, MarkerHandle, Message, RegistrationToken, RemoveOutcome, Runner, ScaleSet,
+        ScaleSetApi, ScaleSetError, ScaleSetInfo, ScaleSetRunner, ScaleSetSpec, Statistics, StoredMarker,
     },
 };
+use operator_sim::memory::ScaleSetFaults;
 
 use crate::world::World;
 
@@ -300,5 +302,268 @@ impl BusyRecord for FaultyBusyRecord {
     async fn load(&self) -> Result<Vec<StoredMarker>, BusyRecordError> {
         self.gate().map_err(BusyRecordError::LoadFailed)?;
         self.world.busy.load().await
+    }
+}
+
+/// One incarnation's view of GitHub's runner scale set API: the listener's calls and
+/// the scale set's JIT configs and runner removals. Calls fail at the scenario's rate
+/// (throttled, 503 or a timeout); the message faults — a lost or duplicated
+/// acknowledgement (the in-memory GitHub's own knobs), a message held back, statistics
+/// of the message before, an evicted session, assignments withdrawn and made again —
+/// are drawn per call. What they cost the demand signal is written down as `held`
+/// windows for invariant 3.
+pub struct FaultyScaleSetApi {
+    pub world: Arc<World>,
+    pub alive: Arc<AtomicBool>,
+    pub stream: Mutex<MessageStream>,
+}
+
+/// What this incarnation's listener has been delivered.
+#[derive(Debug, Default)]
+pub struct MessageStream {
+    /// The real statistics of the last message (or session) delivered.
+    last_statistics: Option<Statistics>,
+    /// Since when the statistics delivered have been stale (until the next message).
+    stale_since: Option<Duration>,
+    /// The highest message id delivered from the current scale set.
+    high_water: i64,
+}
+
+impl FaultyScaleSetApi {
+    pub fn new(world: Arc<World>, alive: Arc<AtomicBool>) -> Self {
+        Self { world, alive, stream: Mutex::new(MessageStream::default()) }
+    }
+
+    fn stream(&self) -> std::sync::MutexGuard<'_, MessageStream> {
+        self.stream.lock().expect("message stream poisoned")
+    }
+
+    async fn gate(&self) -> Result<(), ActionsError> {
+        if !self.alive.load(Ordering::SeqCst) {
+            return Err(ActionsError::Transport(dead()));
+        }
+        let w = &self.world;
+        if !w.roll_late(w.scenario.faults.scale_set_api, "scale_set_api") {
+            return Ok(());
+        }
+        Err(match w.pick(0..=2) {
+            0 => ActionsError::Throttled { retry_after: Some(Duration::from_secs(w.pick(1..=60))) },
+            1 => ActionsError::Server { status: 503, type_name: String::new(), message: "injected".into() },
+            _ => {
+                tokio::time::sleep(CALL_TIMEOUT).await;
+                ActionsError::Transport("injected timeout".into())
+            }
+        })
+    }
+
+    /// The answer reaches a live process only.
+    fn answer<T>(&self, result: Result<T, ActionsError>) -> Result<T, ActionsError> {
+        if self.alive.load(Ordering::SeqCst) {
+            result
+        } else {
+            Err(ActionsError::Transport(dead()))
+        }
+    }
+
+    /// The message faults on the way to the listener.
+    async fn deliver(&self, mut message: Message) -> Message {
+        let w = &self.world;
+        let now = w.elapsed();
+        let fresh = {
+            let mut stream = self.stream();
+            if message.id <= stream.high_water {
+                w.record().scale_set.redelivered += 1;
+                return message; // the listener skips it, whatever it carries
+            }
+            stream.high_water = message.id;
+            let replayed = {
+                let mut record = w.record();
+                let s = &mut record.scale_set;
+                let replayed = message.id <= s.high_water;
+                if replayed {
+                    s.replayed += 1;
+                    s.redelivered += 1;
+                }
+                s.high_water = s.high_water.max(message.id);
+                replayed
+            };
+            if replayed {
+                // An earlier process applied it; GitHub gives it the statistics of now.
+                tracing::debug!(message_id = message.id, "a message an earlier process applied, delivered again");
+            }
+            let previous = stream.last_statistics.replace(message.statistics);
+            match previous {
+                Some(previous) if w.roll_late(w.scenario.faults.stale_statistics, "stale_statistics") => {
+                    message.statistics = previous;
+                    stream.stale_since.get_or_insert(now);
+                    None
+                }
+                _ => stream.stale_since.take(),
+            }
+        };
+        if let Some(since) = fresh {
+            w.record().scale_set.held.push((since, now));
+        }
+        if w.roll_late(w.scenario.faults.message_delay, "message_delay") {
+            let delay = Duration::from_secs(w.pick(5..=60));
+            w.record().scale_set.held.push((now, now + delay));
+            tokio::time::sleep(delay).await;
+        }
+        message
+    }
+
+    /// Statistics of the moment arrived (a session opened or refreshed): a stale window ends.
+    fn fresh_statistics(&self, statistics: Statistics) {
+        let stale = {
+            let mut stream = self.stream();
+            stream.last_statistics = Some(statistics);
+            stream.stale_since.take()
+        };
+        if let Some(since) = stale {
+            let now = self.world.elapsed();
+            self.world.record().scale_set.held.push((since, now));
+        }
+    }
+
+    /// A stale window still open when the process dies ends with it (its successor
+    /// opens a session with fresh statistics; until then the listener is blind).
+    pub fn close_windows(&self) {
+        if let Some(since) = self.stream().stale_since.take() {
+            let now = self.world.elapsed();
+            self.world.record().scale_set.held.push((since, now));
+        }
+    }
+
+    fn set_knobs(&self, knobs: ScaleSetFaults) {
+        self.world.github.set_scale_set_faults(knobs);
+    }
+}
+
+/// The in-memory GitHub's scale-set knobs when no fault is armed.
+pub fn base_knobs() -> ScaleSetFaults {
+    ScaleSetFaults { session_expiry: crate::scenario::SESSION_EXPIRY, ..ScaleSetFaults::default() }
+}
+
+#[async_trait]
+impl ScaleSetApi for FaultyScaleSetApi {
+    async fn runner_group_id(&self, name: Option<&str>) -> Result<u64, ActionsError> {
+        self.gate().await?;
+        self.answer(self.world.github.runner_group_id(name).await)
+    }
+
+    async fn find_scale_set(&self, runner_group_id: u64, name: &str) -> Result<Option<ScaleSetInfo>, ActionsError> {
+        self.gate().await?;
+        self.answer(self.world.github.find_scale_set(runner_group_id, name).await)
+    }
+
+    async fn get_scale_set(&self, id: u64) -> Result<Option<ScaleSetInfo>, ActionsError> {
+        self.gate().await?;
+        self.answer(self.world.github.get_scale_set(id).await)
+    }
+
+    async fn create_scale_set(&self, spec: &ScaleSetSpec) -> Result<ScaleSetInfo, ActionsError> {
+        self.gate().await?;
+        let created = self.world.github.create_scale_set(spec).await;
+        if created.is_ok() {
+            // Message ids start again with a new scale set.
+            self.stream().high_water = 0;
+            self.world.record().scale_set.high_water = 0;
+        }
+        self.answer(created)
+    }
+
+    async fn open_session(&self, scale_set_id: u64, owner: &str) -> Result<Statistics, ActionsError> {
+        self.gate().await?;
+        let opened = self.world.github.open_session(scale_set_id, owner).await;
+        match &opened {
+            Ok(statistics) => self.fresh_statistics(*statistics),
+            Err(ActionsError::SessionConflict) => self.world.record().scale_set.conflicts += 1,
+            Err(_) => {}
+        }
+        self.answer(opened)
+    }
+
+    async fn refresh_session(&self) -> Result<Statistics, ActionsError> {
+        self.gate().await?;
+        let refreshed = self.world.github.refresh_session().await;
+        if let Ok(statistics) = &refreshed {
+            self.fresh_statistics(*statistics);
+        }
+        self.answer(refreshed)
+    }
+
+    async fn close_session(&self) -> Result<(), ActionsError> {
+        self.gate().await?;
+        self.answer(self.world.github.close_session().await)
+    }
+
+    async fn next_message(&self, last_message_id: i64, max_capacity: u32) -> Result<Option<Message>, ActionsError> {
+        self.gate().await?;
+        let w = &self.world;
+        if w.roll_late(w.scenario.faults.session_evicted, "session_evicted") {
+            w.github.evict_session();
+        }
+        if w.roll_late(w.scenario.faults.jobs_reassigned, "jobs_reassigned") {
+            w.github.reassign_queued();
+        }
+        if max_capacity > w.scenario.max {
+            w.violation(format!("invariant 2: GitHub told max capacity {max_capacity}, max is {}", w.scenario.max));
+        }
+        let polled = w.github.next_message(last_message_id, max_capacity).await;
+        let polled = match polled {
+            Ok(Some(message)) => Ok(Some(self.deliver(message).await)),
+            other => other,
+        };
+        self.answer(polled)
+    }
+
+    async fn acknowledge(&self, message_id: i64) -> Result<(), ActionsError> {
+        self.gate().await?;
+        let w = &self.world;
+        let armed = if w.roll_late(w.scenario.faults.ack_lost, "ack_lost") {
+            Some(ScaleSetFaults { lose_acks: 1, ..base_knobs() })
+        } else if w.roll_late(w.scenario.faults.message_duplicate, "message_duplicate") {
+            Some(ScaleSetFaults { duplicate: 1, ..base_knobs() })
+        } else {
+            None
+        };
+        let armed = armed.is_some_and(|knobs| {
+            self.set_knobs(knobs);
+            true
+        });
+        let acked = w.github.acknowledge(message_id).await;
+        if armed {
+            self.set_knobs(base_knobs());
+        }
+        self.answer(acked)
+    }
+
+    async fn acquire_jobs(&self, scale_set_id: u64, request_ids: &[i64]) -> Result<Vec<i64>, ActionsError> {
+        self.gate().await?;
+        self.answer(self.world.github.acquire_jobs(scale_set_id, request_ids).await)
+    }
+
+    async fn generate_jit_config(&self, scale_set_id: u64, runner_name: &str) -> Result<JitConfig, ActionsError> {
+        self.gate().await?;
+        self.answer(self.world.github.generate_jit_config(scale_set_id, runner_name).await)
+    }
+
+    async fn runner_by_name(&self, name: &str) -> Result<Option<ScaleSetRunner>, ActionsError> {
+        self.gate().await?;
+        self.answer(self.world.github.runner_by_name(name).await)
+    }
+
+    async fn remove_runner(&self, runner_id: u64) -> Result<RemoveOutcome, ActionsError> {
+        self.gate().await?;
+        let outcome = self.world.github.remove_runner(runner_id).await?;
+        // As for the REST port: die between GitHub's removal and the VM call.
+        let w = &self.world;
+        if outcome == RemoveOutcome::Removed && w.roll(w.scenario.faults.kill_after_deregister, "kill_after_deregister")
+        {
+            self.alive.store(false, Ordering::SeqCst);
+            w.kill_now.notify_one();
+            return Err(ActionsError::Transport(dead()));
+        }
+        self.answer(Ok(outcome))
     }
 }

@@ -11,6 +11,15 @@
 //!    one period, plus the allowance.
 //! 5. At the end the busy record equals the truth: GitHub's busy runners, and the
 //!    operator's own busy set.
+//! 6. Scale-set demand: a listener without a session (while its operator serves) has
+//!    one again within [`scenario::SESSION_REOPEN`] (a killed predecessor's session
+//!    expired and the conflict backoff tried again), plus the longest conflict backoff
+//!    per scale-set API fault meanwhile.
+//!
+//! With scale-set demand, invariant 3 promises every job assigned while max allows
+//! (`busy + queued <= max`) a runner within boot latency + one period, and the
+//! allowance adds [`demand_allowance`]: the time the demand signal was missing (no
+//! session) or behind (a message held back, statistics stale until the next message).
 //!
 //! The allowance is explicit: the time no operator was serving (killed, or
 //! recovering), one reconcile period per injected cloud, GitHub or busy-record
@@ -25,11 +34,15 @@ use std::{
 
 use operator::{controller::Controller, fleet::runner_vm_name, model::InstanceId, ports::RunnerStatus};
 
-use crate::{scenario, world::World};
+use crate::{
+    scenario::{self, Demand},
+    world::World,
+};
 
 #[derive(Default)]
 pub struct Checker {
     warm: bool,
+    below_min_since: Option<Duration>,
     /// Unhealthy since, by (instance, generation).
     orphans: BTreeMap<(InstanceId, u32), Duration>,
     /// The broken instance the operator may keep for debugging.
@@ -38,6 +51,11 @@ pub struct Checker {
     reported: BTreeSet<String>,
     pub latency_checked: usize,
     pub worst_wait: Duration,
+    pub worst_wait_scale_set: Duration,
+    /// Scale-set jobs that waited longer than the bare bound (within their allowance).
+    pub allowance_needed: usize,
+    /// The longest spell without a session (invariant 6).
+    pub worst_blind: Duration,
 }
 
 /// Time within `[from, to]` excused by faults (see the module docs).
@@ -59,7 +77,7 @@ pub fn allowance(world: &World, from: Duration, to: Duration) -> Duration {
         .iter()
         .filter(|(at, _)| *at <= to)
         .map(|(at, kind)| match *kind {
-            "cloud" | "github" | "busy_record" | "busy_put_lost" if *at >= from => scenario::PERIOD,
+            "cloud" | "github" | "busy_record" | "busy_put_lost" | "scale_set_api" if *at >= from => scenario::PERIOD,
             "vm_never_boots" | "vm_never_registers" | "runner_never_online" if *at >= vm_from => {
                 scenario::REGISTRATION_TIMEOUT + scenario::PERIOD
             }
@@ -67,6 +85,35 @@ pub fn allowance(world: &World, from: Duration, to: Duration) -> Duration {
         })
         .sum();
     overlap + faults
+}
+
+/// Time within `[from, to]` the scale-set demand signal was missing or behind, besides
+/// the downtime [`allowance`] counts: the listener without a session while an operator
+/// served (starting, a killed predecessor's session not expired yet, backoff after a
+/// failure, the scale set being created again), and the windows in which a message was
+/// held back or the statistics were stale until the next message. The union of those
+/// intervals, clipped to the window.
+pub fn demand_allowance(world: &World, from: Duration, to: Duration) -> Duration {
+    let record = world.record();
+    let s = &record.scale_set;
+    let mut intervals: Vec<(Duration, Duration)> = s
+        .blind
+        .iter()
+        .map(|(start, end)| (*start, end.unwrap_or(to)))
+        .chain(s.held.iter().copied())
+        .map(|(start, end)| (start.max(from), end.min(to)))
+        .filter(|(start, end)| start < end)
+        .collect();
+    intervals.sort();
+    let (mut total, mut reach) = (Duration::ZERO, from);
+    for (start, end) in intervals {
+        let start = start.max(reach);
+        if end > start {
+            total += end - start;
+            reach = end;
+        }
+    }
+    total
 }
 
 impl Checker {
@@ -90,9 +137,15 @@ impl Checker {
         }
         if live >= s.min {
             self.warm = true;
+            self.below_min_since = None;
         } else if self.warm {
-            let what = format!("invariant 2: {live} instances < min {} at {now:?}", s.min);
-            self.once(world, "below min".into(), what);
+            // A broken instance is deleted before the same pass raises the capacity again:
+            // a dip below min is a violation once it outlasts a period (plus allowance).
+            let since = *self.below_min_since.get_or_insert(now);
+            if now - since > scenario::PERIOD + allowance(world, since, now) {
+                let what = format!("invariant 2: {live} instances < min {} since {since:?}, now {now:?}", s.min);
+                self.once(world, "below min".into(), what);
+            }
         }
 
         let limit = scenario::REGISTRATION_TIMEOUT + scenario::PERIOD;
@@ -177,8 +230,34 @@ impl Checker {
         }
     }
 
-    /// Invariant 3 for every job, and invariant 5, at the end of the run.
+    /// Invariant 6: every spell without a session (while an operator served) ended within
+    /// [`scenario::SESSION_REOPEN`], plus the longest conflict backoff per scale-set API
+    /// fault inside it (a failure in between counts towards the backoff's doublings).
+    fn check_sessions(&mut self, world: &World) {
+        let now = world.elapsed();
+        let blind = world.record().scale_set.blind.clone();
+        for (start, end) in blind {
+            let end = end.unwrap_or(now);
+            let length = end - start;
+            self.worst_blind = self.worst_blind.max(length);
+            let faults = world
+                .record()
+                .faults
+                .iter()
+                .filter(|(at, kind)| *kind == "scale_set_api" && (start..=end).contains(at))
+                .count() as u32;
+            let bound = scenario::SESSION_REOPEN + operator::demand::CONFLICT_BACKOFF_CAP * faults;
+            if length > bound {
+                world.violation(format!(
+                    "invariant 6: the listener had no session from {start:?} to {end:?} ({length:?}, bound {bound:?})"
+                ));
+            }
+        }
+    }
+
+    /// Invariant 3 for every job, invariants 5 and 6, at the end of the run.
     pub fn finish(&mut self, world: &World, controller: Option<&Controller>) {
+        self.check_sessions(world);
         let now = world.elapsed();
         let jobs = world.record().jobs.clone();
         for (number, times) in &jobs {
@@ -195,11 +274,25 @@ impl Checker {
             let wait = assigned.saturating_sub(times.enqueued);
             self.latency_checked += 1;
             self.worst_wait = self.worst_wait.max(wait);
-            let bound = scenario::boot_latency() + 2 * scenario::PERIOD + allowance(world, times.enqueued, assigned);
+            let window = (times.enqueued, assigned);
+            let bound = match world.scenario.demand {
+                // The job's assignment is the demand: one boot and one pass.
+                Demand::ScaleSet => {
+                    scenario::boot_latency()
+                        + scenario::PERIOD
+                        + allowance(world, window.0, window.1)
+                        + demand_allowance(world, window.0, window.1)
+                }
+                Demand::None => scenario::boot_latency() + 2 * scenario::PERIOD + allowance(world, window.0, window.1),
+            };
+            if world.scenario.demand == Demand::ScaleSet {
+                self.worst_wait_scale_set = self.worst_wait_scale_set.max(wait);
+                self.allowance_needed += usize::from(wait > scenario::boot_latency() + scenario::PERIOD);
+            }
             if wait > bound {
                 world.violation(format!(
-                    "invariant 3: job {number} enqueued at {:?} waited {wait:?} for a runner (bound {bound:?})",
-                    times.enqueued
+                    "invariant 3: job {number} enqueued at {:?} waited {wait:?} for a runner (bound {bound:?}, {:?} demand)",
+                    times.enqueued, world.scenario.demand
                 ));
             }
         }

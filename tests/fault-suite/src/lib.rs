@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use crate::{
     invariants::Checker,
     process::Process,
-    scenario::Scenario,
+    scenario::{Demand, Scenario},
     world::{JobTimes, World, LABELS},
 };
 
@@ -46,6 +46,19 @@ pub struct Outcome {
     pub worst_wait: Duration,
     /// Simulated time the run covered.
     pub simulated: Duration,
+    pub demand: Demand,
+    pub min: u32,
+    /// Scale-set demand: message sessions opened, session conflicts met, messages
+    /// delivered again, times the scale set was deleted.
+    pub sessions: u64,
+    pub conflicts: u64,
+    pub redelivered: u64,
+    pub deleted: u32,
+    /// Of the redelivered: applied again by a new process (their acknowledgement lost).
+    pub replayed: u64,
+    /// Scale-set jobs that needed their allowance, and the longest spell without a session.
+    pub allowance_needed: usize,
+    pub worst_blind: Duration,
 }
 
 /// Run one seed on a fresh paused-clock runtime.
@@ -64,6 +77,12 @@ pub fn run_scenario(scenario: Scenario) -> Outcome {
 
 async fn simulate(scenario: Scenario) -> Outcome {
     let world = World::new(scenario);
+    let scale_set_mode = world.scenario.demand == Demand::ScaleSet;
+    if scale_set_mode {
+        world.github.set_scale_set_faults(faults::base_knobs());
+    }
+    let mut delete_at = world.scenario.delete_scale_set_at;
+    let mut blind_since: Option<Duration> = None;
     let hypervisor = Hypervisor::start(
         world.scale_set.clone(),
         world.github.clone(),
@@ -86,6 +105,7 @@ async fn simulate(scenario: Scenario) -> Outcome {
             biased;
             () = world.kill_now.notified() => {
                 if let Some(p) = process.take() {
+                    end_blind(&world, &mut blind_since);
                     kill(&world, p, &mut down_since, &mut restart_at, Duration::from_secs(world.pick(0..=60)));
                 }
             }
@@ -96,8 +116,18 @@ async fn simulate(scenario: Scenario) -> Outcome {
             if let Some(&(_, downtime)) = kills.first().filter(|(at, _)| *at <= now) {
                 kills.remove(0);
                 if let Some(p) = process.take() {
+                    end_blind(&world, &mut blind_since);
                     kill(&world, p, &mut down_since, &mut restart_at, downtime);
                 }
+            }
+            // GitHub deletes the scale set when none of its runners runs a job (dormant).
+            if delete_at.is_some_and(|at| at <= now) && world.github.runner_jobs().is_empty() {
+                delete_at = None;
+                tracing::warn!(at = ?now, "GitHub deletes the runner scale set");
+                world.github.delete_scale_set();
+                let mut record = world.record();
+                record.faults.push((now, "scale_set_deleted"));
+                record.scale_set.deleted += 1;
             }
         }
         if process.is_none() && restart_at.is_some_and(|at| at <= now) {
@@ -110,6 +140,14 @@ async fn simulate(scenario: Scenario) -> Outcome {
                 world.record().down.push((since, Some(now)));
                 down_since = None;
             }
+        }
+        // Blind: serving, but without a session. Seen on the second's tick, so it began
+        // up to a second before.
+        match (&process, down_since) {
+            (Some(p), None) if !p.listening() => {
+                blind_since.get_or_insert(now.saturating_sub(Duration::from_secs(1)));
+            }
+            _ => end_blind(&world, &mut blind_since),
         }
         checker.tick(&world);
 
@@ -130,8 +168,15 @@ async fn simulate(scenario: Scenario) -> Outcome {
     if let Some(since) = down_since {
         world.record().down.push((since, None));
     }
+    if let Some(since) = blind_since {
+        world.record().scale_set.blind.push((since, None));
+    }
+    if let Some(p) = &process {
+        p.finish_windows();
+    }
     checker.finish(&world, process.as_ref().map(Process::controller));
     hypervisor.stop().await;
+    let (sessions, _) = world.github.session_counts();
     let record = world.record();
     Outcome {
         seed: world.scenario.seed,
@@ -142,6 +187,21 @@ async fn simulate(scenario: Scenario) -> Outcome {
         latency_checked: checker.latency_checked,
         worst_wait: checker.worst_wait,
         simulated: world.elapsed(),
+        demand: world.scenario.demand,
+        min: world.scenario.min,
+        sessions: if scale_set_mode { sessions } else { 0 },
+        conflicts: record.scale_set.conflicts,
+        redelivered: record.scale_set.redelivered,
+        deleted: record.scale_set.deleted,
+        replayed: record.scale_set.replayed,
+        allowance_needed: checker.allowance_needed,
+        worst_blind: checker.worst_blind,
+    }
+}
+
+fn end_blind(world: &World, blind_since: &mut Option<Duration>) {
+    if let Some(since) = blind_since.take() {
+        world.record().scale_set.blind.push((since, Some(world.elapsed())));
     }
 }
 
@@ -170,8 +230,15 @@ async fn submit_jobs(world: Arc<World>) {
         let job = vms::job_ref(spec.number);
         world.github.enqueue(SimJob { job, labels: LABELS.iter().map(|l| (*l).to_owned()).collect() });
         let busy = world.github.runner_jobs().len() as u32;
-        let desired = (busy + required_free(busy, s.free_target_percentage)).clamp(s.min, s.max);
-        let covered = (world.github.queued() as u32) <= desired.saturating_sub(busy);
+        let queued = world.github.queued() as u32;
+        let covered = match s.demand {
+            // The job is assigned to the scale set: it is promised a runner if max allows.
+            Demand::ScaleSet => busy + queued <= s.max,
+            Demand::None => {
+                let desired = (busy + required_free(busy, s.free_target_percentage)).clamp(s.min, s.max);
+                queued <= desired.saturating_sub(busy)
+            }
+        };
         let times = JobTimes { enqueued: world.elapsed(), covered, ..JobTimes::default() };
         world.record().jobs.insert(spec.number, times);
     }
@@ -188,6 +255,17 @@ pub struct Summary {
     pub violations: usize,
     pub failing_seeds: Vec<u64>,
     pub worst_wait: Duration,
+    /// Runs with scale-set demand (of them with `min = 0`), and their figures.
+    pub scale_set_runs: usize,
+    pub min_zero_runs: usize,
+    pub sessions: u64,
+    pub conflicts: u64,
+    pub redelivered: u64,
+    pub deleted: u32,
+    pub replayed: u64,
+    pub allowance_needed: usize,
+    pub worst_blind: Duration,
+    pub worst_wait_scale_set: Duration,
 }
 
 impl std::fmt::Display for Summary {
@@ -196,6 +274,20 @@ impl std::fmt::Display for Summary {
             f,
             "runs={} faults={} violations={} (operator kills={}, jobs={}, latency-checked={}, worst wait={:?}",
             self.runs, self.faults, self.violations, self.kills, self.jobs, self.latency_checked, self.worst_wait
+        )?;
+        write!(
+            f,
+            "; scale-set demand: runs={} (min 0: {}), sessions={}, conflicts={}, redelivered={} (replayed to a new process {}), sets deleted={}, worst wait={:?} ({} jobs past the bare bound), longest without a session={:?}",
+            self.scale_set_runs,
+            self.min_zero_runs,
+            self.sessions,
+            self.conflicts,
+            self.redelivered,
+            self.replayed,
+            self.deleted,
+            self.worst_wait_scale_set,
+            self.allowance_needed,
+            self.worst_blind
         )?;
         if !self.failing_seeds.is_empty() {
             write!(
@@ -210,15 +302,32 @@ impl std::fmt::Display for Summary {
 
 /// Run every seed in `seeds` and add up.
 pub fn run_many(seeds: impl IntoIterator<Item = u64>) -> Summary {
+    run_many_with(seeds, Scenario::draw)
+}
+
+/// [`run_many`] on the scenario `scenario(seed)` makes of each seed.
+pub fn run_many_with(seeds: impl IntoIterator<Item = u64>, scenario: impl Fn(u64) -> Scenario) -> Summary {
     let mut summary = Summary::default();
     for seed in seeds {
-        let outcome = run_seed(seed);
+        let outcome = run_scenario(scenario(seed));
         summary.runs += 1;
         summary.faults += outcome.faults;
         summary.kills += outcome.kills;
         summary.jobs += outcome.jobs;
         summary.latency_checked += outcome.latency_checked;
         summary.worst_wait = summary.worst_wait.max(outcome.worst_wait);
+        if outcome.demand == Demand::ScaleSet {
+            summary.scale_set_runs += 1;
+            summary.min_zero_runs += usize::from(outcome.min == 0);
+            summary.sessions += outcome.sessions;
+            summary.conflicts += outcome.conflicts;
+            summary.redelivered += outcome.redelivered;
+            summary.deleted += outcome.deleted;
+            summary.replayed += outcome.replayed;
+            summary.allowance_needed += outcome.allowance_needed;
+            summary.worst_blind = summary.worst_blind.max(outcome.worst_blind);
+            summary.worst_wait_scale_set = summary.worst_wait_scale_set.max(outcome.worst_wait);
+        }
         if !outcome.violations.is_empty() {
             summary.violations += outcome.violations.len();
             summary.failing_seeds.push(seed);

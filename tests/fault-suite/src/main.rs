@@ -2,7 +2,7 @@
 //! log; `fault-suite --seeds 0..200` runs a range and prints the summary line.
 
 use clap::Parser;
-use fault_suite::{run_seed, scenario::Scenario};
+use fault_suite::{run_scenario, scenario::Scenario};
 
 #[derive(Parser)]
 #[command(about = "Run the operator's deterministic fault suite")]
@@ -13,6 +13,9 @@ struct Args {
     /// Run a range of seeds, e.g. `0..200`.
     #[arg(long, default_value = "0..200")]
     seeds: String,
+    /// Run the seeds' scenarios without faults (the bare bounds, no allowance).
+    #[arg(long)]
+    fault_free: bool,
 }
 
 /// Log timestamps in simulated time since the run began (the runtime's paused clock).
@@ -34,8 +37,9 @@ fn main() -> std::process::ExitCode {
             .with_ansi(false)
             .with_timer(SimulatedClock::default())
             .init();
-        println!("{:#?}", Scenario::draw(seed));
-        let outcome = run_seed(seed);
+        let scenario = if args.fault_free { Scenario::draw(seed).without_faults() } else { Scenario::draw(seed) };
+        println!("{scenario:#?}");
+        let outcome = run_scenario(scenario);
         println!("{outcome:#?}");
         return if outcome.violations.is_empty() { 0.into() } else { 1.into() };
     }
@@ -44,7 +48,11 @@ fn main() -> std::process::ExitCode {
         eprintln!("--seeds wants a range like 0..200");
         return 2.into();
     };
-    let summary = fault_suite::run_many(from..to);
+    let summary = if args.fault_free {
+        fault_suite::run_many_with(from..to, |seed| Scenario::draw(seed).without_faults())
+    } else {
+        fault_suite::run_many(from..to)
+    };
     println!("{summary}");
     if summary.violations == 0 {
         0.into()

@@ -9,9 +9,10 @@ use std::{
 
 use operator::{
     budget::ScaleSetBudget,
-    controller::{Controller, Settings},
+    controller::{Controller, ListenerStatus, Settings},
+    listener::{Listener, ListenerSettings, ScaleSetHandle, ScaleSetRunners},
     policy::PoolSpec,
-    ports::Ports,
+    ports::{Github, Ports},
     retry::ErrorPolicy,
     run::reconcile_loop_with,
 };
@@ -20,14 +21,16 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    faults::{FaultyBusyRecord, FaultyGithub, FaultyScaleSet},
-    scenario,
+    faults::{FaultyBusyRecord, FaultyGithub, FaultyScaleSet, FaultyScaleSetApi},
+    scenario::{self, Demand},
     world::{Incarnation, World, REPOSITORY},
 };
 
 pub struct Process {
     incarnation: Incarnation,
     reconciler: JoinHandle<()>,
+    /// The scale-set listener, with this process's lifetime (scale-set demand only).
+    listener: Option<(JoinHandle<()>, Arc<FaultyScaleSetApi>)>,
 }
 
 pub fn settings(world: &World) -> Settings {
@@ -54,9 +57,18 @@ impl Process {
     /// Start operator process number `n`: fresh controller, recovery, reconcile loop.
     pub fn start(world: &Arc<World>, n: u64) -> Self {
         let alive = Arc::new(AtomicBool::new(true));
+        let rest: Arc<dyn Github> = Arc::new(FaultyGithub { world: world.clone(), alive: alive.clone() });
+        // A new process knows no scale set id until its listener finds the set.
+        let handle = ScaleSetHandle::default();
+        let api = (world.scenario.demand == Demand::ScaleSet)
+            .then(|| Arc::new(FaultyScaleSetApi::new(world.clone(), alive.clone())));
+        let github: Arc<dyn Github> = match &api {
+            Some(api) => Arc::new(ScaleSetRunners::new(rest, api.clone(), handle.clone())),
+            None => rest,
+        };
         let ports = Ports {
             scale_set: Arc::new(FaultyScaleSet { world: world.clone(), alive: alive.clone() }),
-            github: Arc::new(FaultyGithub { world: world.clone(), alive: alive.clone() }),
+            github,
             busy: Arc::new(FaultyBusyRecord { world: world.clone(), alive: alive.clone() }),
             secrets: Arc::new(InMemorySecretStore::default()),
         };
@@ -64,9 +76,37 @@ impl Process {
         let incarnation = Incarnation { controller: controller.clone(), alive };
         world.set_operator(Some(incarnation.clone()));
         let errors = ErrorPolicy::seeded(Duration::from_secs(1), scenario::PERIOD, world.scenario.seed ^ n);
+        let listener = api.map(|api| {
+            let listener = Listener {
+                api: api.clone(),
+                settings: ListenerSettings {
+                    scale_set_name: scenario::SCALE_SET_NAME.into(),
+                    runner_group: None,
+                    extra_labels: crate::world::LABELS.iter().map(|l| (*l).to_owned()).collect(),
+                    owner: format!("vmss-fault-{n}"),
+                    jitter_seed: world.scenario.seed ^ n.rotate_left(17),
+                },
+                handle,
+            };
+            let controller = controller.clone();
+            let task = tokio::spawn(async move { listener.run(&controller, &CancellationToken::new()).await });
+            (task, api)
+        });
         let reconciler =
             tokio::spawn(reconcile_loop_with(controller, scenario::DEBOUNCE, errors, CancellationToken::new()));
-        Self { incarnation, reconciler }
+        Self { incarnation, reconciler, listener }
+    }
+
+    /// End the run: close the open stale window (for invariant 3).
+    pub fn finish_windows(&self) {
+        if let Some((_, api)) = &self.listener {
+            api.close_windows();
+        }
+    }
+
+    /// Does this process's listener hold an open session? (`true` without one.)
+    pub fn listening(&self) -> bool {
+        self.listener.is_none() || self.incarnation.controller.listener_status() == Some(ListenerStatus::Listening)
     }
 
     pub fn controller(&self) -> &Controller {
@@ -79,5 +119,10 @@ impl Process {
         self.incarnation.alive.store(false, std::sync::atomic::Ordering::SeqCst);
         world.set_operator(None);
         self.reconciler.abort();
+        // No goodbye to GitHub either: the session stays open until it expires.
+        if let Some((task, api)) = self.listener {
+            task.abort();
+            api.close_windows();
+        }
     }
 }

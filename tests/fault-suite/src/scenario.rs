@@ -27,6 +27,17 @@ pub const RUNNER_EXITED_REPEAT: Duration = Duration::from_secs(60);
 pub const QUIET: Duration = Duration::from_secs(20 * 60);
 /// A run that has not drained its jobs by then is a violation in itself.
 pub const HORIZON: Duration = Duration::from_secs(6 * 3600);
+/// The scale set's name (its `runs-on` label); its extra labels are the suite's [`crate::world::LABELS`].
+pub const SCALE_SET_NAME: &str = "vmss-fault";
+/// A message session nobody polls for this long expires (the in-memory GitHub's
+/// default, `ScaleSetFaults::session_expiry`): a killed operator's session blocks its
+/// successor's until then.
+pub const SESSION_EXPIRY: Duration = Duration::from_secs(120);
+/// How long after a restart the listener may still meet its predecessor's session: the
+/// conflict backoff (30 s doubling, up to 20 % jitter) tries at 0, at most 36, 108 and
+/// 252 s; the predecessor's session, last polled at the kill at the latest, has expired
+/// [`SESSION_EXPIRY`] after it. The attempt after the expiry comes by 252 s.
+pub const SESSION_REOPEN: Duration = Duration::from_secs(252);
 
 /// The VMs' scripts: `vm/lib.sh`'s timings, with this suite's registration timeout,
 /// cloud-init taking half of [`VM_START`] and the runner polling every [`POLL`].
@@ -45,6 +56,16 @@ pub fn boot_latency() -> Duration {
     BOOT_DELAY.max(REIMAGE_DELAY) + VM_START + POLL
 }
 
+/// Where the operator's demand comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Demand {
+    /// No demand source: the free target on busy runners alone (`min >= 1`).
+    None,
+    /// GitHub's runner scale set: a `Listener` per operator process, JIT configs and
+    /// runner removal through the scale set, `min` may be 0.
+    ScaleSet,
+}
+
 #[derive(Clone, Debug)]
 pub struct Scenario {
     pub seed: u64,
@@ -53,7 +74,12 @@ pub struct Scenario {
     pub free_target_percentage: u8,
     pub jit: bool,
     pub keep_unhealthy: bool,
+    pub demand: Demand,
     pub faults: FaultRates,
+    /// Scale-set demand only: GitHub deletes the scale set at this offset (applied at
+    /// the first second from then on when none of its runners runs a job, as GitHub
+    /// deletes a dormant set).
+    pub delete_scale_set_at: Option<Duration>,
     /// Operator kills at these offsets, each followed by a downtime.
     pub kills: Vec<(Duration, Duration)>,
     pub jobs: Vec<JobSpec>,
@@ -80,6 +106,20 @@ pub struct FaultRates {
     pub runner_never_online: f64,
     /// After a runner was deregistered for a delete or reimage, kill the operator before the VM call.
     pub kill_after_deregister: f64,
+    /// Scale-set API calls (listener and runners) failing: throttled, 5xx or a timeout.
+    pub scale_set_api: f64,
+    /// Acknowledgements GitHub answers but does not carry out: the message comes again.
+    pub ack_lost: f64,
+    /// Messages delivered a second time after their acknowledgement.
+    pub message_duplicate: f64,
+    /// Messages held back 5–60 s before the listener receives them.
+    pub message_delay: f64,
+    /// Messages carrying the statistics of the message before (counters lagging).
+    pub stale_statistics: f64,
+    /// Per poll: the broker drops the session (token expired, evicted).
+    pub session_evicted: f64,
+    /// Per poll: GitHub withdraws the queued jobs' assignments and makes them again.
+    pub jobs_reassigned: f64,
 }
 
 impl FaultRates {
@@ -95,6 +135,13 @@ impl FaultRates {
         vm_never_registers: 0.0,
         runner_never_online: 0.0,
         kill_after_deregister: 0.0,
+        scale_set_api: 0.0,
+        ack_lost: 0.0,
+        message_duplicate: 0.0,
+        message_delay: 0.0,
+        stale_statistics: 0.0,
+        session_evicted: 0.0,
+        jobs_reassigned: 0.0,
     };
 }
 
@@ -107,6 +154,17 @@ pub struct JobSpec {
 
 impl Scenario {
     pub fn draw(seed: u64) -> Self {
+        let (drawn, mut rng) = Self::draw_plain(seed);
+        // Drawn last, on the same stream, so the draws before stay what they were.
+        if rng.random_bool(0.75) {
+            drawn.with_scale_set(&mut rng)
+        } else {
+            drawn
+        }
+    }
+
+    /// Everything but the demand source, drawn as before scale-set demand existed.
+    fn draw_plain(seed: u64) -> (Self, Pcg64) {
         let mut rng = Pcg64::seed_from_u64(seed);
         let min = rng.random_range(1..=3);
         let max = min + rng.random_range(3..=10);
@@ -124,6 +182,7 @@ impl Scenario {
             vm_never_registers: rng.random_range(0.0..=0.08),
             runner_never_online: rng.random_range(0.0..=0.05),
             kill_after_deregister: rng.random_range(0.0..=0.05),
+            ..FaultRates::NONE
         };
         let jobs = workload(&mut rng);
         let busy_until = jobs.iter().map(|j| j.arrives).max().unwrap_or_default();
@@ -135,23 +194,57 @@ impl Scenario {
             .collect();
         let mut faults = faults;
         faults.busy_put_lost = rng.random_range(0.0..=0.05);
-        Self {
+        let jit = rng.random_bool(0.5);
+        let keep_unhealthy = rng.random_bool(0.3);
+        let drawn = Self {
             seed,
             min,
             max,
             free_target_percentage,
-            jit: rng.random_bool(0.5),
-            keep_unhealthy: rng.random_bool(0.3),
+            jit,
+            keep_unhealthy,
+            demand: Demand::None,
             faults,
+            delete_scale_set_at: None,
             kills,
             jobs,
+        };
+        (drawn, rng)
+    }
+
+    /// Scale-set demand on top of a drawn scenario: JIT (the scale set hands out the
+    /// configs), `min = 0` in a third of them, and the scale-set faults.
+    fn with_scale_set(mut self, rng: &mut Pcg64) -> Self {
+        self.demand = Demand::ScaleSet;
+        self.jit = true;
+        if rng.random_bool(1.0 / 3.0) {
+            self.min = 0;
         }
+        let f = &mut self.faults;
+        f.scale_set_api = f.github;
+        f.ack_lost = rng.random_range(0.0..=0.10);
+        f.message_duplicate = rng.random_range(0.0..=0.10);
+        f.message_delay = rng.random_range(0.0..=0.10);
+        f.stale_statistics = rng.random_range(0.0..=0.10);
+        f.session_evicted = rng.random_range(0.0..=0.03);
+        f.jobs_reassigned = rng.random_range(0.0..=0.03);
+        let busy_until = self.jobs.iter().map(|j| j.arrives).max().unwrap_or_default();
+        self.delete_scale_set_at =
+            rng.random_bool(0.3).then(|| Duration::from_secs(rng.random_range(0..=busy_until.as_secs().max(1))));
+        self
+    }
+
+    /// The scenario as it was drawn before scale-set demand existed (the regression
+    /// seeds' scenarios): no demand source, `min` and registration mode as first drawn.
+    pub fn without_scale_set(seed: u64) -> Self {
+        Self::draw_plain(seed).0
     }
 
     /// The same scenario without any fault: the baseline a fault run is compared with.
     pub fn without_faults(mut self) -> Self {
         self.faults = FaultRates::NONE;
         self.kills.clear();
+        self.delete_scale_set_at = None;
         self
     }
 }
@@ -191,7 +284,28 @@ mod tests {
         for seed in 0..200 {
             let s = Scenario::draw(seed);
             assert!((0.10..=0.30).contains(&s.faults.cloud), "seed {seed}: {}", s.faults.cloud);
-            assert!(s.min >= 1 && s.max > s.min);
+            assert!(s.max > s.min);
+            assert!(s.min >= 1 || s.demand == Demand::ScaleSet, "seed {seed}: min 0 only with a demand source");
+            assert!(s.jit || s.demand == Demand::None, "seed {seed}: scale-set runners are JIT runners");
+        }
+    }
+
+    #[test]
+    fn most_seeds_take_scale_set_demand_some_keep_none_and_some_start_at_zero() {
+        let all: Vec<Scenario> = (0..200).map(Scenario::draw).collect();
+        let scale_set = all.iter().filter(|s| s.demand == Demand::ScaleSet).count();
+        let at_zero = all.iter().filter(|s| s.min == 0).count();
+        assert!((120..=180).contains(&scale_set), "{scale_set} of 200 in scale-set mode");
+        assert!(at_zero >= 25, "{at_zero} of 200 with min 0");
+    }
+
+    #[test]
+    fn without_scale_set_is_the_scenario_drawn_before_demand_existed() {
+        for seed in 0..50 {
+            let (plain, drawn) = (Scenario::without_scale_set(seed), Scenario::draw(seed));
+            assert_eq!(plain.demand, Demand::None);
+            assert_eq!((plain.jobs, plain.kills, plain.max), (drawn.jobs, drawn.kills, drawn.max));
+            assert!(plain.min >= 1);
         }
     }
 }

@@ -49,6 +49,29 @@ pub struct Observations {
     /// The boot each registration was handed to, by runner name.
     pub runner_boots: BTreeMap<String, (InstanceId, u32)>,
     pub kills: u32,
+    pub scale_set: ScaleSetObservations,
+}
+
+/// What the scale-set demand went through (scale-set scenarios only).
+#[derive(Debug, Default)]
+pub struct ScaleSetObservations {
+    /// While an operator was serving, its listener had no open session (starting,
+    /// waiting out a conflict or a failure, recreating the scale set).
+    pub blind: Vec<(Duration, Option<Duration>)>,
+    /// Windows in which the statistics the operator held were held back: a message
+    /// delayed, or stale statistics until the next message.
+    pub held: Vec<(Duration, Duration)>,
+    /// Messages delivered again (a duplicate, or unacknowledged ones after a restart).
+    pub redelivered: u64,
+    /// Session conflicts the listeners met.
+    pub conflicts: u64,
+    /// Times GitHub deleted the scale set.
+    pub deleted: u32,
+    /// The highest message id any process was delivered from the current scale set.
+    pub high_water: i64,
+    /// Messages a new process was delivered that an earlier one had already applied
+    /// (their acknowledgement was lost).
+    pub replayed: u64,
 }
 
 #[derive(Clone, Debug, Default)]

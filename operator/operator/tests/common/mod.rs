@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod on_fakes;
+pub mod scale_set;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

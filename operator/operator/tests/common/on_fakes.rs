@@ -94,7 +94,13 @@ debounce = "200ms"
 /// with the same arguments, it is the operator restarted: a new process that knows
 /// nothing but what it recovers.
 pub async fn start(azure: &FakeAzure, github: &FakeGithub, c: &FakesConfig, listen: SocketAddr) -> OperatorOnFakes {
-    let config = config::load_str(&config_toml(azure, github, c)).expect("valid config");
+    start_with_toml(azure, &config_toml(azure, github, c), listen).await
+}
+
+/// [`start`] with a configuration file of the caller's (e.g. [`config_toml`] with a
+/// timing changed).
+pub async fn start_with_toml(azure: &FakeAzure, toml: &str, listen: SocketAddr) -> OperatorOnFakes {
+    let config = config::load_str(toml).expect("valid config");
     let options = ConnectOptions {
         azure_client_options: Some(ClientOptions { transport: Some(azure.sdk_transport()), ..Default::default() }),
         ..ConnectOptions::default()
