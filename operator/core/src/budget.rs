@@ -6,6 +6,8 @@
 //! | capacity change (`PATCH {vmss}`) | scale set Update | 12, 4 more a minute |
 //! | batched delete | scale set Delete | 12, 4 more a minute |
 //! | batched reimage | scale set Update (Reimage): subscription policies only | none here |
+//! | batched deallocate (`POST {vmss}/deallocate`) | scale set Delete (Deallocate) | the deletes' 12, 4 more a minute |
+//! | batched start (`POST {vmss}/start`) | scale set Update (Start): subscription policies only | none here |
 //! | reading the scale set and its instances | Low Cost Get / VMs Get | 36, 12 more a minute |
 //!
 //! Spending before every call keeps the operator under those limits instead of finding
@@ -32,6 +34,12 @@ pub enum Call {
     SetCapacity,
     Delete,
     Reimage,
+    /// A batched deallocate: the page lists Deallocate under the scale set's Delete
+    /// policy, with no footnote, so it spends the same bucket as a batched delete.
+    Deallocate,
+    /// A batched start: listed under the scale set's Update policy with the footnote
+    /// "only subscription level policies are applicable", as the reimage.
+    Start,
     /// One observation of the scale set: its capacity and its instance list.
     Read,
 }
@@ -90,11 +98,11 @@ impl ScaleSetBudget {
     fn bucket(&mut self, call: Call) -> Option<&mut Bucket> {
         match call {
             Call::SetCapacity => Some(&mut self.update),
-            Call::Delete => Some(&mut self.delete),
+            Call::Delete | Call::Deallocate => Some(&mut self.delete),
             Call::Read => Some(&mut self.read),
-            // Only subscription-wide policies apply to a batched reimage (500 a minute):
-            // one scale set's operator cannot reach them.
-            Call::Reimage => None,
+            // Only subscription-wide policies apply to a batched reimage or start (500 a
+            // minute): one scale set's operator cannot reach them.
+            Call::Reimage | Call::Start => None,
         }
     }
 
@@ -176,6 +184,20 @@ mod tests {
         assert_eq!(spend(&mut budget, Call::Delete, 20), 12, "capacity changes spent nothing of the deletes'");
         assert_eq!(spend(&mut budget, Call::Reimage, 100), 100, "a reimage spends only subscription-wide limits");
         assert_eq!(spend(&mut budget, Call::Read, 50), 36);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deallocates_share_the_deletes_bucket_and_starts_spend_none() {
+        let mut budget = ScaleSetBudget::azure_vmss();
+        assert_eq!(spend(&mut budget, Call::Deallocate, 8), 8);
+        assert_eq!(spend(&mut budget, Call::Delete, 20), 4, "the scale set's Delete policy counts both");
+        assert!(!budget.try_spend(Call::Deallocate));
+        assert_eq!(budget.wait_time(Call::Deallocate), Duration::from_secs(60));
+        assert!(budget.try_spend(Call::SetCapacity), "the Update bucket is untouched");
+        assert_eq!(spend(&mut budget, Call::Start, 100), 100, "a start spends only subscription-wide limits");
+        assert_eq!(budget.available(Call::Start), u32::MAX);
+        budget.throttled(Call::Deallocate, Duration::from_secs(30));
+        assert_eq!(budget.wait_time(Call::Delete), Duration::from_secs(30), "one bucket, one grid");
     }
 
     #[tokio::test(start_paused = true)]

@@ -78,10 +78,15 @@ pub enum InstanceState {
     Deleting,
     /// Azure reports a failed provisioning state.
     Failed,
+    /// Azure reports the VM deallocating or deallocated (parked by someone, for now: the
+    /// operator does not park yet). It holds a slot of the capacity but can take no job:
+    /// neither free nor busy, never registered, recycled or corrected; deleted only when
+    /// the pool is above `max` (see `fleet/record.rs`).
+    Deallocated,
 }
 
 impl InstanceState {
-    pub const ALL: [InstanceState; 9] = [
+    pub const ALL: [InstanceState; 10] = [
         Self::Provisioning,
         Self::AwaitingRegistration,
         Self::Idle,
@@ -91,6 +96,7 @@ impl InstanceState {
         Self::Reimaging,
         Self::Deleting,
         Self::Failed,
+        Self::Deallocated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -104,6 +110,7 @@ impl InstanceState {
             Self::Reimaging => "reimaging",
             Self::Deleting => "deleting",
             Self::Failed => "failed",
+            Self::Deallocated => "deallocated",
         }
     }
 

@@ -168,8 +168,17 @@ pub fn decide(spec: &PoolSpec, pool: &ObservedPool) -> Decision {
         decision.capacity = Some(live);
     }
 
-    // 4. Scale in: idle instances beyond the free target after the anti-flap delay;
-    //    beyond max at once. Longest idle first.
+    // 4. Scale in. Deallocated instances (parked by someone else: the policy neither
+    //    parks nor starts yet) take a slot but no job; they go only above max, and before
+    //    any idle one, since deleting them loses no ready runner. Then idle instances
+    //    beyond the free target after the anti-flap delay; beyond max at once, longest
+    //    idle first.
+    for inst in instances.iter().filter(|i| i.state == InstanceState::Deallocated) {
+        if live > spec.max {
+            decision.delete.push(inst.id.clone());
+            live -= 1;
+        }
+    }
     let mut idle: Vec<&ObservedInstance> =
         instances.iter().copied().filter(|i| i.state == InstanceState::Idle).collect();
     idle.sort_by(|a, b| b.in_state_for.cmp(&a.in_state_for).then(a.id.sort_key().cmp(&b.id.sort_key())));

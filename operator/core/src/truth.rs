@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::{
     fleet::{runner_of_vm, runner_vm_name, InstanceRecord, Phase, RunnerRef},
     labels::CorrectionKind,
-    model::{InstanceId, JobRef},
+    model::{InstanceId, InstanceState, JobRef},
     ports::{MarkerHandle, Runner, RunnerStatus},
 };
 
@@ -100,6 +100,9 @@ pub fn for_record(record: &InstanceRecord, runners: &[Runner], listed_at: Instan
         || record.touched() > listed_at
         || record.operation().is_some()
         || record.state().is_in_operation()
+        // Its runner is offline because the VM is; the VM is not gone. Nothing to correct
+        // until it runs again (see `InstanceRecord::state`).
+        || record.state() == InstanceState::Deallocated
     {
         return None;
     }
@@ -484,6 +487,27 @@ mod tests {
         assert_eq!(corrections(std::slice::from_ref(&r), &[], t0), vec![], "registered after the listing");
         r.begin_operation(Operation::Reimage, t0);
         assert_eq!(corrections(&[r], &[], t0), vec![]);
+    }
+
+    #[test]
+    fn a_deallocated_instance_whose_runner_is_offline_is_not_corrected() {
+        let t0 = Instant::now();
+        let cloud = CloudInstance {
+            id: InstanceId::new("1"),
+            name: "vmsstest000001".into(),
+            private_ip: Some(IpAddr::from([127, 0, 0, 10])),
+            state: CloudState::Deallocated,
+            ready_since: None,
+            protected: false,
+            latest_model: true,
+        };
+        for phase in [busy(5), Phase::Online, Phase::Registered] {
+            let r = with_runner(InstanceRecord::new(&cloud, t0), "vmsstest000001-abc123", Some(7), phase);
+            assert_eq!(r.state(), InstanceState::Deallocated);
+            let offline = Runner { status: RunnerStatus::Offline, ..runner(7, "vmsstest000001-abc123", false) };
+            assert_eq!(corrections(std::slice::from_ref(&r), &[], t0), vec![], "runner gone: the VM is off, not gone");
+            assert_eq!(corrections(&[r], &[offline], t0), vec![]);
+        }
     }
 
     #[test]

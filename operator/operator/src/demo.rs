@@ -130,6 +130,7 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
         reimage_delay: Duration::from_secs(2),
         delete_delay: Duration::from_secs(1),
         ip_block: 3,
+        ..ScaleSetSettings::default()
     }));
     let github = Arc::new(InMemoryGithub::new("https://github.com/octo-org/octo-repo"));
     let busy = Arc::new(InMemoryBusyRecord::default());

@@ -167,6 +167,12 @@ impl ScaleSet for PanickingScaleSet {
     async fn reimage_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError> {
         self.inner.reimage_instances(ids).await
     }
+    async fn deallocate_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError> {
+        self.inner.deallocate_instances(ids).await
+    }
+    async fn start_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError> {
+        self.inner.start_instances(ids).await
+    }
 }
 
 #[tokio::test]

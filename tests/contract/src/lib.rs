@@ -74,6 +74,15 @@ struct Source {
     /// Folders of recorded exchanges, one JSON file each: `{"source": {...}, "exchange": Exchange}`
     /// (for a description written here, which has no embedded examples).
     recorded_examples: &'static [&'static str],
+    /// Operations added to the primary description from the exact file it was cut from (same
+    /// api-version), for calls made after the subset was cut; named by `operationId`.
+    supplements: &'static [Supplement],
+}
+
+/// Operations taken, unchanged, from an exact upstream file.
+struct Supplement {
+    file: &'static str,
+    operations: &'static [&'static str],
 }
 
 impl Api {
@@ -121,11 +130,17 @@ impl Api {
                 descriptions: &["github-rest/github-rest-runners-subset.json"],
                 foreign_examples: &[],
                 recorded_examples: &[],
+                supplements: &[],
             },
             Api::Compute => Source {
                 descriptions: &["azure/compute/exact-2021-07-snapshot-2021-03-01/compute.vmss-subset.json"],
                 foreign_examples: &["azure/compute/examples-2025-04-01/virtualMachineScaleSetExamples"],
                 recorded_examples: &[],
+                // The subset was cut before the operator deallocated and started instances.
+                supplements: &[Supplement {
+                    file: "azure/compute/exact-2021-07-snapshot-2021-03-01/compute.json",
+                    operations: &["VirtualMachineScaleSets_Deallocate", "VirtualMachineScaleSets_Start"],
+                }],
             },
             Api::KeyVaultSecrets => Source {
                 descriptions: &[
@@ -134,6 +149,7 @@ impl Api {
                 ],
                 foreign_examples: &[],
                 recorded_examples: &[],
+                supplements: &[],
             },
             Api::Imds => Source {
                 descriptions: &[
@@ -142,11 +158,13 @@ impl Api {
                 ],
                 foreign_examples: &[],
                 recorded_examples: &[],
+                supplements: &[],
             },
             Api::ActionsScaleset => Source {
                 descriptions: &["actions-scaleset/actions-scaleset.openapi.json"],
                 foreign_examples: &[],
                 recorded_examples: &["actions-scaleset/examples"],
+                supplements: &[],
             },
         }
     }
@@ -165,7 +183,7 @@ pub fn load_exceptions() -> Vec<Exception> {
     exceptions::parse(&text).unwrap_or_else(|problems| panic!("contract: {}:\n{}", path.display(), problems.join("\n")))
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Operation {
     id: String,
     method: String,
@@ -268,8 +286,26 @@ impl Inner {
             .map(|s| s.split('#').next().unwrap_or_default().to_string())
             .collect();
         entries.extend(extra.iter().map(String::as_str));
+        entries.extend(source.supplements.iter().map(|s| s.file));
         let bundle = Bundle::load(&dir, &entries);
-        let descriptions = source.descriptions.iter().map(|file| describe(&bundle, file)).collect();
+        let mut descriptions: Vec<Description> =
+            source.descriptions.iter().map(|file| describe(&bundle, file)).collect();
+        for supplement in source.supplements {
+            let from = describe(&bundle, supplement.file);
+            let primary = &mut descriptions[0];
+            assert_eq!(from.version, primary.version, "contract: {} is another api-version", supplement.file);
+            assert_eq!(from.base_path, primary.base_path, "contract: {} has another base path", supplement.file);
+            for id in supplement.operations {
+                assert!(
+                    !primary.operations.iter().any(|op| op.id == *id),
+                    "contract: {id} is already in {}",
+                    primary.file
+                );
+                let op = from.operations.iter().find(|op| op.id == *id);
+                let op = op.unwrap_or_else(|| panic!("contract: {} has no operation {id}", supplement.file));
+                primary.operations.push(op.clone());
+            }
+        }
         let inner = Inner { api, bundle, descriptions, exceptions, validators: Mutex::new(HashMap::new()) };
         for e in &inner.exceptions {
             if let Some(s) = &e.response_schema {

@@ -130,6 +130,28 @@ fn the_2025_04_01_compute_examples_are_checked_with_their_own_api_version() {
 }
 
 #[test]
+fn deallocate_and_start_are_checked_against_the_exact_compute_description() {
+    // Taken from compute.json (exact, the file the subset was cut from): 200 or 202, no body,
+    // `{"instanceIds": [...]}` optional.
+    let compute = Contract::load(Api::Compute);
+    for action in ["deallocate", "start"] {
+        let path = format!("{VMSS}/{action}?api-version=2025-04-01");
+        let body = Some(json!({ "instanceIds": ["0", "3"] }));
+        assert_eq!(compute.check(&exchange("POST", &path, body.clone(), 202, None)), Ok(()), "{action}");
+        assert_eq!(compute.check(&exchange("POST", &path, None, 200, None)), Ok(()), "{action} without a body");
+        let throttled = json!({ "error": { "code": "TooManyRequests", "message": "throttled" } });
+        assert_eq!(compute.check(&exchange("POST", &path, body.clone(), 429, Some(throttled))), Ok(()));
+        let unknown = exchange("POST", &path, Some(json!({ "instanceIds": ["0"], "hibernate": true })), 202, None);
+        assert_one_problem_mentions(Api::Compute, &unknown, &["hibernate"]);
+        let with_body = exchange("POST", &path, body, 202, Some(json!({ "status": "InProgress" })));
+        assert_one_problem_mentions(Api::Compute, &with_body, &["202"]);
+    }
+    // Power off stays undescribed: the operator never stops a VM without deallocating it.
+    let poweroff = exchange("POST", &format!("{VMSS}/poweroff?api-version=2025-04-01"), None, 202, None);
+    assert_one_problem_mentions(Api::Compute, &poweroff, &["poweroff"]);
+}
+
+#[test]
 fn github_examples_cover_every_runner_operation_the_operator_uses() {
     let names: Vec<String> = Contract::load(Api::GithubRest).examples().into_iter().map(|e| e.name).collect();
     for id in [

@@ -172,6 +172,20 @@ impl ScaleSet for FaultyScaleSet {
         self.world.scale_set.reimage_instances(ids).await
     }
 
+    // Pass-throughs with no injected faults yet: the operator neither deallocates nor starts
+    // (issue 16 adds parking and its faults). A deallocation stops the VM, so invariant 1
+    // holds for it as for a delete.
+    async fn deallocate_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError> {
+        self.check_alive().map_err(|source| ScaleSetError::DeallocateFailed { ids: ids.to_vec(), source })?;
+        self.check_not_busy("deallocate", ids);
+        self.world.scale_set.deallocate_instances(ids).await
+    }
+
+    async fn start_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError> {
+        self.check_alive().map_err(|source| ScaleSetError::StartFailed { ids: ids.to_vec(), source })?;
+        self.world.scale_set.start_instances(ids).await
+    }
+
     fn rate_limits(&self) -> BTreeMap<String, u64> {
         BTreeMap::new()
     }

@@ -113,6 +113,7 @@ impl World {
             reimage_delay: scenario::REIMAGE_DELAY,
             delete_delay: scenario::DELETE_DELAY,
             ip_block: 9,
+            ..ScaleSetSettings::default()
         };
         // The injector's stream is seeded apart from the scenario's, so adding a
         // fault kind does not reshuffle every workload.

@@ -203,12 +203,22 @@ impl InstanceRecord {
     }
 
     /// The lifecycle state the policy sees; see `docs/scaling-policy.md`.
+    ///
+    /// A deallocating or deallocated VM is [`InstanceState::Deallocated`] whatever its
+    /// runner phase, which it keeps for when it runs again (a started VM reads as
+    /// reimaging until it runs, see [`CloudState`]). That state is the conservative choice
+    /// until the operator parks VMs itself: it is not free (it takes no job before someone
+    /// starts it, so the policy scales out past it) and not busy (it runs nothing), it
+    /// still counts in the pool's size (it holds a slot of `sku.capacity`), no hook is
+    /// accepted from it and GitHub's view of its runner corrects nothing (`truth.rs`), and
+    /// the policy deletes it only when the pool is above `max`, before any idle VM.
     pub fn state(&self) -> InstanceState {
         match (self.operation, self.cloud) {
             (Some(Operation::Delete), _) | (_, CloudState::Deleting) => return InstanceState::Deleting,
             (Some(Operation::Reimage), _) | (_, CloudState::Reimaging) => return InstanceState::Reimaging,
             (_, CloudState::Failed) => return InstanceState::Failed,
             (_, CloudState::Creating) => return InstanceState::Provisioning,
+            (_, CloudState::Deallocating | CloudState::Deallocated) => return InstanceState::Deallocated,
             (_, CloudState::Running) => {}
         }
         match self.phase {
@@ -409,6 +419,24 @@ mod tests {
         assert_eq!(fresh.state(), InstanceState::Provisioning);
         fresh.merge_cloud(&cloud(CloudState::Running), false, now);
         assert_eq!(fresh.state(), InstanceState::AwaitingRegistration);
+    }
+
+    #[test]
+    fn a_deallocated_vm_keeps_its_runner_phase_for_when_it_runs_again() {
+        let now = Instant::now();
+        let mut r = InstanceRecord::new(&cloud(CloudState::Running), now);
+        r.issue_registration(RunnerRef { name: "vm1-abcdef".into(), id: Some(7) }, now);
+        r.enter(Phase::Online, now);
+        for state in [CloudState::Deallocating, CloudState::Deallocated] {
+            r.merge_cloud(&cloud(state), false, now);
+            assert_eq!(r.state(), InstanceState::Deallocated, "{state:?}");
+            assert!(!r.state().is_free());
+        }
+        assert_eq!(*r.phase(), Phase::Online);
+        // A start reads as an update of the instance, then it runs.
+        r.merge_cloud(&cloud(CloudState::Reimaging), false, now);
+        r.merge_cloud(&cloud(CloudState::Running), false, now);
+        assert_eq!(r.state(), InstanceState::AwaitingRegistration, "a fresh boot, as after an outside reimage");
     }
 
     #[tokio::test(start_paused = true)]

@@ -111,6 +111,9 @@ fn registration(record: &InstanceRecord, jit: bool) -> Result<Transition, Refusa
         // The new boot can be up before Azure reports the reimage finished; the boot
         // script retries on 503 until the operator has seen the operation complete.
         InstanceState::Reimaging => Err(Refusal::NotReadyYet { state }),
+        // Listed deallocated, yet asking: it was started after the listing. The boot script
+        // retries until a listing shows it running (the cloud is the truth of power).
+        InstanceState::Deallocated => Err(Refusal::NotReadyYet { state }),
         InstanceState::AwaitingRegistration | InstanceState::Provisioning if !registered => {
             Ok(Transition::Register { withdraw: None })
         }
@@ -184,4 +187,34 @@ fn runner_exited(record: &InstanceRecord) -> Result<Transition, Refusal> {
         },
         _ => Transition::Finish { remove: None, next: Phase::Exited, note: FinishNote::RunnerExited },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::ports::{CloudInstance, CloudState};
+
+    #[test]
+    fn a_registration_from_an_instance_listed_deallocated_waits_until_it_is_seen_running() {
+        let cloud = CloudInstance {
+            id: crate::model::InstanceId::new("1"),
+            name: "vm1".into(),
+            private_ip: Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11))),
+            state: CloudState::Deallocated,
+            ready_since: None,
+            protected: false,
+            latest_model: true,
+        };
+        let record = InstanceRecord::new(&cloud, Instant::now());
+        for jit in [true, false] {
+            assert_eq!(
+                transition(&record, &Hook::Registration, jit),
+                Err(Refusal::NotReadyYet { state: InstanceState::Deallocated })
+            );
+        }
+    }
 }

@@ -177,6 +177,33 @@ fn instances_under_operation_are_left_alone() {
     assert!(d.delete.is_empty() && d.reimage.is_empty(), "{d:?}");
 }
 
+#[test]
+fn a_deallocated_instance_is_neither_free_nor_busy_and_the_pool_scales_out_past_it() {
+    // min 2, no demand source: two deallocated VMs hold slots but serve nothing.
+    let d = decide(&spec(2, 10, 0), &pool(&[Deallocated, Deallocated]));
+    assert_eq!(d.capacity, Some(4), "two running VMs are added beside them");
+    assert_eq!((d.target.free, d.target.busy, d.target.size), (2, 0, 2), "free counts only the added two");
+    assert!(d.delete.is_empty() && d.reimage.is_empty(), "{d:?}");
+}
+
+#[test]
+fn a_deallocated_instance_is_never_recycled_or_scaled_in_below_max() {
+    let mut p = pool(&[Idle, Idle, Idle, Deallocated]);
+    for i in &mut p.instances {
+        i.in_state_for = Duration::from_secs(9999);
+    }
+    let d = decide(&spec(1, 10, 0), &p);
+    assert!(!d.delete.contains(&InstanceId::new("3")), "{d:?}");
+    assert!(!d.reimage.contains(&InstanceId::new("3")), "{d:?}");
+}
+
+#[test]
+fn above_max_a_deallocated_instance_goes_before_an_idle_one() {
+    let d = decide(&spec(1, 2, 0), &pool(&[Idle, Idle, Deallocated]));
+    assert_eq!(d.delete, ids(&[2]));
+    assert_eq!(d.target.size_after, 2);
+}
+
 // ---- properties -------------------------------------------------------------
 
 fn any_state() -> impl Strategy<Value = InstanceState> {
@@ -227,6 +254,16 @@ proptest! {
             prop_assert!(i.state != Busy, "acted on busy {id}");
             prop_assert!(!(i.state == Retiring && i.in_state_for < s.runner_exit_timeout), "acted on {id} before runner exit");
             prop_assert!(i.state != Provisioning, "acted on provisioning {id}");
+        }
+    }
+
+    #[test]
+    fn a_deallocated_instance_is_only_ever_deleted_and_only_above_max((s, p) in any_case()) {
+        let d = decide(&s, &p);
+        let deallocated = |id: &InstanceId| p.instances.iter().any(|i| &i.id == id && i.state == Deallocated);
+        prop_assert!(!d.reimage.iter().any(deallocated), "reimaged a deallocated instance");
+        if d.delete.iter().any(deallocated) {
+            prop_assert!(d.target.size > s.max, "deleted a deallocated instance at or below max: {:?}", d.target);
         }
     }
 

@@ -29,6 +29,15 @@ pub struct CloudInstance {
 }
 
 /// Provisioning/power state reduced to what the operator acts on.
+///
+/// The power states come from the instance view (`PowerState/<state>`; Microsoft Learn,
+/// "States and billing status of Azure Virtual Machines"): `starting`, `running`,
+/// `stopping`, `stopped`, `deallocating`, `deallocated`. Only the deallocation has states
+/// of its own here: the instance view shows a start of a deallocated VM as provisioning
+/// `Updating` with `PowerState/starting`, exactly as it shows a reimage, so a start reads
+/// as [`CloudState::Reimaging`] and the operator tells its own starts from the operation it
+/// began (as it does its reimages). A VM stopped but still allocated (`PowerState/stopped`
+/// after provisioning succeeded) is billed and runs nothing: [`CloudState::Failed`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloudState {
     Creating,
@@ -36,6 +45,13 @@ pub enum CloudState {
     Reimaging,
     Deleting,
     Failed,
+    /// `PowerState/deallocating`: shutting down and releasing its hardware; disk, name and
+    /// NIC stay.
+    Deallocating,
+    /// `PowerState/deallocated` (shown as *Stopped (deallocated)*): the VM holds its OS disk,
+    /// its name, its NIC and its private address, bills the disk but no compute, still
+    /// counts in `sku.capacity`, and runs nothing until it is started.
+    Deallocated,
 }
 
 /// Why a scale-set call failed, as a label-friendly kind.
@@ -113,6 +129,18 @@ pub enum ScaleSetError {
         #[source]
         source: CloudFault,
     },
+    #[error("deallocating instances {ids:?} failed")]
+    DeallocateFailed {
+        ids: Vec<InstanceId>,
+        #[source]
+        source: CloudFault,
+    },
+    #[error("starting instances {ids:?} failed")]
+    StartFailed {
+        ids: Vec<InstanceId>,
+        #[source]
+        source: CloudFault,
+    },
 }
 
 impl ScaleSetError {
@@ -121,13 +149,15 @@ impl ScaleSetError {
             Self::ReadFailed(source)
             | Self::SetCapacityFailed { source, .. }
             | Self::DeleteFailed { source, .. }
-            | Self::ReimageFailed { source, .. } => source,
+            | Self::ReimageFailed { source, .. }
+            | Self::DeallocateFailed { source, .. }
+            | Self::StartFailed { source, .. } => source,
         }
     }
 }
 
-/// The scale set. Every write counts against Azure's per-scale-set update limit, so
-/// delete and reimage take many instance ids in one call.
+/// The scale set. Every write counts against Azure's per-scale-set limits, so delete,
+/// reimage, deallocate and start take many instance ids in one call.
 #[async_trait]
 pub trait ScaleSet: Send + Sync {
     /// `sku.capacity`.
@@ -140,6 +170,12 @@ pub trait ScaleSet: Send + Sync {
     async fn delete_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError>;
     /// Reimage the named instances to a fresh OS disk; returns when done.
     async fn reimage_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError>;
+    /// Deallocate the named instances (shut down, compute released; disk, name and address
+    /// kept; capacity unchanged); returns when they are deallocated.
+    async fn deallocate_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError>;
+    /// Start the named (deallocated) instances; returns when they run again. The VM boots
+    /// from the disk it kept, so its boot scripts run as after a restart, not a reimage.
+    async fn start_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError>;
 
     /// Calls left per Azure throttling policy, as last reported (for metrics).
     fn rate_limits(&self) -> std::collections::BTreeMap<String, u64> {

@@ -219,6 +219,7 @@ async fn simulate(workload: &Workload, setting: &Setting) -> Outcome {
             reimage_delay: setting.reimage,
             delete_delay: DELETE,
             ip_block: 11,
+            ..ScaleSetSettings::default()
         })
         .with_azure_throttling()
         .with_write_log(),

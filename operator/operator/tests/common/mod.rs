@@ -51,6 +51,7 @@ pub fn fast_scale_set(running: u32, ip_block: u8) -> Arc<InMemoryScaleSet> {
             reimage_delay: Duration::from_millis(50),
             delete_delay: Duration::from_millis(50),
             ip_block,
+            ..ScaleSetSettings::default()
         },
         running,
     ))

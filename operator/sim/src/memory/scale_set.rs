@@ -21,6 +21,11 @@ pub struct ScaleSetSettings {
     pub boot_delay: Duration,
     pub reimage_delay: Duration,
     pub delete_delay: Duration,
+    /// From the deallocate call until the instance is deallocated.
+    pub deallocate_delay: Duration,
+    /// From the start call until a deallocated instance runs again (issue 16's stated
+    /// assumption: 45 s, until measured).
+    pub start_delay: Duration,
     /// Instances get 127.<ip_block>.x.y addresses, so each simulated VM can bind its own loopback address.
     pub ip_block: u8,
 }
@@ -32,6 +37,8 @@ impl Default for ScaleSetSettings {
             boot_delay: Duration::from_secs(40),
             reimage_delay: Duration::from_secs(30),
             delete_delay: Duration::from_secs(20),
+            deallocate_delay: Duration::from_secs(30),
+            start_delay: Duration::from_secs(45),
             ip_block: 1,
         }
     }
@@ -43,17 +50,32 @@ pub struct WriteCounts {
     pub set_capacity: u32,
     pub delete: u32,
     pub reimage: u32,
+    pub deallocate: u32,
+    pub start: u32,
     pub deleted_ids: Vec<InstanceId>,
     pub reimaged_ids: Vec<InstanceId>,
+    pub deallocated_ids: Vec<InstanceId>,
+    pub started_ids: Vec<InstanceId>,
 }
 
 impl WriteCounts {
     pub fn total(&self) -> u32 {
-        self.set_capacity + self.delete + self.reimage
+        self.set_capacity + self.delete + self.reimage + self.deallocate + self.start
     }
 }
 
-/// A Uniform scale set in memory: instances boot, reimage and delete on tokio's clock.
+/// A Uniform scale set in memory: instances boot, reimage, delete, deallocate and start on
+/// tokio's clock.
+///
+/// A deallocated instance keeps its id, name, address and disk (its boot `generation`; a
+/// start powers the same disk up again, so the VM simulator boots it afresh with the same
+/// generation), still counts in the capacity, and is listed `Deallocating` then
+/// `Deallocated`. A start is listed `Reimaging` until the instance runs, as Azure's instance
+/// view shows it (provisioning `Updating`, `PowerState/starting`; see `CloudState`).
+/// VM time is split: [`InMemoryScaleSet::vm_time`] counts compute (billed), and
+/// [`InMemoryScaleSet::parked_time`] the time instances spent deallocating or deallocated
+/// (Microsoft Learn, "States and billing status": neither is billed for compute; the disk
+/// is).
 pub struct InMemoryScaleSet {
     settings: ScaleSetSettings,
     inner: Mutex<Inner>,
@@ -69,8 +91,11 @@ struct Inner {
     throttling: Option<Throttling>,
     /// When each accepted write reached the cloud, if asked to keep them.
     write_log: Option<Vec<Instant>>,
-    /// VM time of instances that no longer exist (created until their delete finished).
+    /// VM time of instances that no longer exist (created until their delete finished,
+    /// less their parked time).
     vm_time_gone: Duration,
+    /// Parked (deallocating or deallocated) time of instances that no longer exist.
+    parked_time_gone: Duration,
     /// Bumped whenever an instance is added, removed or changes state ([`InMemoryScaleSet::version`]).
     version: u64,
     /// The scale set was deleted: every call answers `NotFound` (Azure's 404).
@@ -92,6 +117,13 @@ struct SimInstance {
     /// existing instance stale; a reimage keeps an instance's own (old) model, as
     /// Azure's does; only new instances get the current one.
     latest_model: bool,
+    /// Being started: listed `Reimaging` (as Azure's instance view shows a start) for
+    /// `start_delay`, then running the same boot generation.
+    starting: bool,
+    /// Parked time of earlier deallocations (ended by a start).
+    parked: Duration,
+    /// When the current deallocation began, while the instance is parked.
+    parked_since: Option<Instant>,
 }
 
 impl SimInstance {
@@ -101,11 +133,23 @@ impl SimInstance {
         let elapsed = now.saturating_duration_since(self.since);
         match self.state {
             CloudState::Creating if elapsed >= settings.boot_delay && self.fails_provisioning => CloudState::Failed,
-            CloudState::Creating | CloudState::Reimaging if elapsed >= settings.delay_of(self.state) => {
-                CloudState::Running
-            }
+            CloudState::Creating | CloudState::Reimaging if elapsed >= self.delay_in(settings) => CloudState::Running,
+            CloudState::Deallocating if elapsed >= self.delay_in(settings) => CloudState::Deallocated,
             s => s,
         }
+    }
+
+    /// How long the instance's current state lasts.
+    fn delay_in(&self, settings: &ScaleSetSettings) -> Duration {
+        match self.state {
+            CloudState::Reimaging if self.starting => settings.start_delay,
+            state => settings.delay_of(state),
+        }
+    }
+
+    /// Parked time up to `now`.
+    fn parked_at(&self, now: Instant) -> Duration {
+        self.parked + self.parked_since.map_or(Duration::ZERO, |since| now.saturating_duration_since(since))
     }
 }
 
@@ -115,7 +159,8 @@ impl ScaleSetSettings {
             CloudState::Creating => self.boot_delay,
             CloudState::Reimaging => self.reimage_delay,
             CloudState::Deleting => self.delete_delay,
-            CloudState::Running | CloudState::Failed => Duration::ZERO,
+            CloudState::Deallocating => self.deallocate_delay,
+            CloudState::Running | CloudState::Failed | CloudState::Deallocated => Duration::ZERO,
         }
     }
 }
@@ -154,24 +199,30 @@ impl InMemoryScaleSet {
         let mut inner = self.inner.lock().expect("scale set poisoned");
         let now = Instant::now();
         let settings = &self.settings;
-        let mut deleted_time = Duration::ZERO;
+        let (mut deleted_time, mut deleted_parked, mut removed) = (Duration::ZERO, Duration::ZERO, false);
         inner.instances.retain(|_, i| {
             let done =
                 i.state == CloudState::Deleting && now.saturating_duration_since(i.since) >= settings.delete_delay;
             if done {
-                deleted_time += (i.since + settings.delete_delay).saturating_duration_since(i.created);
+                let end = i.since + settings.delete_delay;
+                let parked = i.parked_at(end);
+                deleted_time += end.saturating_duration_since(i.created).saturating_sub(parked);
+                deleted_parked += parked;
+                removed = true;
             }
             !done
         });
         inner.vm_time_gone += deleted_time;
-        let mut changed = deleted_time > Duration::ZERO;
+        inner.parked_time_gone += deleted_parked;
+        let mut changed = removed;
         for inst in inner.instances.values_mut() {
             let state = inst.state_at(now, settings);
             if state != inst.state {
-                if inst.state == CloudState::Reimaging {
+                if inst.state == CloudState::Reimaging && !inst.starting {
                     inst.generation += 1;
                 }
-                inst.since += settings.delay_of(inst.state);
+                inst.since += inst.delay_in(settings);
+                inst.starting = false;
                 inst.state = state;
                 changed = true;
             }
@@ -200,6 +251,9 @@ impl InMemoryScaleSet {
                 fails_provisioning: false,
                 protected: false,
                 latest_model: true,
+                starting: false,
+                parked: Duration::ZERO,
+                parked_since: None,
             },
         );
         id
@@ -326,12 +380,39 @@ impl InMemoryScaleSet {
         self.lock().throttling.as_ref().map(|t| t.throttled.clone()).unwrap_or_default()
     }
 
-    /// VM time so far: every instance from its creation until its delete finished (or now).
+    /// VM time so far, the compute Azure bills: every instance from its creation until its
+    /// delete finished (or now), less the time it spent parked ([`Self::parked_time`]).
     pub fn vm_time(&self) -> Duration {
         let inner = self.lock();
         let now = Instant::now();
         inner.vm_time_gone
-            + inner.instances.values().map(|i| now.saturating_duration_since(i.created)).sum::<Duration>()
+            + inner
+                .instances
+                .values()
+                .map(|i| now.saturating_duration_since(i.created).saturating_sub(i.parked_at(now)))
+                .sum::<Duration>()
+    }
+
+    /// Parked time so far: every instance's time from a deallocate call until it was started
+    /// again (or deleted, or now). Its disk is billed, its compute is not.
+    pub fn parked_time(&self) -> Duration {
+        let inner = self.lock();
+        let now = Instant::now();
+        inner.parked_time_gone + inner.instances.values().map(|i| i.parked_at(now)).sum::<Duration>()
+    }
+
+    /// Instance `id` is deallocated at once, without a call of the operator's (as when
+    /// someone deallocates it in the portal). Spends no throttling token.
+    pub fn deallocate_by_hand(&self, id: &InstanceId) {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        if let Some(inst) = id.as_str().parse::<u64>().ok().and_then(|n| inner.instances.get_mut(&n)) {
+            inst.state = CloudState::Deallocated;
+            inst.since = now;
+            inst.starting = false;
+            inst.parked_since.get_or_insert(now);
+            inner.version += 1;
+        }
     }
 
     /// Spend from the throttling policy `call` falls under; `Err` is Azure's 429.
@@ -344,6 +425,18 @@ impl InMemoryScaleSet {
     fn log_write(inner: &mut Inner) {
         if let Some(log) = inner.write_log.as_mut() {
             log.push(Instant::now());
+        }
+    }
+
+    /// Azure's 409 when an instance is held by another operation (`busy` says which).
+    fn refuse_if_busy(&self, numbers: &[u64], busy: impl Fn(&SimInstance) -> bool) -> Result<(), CloudFault> {
+        let inner = self.lock();
+        match numbers.iter().find(|n| busy(&inner.instances[n])) {
+            Some(n) => {
+                let state = inner.instances[n].state;
+                Err(CloudFault::Conflict(format!("instance {n} is {state:?}")))
+            }
+            None => Ok(()),
         }
     }
 
@@ -448,12 +541,10 @@ impl ScaleSet for InMemoryScaleSet {
             return Err(fail(fault));
         }
         let numbers = self.parse_ids(ids).map_err(fail)?;
-        {
-            let inner = self.lock();
-            if let Some(n) = numbers.iter().find(|n| inner.instances[n].state == CloudState::Deleting) {
-                return Err(fail(CloudFault::Conflict(format!("instance {n} is being deleted"))));
-            }
-        }
+        self.refuse_if_busy(&numbers, |i| {
+            matches!(i.state, CloudState::Deleting | CloudState::Deallocating) || i.starting
+        })
+        .map_err(fail)?;
         self.admit(Call::ReimageInstances).map_err(fail)?;
         {
             let mut inner = self.lock();
@@ -467,9 +558,83 @@ impl ScaleSet for InMemoryScaleSet {
                 inst.state = CloudState::Reimaging;
                 inst.since = now;
                 inst.fails_provisioning = false;
+                // A reimage of a deallocated instance boots it on a fresh disk.
+                if let Some(since) = inst.parked_since.take() {
+                    inst.parked += now.saturating_duration_since(since);
+                }
             }
         }
         tokio::time::sleep(self.settings.reimage_delay).await;
+        Ok(())
+    }
+
+    async fn deallocate_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError> {
+        let fail = |source| ScaleSetError::DeallocateFailed { ids: ids.to_vec(), source };
+        if let Some(fault) = self.take_fault() {
+            return Err(fail(fault));
+        }
+        let numbers = self.parse_ids(ids).map_err(fail)?;
+        // Created, reimaged, started or deleted right now: Azure's 409.
+        self.refuse_if_busy(&numbers, |i| {
+            matches!(i.state, CloudState::Deleting | CloudState::Creating | CloudState::Reimaging)
+        })
+        .map_err(fail)?;
+        self.admit(Call::DeallocateInstances).map_err(fail)?;
+        {
+            let mut inner = self.lock();
+            inner.writes.deallocate += 1;
+            Self::log_write(&mut inner);
+            inner.writes.deallocated_ids.extend(ids.iter().cloned());
+            inner.version += 1;
+            let now = Instant::now();
+            for n in &numbers {
+                let inst = inner.instances.get_mut(n).expect("checked above");
+                if !matches!(inst.state, CloudState::Deallocating | CloudState::Deallocated) {
+                    inst.state = CloudState::Deallocating;
+                    inst.since = now;
+                    inst.parked_since = Some(now);
+                }
+            }
+        }
+        tokio::time::sleep(self.settings.deallocate_delay).await;
+        Ok(())
+    }
+
+    async fn start_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError> {
+        let fail = |source| ScaleSetError::StartFailed { ids: ids.to_vec(), source };
+        if let Some(fault) = self.take_fault() {
+            return Err(fail(fault));
+        }
+        let numbers = self.parse_ids(ids).map_err(fail)?;
+        self.refuse_if_busy(&numbers, |i| {
+            matches!(
+                i.state,
+                CloudState::Deleting | CloudState::Creating | CloudState::Reimaging | CloudState::Deallocating
+            )
+        })
+        .map_err(fail)?;
+        self.admit(Call::StartInstances).map_err(fail)?;
+        {
+            let mut inner = self.lock();
+            inner.writes.start += 1;
+            Self::log_write(&mut inner);
+            inner.writes.started_ids.extend(ids.iter().cloned());
+            inner.version += 1;
+            let now = Instant::now();
+            // A running instance is left as it is (Azure answers a start of one with success).
+            for n in &numbers {
+                let inst = inner.instances.get_mut(n).expect("checked above");
+                if inst.state == CloudState::Deallocated {
+                    inst.state = CloudState::Reimaging;
+                    inst.starting = true;
+                    inst.since = now;
+                    if let Some(since) = inst.parked_since.take() {
+                        inst.parked += now.saturating_duration_since(since);
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(self.settings.start_delay).await;
         Ok(())
     }
 }
@@ -487,6 +652,11 @@ enum Call {
     DeleteInstances,
     /// `POST {vmss}/reimage` with instance ids: an "Update" API with subscription-level limits only.
     ReimageInstances,
+    /// `POST {vmss}/deallocate` with instance ids: the scale set's "Delete" policy.
+    DeallocateInstances,
+    /// `POST {vmss}/start` with instance ids: an "Update" API with subscription-level limits
+    /// only, the same subscription bucket as the reimage.
+    StartInstances,
 }
 
 /// One token bucket of Azure's: full at the start of the throttling window, one token
@@ -540,11 +710,14 @@ const MINUTE: Duration = Duration::from_secs(60);
 /// | `PATCH {vmss}` (capacity) | scale set "Update" | 4 | 12 |
 /// | `POST {vmss}/delete` (instance ids) | scale set "Delete" (the page does not list delete-instances; the nearest policy) | 4 | 12 |
 /// | `POST {vmss}/reimage` (instance ids) | scale set "Update", "only subscription level policies are applicable" | 500 (subscription) | 1,500 |
+/// | `POST {vmss}/deallocate` (instance ids) | scale set "Delete" (Deallocate is listed there) | 4 | 12 |
+/// | `POST {vmss}/start` (instance ids) | scale set "Update", subscription level only, as the reimage | 500 (subscription) | 1,500 |
 /// | `GET {vmss}` | scale set "Low Cost Get" | 12 | 36 |
 /// | `GET {vmss}/virtualMachines` | scale-set VMs "Get" | 12 | 36 |
 ///
 /// The subscription buckets (500/min and more for every other call) are not modelled:
-/// one scale set alone cannot reach them, except the reimage, whose only limit they are.
+/// one scale set alone cannot reach them, except the reimage's and the start's, their only
+/// limit (one subscription "Update" bucket for both).
 #[derive(Clone, Debug)]
 struct Throttling {
     update: Bucket,
@@ -570,8 +743,8 @@ impl Throttling {
     fn admit(&mut self, call: Call, now: Instant) -> Result<(), CloudFault> {
         let (bucket, policy) = match call {
             Call::UpdateScaleSet => (&mut self.update, "VMScaleSet.Update"),
-            Call::DeleteInstances => (&mut self.delete, "VMScaleSet.Delete"),
-            Call::ReimageInstances => (&mut self.reimage, "VMScaleSet.Update (subscription)"),
+            Call::DeleteInstances | Call::DeallocateInstances => (&mut self.delete, "VMScaleSet.Delete"),
+            Call::ReimageInstances | Call::StartInstances => (&mut self.reimage, "VMScaleSet.Update (subscription)"),
             Call::GetScaleSet => (&mut self.get, "VMScaleSet.LowCostGet"),
             Call::ListInstances => (&mut self.list, "VMScaleSetVM.Get"),
         };
@@ -697,6 +870,115 @@ mod tests {
         tokio::time::advance(Duration::from_secs(80)).await;
         // Instance 0: 120 s; instance 1: 200 s and still there.
         assert_eq!(set.vm_time(), Duration::from_secs(320));
+    }
+
+    fn states(set: &InMemoryScaleSet) -> Vec<CloudState> {
+        set.snapshot().into_iter().map(|(_, _, state)| state).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deallocated_instance_keeps_its_name_address_and_boot_and_starts_after_the_start_delay() {
+        let set = InMemoryScaleSet::with_running(fast(), 2);
+        let before = set.list_instances().await.unwrap();
+        let ids = [InstanceId::new("0")];
+        let deallocating = tokio::time::timeout(Duration::ZERO, set.deallocate_instances(&ids)).await;
+        assert!(deallocating.is_err(), "a long-running operation");
+        assert_eq!(states(&set), [CloudState::Deallocating, CloudState::Running]);
+        tokio::time::advance(fast().deallocate_delay).await;
+        assert_eq!(states(&set), [CloudState::Deallocated, CloudState::Running]);
+        assert_eq!(set.capacity().await.unwrap(), 2, "a deallocated instance keeps its slot");
+        assert_eq!(set.running_boots().len(), 1, "its VM is off");
+        let listed = set.list_instances().await.unwrap();
+        assert_eq!((&listed[0].name, listed[0].private_ip), (&before[0].name, before[0].private_ip));
+
+        let started = tokio::spawn({
+            let set = std::sync::Arc::new(set);
+            let ids = ids.clone();
+            async move {
+                set.start_instances(&ids).await.unwrap();
+                set
+            }
+        });
+        tokio::time::advance(Duration::from_secs(44)).await;
+        assert!(!started.is_finished(), "45 s by default");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let set = started.await.unwrap();
+        assert_eq!(states(&set), [CloudState::Running, CloudState::Running]);
+        let boots = set.running_boots();
+        assert_eq!(boots[0].generation, 0, "the same disk boots again: not a new generation");
+        let writes = set.writes();
+        assert_eq!((writes.deallocate, writes.start, writes.total()), (1, 1, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_start_is_listed_as_azure_lists_it_an_update_of_the_instance() {
+        let set = InMemoryScaleSet::with_running(fast(), 1);
+        let ids = [InstanceId::new("0")];
+        set.deallocate_instances(&ids).await.unwrap();
+        assert!(tokio::time::timeout(Duration::ZERO, set.start_instances(&ids)).await.is_err());
+        let listed = set.list_instances().await.unwrap();
+        assert_eq!((listed[0].state, listed[0].ready_since), (CloudState::Reimaging, None));
+        let conflict = set.reimage_instances(&ids).await.unwrap_err();
+        assert_eq!(conflict.fault().kind(), "conflict", "held by the start");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn vm_time_counts_compute_and_parked_time_the_deallocated_spell() {
+        let set = InMemoryScaleSet::with_running(fast(), 2);
+        let ids = [InstanceId::new("0")];
+        tokio::time::advance(Duration::from_secs(100)).await;
+        set.deallocate_instances(&ids).await.unwrap(); // 30 s deallocating, then deallocated
+        tokio::time::advance(Duration::from_secs(170)).await;
+        set.start_instances(&ids).await.unwrap(); // 45 s starting: billed
+                                                  // At 345 s: instance 0 parked 200 s, computed 145 s; instance 1 computed 345 s.
+        assert_eq!(set.parked_time(), Duration::from_secs(200));
+        assert_eq!(set.vm_time(), Duration::from_secs(145 + 345));
+        // Parked again, then deleted: parked until the delete finished.
+        set.deallocate_instances(&ids).await.unwrap();
+        set.delete_instances(&ids).await.unwrap(); // 20 s
+        assert_eq!(set.parked_time(), Duration::from_secs(200 + 50));
+        assert_eq!(set.vm_time(), Duration::from_secs(145 + 395));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deallocations_spend_the_delete_bucket_and_starts_the_subscription_one() {
+        let set = InMemoryScaleSet::with_running(fast(), 14).with_azure_throttling();
+        for id in 0..8 {
+            let ids = [InstanceId::new(id.to_string())];
+            assert!(tokio::time::timeout(Duration::ZERO, set.deallocate_instances(&ids)).await.is_err());
+        }
+        for id in 8..12 {
+            let ids = [InstanceId::new(id.to_string())];
+            assert!(tokio::time::timeout(Duration::ZERO, set.delete_instances(&ids)).await.is_err());
+        }
+        let refused = set.deallocate_instances(&[InstanceId::new("12")]).await.unwrap_err();
+        assert!(matches!(refused, ScaleSetError::DeallocateFailed { .. }));
+        assert_eq!(refused.fault().kind(), "throttled");
+        assert_eq!(set.throttled().get("VMScaleSet.Delete"), Some(&1));
+        tokio::time::advance(fast().deallocate_delay).await;
+        for id in 0..8 {
+            let ids = [InstanceId::new(id.to_string())];
+            assert!(
+                tokio::time::timeout(Duration::ZERO, set.start_instances(&ids)).await.is_err(),
+                "no bucket of its own"
+            );
+        }
+        assert!(set.set_capacity(14).await.is_ok(), "the Update bucket is untouched");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn someone_else_can_deallocate_an_instance_and_busy_instances_refuse_with_409() {
+        let set = InMemoryScaleSet::new(fast());
+        set.set_capacity(1).await.unwrap();
+        let ids = [InstanceId::new("0")];
+        let creating = set.deallocate_instances(&ids).await.unwrap_err();
+        assert_eq!(creating.fault().kind(), "conflict");
+        tokio::time::advance(fast().boot_delay).await;
+        set.deallocate_by_hand(&ids[0]);
+        assert_eq!(states(&set), [CloudState::Deallocated]);
+        assert_eq!(set.writes().total(), 1, "only the capacity change was a call");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(set.parked_time(), Duration::from_secs(10));
     }
 
     #[tokio::test(start_paused = true)]

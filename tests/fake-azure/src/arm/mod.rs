@@ -1,12 +1,23 @@
 //! Fake Azure Resource Manager for Uniform VM scale sets: the Compute calls the operator makes
-//! (get, PATCH `sku.capacity`, list VMs with instance view, delete and reimage instances,
-//! async-operation status) and the Network RP's scale-set NIC listing for private IPs.
+//! (get, PATCH `sku.capacity`, list VMs with instance view, delete, reimage, deallocate and start
+//! instances, async-operation status) and the Network RP's scale-set NIC listing for private IPs.
 //!
 //! Instances live on tokio's clock: Creating → Running after `boot_delay`, Reimaging → Running
-//! after `reimage_delay` (a new boot, same address), Deleting → gone after `delete_delay`.
-//! Each write (capacity, delete, reimage) spends from a per-scale-set bucket shaped like Azure's
-//! documented limit (burst 12, one more every 15 s) and is answered 429 + `Retry-After` when it
-//! is empty.
+//! after `reimage_delay` (a new boot, same address), Deleting → gone after `delete_delay`,
+//! Deallocating → Deallocated after `deallocate_delay`, Starting → Running after `start_delay`.
+//! Capacity changes spend from a per-scale-set Update bucket, deletes and deallocations from a
+//! Delete bucket, both shaped like Azure's documented limit (burst 12, one more every 15 s);
+//! reimages and starts spend none (subscription-level policies only, which one scale set cannot
+//! reach). An empty bucket answers 429 + `Retry-After`.
+//!
+//! A deallocated instance keeps its id, computer name, disk (its boot `generation`) and private
+//! address, and still counts in `sku.capacity`; its NIC stays listed. Microsoft Learn, "Private
+//! IP addresses": a dynamic private address is released only when its network interface is
+//! deleted, moved to another subnet or switched to static with another address, and deallocating
+//! a scale-set VM does none of these. As in Azure's instance view, a deallocation shows
+//! provisioning `Updating` with `PowerState/deallocating`, then `Succeeded` with
+//! `PowerState/deallocated`; a start shows `Updating` with `PowerState/starting`, exactly as a
+//! reimage does.
 //!
 //! Files: this one holds the public face (settings, operations, the server handle and its
 //! controls); `model` the scale sets, their instances, write buckets and operations;
@@ -59,6 +70,8 @@ pub enum ArmOp {
     ListNics,
     DeleteInstances,
     ReimageInstances,
+    DeallocateInstances,
+    StartInstances,
     OperationStatus,
 }
 
@@ -76,6 +89,12 @@ pub enum InstancePhase {
     Reimaging,
     Deleting,
     Failed,
+    /// Shutting down and releasing its hardware (`deallocate_delay`).
+    Deallocating,
+    /// Deallocated: disk, name and address kept, no compute billed.
+    Deallocated,
+    /// Powering up again from its own disk (`start_delay`); not a new boot generation.
+    Starting,
 }
 
 /// One scale set to create in the fake.
@@ -136,6 +155,8 @@ pub struct ArmSettings {
     pub boot_delay: Duration,
     pub reimage_delay: Duration,
     pub delete_delay: Duration,
+    pub deallocate_delay: Duration,
+    pub start_delay: Duration,
     /// VMs and NICs per listing page; `nextLink` leads to the next.
     pub page_size: usize,
     /// `None` disables the fake's own write throttling.
@@ -153,6 +174,8 @@ impl Default for ArmSettings {
             boot_delay: Duration::from_millis(300),
             reimage_delay: Duration::from_millis(200),
             delete_delay: Duration::from_millis(200),
+            deallocate_delay: Duration::from_millis(200),
+            start_delay: Duration::from_millis(200),
             page_size: 50,
             write_limit: Some(WriteLimit::azure()),
             operation_retry_after: None,
@@ -167,15 +190,19 @@ pub struct WriteCounts {
     pub set_capacity: u32,
     pub delete: u32,
     pub reimage: u32,
+    pub deallocate: u32,
+    pub start: u32,
     pub deleted_ids: Vec<String>,
     pub reimaged_ids: Vec<String>,
+    pub deallocated_ids: Vec<String>,
+    pub started_ids: Vec<String>,
     /// Writes refused with 429 by the fake's write limit.
     pub throttled: u32,
 }
 
 impl WriteCounts {
     pub fn total(&self) -> u32 {
-        self.set_capacity + self.delete + self.reimage
+        self.set_capacity + self.delete + self.reimage + self.deallocate + self.start
     }
 }
 
@@ -218,6 +245,8 @@ impl FakeArm {
             .route(&format!("{set}/networkInterfaces"), get(list_nics))
             .route(&format!("{set}/delete"), post(delete_instances))
             .route(&format!("{set}/reimage"), post(reimage_instances))
+            .route(&format!("{set}/deallocate"), post(deallocate_instances))
+            .route(&format!("{set}/start"), post(start_instances))
             .route(&format!("{ops}/operations/{{id}}"), get(operation_status))
             .route(&format!("{ops}/operationResults/{{id}}"), get(operation_result))
             .fallback(|| async {
@@ -325,6 +354,26 @@ impl FakeArm {
         });
     }
 
+    /// The instance is deallocated at once without a call of the operator's (as when someone
+    /// deallocates it in the portal): same name, disk and address.
+    pub fn deallocate_by_hand(&self, name: &str, instance_id: &str) {
+        self.set_phase_by_hand(name, instance_id, InstancePhase::Deallocated);
+    }
+
+    /// The instance runs again at once without a call of the operator's (someone started it).
+    pub fn start_by_hand(&self, name: &str, instance_id: &str) {
+        self.set_phase_by_hand(name, instance_id, InstancePhase::Running);
+    }
+
+    fn set_phase_by_hand(&self, name: &str, instance_id: &str, phase: InstancePhase) {
+        self.with_set(name, |s| {
+            if let Some(inst) = instance_id.parse::<u64>().ok().and_then(|id| s.instances.get_mut(&id)) {
+                inst.phase = phase;
+                inst.since = Instant::now();
+            }
+        });
+    }
+
     /// Every exchange served so far (ARM and Network calls alike).
     pub fn exchanges(&self) -> Vec<contract::Exchange> {
         self.recorder.exchanges()
@@ -340,6 +389,8 @@ mod tests {
             boot_delay: Duration::from_secs(10),
             reimage_delay: Duration::from_secs(5),
             delete_delay: Duration::from_secs(3),
+            deallocate_delay: Duration::from_secs(4),
+            start_delay: Duration::from_secs(6),
             ..ArmSettings::default()
         }
     }
@@ -391,6 +442,28 @@ mod tests {
         assert_eq!((set.instances[&0].phase, set.instances[&0].generation), (InstancePhase::Running, 1));
         set.add_instance(InstancePhase::Creating, Instant::now());
         assert_eq!(set.instances.keys().copied().collect::<Vec<_>>(), [0, 2], "ids are never reused");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deallocated_instance_keeps_its_name_address_and_boot_and_starts_after_the_start_delay() {
+        let mut set = set(1);
+        let before = (set.instances[&0].computer_name.clone(), set.instances[&0].ip, set.instances[&0].generation);
+        set.instances.get_mut(&0).unwrap().phase = InstancePhase::Deallocating;
+        set.instances.get_mut(&0).unwrap().since = Instant::now();
+        tokio::time::advance(Duration::from_secs(4)).await;
+        set.settle(&settings(), Instant::now());
+        assert_eq!(set.instances[&0].phase, InstancePhase::Deallocated);
+        assert_eq!(set.live().count(), 1, "still in the capacity");
+        set.instances.get_mut(&0).unwrap().phase = InstancePhase::Starting;
+        set.instances.get_mut(&0).unwrap().since = Instant::now();
+        tokio::time::advance(Duration::from_secs(5)).await;
+        set.settle(&settings(), Instant::now());
+        assert_eq!(set.instances[&0].phase, InstancePhase::Starting);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        set.settle(&settings(), Instant::now());
+        let inst = &set.instances[&0];
+        assert_eq!(inst.phase, InstancePhase::Running);
+        assert_eq!((inst.computer_name.clone(), inst.ip, inst.generation), before, "same disk: the same boot");
     }
 
     #[tokio::test(start_paused = true)]

@@ -62,8 +62,9 @@ pub(super) struct FakeScaleSet {
     pub(super) writes: WriteCounts,
     /// The Update policy's bucket (capacity changes).
     pub(super) update_bucket: Bucket,
-    /// The Delete policy's bucket (batched deletes). Batched reimages spend only
-    /// subscription-wide policies, which one scale set cannot reach: no bucket.
+    /// The Delete policy's bucket (batched deletes and deallocations). Batched reimages
+    /// and starts spend only subscription-wide policies, which one scale set cannot reach:
+    /// no bucket.
     pub(super) delete_bucket: Bucket,
     pub(super) busy_until: Instant,
 }
@@ -92,6 +93,15 @@ impl FakeScaleSet {
                     inst.phase = InstancePhase::Running;
                     inst.generation += 1;
                     inst.since += settings.reimage_delay;
+                }
+                InstancePhase::Deallocating if age >= settings.deallocate_delay => {
+                    inst.phase = InstancePhase::Deallocated;
+                    inst.since += settings.deallocate_delay;
+                }
+                // The same disk powers up again: the same boot generation.
+                InstancePhase::Starting if age >= settings.start_delay => {
+                    inst.phase = InstancePhase::Running;
+                    inst.since += settings.start_delay;
                 }
                 InstancePhase::Deleting if age >= settings.delete_delay => gone.push(*id),
                 _ => {}

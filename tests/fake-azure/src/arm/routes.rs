@@ -69,13 +69,14 @@ pub(super) fn parse_body(bytes: &Bytes) -> Result<Value, Response> {
 }
 
 /// Spend one write from the bucket of the policy `op` falls under, or answer 429: capacity
-/// changes spend the Update policy's, deletes the Delete policy's, and batched reimages
-/// none (Microsoft's compute throttling page: subscription-level policies only).
+/// changes spend the Update policy's, deletes and deallocations the Delete policy's (the page
+/// lists Deallocate under it), and batched reimages and starts none (the page: Update policy,
+/// "only subscription level policies are applicable").
 pub(super) fn spend_write(state: &ArmState, set: &mut FakeScaleSet, op: ArmOp, now: Instant) -> Result<(), Response> {
     let Some(limit) = state.settings.write_limit else { return Ok(()) };
     let bucket = match op {
-        ArmOp::DeleteInstances => &mut set.delete_bucket,
-        ArmOp::ReimageInstances => return Ok(()),
+        ArmOp::DeleteInstances | ArmOp::DeallocateInstances => &mut set.delete_bucket,
+        ArmOp::ReimageInstances | ArmOp::StartInstances => return Ok(()),
         _ => &mut set.update_bucket,
     };
     bucket.take(limit, now).map_err(|wait| {
@@ -216,6 +217,37 @@ pub(super) async fn reimage_instances(
     instance_write(state, path, query, headers, bytes, ArmOp::ReimageInstances).await
 }
 
+pub(super) async fn deallocate_instances(
+    State(state): State<Arc<ArmState>>,
+    path: SetPath,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    instance_write(state, path, query, headers, bytes, ArmOp::DeallocateInstances).await
+}
+
+pub(super) async fn start_instances(
+    State(state): State<Arc<ArmState>>,
+    path: SetPath,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    instance_write(state, path, query, headers, bytes, ArmOp::StartInstances).await
+}
+
+/// The phases in which an instance refuses `op` with 409 (another operation holds it).
+fn conflicts(op: ArmOp, phase: InstancePhase) -> bool {
+    use InstancePhase::*;
+    match op {
+        ArmOp::ReimageInstances => matches!(phase, Deleting | Deallocating | Starting),
+        ArmOp::DeallocateInstances => matches!(phase, Deleting | Creating | Reimaging | Starting),
+        ArmOp::StartInstances => matches!(phase, Deleting | Creating | Reimaging | Deallocating),
+        _ => false,
+    }
+}
+
 pub(super) async fn instance_write(
     state: Arc<ArmState>,
     path: SetPath,
@@ -242,38 +274,68 @@ pub(super) async fn instance_write(
         Ok(numbers) => numbers,
         Err(r) => return r,
     };
-    if op == ArmOp::ReimageInstances && numbers.iter().any(|n| set.instances[n].phase == InstancePhase::Deleting) {
+    if let Some(n) = numbers.iter().find(|n| conflicts(op, set.instances[n].phase)) {
+        let phase = set.instances[n].phase;
         return arm_error(
             StatusCode::CONFLICT,
             "OperationNotAllowed",
-            "The operation is not allowed because an instance is being deleted.",
+            &format!("The operation is not allowed because instance {n} is {phase:?}."),
         );
     }
     if let Err(r) = spend_write(&state, set, op, now) {
         return r;
     }
     let ids = numbers.iter().map(u64::to_string);
-    let delay = if op == ArmOp::DeleteInstances {
-        set.writes.delete += 1;
-        set.writes.deleted_ids.extend(ids);
-        for n in &numbers {
-            let inst = set.instances.get_mut(n).expect("checked above");
-            if inst.phase != InstancePhase::Deleting {
-                inst.phase = InstancePhase::Deleting;
-                inst.since = now;
-                set.capacity = set.capacity.saturating_sub(1);
+    let delay = match op {
+        ArmOp::DeleteInstances => {
+            set.writes.delete += 1;
+            set.writes.deleted_ids.extend(ids);
+            for n in &numbers {
+                let inst = set.instances.get_mut(n).expect("checked above");
+                if inst.phase != InstancePhase::Deleting {
+                    inst.phase = InstancePhase::Deleting;
+                    inst.since = now;
+                    set.capacity = set.capacity.saturating_sub(1);
+                }
             }
+            settings.delete_delay
         }
-        settings.delete_delay
-    } else {
-        set.writes.reimage += 1;
-        set.writes.reimaged_ids.extend(ids);
-        for n in &numbers {
-            let inst = set.instances.get_mut(n).expect("checked above");
-            inst.phase = InstancePhase::Reimaging;
-            inst.since = now;
+        ArmOp::DeallocateInstances => {
+            set.writes.deallocate += 1;
+            set.writes.deallocated_ids.extend(ids);
+            // Deallocated or deallocating already: nothing more to do for that one.
+            for n in &numbers {
+                let inst = set.instances.get_mut(n).expect("checked above");
+                if !matches!(inst.phase, InstancePhase::Deallocating | InstancePhase::Deallocated) {
+                    inst.phase = InstancePhase::Deallocating;
+                    inst.since = now;
+                }
+            }
+            settings.deallocate_delay
         }
-        settings.reimage_delay
+        ArmOp::StartInstances => {
+            set.writes.start += 1;
+            set.writes.started_ids.extend(ids);
+            // Running already: a start changes nothing (Azure answers success).
+            for n in &numbers {
+                let inst = set.instances.get_mut(n).expect("checked above");
+                if matches!(inst.phase, InstancePhase::Deallocated | InstancePhase::Failed) {
+                    inst.phase = InstancePhase::Starting;
+                    inst.since = now;
+                }
+            }
+            settings.start_delay
+        }
+        _ => {
+            set.writes.reimage += 1;
+            set.writes.reimaged_ids.extend(ids);
+            for n in &numbers {
+                let inst = set.instances.get_mut(n).expect("checked above");
+                inst.phase = InstancePhase::Reimaging;
+                inst.since = now;
+            }
+            settings.reimage_delay
+        }
     };
     set.busy_until = set.busy_until.max(now + delay);
     let remaining = set.remaining_writes(settings.write_limit, now);
@@ -312,6 +374,8 @@ pub(super) fn vm_json(state: &ArmState, set: &FakeScaleSet, id: u64, inst: &Inst
         InstancePhase::Reimaging => "Updating",
         InstancePhase::Deleting => "Deleting",
         InstancePhase::Failed => "Failed",
+        InstancePhase::Deallocating | InstancePhase::Starting => "Updating",
+        InstancePhase::Deallocated => "Succeeded",
     };
     let mut properties = json!({
         "latestModelApplied": true,
@@ -333,6 +397,9 @@ pub(super) fn vm_json(state: &ArmState, set: &FakeScaleSet, id: u64, inst: &Inst
             InstancePhase::Reimaging => ("ProvisioningState/updating", "PowerState/starting"),
             InstancePhase::Deleting => ("ProvisioningState/deleting", "PowerState/deallocating"),
             InstancePhase::Failed => ("ProvisioningState/failed/InternalOperationError", "PowerState/stopped"),
+            InstancePhase::Deallocating => ("ProvisioningState/updating", "PowerState/deallocating"),
+            InstancePhase::Deallocated => ("ProvisioningState/succeeded", "PowerState/deallocated"),
+            InstancePhase::Starting => ("ProvisioningState/updating", "PowerState/starting"),
         };
         let level = if inst.phase == InstancePhase::Failed { "Error" } else { "Info" };
         properties["instanceView"] = json!({

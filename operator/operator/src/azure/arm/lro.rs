@@ -1,5 +1,6 @@
-//! Deletes and reimages: the batched call, then its long-running operation followed to
-//! the end, or (when the operation's status is forbidden) confirmed from the instance list.
+//! Deletes, reimages, deallocations and starts: the batched call, then its long-running
+//! operation followed to the end, or (when the operation's status is forbidden) confirmed
+//! from the instance list.
 
 use super::*;
 use std::collections::HashMap;
@@ -112,18 +113,23 @@ impl ArmScaleSet {
 pub(super) enum InstanceAction {
     Delete,
     Reimage,
+    Deallocate,
+    Start,
 }
 
 impl InstanceAction {
+    /// The last segment of the action's path, `POST {vmss}/{action}`.
     pub(super) fn as_str(self) -> &'static str {
         match self {
             Self::Delete => "delete",
             Self::Reimage => "reimage",
+            Self::Deallocate => "deallocate",
+            Self::Start => "start",
         }
     }
 }
 
-/// An accepted delete or reimage, to confirm from the instance list.
+/// An accepted instance action, to confirm from the instance list.
 pub(super) struct Confirm<'a> {
     pub(super) action: InstanceAction,
     pub(super) ids: &'a [InstanceId],
@@ -134,7 +140,7 @@ pub(super) struct Confirm<'a> {
 /// What the instance listings have shown so far.
 #[derive(Default)]
 pub(super) struct ConfirmProgress {
-    /// Instances seen not running (reimaging) since the action was accepted.
+    /// Instances seen not running (reimaging, starting) since the action was accepted.
     pub(super) seen_in_progress: std::collections::HashSet<String>,
 }
 
@@ -143,29 +149,45 @@ impl ConfirmProgress {
     ///
     /// A delete is done when the instance is gone. A reimage is done when the instance runs
     /// again after having been seen reimaging, or when its provisioning finished after Azure
-    /// accepted the call. An instance that failed fails the operation; one that is gone
-    /// needs no reimage any more (the next pass sees it gone).
+    /// accepted the call. A deallocation is done when the instance is deallocated; a start
+    /// when it runs (it was deallocated when the call was accepted, so running means
+    /// started). An instance that failed fails the operation; one that is gone needs no
+    /// action any more (the next pass sees it gone).
     pub(super) fn done(&mut self, confirm: &Confirm<'_>, vms: &[ScaleSetVm]) -> Result<bool, CloudFault> {
         let by_id: HashMap<&str, &ScaleSetVm> = vms.iter().map(|vm| (vm.instance_id.as_str(), vm)).collect();
         let mut all = true;
         for id in confirm.ids {
             let Some(vm) = by_id.get(id.as_str()) else { continue };
+            let state = cloud_state(vm.properties.as_ref());
+            let failed = || CloudFault::OperationFailed {
+                status: "Failed".into(),
+                detail: format!("instance {id} failed provisioning after the {}", confirm.action.as_str()),
+            };
             let done = match confirm.action {
                 InstanceAction::Delete => false,
-                InstanceAction::Reimage => match cloud_state(vm.properties.as_ref()) {
-                    CloudState::Failed => {
-                        return Err(CloudFault::OperationFailed {
-                            status: "Failed".into(),
-                            detail: format!("instance {id} failed provisioning after the reimage"),
-                        })
-                    }
+                InstanceAction::Deallocate => match state {
+                    CloudState::Failed => return Err(failed()),
+                    CloudState::Deallocated => true,
+                    _ => false,
+                },
+                InstanceAction::Start => match state {
+                    CloudState::Failed => return Err(failed()),
+                    CloudState::Running => true,
+                    _ => false,
+                },
+                InstanceAction::Reimage => match state {
+                    CloudState::Failed => return Err(failed()),
                     CloudState::Running => {
                         self.seen_in_progress.contains(id.as_str())
                             || ready_since(vm.properties.as_ref())
                                 .zip(confirm.accepted_at)
                                 .is_some_and(|(ready, accepted)| ready >= accepted)
                     }
-                    CloudState::Creating | CloudState::Reimaging | CloudState::Deleting => {
+                    CloudState::Creating
+                    | CloudState::Reimaging
+                    | CloudState::Deleting
+                    | CloudState::Deallocating
+                    | CloudState::Deallocated => {
                         self.seen_in_progress.insert(id.as_str().to_owned());
                         false
                     }
@@ -215,6 +237,40 @@ mod tests {
         assert!(!ConfirmProgress::default().done(&confirm, &[before]).unwrap(), "provisioned before the reimage");
         let after = listed("0", "Succeeded", Some("2026-12-01T08:03:00Z"));
         assert!(ConfirmProgress::default().done(&confirm, &[after]).unwrap());
+    }
+
+    fn powered(id: &str, provisioning: &str, power: &str) -> ScaleSetVm {
+        let json = format!(
+            r#"{{"instanceId":"{id}","properties":{{"provisioningState":"{provisioning}",
+                "instanceView":{{"statuses":[{{"code":"PowerState/{power}"}}]}}}}}}"#
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    #[test]
+    fn a_deallocation_is_confirmed_once_the_instance_is_deallocated() {
+        let ids = [InstanceId::new("0"), InstanceId::new("1")];
+        let confirm = Confirm { action: InstanceAction::Deallocate, ids: &ids, accepted_at: None };
+        let mut progress = ConfirmProgress::default();
+        let halfway = [powered("0", "Updating", "deallocating"), powered("1", "Succeeded", "deallocated")];
+        assert!(!progress.done(&confirm, &halfway).unwrap());
+        let done = [powered("0", "Succeeded", "deallocated"), powered("1", "Succeeded", "deallocated")];
+        assert!(progress.done(&confirm, &done).unwrap());
+        assert!(progress.done(&confirm, &[powered("0", "Succeeded", "deallocated")]).unwrap(), "1 is gone");
+        assert!(matches!(
+            progress.done(&confirm, &[powered("0", "Failed", "deallocated")]),
+            Err(CloudFault::OperationFailed { .. })
+        ));
+    }
+
+    #[test]
+    fn a_start_is_confirmed_once_the_instance_runs() {
+        let ids = [InstanceId::new("0")];
+        let confirm = Confirm { action: InstanceAction::Start, ids: &ids, accepted_at: None };
+        let mut progress = ConfirmProgress::default();
+        assert!(!progress.done(&confirm, &[powered("0", "Succeeded", "deallocated")]).unwrap());
+        assert!(!progress.done(&confirm, &[powered("0", "Updating", "starting")]).unwrap());
+        assert!(progress.done(&confirm, &[powered("0", "Succeeded", "running")]).unwrap());
     }
 
     #[test]

@@ -9,14 +9,17 @@
 //! | `list_instances` | `GET {vmss}/virtualMachines?$expand=instanceView` (Compute) joined with `GET {vmss}/networkInterfaces` (Network, api-version 2018-10-01, the only one serving scale-set NICs) for the private IPs |
 //! | `delete_instances` | `POST {vmss}/delete` with `{"instanceIds":[...]}` |
 //! | `reimage_instances` | `POST {vmss}/reimage` with `{"instanceIds":[...]}` |
+//! | `deallocate_instances` | `POST {vmss}/deallocate` with `{"instanceIds":[...]}` |
+//! | `start_instances` | `POST {vmss}/start` with `{"instanceIds":[...]}` |
 //!
-//! Deletes and reimages are long-running: the client follows `Azure-AsyncOperation` (else
-//! `Location`) until the operation ends. That status lives under
+//! Deletes, reimages, deallocations and starts are long-running (200 or 202, no body): the
+//! client follows `Azure-AsyncOperation` (else `Location`) until the operation ends. That status lives under
 //! `Microsoft.Compute/locations/operations`, which a role scoped to the scale set may not read:
 //! on a 403 the call was still accepted, so the client confirms it from the instance list
 //! instead (a deleted instance is gone; a reimaged one runs again after having been seen
-//! reimaging, or finished provisioning after Azure's `Date` of the acceptance), within the same
-//! deadline. A capacity change returns once Azure accepted it: the new VMs take minutes to boot,
+//! reimaging, or finished provisioning after Azure's `Date` of the acceptance; a deallocated one
+//! shows `PowerState/deallocated`; a started one runs), within the same deadline. The instance
+//! listing reads each VM's power state from its instance view (`wire::cloud_state`). A capacity change returns once Azure accepted it: the new VMs take minutes to boot,
 //! and the controller already counts accepted capacity as free.
 //!
 //! Numbers are read with `try_from`, and a missing `sku.capacity` is a read failure
@@ -35,7 +38,7 @@
 //!
 //! Files: this one holds the client, its set-up errors and the port; `wire` the answers'
 //! types and their readers; `transport` one request (token, 429 retries, paging); `lro`
-//! deletes and reimages followed to the end or confirmed from the instance list.
+//! the instance actions followed to the end or confirmed from the instance list.
 
 mod lro;
 mod transport;
@@ -368,6 +371,26 @@ impl ScaleSet for ArmScaleSet {
         self.instance_action(InstanceAction::Reimage, ids)
             .await
             .map_err(|source| ScaleSetError::ReimageFailed { ids: ids.to_vec(), source })
+    }
+
+    async fn deallocate_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError> {
+        // Without instance ids Azure would deallocate the whole scale set.
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.instance_action(InstanceAction::Deallocate, ids)
+            .await
+            .map_err(|source| ScaleSetError::DeallocateFailed { ids: ids.to_vec(), source })
+    }
+
+    async fn start_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError> {
+        // Without instance ids Azure would start every instance of the scale set.
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.instance_action(InstanceAction::Start, ids)
+            .await
+            .map_err(|source| ScaleSetError::StartFailed { ids: ids.to_vec(), source })
     }
 }
 

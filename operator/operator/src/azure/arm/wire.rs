@@ -173,9 +173,14 @@ impl ErrorDetail {
 }
 /// Reduce a VM's provisioning state and power state to what the operator acts on.
 ///
-/// `Updating` is read as reimaging: with a manual upgrade policy the operator's own reimages are
-/// the only updates of single instances. A VM that finished provisioning but is stopped or
-/// deallocated cannot run a job and is reported `Failed`, so the policy replaces it.
+/// `PowerState/deallocating` and `PowerState/deallocated` are read first (unless the VM is being
+/// deleted or failed): only a deallocation produces them, whatever the provisioning state
+/// (`Updating` while it runs). Otherwise `Updating` is read as reimaging: with a manual upgrade
+/// policy the operator's own reimages and starts are the only updates of single instances, and
+/// the instance view cannot tell them apart (both show `PowerState/starting`, a start may show
+/// `PowerState/stopped` on its way; Microsoft Learn, "States and billing status"). A VM that
+/// finished provisioning but is stopped (still allocated and billed) cannot run a job and is
+/// reported `Failed`, so the policy replaces it.
 pub(super) fn cloud_state(properties: Option<&VmProperties>) -> CloudState {
     let Some(properties) = properties else { return CloudState::Creating };
     let statuses: Vec<&str> = properties
@@ -195,9 +200,14 @@ pub(super) fn cloud_state(properties: Option<&VmProperties>) -> CloudState {
         .unwrap_or_default()
         .to_ascii_lowercase();
     let power = statuses.iter().find_map(|c| c.strip_prefix("PowerState/")).map(str::to_ascii_lowercase);
+    match (provisioning.as_str(), power.as_deref()) {
+        ("deleting", _) => return CloudState::Deleting,
+        ("failed", _) => return CloudState::Failed,
+        (_, Some("deallocating")) => return CloudState::Deallocating,
+        (_, Some("deallocated")) => return CloudState::Deallocated,
+        _ => {}
+    }
     match provisioning.as_str() {
-        "deleting" => CloudState::Deleting,
-        "failed" => CloudState::Failed,
         "updating" => CloudState::Reimaging,
         "succeeded" => match power.as_deref() {
             None | Some("running") => CloudState::Running,
@@ -255,7 +265,13 @@ mod tests {
             (vm("Creating", &["PowerState/starting"]), CloudState::Creating),
             (vm("Succeeded", &["ProvisioningState/succeeded", "PowerState/running"]), CloudState::Running),
             (vm("Succeeded", &["PowerState/starting"]), CloudState::Creating),
-            (vm("Succeeded", &["PowerState/deallocated"]), CloudState::Failed),
+            (vm("Succeeded", &["ProvisioningState/succeeded", "PowerState/deallocated"]), CloudState::Deallocated),
+            (vm("Updating", &["ProvisioningState/updating", "PowerState/deallocating"]), CloudState::Deallocating),
+            (vm("Updating", &["PowerState/deallocated"]), CloudState::Deallocated),
+            (vm("Succeeded", &["PowerState/stopped"]), CloudState::Failed),
+            (vm("Updating", &["PowerState/stopped"]), CloudState::Reimaging),
+            (vm("Deleting", &["PowerState/deallocated"]), CloudState::Deleting),
+            (vm("Failed", &["PowerState/deallocated"]), CloudState::Failed),
             (vm("Updating", &["PowerState/starting"]), CloudState::Reimaging),
             (vm("Deleting", &[]), CloudState::Deleting),
             (vm("Failed", &["ProvisioningState/failed/InternalOperationError"]), CloudState::Failed),
