@@ -113,7 +113,7 @@ impl Controller {
             return Ok(());
         };
         tracing::Span::current().record("instance", id.as_str());
-        self.ensure_recovered_for_message()?;
+        self.ensure_recovered()?;
         let _turn = self.turn(&id).await;
         let Some(record) = self.state().fleet.get(&id).cloned() else { return Ok(()) };
         let Some(hook) = hook_for(&record, message) else {
@@ -131,14 +131,6 @@ impl Controller {
                 warn!(error = %crate::report::Chain(&err), "job message does not fit the instance's record; ignored");
                 Ok(())
             }
-        }
-    }
-
-    fn ensure_recovered_for_message(&self) -> Result<(), HookError> {
-        if self.is_recovered() {
-            Ok(())
-        } else {
-            Err(HookError::Recovering)
         }
     }
 

@@ -123,7 +123,7 @@ pub struct HookOutcome {
 }
 
 impl Controller {
-    fn ensure_recovered(&self) -> Result<(), HookError> {
+    pub(super) fn ensure_recovered(&self) -> Result<(), HookError> {
         if self.is_recovered() {
             Ok(())
         } else {

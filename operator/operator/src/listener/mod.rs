@@ -65,15 +65,16 @@ impl ListenerSettings {
             runner_group: github.runner_group.clone(),
             extra_labels: github.labels.clone(),
             owner: host_name(),
-            jitter_seed: u64::from(std::process::id())
-                ^ u64::from(
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.subsec_nanos())
-                        .unwrap_or(0),
-                ),
+            jitter_seed: process_seed(),
         }
     }
+}
+
+/// A seed that differs between processes and restarts, so operators restarted together
+/// do not retry in step.
+fn process_seed() -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    (u64::from(std::process::id()) << 32) ^ u64::from(nanos)
 }
 
 /// The session owner GitHub shows: the host's name (as actions-runner-controller and
