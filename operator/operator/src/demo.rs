@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     budget::ScaleSetBudget,
     controller::{Controller, Settings},
-    listener::{Listener, ListenerSettings, ScaleSetHandle, ScaleSetRunners},
+    listener::{Listener, ListenerSettings},
     model::{InstanceState, JobRef},
     policy::PoolSpec,
     ports::{Github, Ports},
@@ -136,20 +136,10 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
     let busy = Arc::new(InMemoryBusyRecord::default());
     // With scale-set demand, JIT configs and runner removal go through the scale set and
     // the listener reads its messages; both are the same in-memory GitHub.
-    let handle = ScaleSetHandle::default();
     let (runners, scale_set_listener): (Arc<dyn Github>, _) = if opts.demand && opts.jit {
-        let listener = Listener {
-            api: github.clone(),
-            settings: ListenerSettings {
-                scale_set_name: "vmss-demo".into(),
-                runner_group: None,
-                extra_labels: labels.clone(),
-                owner: "demo".into(),
-                jitter_seed: opts.seed,
-            },
-            handle: handle.clone(),
-        };
-        (Arc::new(ScaleSetRunners::new(github.clone(), github.clone(), handle)), Some(listener))
+        let settings = ListenerSettings::new("vmss-demo", labels.clone(), "demo", opts.seed);
+        let (runners, listener) = Listener::attach(github.clone(), github.clone(), settings);
+        (runners, Some(listener))
     } else {
         (github.clone(), None)
     };

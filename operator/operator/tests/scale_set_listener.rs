@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 
 use operator::{
     controller::{Controller, ListenerStatus, Settings},
-    listener::{Listener, ListenerSettings, ScaleSetHandle, ScaleSetRunners},
+    listener::{Listener, ListenerSettings, ScaleSetHandle},
     model::JobRef,
     policy::PoolSpec,
     ports::{Ports, ScaleSetApi},
@@ -34,25 +34,16 @@ fn world() -> World {
 
 /// An operator (controller and listener) on an existing GitHub.
 fn world_on(github: Arc<InMemoryGithub>) -> World {
-    let handle = ScaleSetHandle::default();
+    let settings = ListenerSettings::new("vmss-test", LABELS.iter().map(|l| (*l).to_owned()).collect(), "test", 1);
+    let (runners, listener) = Listener::attach(github.clone(), github.clone(), settings);
+    let handle = listener.handle.clone();
     let ports = Ports {
         scale_set: Arc::new(InMemoryScaleSet::new(ScaleSetSettings::default())),
-        github: Arc::new(ScaleSetRunners::new(github.clone(), github.clone(), handle.clone())),
+        github: runners,
         busy: Arc::new(InMemoryBusyRecord::default()),
         secrets: Arc::new(InMemorySecretStore::default()),
     };
     let controller = Controller::new(Settings::new("vmss-test", "octo-org/octo-repo", PoolSpec::new(0, 20, 20)), ports);
-    let listener = Listener {
-        api: github.clone(),
-        settings: ListenerSettings {
-            scale_set_name: "vmss-test".into(),
-            runner_group: None,
-            extra_labels: LABELS.iter().map(|l| (*l).to_owned()).collect(),
-            owner: "test".into(),
-            jitter_seed: 1,
-        },
-        handle: handle.clone(),
-    };
     World { github, controller, handle, listener }
 }
 

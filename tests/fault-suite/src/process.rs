@@ -10,7 +10,7 @@ use std::{
 use operator::{
     budget::ScaleSetBudget,
     controller::{Controller, ListenerStatus, Settings},
-    listener::{Listener, ListenerSettings, ScaleSetHandle, ScaleSetRunners},
+    listener::{Listener, ListenerSettings},
     policy::PoolSpec,
     ports::{Github, Ports},
     retry::ErrorPolicy,
@@ -59,12 +59,19 @@ impl Process {
         let alive = Arc::new(AtomicBool::new(true));
         let rest: Arc<dyn Github> = Arc::new(FaultyGithub { world: world.clone(), alive: alive.clone() });
         // A new process knows no scale set id until its listener finds the set.
-        let handle = ScaleSetHandle::default();
-        let api = (world.scenario.demand == Demand::ScaleSet)
-            .then(|| Arc::new(FaultyScaleSetApi::new(world.clone(), alive.clone())));
-        let github: Arc<dyn Github> = match &api {
-            Some(api) => Arc::new(ScaleSetRunners::new(rest, api.clone(), handle.clone())),
-            None => rest,
+        let (github, listener) = match world.scenario.demand {
+            Demand::ScaleSet => {
+                let api = Arc::new(FaultyScaleSetApi::new(world.clone(), alive.clone()));
+                let settings = ListenerSettings::new(
+                    scenario::SCALE_SET_NAME,
+                    crate::world::LABELS.iter().map(|l| (*l).to_owned()).collect(),
+                    format!("vmss-fault-{n}"),
+                    world.scenario.seed ^ n.rotate_left(17),
+                );
+                let (github, listener) = Listener::attach(rest, api.clone(), settings);
+                (github, Some((listener, api)))
+            }
+            Demand::None => (rest, None),
         };
         let ports = Ports {
             scale_set: Arc::new(FaultyScaleSet { world: world.clone(), alive: alive.clone() }),
@@ -76,18 +83,7 @@ impl Process {
         let incarnation = Incarnation { controller: controller.clone(), alive };
         world.set_operator(Some(incarnation.clone()));
         let errors = ErrorPolicy::seeded(Duration::from_secs(1), scenario::PERIOD, world.scenario.seed ^ n);
-        let listener = api.map(|api| {
-            let listener = Listener {
-                api: api.clone(),
-                settings: ListenerSettings {
-                    scale_set_name: scenario::SCALE_SET_NAME.into(),
-                    runner_group: None,
-                    extra_labels: crate::world::LABELS.iter().map(|l| (*l).to_owned()).collect(),
-                    owner: format!("vmss-fault-{n}"),
-                    jitter_seed: world.scenario.seed ^ n.rotate_left(17),
-                },
-                handle,
-            };
+        let listener = listener.map(|(listener, api)| {
             let controller = controller.clone();
             let task = tokio::spawn(async move { listener.run(&controller, &CancellationToken::new()).await });
             (task, api)

@@ -3,7 +3,7 @@
 //! one place ([`InstanceRecord::change`]): `since` moves when the derived state
 //! changes, `touched` whenever the operator itself changed the record.
 
-use std::net::IpAddr;
+use std::{collections::HashMap, net::IpAddr};
 
 use tokio::time::Instant;
 
@@ -126,23 +126,30 @@ impl InstanceRecord {
         self.busy_at_github
     }
 
-    /// What GitHub's latest listing says of the runner (an observation, not a change
-    /// by the operator: neither `since` nor `touched` moves).
-    pub fn note_github_busy(&mut self, busy: bool) {
-        self.busy_at_github = busy;
+    /// What GitHub's listing taken at `listed_at` says of this record's runner, given as
+    /// runner id → busy (an observation, not a change by the operator: neither `since`
+    /// nor `touched` moves). A listing older than the registration says nothing about
+    /// whether the runner is gone.
+    pub fn note_github_listing(&mut self, busy_by_id: &HashMap<u64, bool>, listed_at: Instant) {
+        let Some(id) = self.runner.as_ref().and_then(|r| r.id) else {
+            self.busy_at_github = false;
+            return;
+        };
+        let listed = busy_by_id.get(&id);
+        self.busy_at_github = listed.copied().unwrap_or(false);
+        if self.registered_at.is_some_and(|at| at < listed_at) {
+            self.runner_gone_at_github = listed.is_none();
+        }
+    }
+
+    /// The listing failed: what an older one said must not hold the record.
+    pub fn forget_github_listing(&mut self) {
+        self.busy_at_github = false;
     }
 
     /// Whether a listing taken after the registration no longer had the runner.
     pub fn runner_gone_at_github(&self) -> bool {
         self.runner_gone_at_github
-    }
-
-    /// GitHub's listing taken at `listed_at` had (or had not) this record's runner; a
-    /// listing older than the registration says nothing about it.
-    pub fn note_github_listed(&mut self, listed: bool, listed_at: Instant) {
-        if self.registered_at.is_some_and(|at| at < listed_at) {
-            self.runner_gone_at_github = !listed;
-        }
     }
 
     /// The runner ran its one job and GitHub has removed it: nothing to deregister
@@ -442,24 +449,25 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_finished_runner_missing_from_a_later_listing_needs_no_removal() {
         let t0 = Instant::now();
+        let (absent, present) = (HashMap::new(), HashMap::from([(7, false)]));
         let mut r = InstanceRecord::new(&cloud(CloudState::Running), t0);
-        r.note_github_listed(false, t0);
+        r.note_github_listing(&absent, t0);
         assert!(!r.runner_gone_at_github(), "no runner registered yet: nothing to say");
         tokio::time::advance(Duration::from_secs(1)).await;
         let registered = Instant::now();
         r.issue_registration(RunnerRef { name: "vm1-abcdef".into(), id: Some(7) }, registered);
-        r.note_github_listed(false, t0);
+        r.note_github_listing(&absent, t0);
         assert!(!r.runner_gone_at_github(), "a listing older than the registration says nothing");
         tokio::time::advance(Duration::from_secs(1)).await;
-        r.note_github_listed(false, Instant::now());
+        r.note_github_listing(&absent, Instant::now());
         assert!(r.runner_gone_at_github());
         assert!(!r.runner_already_removed(), "gone before any job: still removed (it may be a listing lag)");
         r.enter(Phase::Exited, Instant::now());
         assert!(r.runner_already_removed(), "ran its job and gone: GitHub removed it");
-        r.note_github_listed(true, Instant::now());
+        r.note_github_listing(&present, Instant::now());
         assert!(!r.runner_already_removed(), "listed again: removed as always");
         // A new registration forgets the old runner's absence.
-        r.note_github_listed(false, Instant::now());
+        r.note_github_listing(&absent, Instant::now());
         r.issue_registration(RunnerRef { name: "vm1-fedcba".into(), id: Some(8) }, Instant::now());
         assert!(!r.runner_gone_at_github());
     }

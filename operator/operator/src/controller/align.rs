@@ -49,22 +49,13 @@ impl Controller {
                 self.metrics().api_error(Api::Github, err.kind());
                 warn!(error = %err, "listing GitHub's runners failed; lost hooks are repaired on a later pass");
                 // An old listing must not hold a Busy record against the VM's own report.
-                self.state().fleet.records_mut().for_each(|r| r.note_github_busy(false));
+                self.state().fleet.records_mut().for_each(InstanceRecord::forget_github_listing);
                 return;
             }
         };
         {
-            let busy: std::collections::HashSet<u64> = runners.iter().filter(|r| r.busy).map(|r| r.id).collect();
-            let listed: std::collections::HashSet<u64> = runners.iter().map(|r| r.id).collect();
-            let mut state = self.state();
-            for record in state.fleet.records_mut() {
-                let Some(runner_id) = record.runner().and_then(|r| r.id) else {
-                    record.note_github_busy(false);
-                    continue;
-                };
-                record.note_github_busy(busy.contains(&runner_id));
-                record.note_github_listed(listed.contains(&runner_id), listed_at);
-            }
+            let busy_by_id: std::collections::HashMap<u64, bool> = runners.iter().map(|r| (r.id, r.busy)).collect();
+            self.state().fleet.records_mut().for_each(|r| r.note_github_listing(&busy_by_id, listed_at));
         }
         let records: Vec<InstanceRecord> = self.state().fleet.records().cloned().collect();
         for correction in truth::corrections(&records, &runners, listed_at) {

@@ -28,7 +28,7 @@ use crate::{
     controller::{Controller, ListenerStatus},
     demand::{retry_delay, to_acquire},
     labels::Api,
-    ports::{ActionsError, Message, Ports, ScaleSetApi, ScaleSetInfo, ScaleSetSpec},
+    ports::{ActionsError, Github, Message, Ports, ScaleSetApi, ScaleSetInfo, ScaleSetSpec},
     report::Chain,
 };
 
@@ -56,6 +56,12 @@ pub struct ListenerSettings {
 }
 
 impl ListenerSettings {
+    /// The scale set `name` in GitHub's default runner group, with `extra_labels`, owned
+    /// by `owner`: the simulated world's settings (demo, simulate, tests).
+    pub fn new(name: impl Into<String>, extra_labels: Vec<String>, owner: impl Into<String>, jitter_seed: u64) -> Self {
+        Self { scale_set_name: name.into(), runner_group: None, extra_labels, owner: owner.into(), jitter_seed }
+    }
+
     /// From the configuration: the scale set named `github.scale_set_name` (default: the VM
     /// scale set's name), owned by this host.
     pub fn from_config(config: &crate::config::Config) -> Self {
@@ -124,9 +130,24 @@ pub fn wire(config: &crate::config::Config, mut ports: Ports, api: Arc<dyn Scale
     if config.github.demand != crate::config::DemandSource::ScaleSet {
         return (ports, None);
     }
-    let handle = ScaleSetHandle::default();
-    ports.github = Arc::new(ScaleSetRunners::new(ports.github.clone(), api.clone(), handle.clone()));
-    (ports, Some(Listener { api, settings: ListenerSettings::from_config(config), handle }))
+    let (github, listener) = Listener::attach(ports.github.clone(), api, ListenerSettings::from_config(config));
+    ports.github = github;
+    (ports, Some(listener))
+}
+
+impl Listener {
+    /// A listener on `api`, and the [`Github`] port that goes with it: `rest` with JIT
+    /// configs and runner removal routed through the scale set the listener finds. The
+    /// two share one [`ScaleSetHandle`].
+    pub fn attach(
+        rest: Arc<dyn Github>,
+        api: Arc<dyn ScaleSetApi>,
+        settings: ListenerSettings,
+    ) -> (Arc<dyn Github>, Self) {
+        let handle = ScaleSetHandle::default();
+        let github: Arc<dyn Github> = Arc::new(ScaleSetRunners::new(rest, api.clone(), handle.clone()));
+        (github, Self { api, settings, handle })
+    }
 }
 
 /// Why a session ended; the outer loop decides what comes next.

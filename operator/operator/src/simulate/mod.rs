@@ -45,7 +45,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     budget::ScaleSetBudget,
     controller::{Controller, Settings},
-    listener::{Listener, ListenerSettings, ScaleSetHandle, ScaleSetRunners},
+    listener::{Listener, ListenerSettings},
     model::{InstanceState, JobRef},
     pass::Effect,
     policy::PoolSpec,
@@ -225,11 +225,12 @@ async fn simulate(workload: &Workload, setting: &Setting) -> Outcome {
         .with_write_log(),
     );
     let github = Arc::new(InMemoryGithub::new(format!("https://github.com/{REPOSITORY}")));
-    let handle = ScaleSetHandle::default();
-    let runners: Arc<dyn Github> = if setting.demand {
-        Arc::new(ScaleSetRunners::new(github.clone(), github.clone(), handle.clone()))
+    let (runners, listener): (Arc<dyn Github>, _) = if setting.demand {
+        let settings = ListenerSettings::new("vmss-sim", labels.clone(), "simulate", 13);
+        let (runners, listener) = Listener::attach(github.clone(), github.clone(), settings);
+        (runners, Some(listener))
     } else {
-        github.clone()
+        (github.clone(), None)
     };
     let ports = Ports {
         scale_set: scale_set.clone(),
@@ -253,18 +254,7 @@ async fn simulate(workload: &Workload, setting: &Setting) -> Outcome {
     let stop = CancellationToken::new();
     let errors = ErrorPolicy::seeded(Duration::from_secs(1), PERIOD, 13);
     let reconciler = tokio::spawn(reconcile_loop_with(controller.clone(), DEBOUNCE, errors, stop.clone()));
-    let listener = setting.demand.then(|| {
-        let listener = Listener {
-            api: github.clone(),
-            settings: ListenerSettings {
-                scale_set_name: "vmss-sim".into(),
-                runner_group: None,
-                extra_labels: labels.clone(),
-                owner: "simulate".into(),
-                jitter_seed: 13,
-            },
-            handle,
-        };
+    let listener = listener.map(|listener| {
         let (controller, stop) = (controller.clone(), stop.clone());
         tokio::spawn(async move { listener.run(&controller, &stop).await })
     });
