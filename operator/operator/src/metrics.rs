@@ -216,8 +216,8 @@ impl Metrics {
         );
         let boot_duration = Family::<PathLabel, Histogram>::new_with_constructor(boot_buckets as fn() -> Histogram);
         registry.register(
-            "boot_duration",
-            "From the operator's call (capacity raised, reimage started) to the instance's runner online or busy, by path",
+            "boot_duration_seconds",
+            "From the operator's call (capacity raised, reimage started, parked VM started) to the instance's runner online or busy, by path",
             boot_duration.clone(),
         );
         for path in crate::controller::BootPath::ALL {

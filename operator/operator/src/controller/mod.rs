@@ -105,6 +105,7 @@ impl Settings {
                 min: pool.min,
                 max: pool.max,
                 free_target_percentage: pool.free_target_percentage,
+                parked: 0,
                 scale_in_delay: pool.scale_in_delay.get(),
                 registration_timeout: pool.registration_timeout.get(),
                 runner_exit_timeout: pool.runner_exit_timeout.get(),
@@ -314,6 +315,11 @@ impl Controller {
     }
 
     /// Observe the boots whose runner is online or busy now (see `boot_clock`).
+    /// The pool's targets for this moment: the configuration's fixed counts.
+    pub(crate) fn effective_spec(&self) -> PoolSpec {
+        self.settings().spec.clone()
+    }
+
     fn stop_boot_clocks(&self) {
         let done = {
             let state = &mut *self.state();
