@@ -25,4 +25,4 @@ pub mod shutdown;
 pub mod simulate;
 pub mod telemetry;
 
-pub use operator_core::{budget, demand, fleet, labels, model, pass, policy, ports, retry, truth};
+pub use operator_core::{budget, demand, fleet, labels, model, pass, policy, ports, retry, targets, truth};
