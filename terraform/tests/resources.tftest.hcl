@@ -226,8 +226,13 @@ run "scaler_role_lists_actions_and_no_wildcards" {
     error_message = "The scaler's custom role must list its actions, no wildcards."
   }
   assert {
-    condition     = length(azurerm_role_definition.scaler_vmss[0].permissions[0].actions) == 6 && !contains(azurerm_role_definition.scaler_vmss[0].permissions[0].actions, "Microsoft.Compute/locations/operations/read")
-    error_message = "The scaler's role holds exactly the six actions the operator calls, and no async-operation read."
+    condition     = length(azurerm_role_definition.scaler_vmss[0].permissions[0].actions) == 8 && !contains(azurerm_role_definition.scaler_vmss[0].permissions[0].actions, "Microsoft.Compute/locations/operations/read")
+    error_message = "The scaler's role holds exactly the eight actions the operator calls, and no async-operation read."
+  }
+  assert {
+    condition = alltrue([for action in ["Microsoft.Compute/virtualMachineScaleSets/deallocate/action", "Microsoft.Compute/virtualMachineScaleSets/start/action"] :
+    contains(azurerm_role_definition.scaler_vmss[0].permissions[0].actions, action)])
+    error_message = "The scaler parks VMs (POST deallocate) and starts them on demand (POST start) with instance ids."
   }
   assert {
     condition     = endswith(azurerm_role_definition.scaler_vmss[0].name, "${substr(sha256(lower(var.resource_group_id)), 0, 8)})")
