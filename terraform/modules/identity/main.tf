@@ -6,7 +6,8 @@
 #   2. a custom "linked access" role on the three resources a scale-set write
 #      references (runner subnet, runner identity, image definition);
 #   3. Storage Queue Data Contributor on the one queue;
-#   4. Key Vault Secrets User on the one vault.
+#   4. Key Vault Secrets User on the one vault;
+#   5. with pool_learned, Storage Blob Data Contributor on the one state container.
 # The runner identity gets no role at all: a job can read anything its VM holds,
 # so the VM holds nothing. It exists so that users can grant their jobs Azure
 # access deliberately, and so the scale set's identity does not change later.
@@ -156,6 +157,22 @@ resource "azurerm_role_assignment" "scaler_queue" {
   principal_id         = azurerm_user_assigned_identity.scaler.principal_id
   principal_type       = "ServicePrincipal"
   description          = "Scaler reads and writes busy-runner messages."
+}
+
+# Scope: each operator state container (state_container_ids: with pool_learned, the
+# `operator-state` container), not the storage account. Why: the operator reads and
+# overwrites its learned-demand blob there; scoped to the container, the grant reaches no
+# other container the account holds or will hold, and nothing of the queue service.
+# Storage Blob Data Contributor is the narrowest built-in role that writes blobs (Reader
+# cannot write; Owner adds ACL and ownership management a flat container never needs).
+resource "azurerm_role_assignment" "scaler_state_container" {
+  for_each = var.state_container_ids
+
+  scope                = each.value
+  role_definition_name = "Storage Blob Data Contributor"
+  principal_id         = azurerm_user_assigned_identity.scaler.principal_id
+  principal_type       = "ServicePrincipal"
+  description          = "Scaler reads and writes its ${each.key} state."
 }
 
 # Scope: the one key vault, which holds only the GitHub credential. Why: the
