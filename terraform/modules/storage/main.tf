@@ -109,13 +109,6 @@ resource "azurerm_private_endpoint" "blob" {
     name                 = "default"
     private_dns_zone_ids = [var.blob_private_dns_zone_id]
   }
-
-  lifecycle {
-    precondition {
-      condition     = var.blob_private_dns_zone_id != null
-      error_message = "operator_state_enabled = true needs blob_private_dns_zone_id (the privatelink.blob.core.windows.net zone), or the blob endpoint does not resolve to the private endpoint."
-    }
-  }
 }
 
 resource "azurerm_monitor_diagnostic_setting" "blob" {

@@ -60,6 +60,11 @@ variable "blob_private_dns_zone_id" {
   type        = string
   default     = null
   description = "Resource id of the `privatelink.blob.core.windows.net` private DNS zone, for the blob private endpoint; needed with operator_state_enabled."
+
+  validation {
+    condition     = var.blob_private_dns_zone_id != null || !var.operator_state_enabled
+    error_message = "blob_private_dns_zone_id must be set with operator_state_enabled = true: without the privatelink.blob.core.windows.net zone the account's blob endpoint does not resolve to its private endpoint."
+  }
 }
 
 variable "image_definition" {
