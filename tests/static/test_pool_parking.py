@@ -35,19 +35,27 @@ def schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
+def _pool_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema of the config's `pool` object, following its local $ref ("#/$defs/PoolConfig")."""
+    node = schema.get("properties", {}).get("pool", {})
+    if "$ref" in node:
+        target: Any = schema
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
 def _validate(config: dict[str, Any], schema: dict[str, Any]) -> None:
     """Validate against the operator's schema. A schema generated before the operator knew
     parking refuses the new pool keys as additional properties: say so, so that the cause
     (regenerate schema/ on main: `just generate`) is not mistaken for a Terraform bug."""
-    try:
-        jsonschema.validate(config, schema, format_checker=jsonschema.FormatChecker())
-    except jsonschema.ValidationError as error:
-        known = set(schema.get("$defs", {}).get("PoolConfig", {}).get("properties", {}))
-        missing = sorted((NEW_POOL_KEYS & set(config.get("pool", {}))) - known)
-        if missing:
-            pytest.fail(f"schema/operator-config.schema.json has no pool.{', pool.'.join(missing)} yet "
-                        f"(regenerate it from the operator's config types: `just generate`): {error.message}")
-        raise
+    known = set(_pool_schema(schema).get("properties", {}))
+    missing = sorted((NEW_POOL_KEYS & set(config.get("pool", {}))) - known)
+    if missing:
+        pytest.fail(f"{SCHEMA_PATH.name} has no pool.{', pool.'.join(missing)} yet (regenerate it from the "
+                    "operator's config types on main: `just generate`); the config is otherwise unchecked", pytrace=False)
+    jsonschema.validate(config, schema, format_checker=jsonschema.FormatChecker())
 
 
 def _refusals(root_inputs: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, list[str]]:
