@@ -133,9 +133,10 @@ impl Controller {
         targeting.observe(wall, decision.target.demand);
         let mut effects = Vec::new();
         // Targets that follow the clock are looked at again when they may change.
-        let mut requeue_after = self.settings().period.min(
-            targeting.until_next_change(wall).map_or(Duration::MAX, |d| d + Duration::from_millis(50)),
-        );
+        let mut requeue_after = self
+            .settings()
+            .period
+            .min(targeting.until_next_change(wall).map_or(Duration::MAX, |d| d + Duration::from_millis(50)));
 
         // Scale-out first (waiting jobs), then reimages (also serve demand), then deletes.
         if let Some(capacity) = capacity_to_set(&decision, spec) {

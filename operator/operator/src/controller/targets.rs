@@ -45,7 +45,10 @@ impl Sizing {
 pub enum WallClock {
     System,
     /// Simulated time: `at` was the wall time when tokio's (paused) clock read `origin`.
-    Simulated { origin: Instant, at: OffsetDateTime },
+    Simulated {
+        origin: Instant,
+        at: OffsetDateTime,
+    },
 }
 
 impl WallClock {
@@ -100,7 +103,8 @@ impl Targeting {
     pub fn apply(&self, spec: &PoolSpec, now: OffsetDateTime) -> (PoolSpec, InForce) {
         let in_force = self.at(spec, now);
         let t = in_force.targets;
-        let effective = PoolSpec { min: t.min, parked: t.parked, free_target_percentage: t.free_target_percentage, ..spec.clone() };
+        let effective =
+            PoolSpec { min: t.min, parked: t.parked, free_target_percentage: t.free_target_percentage, ..spec.clone() };
         (effective, in_force)
     }
 
