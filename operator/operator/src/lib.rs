@@ -14,6 +14,7 @@ pub mod connect;
 pub mod controller;
 pub mod demo;
 pub mod github;
+pub mod learned;
 pub mod listener;
 pub mod metrics;
 pub mod queue;

@@ -101,6 +101,21 @@ pub struct LearnedConfig {
 }
 
 impl LearnedConfig {
+    /// The learned mode on `state_url` with every default.
+    pub fn new(state_url: impl Into<String>) -> Self {
+        Self {
+            state_url: state_url.into(),
+            seed_trace: None,
+            slot: default_slot(),
+            half_life: default_half_life(),
+            history_weeks: default_history_weeks(),
+            warm_quantile: default_warm_quantile(),
+            reserve_quantile: default_reserve_quantile(),
+            lead: default_lead(),
+            save_period: default_save_period(),
+        }
+    }
+
     /// The core model's tuning.
     pub fn params(&self) -> LearnedParams {
         LearnedParams {
@@ -307,7 +322,7 @@ fn valid_blob_url(url: &str) -> bool {
         return false;
     };
     let path = rest.split('?').next().unwrap_or_default();
-    let mut segments = path.splitn(2, '/').nth(1).unwrap_or_default().split('/');
+    let mut segments = path.split_once('/').map_or("", |(_, p)| p).split('/');
     let (container, blob) = (segments.next().unwrap_or_default(), segments.next().unwrap_or_default());
     // Azurite's URLs put the account first: http://127.0.0.1:10000/devstoreaccount1/<container>/<blob>.
     !container.is_empty() && !blob.is_empty()
@@ -334,11 +349,13 @@ mod tests {
         }
     }
 
+    const STATE_URL: &str = "https://stbusy.blob.core.windows.net/operator-state/learned-demand.json";
+
     fn learned() -> LearnedConfig {
-        let text = format!(
-            "{MINIMAL}\n[pool.learned]\nstate_url = \"https://stbusy.blob.core.windows.net/operator-state/learned-demand.json\"\n"
-        );
-        load_str(&text).unwrap().pool.learned.unwrap()
+        let text = format!("{MINIMAL}\n[pool.learned]\nstate_url = \"{STATE_URL}\"\n");
+        let read = load_str(&text).unwrap().pool.learned.unwrap();
+        assert_eq!(read, LearnedConfig::new(STATE_URL), "the serde defaults are new()'s");
+        read
     }
 
     #[test]
