@@ -71,6 +71,7 @@ impl VmEnvironment for FaultVms {
                     times.completed = true;
                 }
             }
+            VmEvent::ToldToPark => {}
         }
     }
 }
