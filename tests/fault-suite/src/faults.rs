@@ -20,10 +20,10 @@ use async_trait::async_trait;
 use operator::{
     model::InstanceId,
     ports::{
-        ActionsError, BusyMarker, BusyRecord, BusyRecordError, CloudFault, CloudInstance, CloudState, DeregisterOutcome,
-        Github,
-        GithubError, JitConfig, JitRequest, MarkerHandle, Message, RegistrationToken, RemoveOutcome, Runner, ScaleSet,
-        ScaleSetApi, ScaleSetError, ScaleSetInfo, ScaleSetRunner, ScaleSetSpec, Statistics, StoredMarker,
+        ActionsError, BusyMarker, BusyRecord, BusyRecordError, CloudFault, CloudInstance, CloudState,
+        DeregisterOutcome, Github, GithubError, JitConfig, JitRequest, MarkerHandle, Message, RegistrationToken,
+        RemoveOutcome, Runner, ScaleSet, ScaleSetApi, ScaleSetError, ScaleSetInfo, ScaleSetRunner, ScaleSetSpec,
+        Statistics, StoredMarker,
     },
 };
 use operator_sim::memory::ScaleSetFaults;
@@ -654,10 +654,14 @@ impl ScaleSetApi for FaultyScaleSetApi {
 /// Someone else at the scale set (the portal, a script of the team's), at the scenario's
 /// per-second rates while faults are on: starts a deallocated instance, deletes one, or
 /// deallocates a running instance whose runner is online and idle (GitHub then shows that
-/// runner offline: its VM is off). The operator is told nothing.
+/// runner offline: its VM is off). The operator is told nothing. A drawn action with
+/// nothing to act on does nothing (and is not counted as a fault).
 pub fn someone_else(world: &World) {
     let f = &world.scenario.faults;
-    if f.outside_start <= 0.0 && f.outside_delete <= 0.0 && f.outside_deallocate <= 0.0 {
+    let start = world.chance_park(f.outside_start);
+    let delete = world.chance_park(f.outside_delete);
+    let deallocate = world.chance_park(f.outside_deallocate);
+    if !(start || delete || deallocate) {
         return;
     }
     let deallocated = || -> Vec<InstanceId> {
@@ -669,22 +673,32 @@ pub fn someone_else(world: &World) {
             .map(|(id, ..)| id)
             .collect()
     };
-    let pick = |ids: &[InstanceId]| ids[world.pick_park(0..=ids.len() as u64 - 1) as usize].clone();
-    let candidates = deallocated();
-    if !candidates.is_empty() && world.roll_park(f.outside_start, "outside_start") {
-        let id = pick(&candidates);
-        tracing::warn!(instance = %id, "someone else starts a deallocated instance");
-        world.scale_set.start_by_hand(&id);
-        world.record().parking.outside_starts += 1;
+    let pick = |n: usize| world.pick_park(0..=n as u64 - 1) as usize;
+    let note = |kind: &'static str| {
+        let at = world.elapsed();
+        world.record().faults.push((at, kind));
+    };
+    if start {
+        let candidates = deallocated();
+        if !candidates.is_empty() {
+            let id = &candidates[pick(candidates.len())];
+            tracing::warn!(instance = %id, "someone else starts a deallocated instance");
+            world.scale_set.start_by_hand(id);
+            note("outside_start");
+            world.record().parking.outside_starts += 1;
+        }
     }
-    let candidates = deallocated();
-    if !candidates.is_empty() && world.roll_park(f.outside_delete, "outside_delete") {
-        let id = pick(&candidates);
-        tracing::warn!(instance = %id, "someone else deletes a deallocated instance");
-        world.scale_set.delete_by_hand(&id);
-        world.record().parking.outside_deletes += 1;
+    if delete {
+        let candidates = deallocated();
+        if !candidates.is_empty() {
+            let id = &candidates[pick(candidates.len())];
+            tracing::warn!(instance = %id, "someone else deletes a deallocated instance");
+            world.scale_set.delete_by_hand(id);
+            note("outside_delete");
+            world.record().parking.outside_deletes += 1;
+        }
     }
-    if f.outside_deallocate > 0.0 {
+    if deallocate {
         let runners = world.github.runners();
         let boot_runners = world.record().boot_runners.clone();
         let idle: Vec<(InstanceId, crate::world::BootKey, u64)> = world
@@ -701,11 +715,12 @@ pub fn someone_else(world: &World) {
                     .then_some((id, key, runner))
             })
             .collect();
-        if !idle.is_empty() && world.roll_park(f.outside_deallocate, "outside_deallocate") {
-            let (id, key, runner) = idle[world.pick_park(0..=idle.len() as u64 - 1) as usize].clone();
+        if !idle.is_empty() {
+            let (id, key, runner) = idle[pick(idle.len())].clone();
             tracing::warn!(instance = %id, runner, "someone else deallocates a running instance with an idle runner");
             world.github.runner_offline(runner);
             world.scale_set.deallocate_by_hand(&id);
+            note("outside_deallocate");
             let mut record = world.record();
             record.parking.outside_deallocations += 1;
             record.parking.deallocated_by_hand.insert(key);

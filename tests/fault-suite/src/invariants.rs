@@ -309,7 +309,8 @@ impl Checker {
             }
         }
         if self.drained.is_some() {
-            let parked = instances.iter().filter(|(k, st)| *st == CloudState::Deallocated && !by_hand.contains(k)).count();
+            let parked =
+                instances.iter().filter(|(k, st)| *st == CloudState::Deallocated && !by_hand.contains(k)).count();
             let parked = u32::try_from(parked).unwrap_or(u32::MAX);
             let wanted = parked_wanted(s);
             let whole = parked == wanted || (parked < wanted && world.scale_set.live() >= s.max);
@@ -425,9 +426,10 @@ impl Checker {
             let drained = self.drained.unwrap_or(now);
             match self.whole_since {
                 None => world.violation(format!(
-                    "invariant 7: the reserve of {} parked VMs was not whole at the end ({:?})",
+                    "invariant 7: the reserve did not settle at {} parked VMs after the workload ({:?}; deallocated by someone else: {:?})",
                     parked_wanted(&world.scenario),
-                    world.scale_set.snapshot()
+                    world.scale_set.snapshot(),
+                    world.record().parking.deallocated_by_hand,
                 )),
                 Some(at) => {
                     let refill = at.saturating_sub(drained);
@@ -448,7 +450,9 @@ impl Checker {
 fn running(instances: &[(BootKey, CloudState)]) -> u32 {
     let n = instances
         .iter()
-        .filter(|(_, state)| !matches!(state, CloudState::Deleting | CloudState::Deallocating | CloudState::Deallocated))
+        .filter(|(_, state)| {
+            !matches!(state, CloudState::Deleting | CloudState::Deallocating | CloudState::Deallocated)
+        })
         .count();
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -477,5 +481,66 @@ mod tests {
         assert_eq!(got, Duration::from_secs(30), "30 s of downtime inside the window, the fault before it excluded");
         let got = allowance(&world, Duration::from_secs(0), Duration::from_secs(400));
         assert_eq!(got, Duration::from_secs(60 + 30));
+    }
+
+    fn parking_world() -> std::sync::Arc<World> {
+        World::new(Scenario { parked: 1, faults: scenario::FaultRates::NONE, ..Scenario::draw(1) })
+    }
+
+    /// One running instance, powered on once; its boot.
+    async fn one_running(world: &World) -> BootKey {
+        use operator::ports::ScaleSet;
+        world.scale_set.set_capacity(1).await.expect("capacity");
+        tokio::time::advance(scenario::BOOT_DELAY).await;
+        let (id, generation, _) = world.scale_set.snapshot().remove(0);
+        world.power_on(&id, generation)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_vm_told_to_park_that_keeps_running_past_the_registration_timeout_is_a_violation() {
+        let world = parking_world();
+        let key = one_running(&world).await;
+        world.record().parking.told_to_park.insert(key, world.elapsed());
+        let mut checker = Checker::default();
+        let limit = scenario::REGISTRATION_TIMEOUT + scenario::PERIOD;
+        while world.elapsed() < scenario::BOOT_DELAY + limit {
+            checker.tick(&world);
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        assert!(world.record().violations.iter().all(|v| !v.contains("invariant 7")), "within the bound");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        checker.tick(&world);
+        let violations = world.record().violations.clone();
+        assert!(violations.iter().any(|v| v.contains("invariant 7") && v.contains("told to park")), "{violations:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_vm_told_to_park_is_judged_afresh_once_it_was_seen_off() {
+        let world = parking_world();
+        let key = one_running(&world).await;
+        world.record().parking.told_to_park.insert(key.clone(), world.elapsed());
+        let mut checker = Checker::default();
+        checker.tick(&world);
+        world.scale_set.deallocate_by_hand(&key.0);
+        checker.tick(&world);
+        assert!(world.record().parking.told_to_park.is_empty(), "it did what it was told");
+        world.scale_set.start_by_hand(&key.0);
+        tokio::time::advance(scenario::START_DELAY + scenario::REGISTRATION_TIMEOUT * 2).await;
+        checker.tick(&world);
+        assert!(world.record().violations.is_empty(), "{:?}", world.record().violations);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reserve_that_never_fills_again_after_the_workload_is_a_violation() {
+        let world = parking_world();
+        let mut checker = Checker::default();
+        checker.drained(world.elapsed());
+        for _ in 0..10 {
+            checker.tick(&world);
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        checker.finish(&world, None);
+        let violations = world.record().violations.clone();
+        assert!(violations.iter().any(|v| v.contains("invariant 7") && v.contains("reserve")), "{violations:?}");
     }
 }

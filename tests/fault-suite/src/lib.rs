@@ -81,6 +81,10 @@ pub struct ParkingOutcome {
     pub outside_deletes: u32,
     pub outside_deallocations: u32,
     pub kills_mid_park: u32,
+    /// Answers invariant 7's first half checked: registrations seen making their
+    /// credential, park answers seen making none.
+    pub registrations_checked: u64,
+    pub park_answers_checked: u64,
     /// The longest a VM told to park kept running, and the longest refill after the workload.
     pub worst_parked_running: Duration,
     pub worst_refill: Duration,
@@ -98,6 +102,8 @@ impl ParkingOutcome {
         self.outside_deletes += other.outside_deletes;
         self.outside_deallocations += other.outside_deallocations;
         self.kills_mid_park += other.kills_mid_park;
+        self.registrations_checked += other.registrations_checked;
+        self.park_answers_checked += other.park_answers_checked;
         self.worst_parked_running = self.worst_parked_running.max(other.worst_parked_running);
         self.worst_refill = self.worst_refill.max(other.worst_refill);
     }
@@ -235,6 +241,8 @@ async fn simulate(scenario: Scenario) -> Outcome {
         outside_deletes: p.outside_deletes,
         outside_deallocations: p.outside_deallocations,
         kills_mid_park: p.kills_mid_park,
+        registrations_checked: p.registrations_checked,
+        park_answers_checked: p.park_answers_checked,
         worst_parked_running: checker.worst_parked_running,
         worst_refill: checker.worst_refill,
     };

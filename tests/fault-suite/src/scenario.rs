@@ -280,13 +280,13 @@ impl Scenario {
             let f = &mut self.faults;
             f.start_fails = rng.random_range(0.0..=0.15);
             f.start_late = rng.random_range(0.0..=0.15);
-            // About one each per workload at most: 40 minutes of jobs.
-            f.outside_start = rng.random_range(0.0..=1.0 / 1200.0);
-            f.outside_delete = rng.random_range(0.0..=1.0 / 1200.0);
+            // Per second, while faults are on (about 40 minutes): up to a few times a run.
+            f.outside_start = rng.random_range(0.0..=1.0 / 600.0);
+            f.outside_delete = rng.random_range(0.0..=1.0 / 600.0);
             f.kill_mid_park = rng.random_range(0.0..=0.05);
         }
         if rng.random_bool(0.5) {
-            self.faults.outside_deallocate = rng.random_range(0.0..=1.0 / 1800.0);
+            self.faults.outside_deallocate = rng.random_range(0.0..=1.0 / 900.0);
         }
         self
     }
@@ -357,12 +357,41 @@ mod tests {
     }
 
     #[test]
+    fn two_in_five_seeds_keep_a_reserve_with_and_without_min_0_and_scale_set_demand() {
+        let all: Vec<Scenario> = (0..200).map(Scenario::draw).collect();
+        let parked: Vec<&Scenario> = all.iter().filter(|s| s.parked > 0).collect();
+        assert!((60..=100).contains(&parked.len()), "{} of 200 keep a reserve", parked.len());
+        assert!(parked.iter().all(|s| (1..=3).contains(&s.parked) && s.parked <= s.max - s.min));
+        assert!(parked.iter().any(|s| s.min == 0) && parked.iter().any(|s| s.min > 0));
+        assert!(parked.iter().any(|s| s.demand == Demand::ScaleSet) && parked.iter().any(|s| s.demand == Demand::None));
+        let unparked = all.iter().filter(|s| s.parked == 0);
+        assert!(unparked.clone().all(|s| s.faults.start_fails == 0.0 && s.faults.outside_start == 0.0));
+        assert!(unparked.clone().any(|s| s.faults.outside_deallocate > 0.0), "a VM stopped by someone else, anywhere");
+    }
+
+    #[test]
+    fn parking_leaves_the_rest_of_a_seed_as_it_was_drawn() {
+        for seed in 0..50 {
+            let drawn = Scenario::draw(seed);
+            let (plain, mut rng) = Scenario::draw_plain(seed);
+            let without = if rng.random_bool(0.75) { plain.with_scale_set(&mut rng) } else { plain };
+            assert_eq!(
+                (drawn.min, drawn.max, drawn.demand, drawn.jobs),
+                (without.min, without.max, without.demand, without.jobs)
+            );
+            assert_eq!((drawn.kills, drawn.delete_scale_set_at), (without.kills, without.delete_scale_set_at));
+            assert_eq!(drawn.faults.cloud, without.faults.cloud);
+        }
+    }
+
+    #[test]
     fn without_scale_set_is_the_scenario_drawn_before_demand_existed() {
         for seed in 0..50 {
             let (plain, drawn) = (Scenario::without_scale_set(seed), Scenario::draw(seed));
             assert_eq!(plain.demand, Demand::None);
             assert_eq!((plain.jobs, plain.kills, plain.max), (drawn.jobs, drawn.kills, drawn.max));
             assert!(plain.min >= 1);
+            assert_eq!((plain.parked, plain.faults.outside_deallocate), (0, 0.0), "no parking as found");
         }
     }
 }

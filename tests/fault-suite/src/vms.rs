@@ -15,9 +15,7 @@ use async_trait::async_trait;
 use operator::model::{InstanceId, JobRef};
 use operator_sim::{
     memory::Boot,
-    vms::{
-        post, Answer, Failure, Posted, Registration, Request, Retry, VmEnvironment, VmEvent, VmFate, VmTransport,
-    },
+    vms::{post, Answer, Failure, Posted, Registration, Request, Retry, VmEnvironment, VmEvent, VmFate, VmTransport},
 };
 use tokio::task::JoinSet;
 
@@ -120,15 +118,20 @@ impl VmTransport for Direct {
             return Err(Failure::NoAnswer);
         }
         // Invariant 7: a VM told to park gets no registration, so none is made for it.
-        if let Ok(Answer::Registration(Registration::Park { .. })) = &result {
-            let made = made.lock().expect("credentials poisoned");
-            if !made.is_empty() {
-                self.world.violation(format!(
-                    "invariant 7: {} was told to park at {:?}, yet its request made {made:?} at GitHub",
-                    self.name,
-                    self.world.elapsed()
-                ));
+        let made = made.lock().expect("credentials poisoned").clone();
+        match &result {
+            Ok(Answer::Registration(Registration::Park { .. })) => {
+                self.world.record().parking.park_answers_checked += 1;
+                if !made.is_empty() {
+                    self.world.violation(format!(
+                        "invariant 7: {} was told to park at {:?}, yet its request made {made:?} at GitHub",
+                        self.name,
+                        self.world.elapsed()
+                    ));
+                }
             }
+            Ok(Answer::Registration(_)) if !made.is_empty() => self.world.record().parking.registrations_checked += 1,
+            _ => {}
         }
         result
     }

@@ -76,6 +76,10 @@ pub struct ParkingObservations {
     pub outside_deletes: u32,
     pub outside_deallocations: u32,
     pub kills_mid_park: u32,
+    /// Registrations handed out whose request the suite saw make their credential at
+    /// GitHub (the check of invariant 7's first half is alive), and park answers checked.
+    pub registrations_checked: u64,
+    pub park_answers_checked: u64,
 }
 
 /// What the scale-set demand went through (scale-set scenarios only).
@@ -192,6 +196,14 @@ impl World {
     /// [`World::roll`] on the parking faults' stream.
     pub fn roll_park(&self, p: f64, kind: &'static str) -> bool {
         self.roll_on(&self.rng_park, p, kind)
+    }
+
+    /// One draw on the parking faults' stream, not recorded as a fault (the caller records
+    /// what it did): true with probability `p` while faults are on.
+    pub fn chance_park(&self, p: f64) -> bool {
+        self.faults_on.load(Ordering::SeqCst)
+            && p > 0.0
+            && self.rng_park.lock().expect("rng poisoned").random_bool(p.min(1.0))
     }
 
     /// A number from the parking faults' stream.
