@@ -369,7 +369,7 @@ impl std::fmt::Display for Summary {
         let p = &self.parking;
         write!(
             f,
-            "; parking: runs={} (min 0: {}, scale-set demand: {}), told to park={} (registered later {}), parks={}, starts={} (failed {}, late {}), outside starts={}, deletes={}, deallocations={}, kills mid-park={}, longest told-to-park running={:?}, worst refill={:?}",
+            "; parking: runs={} (min 0: {}, scale-set demand: {}), park answers={} (boots registered after one {}), parks={}, starts={} (failed {}, late {}), outside starts={}, deletes={}, deallocations={}, kills mid-park={}, longest told-to-park running={:?}, worst refill={:?}",
             self.parked_runs,
             self.parked_min_zero_runs,
             self.parked_scale_set_runs,

@@ -150,7 +150,6 @@ impl World {
             deallocate_delay: scenario::DEALLOCATE_DELAY,
             start_delay: scenario::START_DELAY,
             ip_block: 9,
-            ..ScaleSetSettings::default()
         };
         // The injector's stream is seeded apart from the scenario's, so adding a
         // fault kind does not reshuffle every workload.
