@@ -1,20 +1,29 @@
-//! The five invariants, checked every simulated second and at the end of a run.
+//! The seven invariants, checked every simulated second and at the end of a run.
 //!
-//! 1. No instance deleted or reimaged while its runner was busy — checked in
-//!    [`crate::faults`] at the moment the call reaches the cloud.
-//! 2. Capacity within [min, max] at every step (from the moment the pool first
-//!    reached min).
+//! 1. No instance deleted, reimaged or deallocated while its runner was busy — checked
+//!    in [`crate::faults`] at the moment the call reaches the cloud.
+//! 2. The pool within [min, max] at every step: every instance, parked ones included,
+//!    counts towards max; the running ones (neither deallocated nor deleted) towards
+//!    min, from the moment the pool first reached it.
 //! 3. Every job the free target promised a runner got one within boot latency + 2
 //!    reconcile periods, plus the allowance for faults during its wait.
 //! 4. No orphan VM (running without a live runner of its boot, or failed) and no
 //!    ghost runner (its boot is gone) lived longer than the registration timeout +
-//!    one period, plus the allowance.
+//!    one period, plus the allowance. A boot is an instance's disk generation and
+//!    power-on: a start boots the same disk again, as a new boot.
 //! 5. At the end the busy record equals the truth: GitHub's busy runners, and the
 //!    operator's own busy set.
 //! 6. Scale-set demand: a listener without a session (while its operator serves) has
 //!    one again within [`scenario::SESSION_REOPEN`] (a killed predecessor's session
 //!    expired and the conflict backoff tried again), plus the longest conflict backoff
 //!    per scale-set API fault meanwhile.
+//! 7. Parking: a VM told to park gets no registration — no JIT runner and no token is
+//!    made at GitHub while its request is answered "park" (checked at the answer, in
+//!    [`crate::vms`]); a VM told to park is off (deallocating, deallocated, deleted, or
+//!    being started or reimaged afresh) within the registration timeout + one period of
+//!    the answer, plus the allowance, unless a later answer registered it; and after the
+//!    workload the reserve is whole again (`min(parked, max - min)` parked VMs, fewer
+//!    only with the pool at max) within [`scenario::refill_bound`], and stays so.
 //!
 //! With scale-set demand, invariant 3 promises every job assigned while max allows
 //! (`busy + queued <= max`) a runner within boot latency + one period, and the
@@ -25,7 +34,11 @@
 //! recovering), one reconcile period per injected cloud, GitHub or busy-record
 //! fault in the window, and the registration timeout + one period per VM that
 //! failed to boot, register or come online in the window or one registration
-//! timeout before it.
+//! timeout before it. Parking adds: for a start that fails, the start delay, a period
+//! and a boot (the next pass deletes the VM, a new one boots); for a late start, how
+//! late it was (both for starts made up to a start delay + the longest lateness before
+//! the window); a period and a boot for a ready VM deleted or deallocated by someone
+//! else (in the window or a period before it), and a period for one they started.
 
 use std::{
     collections::{BTreeMap, BTreeSet},

@@ -4,9 +4,10 @@
 //! scale set, GitHub, busy record and VMs, the same the demo runs) on tokio's paused
 //! clock: hours of pool life in milliseconds, and the same seed always replays the
 //! same run. What is the suite's own: the scenario (`scenario`), the faults
-//! (`faults`, and the VM fates and hook faults in `vms`), operator processes that
-//! die and restart (`process`) and the invariants (`invariants`). See
-//! `docs/fault-suite.md`.
+//! (`faults`, with someone else's hands on the scale set, and the VM fates and hook
+//! faults in `vms`), operator processes that die and restart (`process`), the
+//! invariants (`invariants`), and reproductions of product bugs it found that are not
+//! fixed yet (`found`, tests only). See `docs/fault-suite.md`.
 //!
 //! `cargo run -p fault-suite -- --seed N` reproduces one run with its log.
 
