@@ -199,7 +199,12 @@ fn log_correction(correction: &Correction, before: &InstanceRecord) {
         Correction::GhostRunner { .. } => {}
         Correction::Stopped { runner_id, .. } => {
             let job = before.busy_job().map(|a| a.job.to_string()).unwrap_or_default();
-            warn!(instance, ?runner_id, job, "VM stopped by someone else with a runner; its marker and runner are gone, it joins the reserve");
+            warn!(
+                instance,
+                ?runner_id,
+                job,
+                "VM stopped by someone else with a runner; its marker and runner are gone, it joins the reserve"
+            );
         }
     }
 }
