@@ -300,12 +300,12 @@ impl Checker {
         let s = &world.scenario;
         // A VM told to park that is seen off (or gone) has done what it was told; the
         // entry goes, so a later power-on of the same disk is judged afresh.
-        let (told, by_hand) = {
+        let told = {
             let mut record = world.record();
             let running: BTreeSet<&BootKey> =
                 instances.iter().filter(|(_, st)| *st == CloudState::Running).map(|(k, _)| k).collect();
             record.parking.told_to_park.retain(|key, _| running.contains(key));
-            (record.parking.told_to_park.clone(), record.parking.deallocated_by_hand.clone())
+            record.parking.told_to_park.clone()
         };
         for (key, state) in instances {
             let Some(since) = told.get(key).filter(|_| *state == CloudState::Running) else { continue };
@@ -322,8 +322,9 @@ impl Checker {
             }
         }
         if self.drained.is_some() {
-            let parked =
-                instances.iter().filter(|(k, st)| *st == CloudState::Deallocated && !by_hand.contains(k)).count();
+            // A VM someone else stopped joins the reserve once its runner is dealt with
+            // (`stopped_reclaimed`), so every deallocated instance counts.
+            let parked = instances.iter().filter(|(_, st)| *st == CloudState::Deallocated).count();
             let parked = u32::try_from(parked).unwrap_or(u32::MAX);
             let wanted = parked_wanted(s);
             let whole = parked == wanted || (parked < wanted && world.scale_set.live() >= s.max);

@@ -80,7 +80,6 @@ impl VmEnvironment for FaultVms {
                     times.completed = true;
                 }
             }
-            VmEvent::ToldToPark => {}
         }
     }
 }
