@@ -13,15 +13,22 @@
 //!   reimage on the in-memory scale set's clock, which enforces Azure's throttling.
 //! - [`baselines`]: pure computations over the workload.
 //! - [`report`]: the printed summary; [`html`]: the `--report` page.
+//! - [`command`]: the `operator simulate` command itself; [`goal`]: issue 16's goal run.
 //! - [`export`]: `operator trace export`, a repository's job history as a workload.
 //! - [`sweep`]: a grid of settings in parallel, its Pareto front and recommendation.
+//! - [`prices`]: the price table and the idle cost of a run.
+//! - [`window`]: a time window of the trace (`--last 14d`) and the history before it.
 
 pub mod baselines;
+pub mod command;
 pub mod direct;
 pub mod export;
+pub mod goal;
 pub mod html;
+pub mod prices;
 pub mod report;
 pub mod sweep;
+pub mod window;
 
 use std::{
     collections::BTreeMap,
@@ -67,6 +74,11 @@ pub struct Setting {
     pub boot: Duration,
     /// From the reimage call until the VM runs again.
     pub reimage: Duration,
+    /// From the start call until a parked (deallocated) VM runs again.
+    pub start: Duration,
+    /// VMs kept parked in reserve: booted once, deallocated, started on demand before
+    /// new ones are created.
+    pub parked: u32,
     /// Demand from the runner scale set (assigned jobs); without, the pool sees only
     /// the jobs its own runners run.
     pub demand: bool,
@@ -81,6 +93,8 @@ impl Default for Setting {
             scale_in_delay: Duration::from_secs(300),
             boot: Duration::from_secs(90),
             reimage: Duration::from_secs(60),
+            start: DEFAULT_START,
+            parked: 0,
             demand: false,
         }
     }
@@ -90,15 +104,24 @@ impl std::fmt::Display for Setting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "min {} max {} free {}% scale-in {}s{}",
+            "min {} max {} free {}% scale-in {}s",
             self.min,
             self.max,
             self.free_target_percentage,
-            self.scale_in_delay.as_secs(),
-            if self.demand { " scale-set demand" } else { "" }
-        )
+            self.scale_in_delay.as_secs()
+        )?;
+        if self.parked > 0 {
+            write!(f, " parked {}", self.parked)?;
+        }
+        if self.demand {
+            write!(f, " scale-set demand")?;
+        }
+        Ok(())
     }
 }
+
+/// Issue 16's stated assumption for a start from parked, until measured.
+pub const DEFAULT_START: Duration = Duration::from_secs(45);
 
 /// The world's fixed timings besides boot and reimage: those of the fault suite, which
 /// follow `vm/lib.sh` (`operator_sim::vms::ScriptSettings::of_the_scripts`).
@@ -117,14 +140,20 @@ pub struct Outcome {
     pub waits: Vec<Duration>,
     /// Simulated time from the first arrival until the last job finished.
     pub horizon: Duration,
-    /// VM time, every instance from creation until its delete finished.
+    /// VM time, every instance from creation until its delete finished, less its parked
+    /// time: the compute Azure bills.
     pub vm_time: Duration,
+    /// Time instances spent deallocating or deallocated: their disk is billed, their
+    /// compute is not.
+    pub parked_time: Duration,
     /// Time runners spent running jobs.
     pub busy_time: Duration,
     pub writes: u32,
     pub capacity_writes: u32,
     pub delete_writes: u32,
     pub reimage_writes: u32,
+    pub deallocate_writes: u32,
+    pub start_writes: u32,
     pub max_writes_in_a_minute: u32,
     /// Writes a pass held back because the write budget was spent.
     pub deferred: u32,
@@ -153,6 +182,16 @@ impl Outcome {
 
     pub fn throttled_total(&self) -> u32 {
         self.throttled.values().sum()
+    }
+
+    /// Idle running VM-hours at the running price plus parked hours at the parked price.
+    pub fn idle_cost(&self, prices: &prices::Prices) -> f64 {
+        prices.idle_cost(report::hours(self.idle_time()), report::hours(self.parked_time))
+    }
+
+    /// Every running VM-hour and parked hour at its price.
+    pub fn total_cost(&self, prices: &prices::Prices) -> f64 {
+        prices.total_cost(report::hours(self.vm_time), report::hours(self.parked_time))
     }
 }
 
@@ -217,6 +256,7 @@ async fn simulate(workload: &Workload, setting: &Setting) -> Outcome {
             name_prefix: "vmsssim".into(),
             boot_delay: setting.boot,
             reimage_delay: setting.reimage,
+            start_delay: setting.start,
             delete_delay: DELETE,
             ip_block: 11,
             ..ScaleSetSettings::default()
@@ -333,6 +373,7 @@ async fn simulate(workload: &Workload, setting: &Setting) -> Outcome {
     }
     let horizon = Instant::now().duration_since(start);
     let vm_time = scale_set.vm_time();
+    let parked_time = scale_set.parked_time();
     let writes = scale_set.writes();
     let throttled = scale_set.throttled();
     let max_writes_in_a_minute = max_in_window(&scale_set.write_times(), Duration::from_secs(60));
@@ -363,11 +404,14 @@ async fn simulate(workload: &Workload, setting: &Setting) -> Outcome {
         waits,
         horizon,
         vm_time,
+        parked_time,
         busy_time,
         writes: writes.total(),
         capacity_writes: writes.set_capacity,
         delete_writes: writes.delete,
         reimage_writes: writes.reimage,
+        deallocate_writes: writes.deallocate,
+        start_writes: writes.start,
         max_writes_in_a_minute,
         deferred,
         throttled,

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use operator_sim::workload::{TraceJob, Workload};
 
-use super::{quantile, report, run_setting, Setting};
+use super::{prices::Prices, quantile, report, run_setting, Setting};
 
 fn workload(jobs: &[(f64, f64)]) -> Workload {
     Workload::new(
@@ -46,6 +46,12 @@ fn one_vm_that_is_only_ever_reimaged_costs_exactly_the_horizon() {
     // Every second of the run, one VM existed; it ran jobs for 600 s of them.
     assert_eq!(out.vm_time, out.horizon);
     assert_eq!(out.idle_time(), out.horizon - Duration::from_secs(600));
+    // Nothing parks: the idle cost is the idle VM-hours at the running price.
+    assert_eq!(out.parked_time, Duration::ZERO);
+    let prices = Prices { currency: "EUR".into(), running_per_hour: 0.36, parked_per_hour: 0.01 };
+    let idle_hours = out.idle_time().as_secs_f64() / 3600.0;
+    assert!((out.idle_cost(&prices) - idle_hours * 0.36).abs() < 1e-9);
+    assert!((out.total_cost(&prices) - out.horizon.as_secs_f64() / 3600.0 * 0.36).abs() < 1e-9);
 }
 
 #[test]
@@ -68,17 +74,19 @@ fn the_same_trace_and_setting_print_the_same_bytes() {
     let print = || {
         let out = run_setting(&w, &setting);
         let b = report::Baselines::of(&w, &setting, &out);
+        let prices = Prices::default();
         format!(
             "{}{}{}{:?}",
             report::workload_summary(&w),
-            report::outcome_summary(&setting, &out),
-            report::baselines_summary(&setting, &out, &b),
+            report::outcome_summary(&setting, &out, &prices),
+            report::baselines_summary(&setting, &out, &b, &prices),
             out.timeline
         )
     };
     let first = print();
     assert_eq!(first, print());
     assert!(first.contains("job wait: p50"), "{first}");
+    assert!(first.contains("start 45s") && first.contains("  cost: idle USD "), "{first}");
 }
 
 #[test]
