@@ -32,7 +32,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Replay a CI workload through the real operator on a virtual clock and print what
     /// a pool setting costs in job waits and idle VM-hours (docs/simulate.md).
-    Simulate(SimulateArgs),
+    Simulate(Box<SimulateArgs>),
     /// Work with workload traces.
     #[command(subcommand)]
     Trace(TraceCommand),

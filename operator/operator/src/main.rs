@@ -55,7 +55,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo(args) => demo(args).await,
         // Each setting runs on its own paused-clock runtime, off this one.
-        Command::Simulate(args) => tokio::task::spawn_blocking(move || simulate(args)).await?,
+        Command::Simulate(args) => tokio::task::spawn_blocking(move || simulate(&args)).await?,
         Command::Trace(TraceCommand::Export(args)) => trace_export(args).await,
     }
 }
@@ -151,8 +151,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
-    operator::simulate::command::run(&args, &mut std::io::stdout().lock(), &mut std::io::stderr())?;
+fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
+    operator::simulate::command::run(args, &mut std::io::stdout().lock(), &mut std::io::stderr())?;
     Ok(())
 }
 

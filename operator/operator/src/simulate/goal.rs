@@ -116,7 +116,7 @@ pub fn compare(workload: &Workload, base: &Setting, prices: &Prices, threads: us
     let (running, parked) = (running.cloned(), parked.cloned());
     let jobs: Vec<(f64, f64)> = workload.jobs.iter().map(|j| (workload.offset(j).as_secs_f64(), j.duration)).collect();
     let bound = baselines::clairvoyant(&jobs, base.boot.as_secs_f64(), base.reimage.as_secs_f64());
-    Comparison { points, running, parked, bound_cost: prices.idle_cost(bound.idle_time() / 3600.0, 0.0) }
+    Comparison { points, running, parked, bound_cost: prices.idle_cost(false, bound.idle_time() / 3600.0, 0.0) }
 }
 
 /// One evaluation of the break-even search: the cheapest parked setting meeting the

@@ -46,10 +46,10 @@ pub fn page(
         ("total-vm-hours", format!("{:.1}", hours(outcome.vm_time))),
         ("idle-vm-hours", format!("{:.1}", hours(outcome.idle_time()))),
         ("parked-hours", format!("{:.1}", hours(outcome.parked_time))),
-        ("idle-cost", money(prices, outcome.idle_cost(prices))),
-        ("total-cost", money(prices, outcome.total_cost(prices))),
+        ("idle-cost", money(prices, outcome.idle_cost(prices, setting.parks()))),
+        ("total-cost", money(prices, outcome.total_cost(prices, setting.parks()))),
         ("bound-idle-vm-hours", format!("{:.1}", b.bound.idle_time() / 3600.0)),
-        ("bound-idle-cost", money(prices, prices.idle_cost(b.bound.idle_time() / 3600.0, 0.0))),
+        ("bound-idle-cost", money(prices, prices.idle_cost(false, b.bound.idle_time() / 3600.0, 0.0))),
         ("static-n", b.static_n.to_string()),
         ("writes", outcome.writes.to_string()),
         ("throttled", outcome.throttled_total().to_string()),
@@ -204,7 +204,7 @@ fn pareto(
         label: String::new(),
         p95: p95(x),
         idle_hours: x.idle_time() / 3600.0,
-        idle_cost: prices.idle_cost(x.idle_time() / 3600.0, 0.0),
+        idle_cost: prices.idle_cost(false, x.idle_time() / 3600.0, 0.0),
         color: "",
     };
     let mut marks = vec![
@@ -212,7 +212,7 @@ fn pareto(
             label: format!("this setting ({setting})"),
             p95: quantile(&outcome.waits, 0.95).as_secs_f64(),
             idle_hours: hours(outcome.idle_time()),
-            idle_cost: outcome.idle_cost(prices),
+            idle_cost: outcome.idle_cost(prices, setting.parks()),
             color: "#1f77b4",
         },
         Mark { label: format!("static pool N = {}", b.static_n), color: "#8c564b", ..running(&b.static_pool) },
@@ -232,7 +232,7 @@ fn pareto(
             color: "#d62728",
         });
     }
-    let bound = prices.idle_cost(b.bound.idle_time() / 3600.0, 0.0);
+    let bound = prices.idle_cost(false, b.bound.idle_time() / 3600.0, 0.0);
     chart("pareto", points, &marks, Some(bound), target, prices)
 }
 

@@ -100,6 +100,13 @@ impl Default for Setting {
     }
 }
 
+impl Setting {
+    /// Parks VMs: its VMs need managed OS disks (billed while running too).
+    pub fn parks(&self) -> bool {
+        self.parked > 0
+    }
+}
+
 impl std::fmt::Display for Setting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -184,14 +191,15 @@ impl Outcome {
         self.throttled.values().sum()
     }
 
-    /// Idle running VM-hours at the running price plus parked hours at the parked price.
-    pub fn idle_cost(&self, prices: &prices::Prices) -> f64 {
-        prices.idle_cost(report::hours(self.idle_time()), report::hours(self.parked_time))
+    /// Idle running VM-hours and parked hours at their prices; `parks` says whether the
+    /// setting parks (its VMs then have managed OS disks, billed while they run too).
+    pub fn idle_cost(&self, prices: &prices::Prices, parks: bool) -> f64 {
+        prices.idle_cost(parks, report::hours(self.idle_time()), report::hours(self.parked_time))
     }
 
     /// Every running VM-hour and parked hour at its price.
-    pub fn total_cost(&self, prices: &prices::Prices) -> f64 {
-        prices.total_cost(report::hours(self.vm_time), report::hours(self.parked_time))
+    pub fn total_cost(&self, prices: &prices::Prices, parks: bool) -> f64 {
+        prices.total_cost(parks, report::hours(self.vm_time), report::hours(self.parked_time))
     }
 }
 

@@ -1,11 +1,17 @@
-//! What the pool's VMs cost in money: a running VM per hour (compute and its OS disk) and
-//! a parked (deallocated) VM per hour (its OS disk alone), and the idle cost of a run.
+//! What the pool's VMs cost in money, and the idle cost of a run.
+//!
+//! The table holds a VM's compute per hour (`running_per_hour`) and its managed OS disk
+//! per hour (`parked_per_hour`: all a parked, deallocated VM bills). A pool that parks
+//! needs managed OS disks, so each of its VMs bills its disk whether running or parked:
+//! a running hour costs `running_per_hour + parked_per_hour`. A pool that parks nothing
+//! keeps Terraform's default ephemeral OS disk, which lives on the VM's own local disk and
+//! bills nothing: a running hour costs `running_per_hour`.
 //!
 //! The defaults are Terraform's default runner (`runners.sku = "Standard_D4ads_v5"`,
-//! Linux, pay-as-you-go) with the managed OS disk parking needs: a `StandardSSD_LRS` disk
-//! of the full runner image's size (actions/runner-images builds its Ubuntu images with a
-//! 75 GB OS disk, billed as the next tier up, E10, 128 GiB). Sources and dates are in
-//! `docs/simulate.md` ("Prices").
+//! Linux, pay-as-you-go, East US) and the managed OS disk parking needs: a
+//! `StandardSSD_LRS` disk of the full runner image's size (actions/runner-images builds
+//! its Ubuntu images with a 75 GB OS disk, billed as the next tier up, E10, 128 GiB).
+//! Sources and dates are in `docs/simulate.md` ("Prices").
 
 use std::path::Path;
 
@@ -22,22 +28,38 @@ pub const D4ADS_V5_PER_HOUR: f64 = 0.206;
 /// StandardSSD_LRS E10 (128 GiB), East US, US dollars per month.
 pub const E10_PER_MONTH: f64 = 9.60;
 
-/// A price table: what one VM costs per hour, running and parked.
+/// A price table: what one VM costs per hour (the operator configuration's `pool.prices`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Prices {
     /// ISO 4217 code the prices are in, e.g. `USD`.
+    #[serde(default = "default_currency")]
     pub currency: String,
-    /// A running VM: compute plus its OS disk.
+    /// A running VM's compute (an ephemeral OS disk included: it bills nothing).
+    #[serde(default = "default_running_per_hour")]
     pub running_per_hour: f64,
-    /// A parked (deallocated) VM: its OS disk alone; Azure bills no compute for it.
+    /// A managed OS disk: all a parked (deallocated) VM bills.
+    #[serde(default = "default_parked_per_hour")]
     pub parked_per_hour: f64,
+}
+
+fn default_currency() -> String {
+    "USD".into()
+}
+fn default_running_per_hour() -> f64 {
+    D4ADS_V5_PER_HOUR
+}
+fn default_parked_per_hour() -> f64 {
+    E10_PER_MONTH / HOURS_PER_MONTH
 }
 
 impl Default for Prices {
     fn default() -> Self {
-        let disk = E10_PER_MONTH / HOURS_PER_MONTH;
-        Self { currency: "USD".into(), running_per_hour: D4ADS_V5_PER_HOUR + disk, parked_per_hour: disk }
+        Self {
+            currency: default_currency(),
+            running_per_hour: default_running_per_hour(),
+            parked_per_hour: default_parked_per_hour(),
+        }
     }
 }
 
@@ -48,7 +70,7 @@ pub enum PricesError {
     UnknownFormat(std::path::PathBuf),
     #[error("the price file has no price table (`pool.prices`, or `currency`, `running_per_hour` and `parked_per_hour` at the top)")]
     Read(#[source] Box<figment::Error>),
-    #[error("prices must be finite and at least 0, and a parked VM must not cost more than a running one: {0:?}")]
+    #[error("prices must be finite and at least 0: {0:?}")]
     Invalid(Prices),
 }
 
@@ -72,30 +94,37 @@ impl Prices {
 
     fn validated(self) -> Result<Self, PricesError> {
         let ok = |x: f64| x.is_finite() && x >= 0.0;
-        if ok(self.running_per_hour) && ok(self.parked_per_hour) && self.parked_per_hour <= self.running_per_hour {
+        if ok(self.running_per_hour) && ok(self.parked_per_hour) {
             Ok(self)
         } else {
             Err(PricesError::Invalid(self))
         }
     }
 
-    /// Idle cost: idle running VM-hours at the running price plus parked hours at the
-    /// parked price. A running VM's price includes its disk, so its disk is not counted
-    /// twice; a parked VM pays its disk alone.
-    pub fn idle_cost(&self, idle_running_hours: f64, parked_hours: f64) -> f64 {
-        idle_running_hours * self.running_per_hour + parked_hours * self.parked_per_hour
+    /// A running VM-hour: compute, and the managed OS disk when the pool parks (`parks`).
+    pub fn running_vm_per_hour(&self, parks: bool) -> f64 {
+        self.running_per_hour + if parks { self.parked_per_hour } else { 0.0 }
+    }
+
+    /// Idle cost: idle running VM-hours at [`Self::running_vm_per_hour`] plus parked hours
+    /// at the disk's price.
+    pub fn idle_cost(&self, parks: bool, idle_running_hours: f64, parked_hours: f64) -> f64 {
+        idle_running_hours * self.running_vm_per_hour(parks) + parked_hours * self.parked_per_hour
     }
 
     /// Total cost: every running VM-hour (busy or idle) and every parked hour.
-    pub fn total_cost(&self, running_hours: f64, parked_hours: f64) -> f64 {
-        running_hours * self.running_per_hour + parked_hours * self.parked_per_hour
+    pub fn total_cost(&self, parks: bool, running_hours: f64, parked_hours: f64) -> f64 {
+        running_hours * self.running_vm_per_hour(parks) + parked_hours * self.parked_per_hour
     }
 
     /// One line naming the table, for the printed summary.
     pub fn describe(&self) -> String {
         format!(
-            "{} {:.4}/h running VM (compute and disk), {} {:.4}/h parked VM (disk)",
-            self.currency, self.running_per_hour, self.currency, self.parked_per_hour
+            "{c} {:.4}/h a running VM (compute, ephemeral OS disk), {c} {:.4}/h a managed OS disk \
+             (a parked VM; a pool that parks pays it on running VMs too)",
+            self.running_per_hour,
+            self.parked_per_hour,
+            c = self.currency
         )
     }
 }
@@ -109,17 +138,19 @@ mod tests {
         let p = Prices::default();
         assert_eq!(p.currency, "USD");
         assert!((p.parked_per_hour - 9.60 / 730.0).abs() < 1e-12);
-        assert!((p.running_per_hour - (0.206 + 9.60 / 730.0)).abs() < 1e-12);
-        // A parked VM costs about a sixteenth of a running one.
-        let ratio = p.running_per_hour / p.parked_per_hour;
+        assert_eq!(p.running_per_hour, 0.206);
+        // A parked VM costs about a seventeenth of a running one of a parking pool.
+        let ratio = p.running_vm_per_hour(true) / p.parked_per_hour;
         assert!((16.0..17.0).contains(&ratio), "{ratio}");
     }
 
     #[test]
-    fn idle_cost_prices_idle_running_hours_and_parked_hours_each_once() {
+    fn a_parking_pool_pays_its_disks_while_running_too_and_a_running_only_one_does_not() {
         let p = Prices { currency: "EUR".into(), running_per_hour: 0.2, parked_per_hour: 0.01 };
-        assert!((p.idle_cost(10.0, 100.0) - (2.0 + 1.0)).abs() < 1e-12);
-        assert!((p.total_cost(30.0, 100.0) - (6.0 + 1.0)).abs() < 1e-12);
+        // 10 idle running hours and 100 parked hours.
+        assert!((p.idle_cost(true, 10.0, 100.0) - (10.0 * 0.21 + 100.0 * 0.01)).abs() < 1e-12);
+        assert!((p.idle_cost(false, 10.0, 0.0) - 2.0).abs() < 1e-12);
+        assert!((p.total_cost(true, 30.0, 100.0) - (30.0 * 0.21 + 1.0)).abs() < 1e-12);
     }
 
     #[test]
@@ -139,10 +170,13 @@ mod tests {
         std::fs::write(&bare, r#"{"currency": "USD", "running_per_hour": 0.3, "parked_per_hour": 0.02}"#).unwrap();
         assert_eq!(Prices::load(&bare).unwrap().running_per_hour, 0.3);
 
-        let dearer_parked = dir.path().join("bad.json");
-        std::fs::write(&dearer_parked, r#"{"currency": "USD", "running_per_hour": 0.1, "parked_per_hour": 0.2}"#)
-            .unwrap();
-        assert!(matches!(Prices::load(&dearer_parked), Err(PricesError::Invalid(_))));
+        let partial = dir.path().join("partial.toml");
+        std::fs::write(&partial, "running_per_hour = 0.5\n").unwrap();
+        assert_eq!(Prices::load(&partial).unwrap(), Prices { running_per_hour: 0.5, ..Prices::default() });
+
+        let negative = dir.path().join("bad.json");
+        std::fs::write(&negative, r#"{"running_per_hour": -0.1}"#).unwrap();
+        assert!(matches!(Prices::load(&negative), Err(PricesError::Invalid(_))));
         assert!(matches!(Prices::load(&dir.path().join("prices.yaml")), Err(PricesError::UnknownFormat(_))));
     }
 }

@@ -39,21 +39,22 @@ pub struct Point {
 
 impl Point {
     pub fn of(setting: Setting, outcome: &Outcome, prices: &Prices) -> Self {
+        let parks = setting.parks();
         Self {
             setting,
             p95: quantile(&outcome.waits, 0.95),
             idle_hours: hours(outcome.idle_time()),
             parked_hours: hours(outcome.parked_time),
             total_hours: hours(outcome.vm_time),
-            idle_cost: outcome.idle_cost(prices),
-            total_cost: outcome.total_cost(prices),
+            idle_cost: outcome.idle_cost(prices, parks),
+            total_cost: outcome.total_cost(prices, parks),
             throttled: outcome.throttled_total(),
         }
     }
 
     /// Parks nothing: every warm VM runs.
     pub fn running_only(&self) -> bool {
-        self.setting.parked == 0
+        !self.setting.parks()
     }
 }
 

@@ -50,8 +50,8 @@ fn one_vm_that_is_only_ever_reimaged_costs_exactly_the_horizon() {
     assert_eq!(out.parked_time, Duration::ZERO);
     let prices = Prices { currency: "EUR".into(), running_per_hour: 0.36, parked_per_hour: 0.01 };
     let idle_hours = out.idle_time().as_secs_f64() / 3600.0;
-    assert!((out.idle_cost(&prices) - idle_hours * 0.36).abs() < 1e-9);
-    assert!((out.total_cost(&prices) - out.horizon.as_secs_f64() / 3600.0 * 0.36).abs() < 1e-9);
+    assert!((out.idle_cost(&prices, false) - idle_hours * 0.36).abs() < 1e-9);
+    assert!((out.total_cost(&prices, false) - out.horizon.as_secs_f64() / 3600.0 * 0.36).abs() < 1e-9);
 }
 
 #[test]
