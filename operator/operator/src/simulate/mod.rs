@@ -17,7 +17,8 @@
 //! - [`export`]: `operator trace export`, a repository's job history as a workload.
 //! - [`sweep`]: a grid of settings in parallel, its Pareto front and recommendation.
 //! - [`prices`]: the price table and the idle cost of a run.
-//! - [`window`]: a time window of the trace (`--last 14d`) and the history before it.
+//! - [`window`]: a time window of the trace (`--last 14d`) and the history before it;
+//!   [`learn`]: the demand samples a learned mode is seeded from.
 
 pub mod baselines;
 pub mod command;
@@ -25,6 +26,7 @@ pub mod direct;
 pub mod export;
 pub mod goal;
 pub mod html;
+pub mod learn;
 pub mod prices;
 pub mod report;
 pub mod sweep;
