@@ -25,10 +25,10 @@ unit:
 integration:
     cargo test --workspace --locked $(for f in operator/*/tests/*.rs tests/*/tests/*.rs; do n="$(basename "$f" .rs)"; case "$n" in e2e_*) ;; *) printf -- '--test %s ' "$n" ;; esac; done)
 
-# The busy-record tests once more on the Node Azurite process, the fallback for machines
-# without a Docker daemon (the integration tier ran them in containers).
+# The busy-record and learned-state tests once more on the Node Azurite processes, the
+# fallback for machines without a Docker daemon (the integration tier ran them in containers).
 azurite-fallback:
-    env -u AZURITE_QUEUE_URL AZURITE_MODE=process cargo test --locked -p operator --test busy_record_azurite
+    env -u AZURITE_QUEUE_URL -u AZURITE_BLOB_URL AZURITE_MODE=process cargo test --locked -p operator --test busy_record_azurite --test learned_state
 
 # End-to-end (tests named e2e_*): the real binary, and the whole operator driving simulated VMs over HTTP.
 e2e:

@@ -3,7 +3,7 @@
 # toolchain, Node.js and Python, install every tool the tests need — pinned,
 # cached inside the checkout, git-ignored — then run every test tier.
 #
-#   node_modules/   Azurite (package-lock.json), the real queue service for tests
+#   node_modules/   Azurite (package-lock.json), the real queue and blob services for tests
 #   .tools/         Python tools: just, shellcheck, checkov, actionlint, zizmor, pytest
 #   apt packages    cloud-init (schema check), jq, curl, iproute2 (the VM scripts and
 #                   the e2e test's network namespaces), docker.io and mmdebstrap (the
@@ -23,6 +23,7 @@ if [[ ! -f "${stamp}" || "$(cat "${stamp}")" != "${want}" ]]; then
   printf '%s\n' "${want}" > "${stamp}"
 fi
 node_modules/.bin/azurite-queue --version > /dev/null
+node_modules/.bin/azurite-blob --version > /dev/null
 
 bash scripts/install-apt-tools.sh
 bash scripts/install-python-tools.sh

@@ -62,6 +62,10 @@ locals {
 
   scaler_api_url = "http://${module.scaler.private_ip_address}:${var.operator.api_port}"
 
+  # The pool parks VMs (stop-deallocates them, starts them on demand) if any setting can
+  # ask for a parked one: then the runners need a managed OS disk (modules/runners).
+  pool_parks = var.pool_parked_instances > 0 || var.pool_learned || anytrue([for s in var.pool_schedules : coalesce(s.parked_instances, 0) > 0])
+
   # What workflows put in runs-on. With the runner scale set: its name, resolved here
   # (not left to the operator's default) so the operator config and the runs_on output
   # cannot disagree. Without it: the runners' labels. The two have different types, which
@@ -94,6 +98,7 @@ module "network" {
   admin_source_address_prefixes = var.network.admin_source_address_prefixes
   existing_subnets              = var.network.existing_subnets
   existing_private_dns_zone_ids = var.network.existing_private_dns_zone_ids
+  blob_private_dns_zone_enabled = var.pool_learned
   tags                          = var.tags
 }
 
@@ -108,6 +113,8 @@ module "storage" {
   private_dns_zone_id        = module.network.private_dns_zone_ids["queue"]
   account_replication_type   = var.storage.account_replication_type
   queue_name                 = var.storage.queue_name
+  operator_state_enabled     = var.pool_learned
+  blob_private_dns_zone_id   = var.pool_learned ? module.network.private_dns_zone_ids["blob"] : null
   log_analytics_workspace_id = var.log_analytics_workspace_id
   tags                       = var.tags
 }
@@ -146,6 +153,7 @@ module "identity" {
   queue_id                   = module.storage.queue_id
   key_vault_id               = module.keyvault.key_vault_id
   custom_role_definition_ids = var.custom_role_definition_ids
+  state_container_ids        = var.pool_learned ? { learned_demand = module.storage.operator_state_container_id } : {}
   tags                       = var.tags
 }
 
@@ -163,6 +171,7 @@ module "runners" {
   custom_data                = local.runner_cloud_init
   sku                        = var.runners.sku
   os_disk                    = var.runners.os_disk
+  parking_enabled            = local.pool_parks
   spot                       = var.runners.spot
   zones                      = var.runners.zones
   encryption_at_host_enabled = var.runners.encryption_at_host_enabled
@@ -211,6 +220,18 @@ module "scaler" {
       registration_timeout   = var.operator.registration_timeout
       runner_exit_timeout    = var.operator.runner_exit_timeout
       keep_unhealthy         = var.operator.keep_unhealthy_for_debugging
+      parked                 = var.pool_parked_instances
+      schedules = [
+        for s in var.pool_schedules : {
+          cron                   = s.cron
+          timezone               = s.timezone
+          min                    = s.min_instances
+          parked                 = s.parked_instances
+          free_target_percentage = s.free_target_percentage
+        }
+      ]
+      learned = var.pool_learned ? { state_url = module.storage.learned_state_url } : null
+      prices  = var.pool_prices
     }
     reconcile_period = var.operator.reconcile_period
     api_port         = var.operator.api_port

@@ -18,6 +18,11 @@ output "key_vault_uri" {
   value       = module.keyvault.key_vault_uri
 }
 
+output "learned_state_url" {
+  description = "URL of the blob in which the operator keeps its learned-demand state (pool_learned = true; private, reached through the blob private endpoint); null otherwise."
+  value       = module.storage.learned_state_url
+}
+
 output "nat_public_ip_address" {
   description = "Outbound public IP of the runners and the scaler (null with existing subnets or without NAT gateway)."
   value       = module.network.nat_public_ip_address
@@ -31,6 +36,11 @@ output "operator_config_json" {
 output "queue_url" {
   description = "URL of the busy-runner storage queue."
   value       = module.storage.queue_url
+}
+
+output "runner_os_disk" {
+  description = "The runners' OS disk as chosen from the pool: `ephemeral` (false when the pool parks VMs, unless runners.os_disk says otherwise), `caching` and `storage_type`."
+  value       = module.runners.os_disk
 }
 
 output "runs_on" {

@@ -9,10 +9,12 @@
 #   pool-free-target-percentage -> pool_free_target_percentage
 #   build-image                 -> a workflow input only (.github/workflows/image.yml)
 # Cross-variable rules are preconditions on data.azurerm_resource_group.this, except
-# those that only qualify one variable by the demand source (pool_min_instances,
-# runner_labels, scale_set_name against github_demand): those are validation blocks
-# of that variable, which Terraform >= 1.9 (versions.tf) lets reference another one,
-# so the error names the variable to change.
+# those that qualify one variable by others: pool_min_instances, runner_labels and
+# scale_set_name against github_demand; pool_parked_instances and pool_schedules against
+# the pool's min and max; pool_learned against pool_schedules; runners.os_disk.ephemeral
+# against parking; network's DNS zones against pool_learned. Those are validation blocks
+# of that variable, which Terraform >= 1.9 (versions.tf) lets reference another one, so
+# the error names the variable to change.
 
 variable "admin_ssh_public_key" {
   type        = string
@@ -256,6 +258,7 @@ variable "network" {
     existing_private_dns_zone_ids = optional(object({
       key_vault = string
       queue     = string
+      blob      = optional(string)
     }))
   })
   default     = {}
@@ -263,11 +266,17 @@ variable "network" {
     Network. By default a new VNet with a runner subnet and a scaler subnet, NSGs that admit only
     runner subnet -> scaler API port, and a NAT gateway for egress. `existing_subnets` brings your own
     subnets instead (you then own their NSGs and egress). `existing_private_dns_zone_ids` uses your
-    `privatelink.vaultcore.azure.net` and `privatelink.queue.core.windows.net` zones (a hub's, already
-    linked to the VNet) instead of creating and linking new ones. `admin_source_address_prefixes`: private
+    `privatelink.vaultcore.azure.net` and `privatelink.queue.core.windows.net` zones, and with
+    pool_learned your `privatelink.blob.core.windows.net` zone (`blob`), a hub's, already linked to the
+    VNet, instead of creating and linking new ones. `admin_source_address_prefixes`: private
     prefixes (for example Azure Bastion) allowed to SSH; empty means no SSH.
   EOT
   nullable    = false
+
+  validation {
+    condition     = !var.pool_learned || var.network.existing_private_dns_zone_ids == null || try(var.network.existing_private_dns_zone_ids.blob != null, false)
+    error_message = "network.existing_private_dns_zone_ids.blob must be set with pool_learned = true: the scaler reaches its learned-demand blob through a blob private endpoint, which needs your privatelink.blob.core.windows.net zone."
+  }
 }
 
 variable "operator" {
@@ -319,6 +328,18 @@ variable "pool_free_target_percentage" {
   }
 }
 
+variable "pool_learned" {
+  type        = bool
+  default     = false
+  description = "Learned parking (operator config pool.learned): the operator sizes the parked reserve itself from the demand it has seen, and keeps what it learned as the blob `learned-demand.json` in a private `operator-state` container of the deployment's storage account. Terraform then creates that container, a blob private endpoint (and its privatelink.blob.core.windows.net zone) and grants the scaler Storage Blob Data Contributor on that container only. The pool parks, so the runners get a managed OS disk (see runners). Excludes pool_schedules."
+  nullable    = false
+
+  validation {
+    condition     = !var.pool_learned || length(var.pool_schedules) == 0
+    error_message = "pool_learned = true and pool_schedules are exclusive: the learned mode decides the parked reserve itself. Empty pool_schedules, or set pool_learned = false."
+  }
+}
+
 variable "pool_max_instances" {
   type        = number
   default     = 10
@@ -344,6 +365,90 @@ variable "pool_min_instances" {
   validation {
     condition     = var.pool_min_instances >= 1 || var.github_demand == "scale_set"
     error_message = "pool_min_instances must be at least 1 with github_demand = \"none\": with no runner, no job hook ever reaches the operator, so the pool could not scale out. Set github_demand = \"scale_set\" to scale from zero."
+  }
+}
+
+variable "pool_parked_instances" {
+  type        = number
+  default     = 0
+  description = "VMs kept parked in reserve besides the pool_min_instances running ones (operator config pool.parked): stopped and deallocated, they bill only their OS disk, and the operator starts one when a job needs it, which is faster than creating a VM. Parked VMs count against pool_max_instances. Any parking (this, a pool_schedules entry with parked_instances, or pool_learned) gives the runners a managed OS disk: Azure cannot deallocate a VM with an ephemeral one (see runners)."
+  nullable    = false
+
+  validation {
+    condition     = var.pool_parked_instances >= 0 && floor(var.pool_parked_instances) == var.pool_parked_instances
+    error_message = "pool_parked_instances must be a whole number of at least 0 (0: no VM kept parked)."
+  }
+  validation {
+    condition     = var.pool_min_instances + var.pool_parked_instances <= var.pool_max_instances
+    error_message = "pool_min_instances + pool_parked_instances (${var.pool_min_instances} + ${var.pool_parked_instances}) must not exceed pool_max_instances (${var.pool_max_instances}): parked VMs are instances of the scale set. Lower pool_parked_instances or raise pool_max_instances."
+  }
+}
+
+variable "pool_prices" {
+  type = object({
+    currency         = optional(string, "USD")
+    running_per_hour = number
+    parked_per_hour  = number
+  })
+  default     = null
+  description = "What one runner costs per hour running (VM plus OS disk) and parked (OS disk only), for the operator's cost figures and the learned mode's trade-off between waiting jobs and parked disks (operator config pool.prices). Null: the operator's defaults, for Standard_D4ads_v5 and its OS disk; set it for another VM size, disk type or region. `currency` is an ISO 4217 code."
+
+  validation {
+    condition     = var.pool_prices == null || try(var.pool_prices.running_per_hour > 0 && var.pool_prices.parked_per_hour >= 0, false)
+    error_message = "pool_prices.running_per_hour must be greater than 0 and pool_prices.parked_per_hour at least 0 (prices per VM and hour)."
+  }
+  validation {
+    condition     = var.pool_prices == null || try(var.pool_prices.parked_per_hour <= var.pool_prices.running_per_hour, false)
+    error_message = "pool_prices.parked_per_hour must not exceed pool_prices.running_per_hour: a parked VM bills only its OS disk, a running one the disk and the VM."
+  }
+  validation {
+    condition     = var.pool_prices == null || can(regex("^[A-Z]{3}$", try(var.pool_prices.currency, "")))
+    error_message = "pool_prices.currency must be an ISO 4217 code of three capital letters, for example \"USD\" or \"EUR\"."
+  }
+}
+
+variable "pool_schedules" {
+  type = list(object({
+    cron                   = string
+    timezone               = string
+    min_instances          = optional(number)
+    parked_instances       = optional(number)
+    free_target_percentage = optional(number)
+  }))
+  default     = []
+  description = "Times with other pool sizes (operator config pool.schedules). An entry applies during every minute its `cron` (five fields: minute hour day-of-month month day-of-week, as in crontab) matches in its IANA `timezone`; where several match, the last in the list wins. It overrides pool_min_instances (`min_instances`), pool_parked_instances (`parked_instances`) and pool_free_target_percentage (`free_target_percentage`); fields left unset keep those base values. For example `{ cron = \"* 7-18 * * 1-5\", timezone = \"Europe/Berlin\", min_instances = 4, parked_instances = 6 }` for working hours. An entry with parked_instances > 0 gives the runners a managed OS disk (see runners). Excludes pool_learned."
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for s in var.pool_schedules : can(regex("^[0-9A-Za-z*,/?#-]+( +[0-9A-Za-z*,/?#-]+){4}$", s.cron))])
+    error_message = "Each pool_schedules cron must be five space-separated fields, minute hour day-of-month month day-of-week, for example \"* 7-18 * * 1-5\" (every minute from 07:00 to 18:59 on weekdays); the operator checks the fields themselves."
+  }
+  validation {
+    condition     = alltrue([for s in var.pool_schedules : can(regex("^(UTC|[A-Z][A-Za-z]+(/[A-Za-z0-9_+-]+){1,2})$", s.timezone))])
+    error_message = "Each pool_schedules timezone must be an IANA time zone name such as \"Europe/Berlin\", \"America/New_York\" or \"UTC\" (abbreviations such as CET or PST are not names)."
+  }
+  validation {
+    condition = alltrue([
+      for s in var.pool_schedules :
+      (s.min_instances == null || try(s.min_instances >= 0 && floor(s.min_instances) == s.min_instances, false)) &&
+      (s.parked_instances == null || try(s.parked_instances >= 0 && floor(s.parked_instances) == s.parked_instances, false))
+    ])
+    error_message = "Each pool_schedules entry's min_instances and parked_instances must be whole numbers of at least 0, or unset (the base value applies)."
+  }
+  validation {
+    condition = alltrue([
+      for s in var.pool_schedules :
+      s.free_target_percentage == null || try(s.free_target_percentage >= 0 && s.free_target_percentage < 100 && floor(s.free_target_percentage) == s.free_target_percentage, false)
+    ])
+    error_message = "Each pool_schedules entry's free_target_percentage must be a whole number from 0 to 99, or unset (pool_free_target_percentage applies)."
+  }
+  validation {
+    condition     = alltrue([for s in var.pool_schedules : coalesce(s.min_instances, var.pool_min_instances) + coalesce(s.parked_instances, var.pool_parked_instances) <= var.pool_max_instances])
+    error_message = "In each pool_schedules entry, min_instances + parked_instances (an unset one takes pool_min_instances or pool_parked_instances) must not exceed pool_max_instances (${var.pool_max_instances}): lower the entry's counts or raise pool_max_instances."
+  }
+  validation {
+    condition     = var.github_demand == "scale_set" || alltrue([for s in var.pool_schedules : s.min_instances == null || try(s.min_instances >= 1, false)])
+    error_message = "With github_demand = \"none\" each pool_schedules entry's min_instances must be at least 1, or unset: with no runner, no job hook reaches the operator, so the pool could not scale out."
   }
 }
 
@@ -401,10 +506,10 @@ variable "runners" {
     sku                        = optional(string, "Standard_D4ads_v5")
     encryption_at_host_enabled = optional(bool, false)
     os_disk = optional(object({
-      ephemeral    = optional(bool, true)
+      ephemeral    = optional(bool)
       placement    = optional(string, "ResourceDisk")
       size_gb      = optional(number)
-      storage_type = optional(string, "Standard_LRS")
+      storage_type = optional(string)
     }), {})
     spot = optional(object({
       max_bid_price = optional(number, -1)
@@ -413,11 +518,23 @@ variable "runners" {
   })
   default     = {}
   description = <<-EOT
-    Runner scale set. `sku`: VM size; `os_disk.ephemeral` (default true) needs a resource or cache disk
-    at least as large as the image; `spot`: set to {} for Spot VMs (eviction policy Delete);
-    `zones`: availability zones; `encryption_at_host_enabled` needs the EncryptionAtHost feature.
+    Runner scale set. `sku`: VM size. `os_disk.ephemeral`: null (default) chooses from the pool: an
+    ephemeral OS disk (on the resource or cache disk, which must hold the image; `storage_type` default
+    Standard_LRS) unless the pool parks VMs (pool_parked_instances > 0, a pool_schedules entry with
+    parked_instances > 0, or pool_learned), which needs a managed OS disk (caching ReadWrite,
+    `storage_type` default StandardSSD_LRS), because Azure cannot stop-deallocate a VM with an
+    ephemeral OS disk; true with parking is refused. Changing the disk kind or type replaces the scale
+    set and its instances. `spot`: set to {} for Spot VMs (eviction policy Delete); `zones`:
+    availability zones; `encryption_at_host_enabled` needs the EncryptionAtHost feature.
   EOT
   nullable    = false
+
+  validation {
+    condition = !(var.runners.os_disk.ephemeral == true && (
+      var.pool_parked_instances > 0 || var.pool_learned || anytrue([for s in var.pool_schedules : try(s.parked_instances > 0, false)])
+    ))
+    error_message = "runners.os_disk.ephemeral = true cannot be combined with parking (pool_parked_instances > 0, a pool_schedules entry with parked_instances > 0, or pool_learned = true): Azure cannot stop-deallocate a VM whose OS disk is ephemeral. Leave runners.os_disk.ephemeral unset (a managed disk is then chosen) or set it to false, or stop parking."
+  }
 }
 
 variable "scale_set_name" {

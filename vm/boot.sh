@@ -14,6 +14,9 @@
 #   - Registration is retried with backoff until REGISTRATION_TIMEOUT, then this
 #     script fails loudly (the unit fails, the journal says why); the operator
 #     recycles a VM that never registers after its own registration timeout.
+#   - The answer may be "park" instead: the pool keeps the VM in reserve, deallocated,
+#     and starts it on demand. The unit is enabled, so the started VM runs this
+#     script again and asks for its registration like any booting VM.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -57,16 +60,29 @@ private="$(mktemp -d)"
 trap 'rm -rf "${private}"' EXIT
 answer="${private}/registration.json"
 
-vmss_log info "asking ${SCALER_API_URL} for this boot's registration (for up to ${REGISTRATION_TIMEOUT}s)"
-deadline=$(($(date +%s) + REGISTRATION_TIMEOUT))
-rc=0
-vmss_post /api/v1/registration '{}' "${answer}" 0 "${deadline}" || rc=$?
-if ((rc != 0)); then
-  # 409: this boot's registration was already handed out (the unit ran twice); a
-  # second one would be refused too. Anything else: the scaler stayed unreachable.
-  vmss_log error "no registration after ${REGISTRATION_TIMEOUT}s (last: $(vmss_describe "${answer}")); giving up, the operator will recycle this VM"
-  exit 1
-fi
+# "park": the pool keeps this VM in reserve. It gets no registration (nothing secret
+# reaches its disk) and the operator deallocates it, which ends this script; a start
+# boots the VM again and this unit asks afresh. Until the deallocation comes it asks
+# again every retry_after_seconds, since the pool may need it after all.
+while :; do
+  vmss_log info "asking ${SCALER_API_URL} for this boot's registration (for up to ${REGISTRATION_TIMEOUT}s)"
+  deadline=$(($(date +%s) + REGISTRATION_TIMEOUT))
+  rc=0
+  vmss_post /api/v1/registration '{}' "${answer}" 0 "${deadline}" || rc=$?
+  if ((rc != 0)); then
+    # 409: this boot's registration was already handed out (the unit ran twice); a
+    # second one would be refused too. Anything else: the scaler stayed unreachable.
+    vmss_log error "no registration after ${REGISTRATION_TIMEOUT}s (last: $(vmss_describe "${answer}")); giving up, the operator will recycle this VM"
+    exit 1
+  fi
+  [[ "$(jq -r '.mode' "${answer}")" == park ]] || break
+  ask_again="$(jq -r '.retry_after_seconds' "${answer}")"
+  if [[ ! "${ask_again}" =~ ^[0-9]+$ ]] || ((ask_again < 1)); then
+    ask_again=30
+  fi
+  vmss_log info "told to park: this VM waits in reserve for the operator to deallocate it; asking again in ${ask_again}s"
+  sleep "${ask_again}"
+done
 
 mode="$(jq -r '.mode' "${answer}")"
 runner_name="$(jq -r '.runner_name' "${answer}")"

@@ -226,8 +226,13 @@ run "scaler_role_lists_actions_and_no_wildcards" {
     error_message = "The scaler's custom role must list its actions, no wildcards."
   }
   assert {
-    condition     = length(azurerm_role_definition.scaler_vmss[0].permissions[0].actions) == 6 && !contains(azurerm_role_definition.scaler_vmss[0].permissions[0].actions, "Microsoft.Compute/locations/operations/read")
-    error_message = "The scaler's role holds exactly the six actions the operator calls, and no async-operation read."
+    condition     = length(azurerm_role_definition.scaler_vmss[0].permissions[0].actions) == 8 && !contains(azurerm_role_definition.scaler_vmss[0].permissions[0].actions, "Microsoft.Compute/locations/operations/read")
+    error_message = "The scaler's role holds exactly the eight actions the operator calls, and no async-operation read."
+  }
+  assert {
+    condition = alltrue([for action in ["Microsoft.Compute/virtualMachineScaleSets/deallocate/action", "Microsoft.Compute/virtualMachineScaleSets/start/action"] :
+    contains(azurerm_role_definition.scaler_vmss[0].permissions[0].actions, action)])
+    error_message = "The scaler parks VMs (POST deallocate) and starts them on demand (POST start) with instance ids."
   }
   assert {
     condition     = endswith(azurerm_role_definition.scaler_vmss[0].name, "${substr(sha256(lower(var.resource_group_id)), 0, 8)})")
@@ -288,4 +293,210 @@ run "storage_has_one_image_definition_per_ubuntu_release" {
     condition     = azurerm_shared_image.runner["24.04"].hyper_v_generation == "V2" && azurerm_shared_image.runner["24.04"].trusted_launch_supported
     error_message = "The scale set uses Trusted Launch: the definitions are Gen2 with Trusted Launch support."
   }
+}
+
+run "parking_runners_get_a_managed_os_disk" {
+  command = plan
+  module {
+    source = "./modules/runners"
+  }
+  variables {
+    name                 = "vmss-gh-runners"
+    admin_ssh_public_key = var.ssh_key
+    custom_data          = "#cloud-config\n"
+    parking_enabled      = true
+    source_image = {
+      gallery_image_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Compute/galleries/gal/images/img"
+    }
+  }
+
+  assert {
+    condition     = length(azurerm_linux_virtual_machine_scale_set.this.os_disk[0].diff_disk_settings) == 0
+    error_message = "Azure cannot stop-deallocate a VM with an ephemeral OS disk: a parking pool has no diff_disk_settings."
+  }
+  assert {
+    condition     = azurerm_linux_virtual_machine_scale_set.this.os_disk[0].caching == "ReadWrite" && azurerm_linux_virtual_machine_scale_set.this.os_disk[0].storage_account_type == "StandardSSD_LRS"
+    error_message = "A managed OS disk: caching ReadWrite, Standard SSD by default."
+  }
+}
+
+run "parking_runners_refuse_an_ephemeral_disk" {
+  command = plan
+  module {
+    source = "./modules/runners"
+  }
+  variables {
+    name                 = "vmss-gh-runners"
+    admin_ssh_public_key = var.ssh_key
+    custom_data          = "#cloud-config\n"
+    parking_enabled      = true
+    os_disk = {
+      ephemeral = true
+    }
+    source_image = {
+      gallery_image_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Compute/galleries/gal/images/img"
+    }
+  }
+  expect_failures = [var.os_disk]
+}
+
+run "an_ephemeral_base_disk_is_locally_redundant" {
+  command = plan
+  module {
+    source = "./modules/runners"
+  }
+  variables {
+    name                 = "vmss-gh-runners"
+    admin_ssh_public_key = var.ssh_key
+    custom_data          = "#cloud-config\n"
+    os_disk = {
+      storage_type = "StandardSSD_ZRS"
+    }
+    source_image = {
+      gallery_image_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Compute/galleries/gal/images/img"
+    }
+  }
+  expect_failures = [var.os_disk]
+}
+
+run "storage_without_operator_state_has_no_container_and_no_blob_endpoint" {
+  command = plan
+  module {
+    source = "./modules/storage"
+  }
+  variables {
+    storage_account_name       = "stghrunnerstest03"
+    gallery_name               = "gal_runners"
+    private_endpoint_subnet_id = var.subnet_id
+    private_dns_zone_id        = "/zone"
+  }
+
+  assert {
+    condition     = length(azurerm_storage_container.operator_state) == 0 && length(azurerm_private_endpoint.blob) == 0
+    error_message = "Without the learned mode the account holds only the queue: no container, no blob endpoint."
+  }
+  assert {
+    condition     = output.learned_state_url == null && output.operator_state_container_id == null
+    error_message = "Without the learned mode there is no state blob."
+  }
+}
+
+run "operator_state_is_a_private_container_behind_a_blob_private_endpoint" {
+  command = plan
+  module {
+    source = "./modules/storage"
+  }
+  variables {
+    storage_account_name       = "stghrunnerstest04"
+    gallery_name               = "gal_runners"
+    private_endpoint_subnet_id = var.subnet_id
+    private_dns_zone_id        = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Network/privateDnsZones/privatelink.queue.core.windows.net"
+    operator_state_enabled     = true
+    blob_private_dns_zone_id   = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Network/privateDnsZones/privatelink.blob.core.windows.net"
+  }
+
+  assert {
+    condition     = azurerm_storage_container.operator_state[0].name == "operator-state" && azurerm_storage_container.operator_state[0].container_access_type == "private"
+    error_message = "The operator's state lives in the private container operator-state."
+  }
+  assert {
+    condition     = contains(azurerm_private_endpoint.blob[0].private_service_connection[0].subresource_names, "blob") && azurerm_private_endpoint.blob[0].subnet_id == var.subnet_id
+    error_message = "The blob service is reached through its own private endpoint, beside the queue's."
+  }
+  assert {
+    condition     = azurerm_storage_account.this.public_network_access_enabled == false && azurerm_storage_account.this.allow_nested_items_to_be_public == false
+    error_message = "The container adds no public access to the account."
+  }
+}
+
+run "operator_state_needs_the_blob_dns_zone" {
+  command = plan
+  module {
+    source = "./modules/storage"
+  }
+  variables {
+    storage_account_name       = "stghrunnerstest05"
+    gallery_name               = "gal_runners"
+    private_endpoint_subnet_id = var.subnet_id
+    private_dns_zone_id        = "/zone"
+    operator_state_enabled     = true
+  }
+  expect_failures = [var.blob_private_dns_zone_id]
+}
+
+run "the_state_container_grant_is_scoped_to_the_container" {
+  command = plan
+  module {
+    source = "./modules/identity"
+  }
+  variables {
+    name                = "gh-runners"
+    resource_group_id   = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test"
+    vmss_id             = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Compute/virtualMachineScaleSets/vmss"
+    runner_subnet_id    = var.subnet_id
+    image_definition_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Compute/galleries/gal/images/img"
+    queue_id            = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Storage/storageAccounts/st/queueServices/default/queues/busy-runners"
+    key_vault_id        = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/kv"
+    state_container_ids = {
+      learned_demand = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Storage/storageAccounts/st/blobServices/default/containers/operator-state"
+    }
+  }
+
+  assert {
+    condition     = azurerm_role_assignment.scaler_state_container["learned_demand"].scope == var.state_container_ids.learned_demand && azurerm_role_assignment.scaler_state_container["learned_demand"].role_definition_name == "Storage Blob Data Contributor"
+    error_message = "The scaler gets Storage Blob Data Contributor on the state container only, not on the account."
+  }
+}
+
+run "no_state_container_no_blob_grant" {
+  command = plan
+  module {
+    source = "./modules/identity"
+  }
+  variables {
+    name                = "gh-runners"
+    resource_group_id   = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test"
+    vmss_id             = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Compute/virtualMachineScaleSets/vmss"
+    runner_subnet_id    = var.subnet_id
+    image_definition_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Compute/galleries/gal/images/img"
+    queue_id            = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Storage/storageAccounts/st/queueServices/default/queues/busy-runners"
+    key_vault_id        = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/kv"
+  }
+
+  assert {
+    condition     = length(azurerm_role_assignment.scaler_state_container) == 0
+    error_message = "Without the learned mode the scaler holds no blob role."
+  }
+}
+
+run "network_creates_the_blob_zone_only_when_asked" {
+  command = plan
+  module {
+    source = "./modules/network"
+  }
+  variables {
+    name                          = "gh-runners"
+    blob_private_dns_zone_enabled = true
+  }
+
+  assert {
+    condition     = azurerm_private_dns_zone.this["blob"].name == "privatelink.blob.core.windows.net" && length(azurerm_private_dns_zone.this) == 3
+    error_message = "With the blob endpoint the network creates and links privatelink.blob.core.windows.net besides the vault and queue zones."
+  }
+}
+
+run "network_with_a_hubs_zones_needs_the_blob_zone_for_a_blob_endpoint" {
+  command = plan
+  module {
+    source = "./modules/network"
+  }
+  variables {
+    name                          = "gh-runners"
+    blob_private_dns_zone_enabled = true
+    existing_private_dns_zone_ids = {
+      key_vault = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-hub/providers/Microsoft.Network/privateDnsZones/privatelink.vaultcore.azure.net"
+      queue     = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-hub/providers/Microsoft.Network/privateDnsZones/privatelink.queue.core.windows.net"
+    }
+  }
+  expect_failures = [var.existing_private_dns_zone_ids]
 }

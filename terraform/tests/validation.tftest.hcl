@@ -273,3 +273,262 @@ run "free_target_percentage_is_a_whole_number" {
   }
   expect_failures = [var.pool_free_target_percentage]
 }
+
+# Parked VMs (pool_parked_instances, pool_schedules, pool_learned, pool_prices) and the
+# OS disk they need: Azure cannot stop-deallocate a VM whose OS disk is ephemeral.
+
+run "a_pool_that_never_parks_keeps_the_ephemeral_disk" {
+  command = plan
+
+  assert {
+    condition     = output.runner_os_disk.ephemeral && output.runner_os_disk.caching == "ReadOnly" && output.runner_os_disk.storage_type == "Standard_LRS"
+    error_message = "Without parking the runners keep the ephemeral OS disk (caching ReadOnly, Standard_LRS base disk), as before."
+  }
+}
+
+run "parked_instances_give_the_runners_a_managed_disk" {
+  command = plan
+  variables {
+    pool_min_instances    = 1
+    pool_parked_instances = 3
+  }
+
+  assert {
+    condition     = !output.runner_os_disk.ephemeral && output.runner_os_disk.caching == "ReadWrite" && output.runner_os_disk.storage_type == "StandardSSD_LRS"
+    error_message = "A parking pool needs a managed OS disk (caching ReadWrite, Standard SSD by default)."
+  }
+}
+
+run "a_parking_schedule_alone_gives_the_runners_a_managed_disk" {
+  command = plan
+  variables {
+    pool_schedules = [
+      { cron = "* 7-18 * * 1-5", timezone = "Europe/Berlin", min_instances = 2, parked_instances = 4 },
+    ]
+  }
+
+  assert {
+    condition     = !output.runner_os_disk.ephemeral
+    error_message = "A schedule entry with parked_instances > 0 parks VMs: the OS disk must be managed."
+  }
+}
+
+run "a_schedule_that_parks_nothing_keeps_the_ephemeral_disk" {
+  command = plan
+  variables {
+    pool_schedules = [
+      { cron = "* 0-5 * * *", timezone = "UTC", free_target_percentage = 0 },
+    ]
+  }
+
+  assert {
+    condition     = output.runner_os_disk.ephemeral
+    error_message = "A schedule without parked_instances parks nothing: the OS disk stays ephemeral."
+  }
+}
+
+run "learned_mode_plans_with_a_managed_disk" {
+  command = plan
+  variables {
+    pool_learned = true
+  }
+
+  assert {
+    condition     = !output.runner_os_disk.ephemeral
+    error_message = "The learned mode parks VMs: the OS disk must be managed."
+  }
+}
+
+run "an_explicit_storage_type_is_kept_with_parking" {
+  command = plan
+  variables {
+    pool_parked_instances = 1
+    runners = {
+      os_disk = {
+        storage_type = "Premium_ZRS"
+      }
+    }
+  }
+
+  assert {
+    condition     = output.runner_os_disk.storage_type == "Premium_ZRS" && !output.runner_os_disk.ephemeral
+    error_message = "A storage_type given is used for the managed disk."
+  }
+}
+
+run "ephemeral_disk_is_refused_with_parked_instances" {
+  command = plan
+  variables {
+    pool_parked_instances = 1
+    runners = {
+      os_disk = {
+        ephemeral = true
+      }
+    }
+  }
+  expect_failures = [var.runners]
+}
+
+run "ephemeral_disk_is_refused_with_a_parking_schedule" {
+  command = plan
+  variables {
+    pool_schedules = [
+      { cron = "* 7-18 * * 1-5", timezone = "Europe/Berlin", parked_instances = 2 },
+    ]
+    runners = {
+      os_disk = {
+        ephemeral = true
+      }
+    }
+  }
+  expect_failures = [var.runners]
+}
+
+run "ephemeral_disk_is_refused_with_the_learned_mode" {
+  command = plan
+  variables {
+    pool_learned = true
+    runners = {
+      os_disk = {
+        ephemeral = true
+      }
+    }
+  }
+  expect_failures = [var.runners]
+}
+
+run "parked_instances_are_a_whole_number" {
+  command = plan
+  variables {
+    pool_parked_instances = 1.5
+  }
+  expect_failures = [var.pool_parked_instances]
+}
+
+run "parked_instances_must_not_be_negative" {
+  command = plan
+  variables {
+    pool_parked_instances = -1
+  }
+  expect_failures = [var.pool_parked_instances]
+}
+
+run "min_plus_parked_must_not_exceed_max" {
+  command = plan
+  variables {
+    pool_min_instances    = 2
+    pool_max_instances    = 10
+    pool_parked_instances = 9
+  }
+  expect_failures = [var.pool_parked_instances]
+}
+
+run "schedule_cron_has_five_fields" {
+  command = plan
+  variables {
+    pool_schedules = [
+      { cron = "7-18 * * 1-5", timezone = "Europe/Berlin", min_instances = 2 },
+    ]
+  }
+  expect_failures = [var.pool_schedules]
+}
+
+run "schedule_timezone_is_an_iana_name" {
+  command = plan
+  variables {
+    pool_schedules = [
+      { cron = "* 7-18 * * 1-5", timezone = "CET", min_instances = 2 },
+    ]
+  }
+  expect_failures = [var.pool_schedules]
+}
+
+run "schedule_counts_are_whole_numbers" {
+  command = plan
+  variables {
+    pool_schedules = [
+      { cron = "* 7-18 * * 1-5", timezone = "Europe/Berlin", parked_instances = 0.5 },
+    ]
+  }
+  expect_failures = [var.pool_schedules]
+}
+
+run "schedule_free_target_percentage_is_below_100" {
+  command = plan
+  variables {
+    pool_schedules = [
+      { cron = "* 0-5 * * *", timezone = "UTC", free_target_percentage = 100 },
+    ]
+  }
+  expect_failures = [var.pool_schedules]
+}
+
+run "schedule_min_plus_parked_must_not_exceed_max" {
+  command = plan
+  variables {
+    pool_max_instances = 10
+    pool_schedules = [
+      { cron = "* 7-18 * * 1-5", timezone = "Europe/Berlin", min_instances = 6, parked_instances = 5 },
+    ]
+  }
+  expect_failures = [var.pool_schedules]
+}
+
+run "schedule_min_zero_needs_the_scale_set" {
+  command = plan
+  variables {
+    github_demand = "none"
+    pool_schedules = [
+      { cron = "* * * * 0,6", timezone = "UTC", min_instances = 0 },
+    ]
+  }
+  expect_failures = [var.pool_schedules]
+}
+
+run "learned_mode_and_schedules_are_exclusive" {
+  command = plan
+  variables {
+    pool_learned = true
+    pool_schedules = [
+      { cron = "* 7-18 * * 1-5", timezone = "Europe/Berlin", parked_instances = 2 },
+    ]
+  }
+  expect_failures = [var.pool_learned]
+}
+
+run "learned_mode_with_a_hubs_zones_needs_the_blob_zone" {
+  command = plan
+  variables {
+    pool_learned = true
+    network = {
+      existing_private_dns_zone_ids = {
+        key_vault = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-hub/providers/Microsoft.Network/privateDnsZones/privatelink.vaultcore.azure.net"
+        queue     = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-hub/providers/Microsoft.Network/privateDnsZones/privatelink.queue.core.windows.net"
+      }
+    }
+  }
+  expect_failures = [var.network]
+}
+
+run "prices_keep_parked_below_running" {
+  command = plan
+  variables {
+    pool_prices = {
+      running_per_hour = 0.1
+      parked_per_hour  = 0.2
+    }
+  }
+  expect_failures = [var.pool_prices]
+}
+
+run "prices_currency_is_an_iso_code" {
+  command = plan
+  variables {
+    pool_prices = {
+      currency         = "usd"
+      running_per_hour = 0.2
+      parked_per_hour  = 0.01
+    }
+  }
+  expect_failures = [var.pool_prices]
+}

@@ -162,6 +162,8 @@ class Evaluator:
             return args[1] in args[0]
         if name == "alltrue":
             return all(args[0])
+        if name == "anytrue":
+            return any(args[0])
         if name == "distinct":
             out_list: list[Any] = []
             for item in args[0]:
@@ -259,7 +261,8 @@ class Evaluator:
                     raise Unsupported(f"missing attribute {attr}")
                 return target[attr]
             if target is None:
-                raise Unsupported(f"attribute {attr} of null")
+                # Terraform: "Attempt to get attribute from null value", which try() catches.
+                raise EvalError(f"attribute {attr} of null")
             raise Unsupported(f"attribute {attr} of {type(target).__name__}")
         if kind == "index_expr_term":
             target = self.eval(kids[0])

@@ -39,9 +39,9 @@ def test_runner_document_writes_every_vm_script_byte_for_byte() -> None:
     assert "SCALER_API_URL=http://10.70.16.4:8080" in written["/etc/vmss-github-runner/runner.env"].decode()
 
 
-def test_runner_document_starts_the_boot_unit_without_blocking_cloud_init() -> None:
+def test_runner_document_enables_and_starts_the_boot_unit_without_blocking_cloud_init() -> None:
     document = yaml.safe_load(cloudinit.render(RUNNER_YAML, cloudinit.runner_variables()))
-    assert ["systemctl", "start", "--no-block", "vmss-github-runner.service"] in document["runcmd"]
+    assert ["systemctl", "enable", "--now", "--no-block", "vmss-github-runner.service"] in document["runcmd"]
 
 
 def test_scaler_document_installs_the_hardened_unit_and_the_checked_binary() -> None:

@@ -23,6 +23,7 @@ from hcleval import (Evaluator, LocalValues, attribute, attributes, block_body, 
 
 SCHEMA_PATH = Path(os.environ.get("OPERATOR_CONFIG_SCHEMA", REPO_ROOT / "schema" / "operator-config.schema.json"))
 SCALER = TERRAFORM / "modules" / "scaler"
+STORAGE = TERRAFORM / "modules" / "storage"
 
 # Stand-ins for what Azure computes during apply.
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
@@ -31,11 +32,18 @@ MODULE_OUTPUTS = {
     "keyvault": {"key_vault_uri": "https://kvexample123456.vault.azure.net/", "key_vault_id": "/kv"},
     "runners": {"vmss_id": VMSS_ID, "computer_name_prefix": "gh-runner"},
     "storage": {"queue_url": "https://stexample123456.queue.core.windows.net/busy-runners",
-                "queue_id": "/queue", "image_definition_id": "/image"},
+                "queue_id": "/queue", "image_definition_id": "/image",
+                # With pool_learned (else null): the storage module's own expression, evaluated
+                # below with the account's endpoint as stand-in (learned_state_url_of_storage()).
+                "learned_state_url": None, "operator_state_container_id": None},
     "identity": {"scaler_identity_client_id": "11111111-2222-3333-4444-555555555555",
                  "scaler_identity_id": "/id/scaler", "runner_identity_id": "/id/runners"},
-    "network": {"scaler_subnet_id": "/subnets/scaler", "runner_subnet_id": "/subnets/runners"},
+    "network": {"scaler_subnet_id": "/subnets/scaler", "runner_subnet_id": "/subnets/runners",
+                "private_dns_zone_ids": {"key_vault": "/zones/vaultcore", "queue": "/zones/queue"}},
 }
+BLOB_ENDPOINT = "https://stexample123456.blob.core.windows.net/"
+STATE_CONTAINER_ID = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
+                      "Microsoft.Storage/storageAccounts/stexample123456/blobServices/default/containers/operator-state")
 # Required example inputs that have no default (user secrets and artefacts).
 EXAMPLE_INPUTS = {
     "admin_ssh_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample user@example",
@@ -56,26 +64,52 @@ def _call_args(body, scope: dict[str, Any]) -> dict[str, Any]:
 
 
 # Root variables whose validations this path evaluates (the rest use functions such as
-# cidrhost() or formatdate() that hcleval does not model): the demand source's contract.
+# cidrhost() or formatdate() that hcleval does not model): the demand source's contract,
+# and the pool's (parking, schedules, learned mode, prices, and the disk and DNS zones they
+# need).
 DEMAND_VARIABLES = ["github_demand", "pool_min_instances", "runner_labels", "scale_set_name"]
+POOL_VARIABLES = ["pool_parked_instances", "pool_schedules", "pool_learned", "pool_prices", "runners", "network"]
 
 
-def render_for_example(example: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    return json.loads(scaler_locals_for_example(example, overrides)["operator_config_json"])
+def render_for_example(example: str, overrides: dict[str, Any] | None = None,
+                       root_inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    return json.loads(scaler_locals_for_example(example, overrides, root_inputs)["operator_config_json"])
 
 
-def root_for_example(example: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def learned_state_url_of_storage() -> str:
+    """The storage module's learned_state_url output with operator_state_enabled, its container's
+    name read from the container resource and the account's blob endpoint as stand-in."""
+    main = parse_file(STORAGE / "main.tf")
+    container = blocks(main, "resource", "azurerm_storage_container", "operator_state")
+    assert len(container) == 1, "modules/storage must declare azurerm_storage_container.operator_state"
+    name = Evaluator({}).eval(attribute(block_body(container[0]), "name"))
+    output = blocks(parse_file(STORAGE / "outputs.tf"), "output", "learned_state_url")
+    scope = {"var": {"operator_state_enabled": True},
+             "azurerm_storage_account": {"this": {"primary_blob_endpoint": BLOB_ENDPOINT}},
+             "azurerm_storage_container": {"operator_state": [{"name": name}]}}
+    return Evaluator(scope).eval(attribute(block_body(output[0]), "value"))
+
+
+def root_for_example(example: str, overrides: dict[str, Any] | None = None,
+                     root_inputs: dict[str, Any] | None = None) -> dict[str, Any]:
     """The root module's evaluation scope for one example: `var` (defaults applied),
-    `module` (stand-in outputs) and `local` (evaluated on demand)."""
+    `module` (stand-in outputs) and `local` (evaluated on demand). `overrides` are the
+    example's variables; `root_inputs` set root variables the example does not pass
+    (the pool's parking settings), as a copy of the example would."""
     example_dir = TERRAFORM / "examples" / example
     example_vars = resolve_inputs(example_dir, {**EXAMPLE_INPUTS, **(overrides or {})})
     example_scope = {"var": example_vars, "azurerm_resource_group": {"this": {"name": example_vars["resource_group_name"]}}}
     root_args = _call_args(_module_block(example_dir / "main.tf", "github_runners"), example_scope)
-    root_vars = resolve_inputs(TERRAFORM, root_args)
+    root_vars = resolve_inputs(TERRAFORM, {**root_args, **(root_inputs or {})})
 
     module_outputs = dict(MODULE_OUTPUTS)
     module_outputs["keyvault"] = {**MODULE_OUTPUTS["keyvault"],
                                   "github_credential_secret_name": root_vars["github_credential_secret_name"]}
+    if root_vars["pool_learned"]:
+        module_outputs["storage"] = {**MODULE_OUTPUTS["storage"], "learned_state_url": learned_state_url_of_storage(),
+                                     "operator_state_container_id": STATE_CONTAINER_ID}
+        module_outputs["network"] = {**MODULE_OUTPUTS["network"], "private_dns_zone_ids": {
+            **MODULE_OUTPUTS["network"]["private_dns_zone_ids"], "blob": "/zones/blob"}}
     root_scope: dict[str, Any] = {"var": root_vars, "module": module_outputs}
     root_scope["local"] = LocalValues(TERRAFORM, root_scope, {"location": "westeurope"})
     return root_scope
@@ -89,12 +123,13 @@ def root_output(example: str, name: str, overrides: dict[str, Any] | None = None
     return Evaluator(root_scope).eval(attribute(block_body(output[0]), "value"))
 
 
-def scaler_locals_for_example(example: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def scaler_locals_for_example(example: str, overrides: dict[str, Any] | None = None,
+                              root_inputs: dict[str, Any] | None = None) -> dict[str, Any]:
     """The scaler module's operator_config_json and user_data locals for one example.
-    The demand source's root validations and every scaler validation of operator_config
-    must pass on the way, as they would in a plan."""
-    root_scope = root_for_example(example, overrides)
-    assert validation_failures(TERRAFORM, root_scope["var"], DEMAND_VARIABLES) == []
+    The demand source's and the pool's root validations and every scaler validation of
+    operator_config must pass on the way, as they would in a plan."""
+    root_scope = root_for_example(example, overrides, root_inputs)
+    assert validation_failures(TERRAFORM, root_scope["var"], DEMAND_VARIABLES + POOL_VARIABLES) == []
     scaler_args = _call_args(_module_block(TERRAFORM / "main.tf", "scaler"), root_scope)
     scaler_vars = resolve_inputs(SCALER, scaler_args)
     assert validation_failures(SCALER, scaler_vars, ["operator_config"]) == []

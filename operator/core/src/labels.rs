@@ -58,6 +58,10 @@ label_enum! {
         SetCapacity => "set_capacity",
         Reimage => "reimage",
         Delete => "delete",
+        /// Deallocate VMs told to park (`POST {vmss}/deallocate`).
+        Park => "park",
+        /// Start parked VMs on demand (`POST {vmss}/start`).
+        Start => "start",
         Deregister => "deregister",
     }
 }

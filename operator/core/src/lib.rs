@@ -34,4 +34,5 @@ pub mod pass;
 pub mod policy;
 pub mod ports;
 pub mod retry;
+pub mod targets;
 pub mod truth;

@@ -78,15 +78,24 @@ pub enum InstanceState {
     Deleting,
     /// Azure reports a failed provisioning state.
     Failed,
-    /// Azure reports the VM deallocating or deallocated (parked by someone, for now: the
-    /// operator does not park yet). It holds a slot of the capacity but can take no job:
+    /// Azure reports the VM deallocating or deallocated although it had a runner on this
+    /// boot: someone else stopped it. It holds a slot of the capacity but can take no job:
     /// neither free nor busy, never registered, recycled or corrected; deleted only when
     /// the pool is above `max` (see `fleet/record.rs`).
     Deallocated,
+    /// Told to park at its registration (it holds no registration and no secret), or
+    /// being deallocated: it is going into the reserve. Not free; counts as parked.
+    Parking,
+    /// Deallocated without a runner: a ready VM in the reserve, billing only its disk,
+    /// started on demand before new VMs are created.
+    Parked,
+    /// The operator is starting it from the reserve: free (it boots and asks for its
+    /// registration as any VM does).
+    Starting,
 }
 
 impl InstanceState {
-    pub const ALL: [InstanceState; 10] = [
+    pub const ALL: [InstanceState; 13] = [
         Self::Provisioning,
         Self::AwaitingRegistration,
         Self::Idle,
@@ -97,6 +106,9 @@ impl InstanceState {
         Self::Deleting,
         Self::Failed,
         Self::Deallocated,
+        Self::Parking,
+        Self::Parked,
+        Self::Starting,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -111,17 +123,25 @@ impl InstanceState {
             Self::Deleting => "deleting",
             Self::Failed => "failed",
             Self::Deallocated => "deallocated",
+            Self::Parking => "parking",
+            Self::Parked => "parked",
+            Self::Starting => "starting",
         }
     }
 
     /// Free: can take the next job now or soon without any action from the operator.
     pub fn is_free(self) -> bool {
-        matches!(self, Self::Provisioning | Self::AwaitingRegistration | Self::Idle | Self::Reimaging)
+        matches!(self, Self::Provisioning | Self::AwaitingRegistration | Self::Idle | Self::Reimaging | Self::Starting)
+    }
+
+    /// In the reserve or going there: told to park, deallocating, or parked.
+    pub fn is_parked(self) -> bool {
+        matches!(self, Self::Parking | Self::Parked)
     }
 
     /// An operation on the VM is already under way; nothing else may be started on it.
     pub fn is_in_operation(self) -> bool {
-        matches!(self, Self::Reimaging | Self::Deleting)
+        matches!(self, Self::Reimaging | Self::Deleting | Self::Starting)
     }
 }
 

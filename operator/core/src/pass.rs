@@ -26,12 +26,12 @@ pub struct PassReport {
 pub enum Effect {
     /// The pool's capacity was raised.
     ScaledOut { from: u32, to: u32 },
-    /// A batched reimage or delete of these instances started (their runners were
-    /// deregistered at GitHub first).
+    /// A batched reimage, delete, park (deallocate) or start of these instances began
+    /// (the runners of reimaged or deleted ones were deregistered at GitHub first).
     Started { operation: Operation, instances: Vec<InstanceId> },
     /// The write budget was spent: a scale-out to `to` waits for a later pass.
     ScaleOutDeferred { to: u32 },
-    /// The write budget was spent: this reimage or delete waits for a later pass.
+    /// The write budget was spent: this operation waits for a later pass.
     OperationDeferred { operation: Operation, instances: Vec<InstanceId> },
 }
 
@@ -52,6 +52,8 @@ fn verb(operation: Operation) -> &'static str {
     match operation {
         Operation::Reimage => "reimage",
         Operation::Delete => "delete",
+        Operation::Park => "park",
+        Operation::Start => "start",
     }
 }
 
@@ -97,7 +99,7 @@ mod tests {
             capacity,
             reimage: Vec::new(),
             delete: (0..deletes).map(|i| InstanceId::new(i.to_string())).collect(),
-            target: Target::default(),
+            ..Decision::default()
         }
     }
 

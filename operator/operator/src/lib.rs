@@ -14,6 +14,7 @@ pub mod connect;
 pub mod controller;
 pub mod demo;
 pub mod github;
+pub mod learned;
 pub mod listener;
 pub mod metrics;
 pub mod queue;
@@ -25,4 +26,4 @@ pub mod shutdown;
 pub mod simulate;
 pub mod telemetry;
 
-pub use operator_core::{budget, demand, fleet, labels, model, pass, policy, ports, retry, truth};
+pub use operator_core::{budget, demand, fleet, labels, model, pass, policy, ports, retry, targets, truth};

@@ -72,6 +72,10 @@ pub struct Metrics {
     pub log_lines_suppressed: Counter,
     pub instances: Family<StateLabel, Gauge>,
     pub desired_instances: Gauge,
+    /// The running floor in force (`pool.min`, a schedule's or the learned mode's).
+    pub target_min: Gauge,
+    /// The parked reserve in force.
+    pub target_parked: Gauge,
     pub actual_instances: Gauge,
     pub hooks: Family<OutcomeLabels, Counter>,
     pub scale_operations: Family<OutcomeLabels, Counter>,
@@ -111,6 +115,18 @@ impl Metrics {
             "desired_instances",
             "Pool size the policy wants (busy plus free target, within min and max)",
             desired_instances.clone(),
+        );
+        let target_min = Gauge::default();
+        registry.register(
+            "target_min_instances",
+            "Running instances the pool keeps at least, as in force now (configured, scheduled or learned)",
+            target_min.clone(),
+        );
+        let target_parked = Gauge::default();
+        registry.register(
+            "target_parked_instances",
+            "Parked (deallocated) instances the pool keeps in reserve, as in force now",
+            target_parked.clone(),
         );
         let actual_instances = Gauge::default();
         registry.register("actual_instances", "Instances the scale set holds (capacity)", actual_instances.clone());
@@ -216,8 +232,8 @@ impl Metrics {
         );
         let boot_duration = Family::<PathLabel, Histogram>::new_with_constructor(boot_buckets as fn() -> Histogram);
         registry.register(
-            "boot_duration",
-            "From the operator's call (capacity raised, reimage started) to the instance's runner online or busy, by path",
+            "boot_duration_seconds",
+            "From the operator's call (capacity raised, reimage started, parked VM started) to the instance's runner online or busy, by path",
             boot_duration.clone(),
         );
         for path in crate::controller::BootPath::ALL {
@@ -243,6 +259,8 @@ impl Metrics {
             log_lines_suppressed,
             instances,
             desired_instances,
+            target_min,
+            target_parked,
             actual_instances,
             hooks,
             scale_operations,

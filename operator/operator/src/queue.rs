@@ -82,6 +82,12 @@ impl SdkError {
     }
 }
 
+impl From<azure_core::Error> for SdkError {
+    fn from(error: azure_core::Error) -> Self {
+        Self(error)
+    }
+}
+
 impl std::fmt::Display for SdkError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // `chain` renders through the one redaction, `report::redact`.

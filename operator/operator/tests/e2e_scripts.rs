@@ -39,6 +39,8 @@ struct Burst {
     jobs: usize,
     min: u32,
     max: u32,
+    /// `pool.parked`: VMs kept parked (deallocated) in reserve.
+    parked: u32,
     jit: bool,
     queue: &'static str,
 }
@@ -83,8 +85,10 @@ async fn run_burst(burst: Burst) {
         pct: 50,
     };
     // The operator listens on the bridge: the VMs' only way to the "scaler".
+    let toml = on_fakes::config_toml(&azure, &github, &fakes)
+        .replace("[pool]\n", &format!("[pool]\nparked = {}\n", burst.parked));
     let OperatorOnFakes { controller, addr: operator_addr, shutdown, server } =
-        on_fakes::start(&azure, &github, &fakes, SocketAddr::new(host, 0)).await;
+        on_fakes::start_with_toml(&azure, &toml, SocketAddr::new(host, 0)).await;
 
     let work = tempfile::tempdir().unwrap();
     let vms = Vms::start(
@@ -102,13 +106,18 @@ async fn run_burst(burst: Burst) {
     let scope = Scope::repo(REPO);
     let enqueued: HashSet<u64> = (0..burst.jobs).map(|_| github.enqueue_job(&scope, &LABELS)).collect();
 
-    // Settle: every job ran and the pool is back to `min` idle instances.
+    // Settle: every job ran and the pool is back to `min` idle instances and its
+    // reserve of parked ones.
     let limit = Duration::from_secs(100);
     let settled = loop {
         let ran = script_vms::outcome(work.path()).jobs.len();
         let states = controller.instance_states();
-        let idle = states.iter().all(|(_, s)| *s == InstanceState::Idle);
-        if ran >= burst.jobs && states.len() == burst.min as usize && idle {
+        let count = |state| states.iter().filter(|(_, s)| *s == state).count();
+        let (idle, parked) = (count(InstanceState::Idle), count(InstanceState::Parked));
+        if ran >= burst.jobs
+            && (idle, parked) == (burst.min as usize, burst.parked as usize)
+            && states.len() == idle + parked
+        {
             break Ok(());
         }
         if started.elapsed() > limit {
@@ -145,6 +154,14 @@ async fn run_burst(burst: Burst) {
     assert_eq!(running, burst.min as usize, "scale set back at min");
     assert!(writes.set_capacity >= 1, "scaled out: {writes:?}");
     assert!(writes.reimage + writes.delete >= 1, "recycled: {writes:?}");
+    if burst.parked > 0 {
+        // VMs were told to park (boot.sh says so), deallocated, and started for the burst.
+        assert!(writes.deallocate >= 1 && writes.start >= 1, "parked and started: {writes:?}");
+        assert!(outcome.boot_logs.contains("told to park"), "no boot.sh was told to park:\n{}", outcome.boot_logs);
+        let deallocated =
+            azure.arm.instances(VMSS).into_iter().filter(|i| i.phase == InstancePhase::Deallocated).count();
+        assert_eq!(deallocated, burst.parked as usize, "the reserve is parked again at the end");
+    }
 
     // The hooks reached the operator, each at least once per job. "repeated" counts too:
     // a reconcile pass may have seen the ephemeral runner gone at GitHub just before its
@@ -194,10 +211,18 @@ fn counter(metrics: &str, series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_burst_runs_through_the_real_vm_scripts_with_jit_registration() {
-    run_burst(Burst { jobs: 8, min: 1, max: 4, jit: true, queue: "scripts-jit" }).await;
+    run_burst(Burst { jobs: 8, min: 1, max: 4, parked: 0, jit: true, queue: "scripts-jit" }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_registration_runs_config_sh_then_run_sh_through_the_real_vm_scripts() {
-    run_burst(Burst { jobs: 3, min: 1, max: 3, jit: false, queue: "scripts-token" }).await;
+    run_burst(Burst { jobs: 3, min: 1, max: 3, parked: 0, jit: false, queue: "scripts-token" }).await;
+}
+
+/// The reserve through the real boot.sh: VMs told to park ask again until the fake
+/// scale set deallocates them (which kills their boot), are started for the burst, boot
+/// the same disk again and register like any VM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_vms_are_started_for_a_burst_through_the_real_vm_scripts() {
+    run_burst(Burst { jobs: 6, min: 1, max: 6, parked: 2, jit: true, queue: "scripts-parked" }).await;
 }

@@ -6,7 +6,8 @@
 #   2. a custom "linked access" role on the three resources a scale-set write
 #      references (runner subnet, runner identity, image definition);
 #   3. Storage Queue Data Contributor on the one queue;
-#   4. Key Vault Secrets User on the one vault.
+#   4. Key Vault Secrets User on the one vault;
+#   5. with pool_learned, Storage Blob Data Contributor on the one state container.
 # The runner identity gets no role at all: a job can read anything its VM holds,
 # so the VM holds nothing. It exists so that users can grant their jobs Azure
 # access deliberately, and so the scale set's identity does not change later.
@@ -19,7 +20,8 @@ locals {
 
   # The operator's calls (operator/operator/src/azure/arm/): GET and PATCH of the scale
   # set, GET of its virtualMachines (with $expand=instanceView) and of its network
-  # interfaces, POST delete and reimage with instance ids. Nothing else.
+  # interfaces, POST delete, reimage, deallocate and start with instance ids. Nothing else.
+  # Action names: "Azure permissions for Compute" (learn.microsoft.com, Azure RBAC).
   scaler_vmss_actions = [
     # GET {vmss}: the model and its capacity.
     "Microsoft.Compute/virtualMachineScaleSets/read",
@@ -30,6 +32,11 @@ locals {
     "Microsoft.Compute/virtualMachineScaleSets/delete/action",
     # POST {vmss}/reimage with instanceIds: recycle a finished runner.
     "Microsoft.Compute/virtualMachineScaleSets/reimage/action",
+    # POST {vmss}/deallocate with instanceIds: park a ready VM (stopped and deallocated,
+    # it bills only its OS disk until it is started again).
+    "Microsoft.Compute/virtualMachineScaleSets/deallocate/action",
+    # POST {vmss}/start with instanceIds: bring a parked VM back on demand.
+    "Microsoft.Compute/virtualMachineScaleSets/start/action",
     # GET {vmss}/virtualMachines: instances, provisioning and power state.
     "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/read",
     # GET {vmss}/networkInterfaces: map a hook's source IP to its instance.
@@ -82,7 +89,7 @@ resource "azurerm_role_definition" "scaler_vmss" {
 
   name              = "vmss-github-runner scaler (${var.name}, ${local.role_name_suffix})"
   scope             = var.resource_group_id
-  description       = "Operate the instances of one runner scale set: read it and its instances and NICs, set its capacity, delete and reimage instances."
+  description       = "Operate the instances of one runner scale set: read it and its instances and NICs, set its capacity, delete, reimage, deallocate (park) and start instances."
   assignable_scopes = [var.resource_group_id]
 
   permissions {
@@ -115,8 +122,8 @@ moved {
   to   = azurerm_role_definition.scaler_linked_access[0]
 }
 
-# Scope: the runner scale set only. Why: scale out/in, delete and reimage
-# instances, read instances and NICs (custom role above). Deliberately not granted:
+# Scope: the runner scale set only. Why: scale out/in, delete, reimage, park
+# (deallocate) and start instances, read instances and NICs (custom role above). Deliberately not granted:
 # Microsoft.Compute/locations/operations/read (the async-operation status of a delete
 # or reimage): it would have to be granted at resource-group scope or wider; the
 # operator treats a 403 on the status as "accepted" and confirms from the instance list.
@@ -150,6 +157,22 @@ resource "azurerm_role_assignment" "scaler_queue" {
   principal_id         = azurerm_user_assigned_identity.scaler.principal_id
   principal_type       = "ServicePrincipal"
   description          = "Scaler reads and writes busy-runner messages."
+}
+
+# Scope: each operator state container (state_container_ids: with pool_learned, the
+# `operator-state` container), not the storage account. Why: the operator reads and
+# overwrites its learned-demand blob there; scoped to the container, the grant reaches no
+# other container the account holds or will hold, and nothing of the queue service.
+# Storage Blob Data Contributor is the narrowest built-in role that writes blobs (Reader
+# cannot write; Owner adds ACL and ownership management a flat container never needs).
+resource "azurerm_role_assignment" "scaler_state_container" {
+  for_each = var.state_container_ids
+
+  scope                = each.value
+  role_definition_name = "Storage Blob Data Contributor"
+  principal_id         = azurerm_user_assigned_identity.scaler.principal_id
+  principal_type       = "ServicePrincipal"
+  description          = "Scaler reads and writes its ${each.key} state."
 }
 
 # Scope: the one key vault, which holds only the GitHub credential. Why: the

@@ -67,6 +67,13 @@ variable "custom_role_definition_ids" {
   }
 }
 
+variable "state_container_ids" {
+  type        = map(string)
+  default     = {}
+  description = "Blob containers in which the operator keeps state, by purpose (`learned_demand`: the `operator-state` container of pool_learned), as Resource Manager ids (`.../blobServices/default/containers/<name>`): Storage Blob Data Contributor on each container, not on the account. Empty: none."
+  nullable    = false
+}
+
 variable "tags" {
   type        = map(string)
   default     = {}

@@ -26,10 +26,14 @@ locals {
   # The VNet holding the scaler subnet gets the private DNS zone links.
   virtual_network_id = local.create_network ? azurerm_virtual_network.this[0].id : regex("(?i)^(.*)/subnets/[^/]+$", var.existing_subnets.scaler_subnet_id)[0]
 
-  private_dns_zones = {
-    key_vault = "privatelink.vaultcore.azure.net"
-    queue     = "privatelink.queue.core.windows.net"
-  }
+  # The blob zone only for a blob private endpoint (the operator's learned-demand state).
+  private_dns_zones = merge(
+    {
+      key_vault = "privatelink.vaultcore.azure.net"
+      queue     = "privatelink.queue.core.windows.net"
+    },
+    var.blob_private_dns_zone_enabled ? { blob = "privatelink.blob.core.windows.net" } : {},
+  )
   # Hub-spoke landing zones keep these zones centrally, already linked to the VNet:
   # then use them (existing_private_dns_zone_ids) and create none here.
   create_private_dns_zones = var.existing_private_dns_zone_ids == null
@@ -64,7 +68,7 @@ resource "azurerm_subnet" "scaler" {
   virtual_network_name            = azurerm_virtual_network.this[0].name
   address_prefixes                = [var.scaler_subnet_address_prefix]
   default_outbound_access_enabled = false
-  # The key vault and queue private endpoints live here; enabling network
+  # The key vault, queue and (learned mode) blob private endpoints live here; enabling network
   # policies makes the NSG below apply to them too, so runners cannot reach them.
   private_endpoint_network_policies = "Enabled"
 }
@@ -253,7 +257,8 @@ resource "azurerm_subnet_nat_gateway_association" "scaler" {
   nat_gateway_id = azurerm_nat_gateway.this[0].id
 }
 
-# Private DNS for the private endpoints of the key vault and the queue, linked
+# Private DNS for the private endpoints of the key vault, the queue (and the blob
+# service, with blob_private_dns_zone_enabled), linked
 # to the VNet of the scaler (created here or brought by the caller); none when the
 # caller brings its own zones.
 resource "azurerm_private_dns_zone" "this" {

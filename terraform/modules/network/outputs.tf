@@ -4,7 +4,7 @@ output "nat_public_ip_address" {
 }
 
 output "private_dns_zone_ids" {
-  description = "Private DNS zone ids by purpose: `key_vault` and `queue`."
+  description = "Private DNS zone ids by purpose: `key_vault`, `queue` and, with blob_private_dns_zone_enabled, `blob`."
   value       = local.private_dns_zone_ids
 }
 

@@ -48,13 +48,26 @@ variable "admin_source_address_prefixes" {
   }
 }
 
+variable "blob_private_dns_zone_enabled" {
+  type        = bool
+  default     = false
+  description = "Also create and link `privatelink.blob.core.windows.net`, for the storage account's blob private endpoint (the operator's learned-demand state). With existing_private_dns_zone_ids its `blob` zone is used instead."
+  nullable    = false
+}
+
 variable "existing_private_dns_zone_ids" {
   type = object({
     key_vault = string
     queue     = string
+    blob      = optional(string)
   })
   default     = null
-  description = "Existing `privatelink.vaultcore.azure.net` and `privatelink.queue.core.windows.net` zones (for example a hub's, already linked to the VNet); the module then creates and links none. Null: create both and link them to the scaler's VNet."
+  description = "Existing `privatelink.vaultcore.azure.net`, `privatelink.queue.core.windows.net` and (for a blob private endpoint) `privatelink.blob.core.windows.net` zones, for example a hub's, already linked to the VNet; the module then creates and links none. Null: create them and link them to the scaler's VNet."
+
+  validation {
+    condition     = var.existing_private_dns_zone_ids == null || !var.blob_private_dns_zone_enabled || try(var.existing_private_dns_zone_ids.blob != null, false)
+    error_message = "existing_private_dns_zone_ids.blob must be set with blob_private_dns_zone_enabled = true: the blob private endpoint needs the privatelink.blob.core.windows.net zone."
+  }
 }
 
 variable "existing_subnets" {

@@ -5,10 +5,20 @@ locals {
   # Host names of the instances start with this; the operator gets the same value
   # (output computer_name_prefix) and leaves instances named otherwise alone.
   computer_name_prefix = substr(var.name, 0, 9)
+
+  # The OS disk follows the pool unless the caller chose: ephemeral (local, free, fast to
+  # reimage) for a pool that never parks; managed for one that does, since Azure cannot
+  # stop-deallocate a VM with an ephemeral OS disk ("Ephemeral OS disks for Azure VMs",
+  # learn.microsoft.com: "Stop-deallocated state ... Not Supported"). A managed OS disk
+  # defaults to Standard SSD: Azure retires Standard HDD OS disks in September 2028; an
+  # ephemeral disk's base disk stays Standard HDD, which that retirement does not affect.
+  os_disk_ephemeral    = var.os_disk.ephemeral == null ? !var.parking_enabled : var.os_disk.ephemeral
+  os_disk_caching      = local.os_disk_ephemeral ? "ReadOnly" : "ReadWrite"
+  os_disk_storage_type = var.os_disk.storage_type != null ? var.os_disk.storage_type : (local.os_disk_ephemeral ? "Standard_LRS" : "StandardSSD_LRS")
 }
 
 resource "azurerm_linux_virtual_machine_scale_set" "this" {
-  #checkov:skip=CKV_AZURE_97:Encryption at host needs a subscription feature registration; it is the encryption_at_host_enabled input (default false). Ephemeral OS disks keep nothing after an instance is deleted or reimaged.
+  #checkov:skip=CKV_AZURE_97:Encryption at host needs a subscription feature registration; it is the encryption_at_host_enabled input (default false). Ephemeral OS disks keep nothing after an instance is deleted or reimaged; the managed OS disks of a parking pool are encrypted at rest by Azure (server-side encryption with platform-managed keys).
   name                 = var.name
   location             = var.location
   resource_group_name  = var.resource_group_name
@@ -53,13 +63,15 @@ resource "azurerm_linux_virtual_machine_scale_set" "this" {
   eviction_policy = var.spot == null ? null : "Delete"
   max_bid_price   = var.spot == null ? null : var.spot.max_bid_price
 
+  # Both the disk kind (diff_disk_settings) and storage_account_type are ForceNew in
+  # azurerm: switching a pool between parking and not parking replaces the scale set.
   os_disk {
-    caching              = var.os_disk.ephemeral ? "ReadOnly" : "ReadWrite"
-    storage_account_type = var.os_disk.storage_type
+    caching              = local.os_disk_caching
+    storage_account_type = local.os_disk_storage_type
     disk_size_gb         = var.os_disk.size_gb
 
     dynamic "diff_disk_settings" {
-      for_each = var.os_disk.ephemeral ? [1] : []
+      for_each = local.os_disk_ephemeral ? [1] : []
 
       content {
         option    = "Local"

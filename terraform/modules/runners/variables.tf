@@ -90,13 +90,13 @@ variable "encryption_at_host_enabled" {
 
 variable "os_disk" {
   type = object({
-    ephemeral    = optional(bool, true)
+    ephemeral    = optional(bool)
     placement    = optional(string, "ResourceDisk")
     size_gb      = optional(number)
-    storage_type = optional(string, "Standard_LRS")
+    storage_type = optional(string)
   })
   default     = {}
-  description = "OS disk: ephemeral (on the host's local disk, fast reimage, nothing persisted) where the VM size's cache or resource disk is at least the image size; `placement` is ResourceDisk or CacheDisk (the values azurerm 4.x accepts for a scale set). Set `ephemeral = false` for sizes without a local disk."
+  description = "OS disk. `ephemeral`: on the host's local disk (fast reimage, nothing persisted, no disk to pay for) where the VM size's cache or resource disk is at least the image size; null chooses: ephemeral unless parking_enabled, managed (caching ReadWrite) with it, since Azure cannot stop-deallocate a VM with an ephemeral OS disk. Set `ephemeral = false` for sizes without a local disk. `placement` (ephemeral only) is ResourceDisk or CacheDisk (the values azurerm 4.x accepts for a scale set). `storage_type`: null is Standard_LRS for an ephemeral disk (its base disk) and StandardSSD_LRS for a managed one (Azure retires Standard HDD OS disks in 2028). The disk kind and type are ForceNew: changing them replaces the scale set."
   nullable    = false
 
   validation {
@@ -104,9 +104,26 @@ variable "os_disk" {
     error_message = "os_disk.placement must be ResourceDisk or CacheDisk (azurerm 4.x has no NvmeDisk for scale sets)."
   }
   validation {
-    condition     = contains(["Standard_LRS", "StandardSSD_LRS", "Premium_LRS", "StandardSSD_ZRS", "Premium_ZRS"], var.os_disk.storage_type)
-    error_message = "os_disk.storage_type must be Standard_LRS, StandardSSD_LRS, Premium_LRS, StandardSSD_ZRS or Premium_ZRS."
+    condition     = var.os_disk.storage_type == null || contains(["Standard_LRS", "StandardSSD_LRS", "Premium_LRS", "StandardSSD_ZRS", "Premium_ZRS"], coalesce(var.os_disk.storage_type, "Standard_LRS"))
+    error_message = "os_disk.storage_type must be Standard_LRS, StandardSSD_LRS, Premium_LRS, StandardSSD_ZRS, Premium_ZRS or null (chosen from the disk kind)."
   }
+  validation {
+    condition     = !(var.os_disk.ephemeral == true && var.parking_enabled)
+    error_message = "os_disk.ephemeral = true cannot be combined with parking_enabled = true: Azure cannot stop-deallocate a VM whose OS disk is ephemeral. Leave os_disk.ephemeral null (a managed disk is then chosen) or set it to false."
+  }
+  validation {
+    # An ephemeral OS disk's base disk is Standard HDD, Standard SSD or Premium SSD, locally
+    # redundant ("Ephemeral OS disks for Azure VMs", SSD storage account support).
+    condition     = !(var.os_disk.ephemeral == true || (var.os_disk.ephemeral == null && !var.parking_enabled)) || contains(["Standard_LRS", "StandardSSD_LRS", "Premium_LRS"], coalesce(var.os_disk.storage_type, "Standard_LRS"))
+    error_message = "An ephemeral OS disk's storage_type must be Standard_LRS, StandardSSD_LRS or Premium_LRS: zone-redundant types need a managed disk (os_disk.ephemeral = false)."
+  }
+}
+
+variable "parking_enabled" {
+  type        = bool
+  default     = false
+  description = "The operator parks instances of this scale set: it stop-deallocates ready VMs and starts them on demand (the root module sets this from pool_parked_instances, pool_schedules and pool_learned). Azure cannot deallocate a VM with an ephemeral OS disk, so the OS disk is then managed unless os_disk.ephemeral says otherwise, and os_disk.ephemeral = true is refused."
+  nullable    = false
 }
 
 variable "sku" {

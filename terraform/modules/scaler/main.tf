@@ -29,6 +29,10 @@ locals {
     registration_timeout        = var.operator_config.pool.registration_timeout
     runner_exit_timeout         = var.operator_config.pool.runner_exit_timeout
     keep_unhealthy              = var.operator_config.pool.keep_unhealthy
+    pool_parked                 = var.operator_config.pool.parked
+    pool_schedules              = var.operator_config.pool.schedules
+    pool_learned                = var.operator_config.pool.learned
+    pool_prices                 = var.operator_config.pool.prices
     reconcile_period            = var.operator_config.reconcile_period
     api_port                    = var.operator_config.api_port
     max_body_bytes              = var.operator_config.max_body_bytes

@@ -67,6 +67,22 @@ variable "operator_config" {
       registration_timeout   = optional(string, "10m")
       runner_exit_timeout    = optional(string, "10m")
       keep_unhealthy         = optional(bool, false)
+      parked                 = optional(number, 0)
+      schedules = optional(list(object({
+        cron                   = string
+        timezone               = string
+        min                    = optional(number)
+        parked                 = optional(number)
+        free_target_percentage = optional(number)
+      })), [])
+      learned = optional(object({
+        state_url = string
+      }))
+      prices = optional(object({
+        currency         = string
+        running_per_hour = number
+        parked_per_hour  = number
+      }))
     })
     reconcile_period = optional(string, "30s")
     api_port         = optional(number, 8080)
@@ -100,6 +116,25 @@ variable "operator_config" {
   validation {
     condition     = var.operator_config.github.scale_set_name == null || can(regex("^[A-Za-z0-9._-]{1,100}$", coalesce(var.operator_config.github.scale_set_name, "x")))
     error_message = "operator_config.github.scale_set_name must be 1-100 letters, digits, periods, underscores or hyphens, or null."
+  }
+  validation {
+    condition     = var.operator_config.pool.min + var.operator_config.pool.parked <= var.operator_config.pool.max
+    error_message = "operator_config.pool.min + pool.parked must not exceed pool.max: parked VMs are instances of the scale set."
+  }
+  validation {
+    condition = alltrue([
+      for s in var.operator_config.pool.schedules :
+      coalesce(s.min, var.operator_config.pool.min) + coalesce(s.parked, var.operator_config.pool.parked) <= var.operator_config.pool.max
+    ])
+    error_message = "operator_config.pool.schedules: each entry's min + parked (unset ones take pool.min and pool.parked) must not exceed pool.max."
+  }
+  validation {
+    condition     = var.operator_config.pool.learned == null || length(var.operator_config.pool.schedules) == 0
+    error_message = "operator_config.pool.learned and pool.schedules are exclusive: with learned, schedules must be empty."
+  }
+  validation {
+    condition     = var.operator_config.pool.learned == null || can(regex("^https://[a-z0-9]{3,24}\\.blob\\.[^/]+/operator-state/[^/]+\\.json$", try(var.operator_config.pool.learned.state_url, "")))
+    error_message = "operator_config.pool.learned.state_url must be the HTTPS URL of a JSON blob in the operator-state container, https://<account>.blob.core.windows.net/operator-state/<name>.json."
   }
 }
 

@@ -1,4 +1,5 @@
-# Storage for the operator's busy-runner queue, and the Azure Compute Gallery
+# Storage for the operator's busy-runner queue (and, with operator_state_enabled, the
+# private blob container of its learned-demand state), and the Azure Compute Gallery
 # that holds the runner image built by Packer (see README: why a gallery
 # replaces the seed's premium blob image storage).
 
@@ -69,6 +70,62 @@ resource "azurerm_private_endpoint" "queue" {
   private_dns_zone_group {
     name                 = "default"
     private_dns_zone_ids = [var.private_dns_zone_id]
+  }
+}
+
+# The operator's state (pool_learned: what it learned of the demand, one JSON blob),
+# private like everything in this account: no anonymous access (container_access_type
+# "private", and allow_nested_items_to_be_public = false on the account), no shared keys,
+# reached only through the blob private endpoint below. Created through Resource Manager
+# (storage_account_id), so Terraform never needs the account's data plane.
+resource "azurerm_storage_container" "operator_state" {
+  #checkov:skip=CKV2_AZURE_21:Blob read/write/delete logs go to Azure Monitor through azurerm_monitor_diagnostic_setting.blob when log_analytics_workspace_id is set (as for the queue); the check accepts only azurerm_log_analytics_storage_insights, which needs a storage account key, and shared keys are disabled on this account.
+  count = var.operator_state_enabled ? 1 : 0
+
+  name                  = "operator-state"
+  storage_account_id    = azurerm_storage_account.this.id
+  container_access_type = "private"
+}
+
+# The scaler reads and writes that blob over the account's blob endpoint, which is as
+# closed to the internet as the queue's: a second private endpoint, in the same subnet.
+resource "azurerm_private_endpoint" "blob" {
+  count = var.operator_state_enabled ? 1 : 0
+
+  name                = "pe-${var.storage_account_name}-blob"
+  location            = var.location
+  resource_group_name = var.resource_group_name
+  subnet_id           = var.private_endpoint_subnet_id
+  tags                = var.tags
+
+  private_service_connection {
+    name                           = "psc-${var.storage_account_name}-blob"
+    private_connection_resource_id = azurerm_storage_account.this.id
+    subresource_names              = ["blob"]
+    is_manual_connection           = false
+  }
+
+  private_dns_zone_group {
+    name                 = "default"
+    private_dns_zone_ids = [var.blob_private_dns_zone_id]
+  }
+}
+
+resource "azurerm_monitor_diagnostic_setting" "blob" {
+  count = var.operator_state_enabled && var.log_analytics_workspace_id != null ? 1 : 0
+
+  name                       = "blob-logs"
+  target_resource_id         = "${azurerm_storage_account.this.id}/blobServices/default"
+  log_analytics_workspace_id = var.log_analytics_workspace_id
+
+  enabled_log {
+    category = "StorageRead"
+  }
+  enabled_log {
+    category = "StorageWrite"
+  }
+  enabled_log {
+    category = "StorageDelete"
   }
 }
 

@@ -56,6 +56,17 @@ variable "account_replication_type" {
   }
 }
 
+variable "blob_private_dns_zone_id" {
+  type        = string
+  default     = null
+  description = "Resource id of the `privatelink.blob.core.windows.net` private DNS zone, for the blob private endpoint; needed with operator_state_enabled."
+
+  validation {
+    condition     = var.blob_private_dns_zone_id != null || !var.operator_state_enabled
+    error_message = "blob_private_dns_zone_id must be set with operator_state_enabled = true: without the privatelink.blob.core.windows.net zone the account's blob endpoint does not resolve to its private endpoint."
+  }
+}
+
 variable "image_definition" {
   type = object({
     publisher = optional(string, "vmss-github-runner")
@@ -69,7 +80,14 @@ variable "image_definition" {
 variable "log_analytics_workspace_id" {
   type        = string
   default     = null
-  description = "Log Analytics workspace that receives the queue's read, write and delete logs (StorageRead/Write/Delete). Null: no diagnostic setting."
+  description = "Log Analytics workspace that receives the queue's (and, with operator_state_enabled, the blob service's) read, write and delete logs (StorageRead/Write/Delete). Null: no diagnostic setting."
+}
+
+variable "operator_state_enabled" {
+  type        = bool
+  default     = false
+  description = "Create the private blob container `operator-state`, where the operator keeps its learned-demand state (root pool_learned), and a blob private endpoint in private_endpoint_subnet_id for it."
+  nullable    = false
 }
 
 variable "queue_name" {

@@ -1,9 +1,9 @@
-//! Test-only helpers. Azurite is the real Azure Storage queue service for tests:
-//! [`Azurite::start`] provides one — an external service, a container started through
-//! testcontainers, or a Node process (see [`azurite`]) — and builds queue URLs that
-//! carry an account SAS signed with Azurite's published development key, because the
-//! official SDK sends Entra tokens only and Azurite accepts SAS. Nothing here ships in
-//! the operator.
+//! Test-only helpers. Azurite is the real Azure Storage queue and blob service for
+//! tests: [`Azurite::start`] (queue) and [`Azurite::start_blob`] provide one — an
+//! external service, a container started through testcontainers, or a Node process (see
+//! [`azurite`]) — and build URLs that carry an account SAS signed with Azurite's
+//! published development key, because the official SDK sends Entra tokens only and
+//! Azurite accepts SAS. Nothing here ships in the operator.
 
 mod azurite;
 
@@ -17,18 +17,24 @@ use sha2::Sha256;
 pub const DEV_ACCOUNT: &str = "devstoreaccount1";
 pub const DEV_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
-pub use azurite::{Azurite, AzuriteSource};
+pub use azurite::{Azurite, AzuriteSource, Service};
 
 /// An account SAS for the queue service (all resource types, read/write/delete/
 /// list/add/create/update/process), signed with `key` as the Storage service does.
 pub fn account_sas(account: &str, key: &str) -> String {
+    account_sas_for(account, key, "q")
+}
+
+/// An account SAS for `services` (`q`, `b`, or both: `bq`), with the same resource
+/// types and permissions as [`account_sas`].
+pub fn account_sas_for(account: &str, key: &str, services: &str) -> String {
     let version = "2020-12-06";
     let expiry = (time::OffsetDateTime::now_utc() + time::Duration::days(1))
         .replace_nanosecond(0)
         .expect("zero nanoseconds is valid")
         .format(&time::format_description::well_known::Rfc3339)
         .expect("RFC 3339 formats");
-    let (permissions, services, resource_types, protocol) = ("rwdlacup", "q", "sco", "https,http");
+    let (permissions, resource_types, protocol) = ("rwdlacup", "sco", "https,http");
     // Account SAS string-to-sign for versions 2020-12-06 and later.
     let string_to_sign =
         format!("{account}\n{permissions}\n{services}\n{resource_types}\n\n{expiry}\n\n{protocol}\n{version}\n\n");
@@ -74,5 +80,11 @@ mod tests {
             assert!(sas.contains(field), "{sas} lacks {field}");
         }
         assert!(!sas.contains('+') && !sas.contains('/'), "signature is percent-encoded: {sas}");
+    }
+
+    #[test]
+    fn a_blob_sas_names_the_blob_service() {
+        let sas = account_sas_for(DEV_ACCOUNT, DEV_KEY, "b");
+        assert!(sas.contains("ss=b&") && !sas.contains("ss=q"), "{sas}");
     }
 }

@@ -41,6 +41,10 @@ pub struct ActiveJob {
 pub enum Operation {
     Reimage,
     Delete,
+    /// Deallocate a VM told to park at its registration.
+    Park,
+    /// Start a parked VM.
+    Start,
 }
 
 impl Operation {
@@ -49,6 +53,8 @@ impl Operation {
         match self {
             Self::Reimage => crate::labels::OperationKind::Reimage,
             Self::Delete => crate::labels::OperationKind::Delete,
+            Self::Park => crate::labels::OperationKind::Park,
+            Self::Start => crate::labels::OperationKind::Start,
         }
     }
 }
@@ -98,6 +104,10 @@ pub struct InstanceRecord {
     /// GitHub's last listing, taken after this runner was registered, no longer had it:
     /// an ephemeral runner that ran its job is gone, so removing it again is a wasted call.
     runner_gone_at_github: bool,
+    /// This boot's registration request was answered "park": the VM holds no registration
+    /// and waits for the operator to deallocate it. Cleared by a registration, a reimage
+    /// or a start (a new boot asks again).
+    park_answered: bool,
 }
 
 impl InstanceRecord {
@@ -118,6 +128,7 @@ impl InstanceRecord {
             latest_model: cloud.latest_model,
             busy_at_github: false,
             runner_gone_at_github: false,
+            park_answered: false,
         }
     }
 
@@ -211,30 +222,62 @@ impl InstanceRecord {
 
     /// The lifecycle state the policy sees; see `docs/scaling-policy.md`.
     ///
-    /// A deallocating or deallocated VM is [`InstanceState::Deallocated`] whatever its
-    /// runner phase, which it keeps for when it runs again (a started VM reads as
-    /// reimaging until it runs, see [`CloudState`]). That state is the conservative choice
-    /// until the operator parks VMs itself: it is not free (it takes no job before someone
-    /// starts it, so the policy scales out past it) and not busy (it runs nothing), it
-    /// still counts in the pool's size (it holds a slot of `sku.capacity`), no hook is
-    /// accepted from it and GitHub's view of its runner corrects nothing (`truth.rs`), and
-    /// the policy deletes it only when the pool is above `max`, before any idle VM.
+    /// A deallocating or deallocated VM without a runner on this boot is in the reserve
+    /// ([`InstanceState::Parking`], [`InstanceState::Parked`]) whoever deallocated it: it
+    /// holds no registration and no secret, so starting it is safe and it asks for its
+    /// registration like any booting VM (after a restart the operator tells its parked VMs
+    /// from the cloud's listing alone). One that had a runner was stopped by someone else
+    /// mid-life: [`InstanceState::Deallocated`], whatever its runner phase, which it keeps
+    /// for when it runs again (a started VM reads as reimaging until it runs, see
+    /// [`CloudState`]). That state is the conservative choice: it is not free (it takes no
+    /// job before someone starts it, so the policy scales out past it) and not busy (it
+    /// runs nothing), it still counts in the pool's size (it holds a slot of
+    /// `sku.capacity`), no hook is accepted from it and GitHub's view of its runner
+    /// corrects nothing (`truth.rs`), and the policy deletes it only when the pool is above
+    /// `max`, before any idle VM.
     pub fn state(&self) -> InstanceState {
+        let unregistered = self.phase == Phase::Unregistered && self.runner.is_none();
         match (self.operation, self.cloud) {
             (Some(Operation::Delete), _) | (_, CloudState::Deleting) => return InstanceState::Deleting,
+            // A start shows in the instance view as an update, like a reimage.
+            (Some(Operation::Start), _) => return InstanceState::Starting,
             (Some(Operation::Reimage), _) | (_, CloudState::Reimaging) => return InstanceState::Reimaging,
+            (Some(Operation::Park), _) => return InstanceState::Parking,
             (_, CloudState::Failed) => return InstanceState::Failed,
             (_, CloudState::Creating) => return InstanceState::Provisioning,
+            (_, CloudState::Deallocating) if unregistered => return InstanceState::Parking,
+            (_, CloudState::Deallocated) if unregistered => return InstanceState::Parked,
             (_, CloudState::Deallocating | CloudState::Deallocated) => return InstanceState::Deallocated,
             (_, CloudState::Running) => {}
         }
         match self.phase {
+            Phase::Unregistered if self.park_answered && self.runner.is_none() => InstanceState::Parking,
             Phase::Unregistered | Phase::Registered => InstanceState::AwaitingRegistration,
             Phase::Online => InstanceState::Idle,
             Phase::Busy(_) => InstanceState::Busy,
             Phase::Completed(_) => InstanceState::Retiring,
             Phase::Exited => InstanceState::Recyclable,
         }
+    }
+
+    /// Whether this boot's registration request was answered "park".
+    pub fn park_answered(&self) -> bool {
+        self.park_answered
+    }
+
+    /// May the operator deallocate this VM now? It was told to park on this boot, still
+    /// runs, and nothing else is under way on it.
+    pub fn may_park(&self) -> bool {
+        self.park_answered
+            && self.runner.is_none()
+            && self.cloud == CloudState::Running
+            && self.operation.is_none()
+            && !self.foreign
+    }
+
+    /// May the operator start this VM from the reserve now?
+    pub fn may_start(&self) -> bool {
+        self.state() == InstanceState::Parked && self.operation.is_none() && !self.foreign
     }
 
     pub fn busy_job(&self) -> Option<&ActiveJob> {
@@ -289,11 +332,17 @@ impl InstanceRecord {
     /// keeps counting from the boot.
     pub fn issue_registration(&mut self, runner: RunnerRef, now: Instant) {
         self.change(now, |r| {
+            r.park_answered = false;
             r.runner = Some(runner);
             r.registered_at = Some(now);
             r.phase = Phase::Registered;
             r.runner_gone_at_github = false;
         });
+    }
+
+    /// This boot's registration request was answered "park": the VM goes into the reserve.
+    pub fn answer_park(&mut self, now: Instant) {
+        self.change(now, |r| r.park_answered = true);
     }
 
     /// The registration's runner never came online and was removed at GitHub: the boot
@@ -319,19 +368,25 @@ impl InstanceRecord {
         });
     }
 
-    /// The operator started a reimage or delete of this instance.
+    /// The operator started a reimage, delete, park or start of this instance.
     pub fn begin_operation(&mut self, operation: Operation, now: Instant) {
         self.change(now, |r| r.operation = Some(operation));
     }
 
-    /// The operator's reimage or delete was accepted by the scale set.
+    /// The scale set carried out the operator's operation.
     pub fn finish_operation(&mut self, operation: Operation, now: Instant) {
         match operation {
-            Operation::Reimage => {
+            // A started VM boots from the disk it kept; it asks for a registration as a
+            // reimaged one does, so its clock starts now too.
+            Operation::Reimage | Operation::Start => {
                 self.reset_boot(now);
                 self.cloud = CloudState::Running;
             }
             Operation::Delete => self.change(now, |r| r.cloud = CloudState::Deleting),
+            Operation::Park => self.change(now, |r| {
+                r.operation = None;
+                r.cloud = CloudState::Deallocated;
+            }),
         }
     }
 
@@ -349,6 +404,7 @@ impl InstanceRecord {
     /// A fresh boot after a reimage: nothing of the old runner remains.
     fn reset_boot(&mut self, now: Instant) {
         self.change(now, |r| {
+            r.park_answered = false;
             r.phase = Phase::Unregistered;
             r.runner = None;
             r.registered_at = None;
@@ -361,12 +417,15 @@ impl InstanceRecord {
     /// A fresh cloud listing of this instance (see [`super::Fleet::merge_cloud`]).
     pub(super) fn merge_cloud(&mut self, cloud: &CloudInstance, foreign: bool, now: Instant) {
         let before = self.state();
+        let was_down = matches!(self.cloud, CloudState::Deallocating | CloudState::Deallocated);
         self.cloud = cloud.state;
         self.ip = cloud.private_ip;
         self.foreign = foreign;
         self.latest_model = cloud.latest_model;
-        // A reimage we did not see finish (e.g. across a restart) left a fresh boot.
-        if self.operation.is_none() && before == InstanceState::Reimaging && cloud.state == CloudState::Running {
+        // A reimage we did not see finish (e.g. across a restart), or a start by someone
+        // else, left a fresh boot that asks for its registration again.
+        let restarted = before == InstanceState::Reimaging || was_down;
+        if self.operation.is_none() && restarted && cloud.state == CloudState::Running {
             self.reset_boot(now);
         }
         if self.state() != before {

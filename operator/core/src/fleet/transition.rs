@@ -10,7 +10,7 @@ use crate::{
     fleet::{InstanceRecord, Phase, RunnerRef},
     labels::HookKind,
     model::{InstanceState, JobRef},
-    ports::MarkerHandle,
+    ports::{CloudState, MarkerHandle},
     truth,
 };
 
@@ -113,8 +113,18 @@ fn registration(record: &InstanceRecord, jit: bool) -> Result<Transition, Refusa
         InstanceState::Reimaging => Err(Refusal::NotReadyYet { state }),
         // Listed deallocated, yet asking: it was started after the listing. The boot script
         // retries until a listing shows it running (the cloud is the truth of power).
-        InstanceState::Deallocated => Err(Refusal::NotReadyYet { state }),
-        InstanceState::AwaitingRegistration | InstanceState::Provisioning if !registered => {
+        // Parked VMs and VMs being started likewise: the start's boot can ask before the
+        // operator has seen the start finish.
+        InstanceState::Deallocated | InstanceState::Parked | InstanceState::Starting => {
+            Err(Refusal::NotReadyYet { state })
+        }
+        // Told to park and asking again (it does every little while until deallocated):
+        // answered afresh, so it may yet get a registration if the pool now needs it. Once
+        // its deallocation has begun it waits for the start.
+        InstanceState::Parking if record.operation().is_some() || record.cloud() != CloudState::Running => {
+            Err(Refusal::NotReadyYet { state })
+        }
+        InstanceState::AwaitingRegistration | InstanceState::Provisioning | InstanceState::Parking if !registered => {
             Ok(Transition::Register { withdraw: None })
         }
         InstanceState::AwaitingRegistration | InstanceState::Provisioning => {
@@ -133,7 +143,8 @@ fn registration(record: &InstanceRecord, jit: bool) -> Result<Transition, Refusa
 
 fn job_started(record: &InstanceRecord, job: &JobRef) -> Result<Transition, Refusal> {
     let state = record.state();
-    if record.operation().is_some() || state.is_in_operation() {
+    // A VM in the reserve holds no registration: it can run no job.
+    if record.operation().is_some() || state.is_in_operation() || state.is_parked() {
         return Err(Refusal::WrongState { state, hook: HookKind::JobStarted });
     }
     let first_start = record.registered_at().is_some();
@@ -177,6 +188,10 @@ fn job_completed(record: &InstanceRecord, job: &JobRef) -> Result<Transition, Re
 }
 
 fn runner_exited(record: &InstanceRecord) -> Result<Transition, Refusal> {
+    let state = record.state();
+    if state.is_parked() {
+        return Err(Refusal::WrongState { state, hook: HookKind::RunnerExited });
+    }
     Ok(match record.phase() {
         Phase::Exited => Transition::Repeat,
         Phase::Busy(_) if record.busy_at_github() => return Err(Refusal::RunnerBusyAtGithub),
@@ -196,7 +211,7 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
-    use crate::ports::{CloudInstance, CloudState};
+    use crate::ports::CloudInstance;
 
     #[test]
     fn a_registration_from_an_instance_listed_deallocated_waits_until_it_is_seen_running() {
@@ -213,8 +228,34 @@ mod tests {
         for jit in [true, false] {
             assert_eq!(
                 transition(&record, &Hook::Registration, jit),
-                Err(Refusal::NotReadyYet { state: InstanceState::Deallocated })
+                Err(Refusal::NotReadyYet { state: InstanceState::Parked })
             );
         }
+    }
+
+    #[test]
+    fn a_vm_told_to_park_may_ask_again_until_its_deallocation_begins_and_runs_no_job() {
+        let now = Instant::now();
+        let cloud = CloudInstance {
+            id: crate::model::InstanceId::new("1"),
+            name: "vm1".into(),
+            private_ip: Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11))),
+            state: CloudState::Running,
+            ready_since: None,
+            protected: false,
+            latest_model: true,
+        };
+        let mut record = InstanceRecord::new(&cloud, now);
+        record.answer_park(now);
+        assert_eq!(record.state(), InstanceState::Parking);
+        assert_eq!(transition(&record, &Hook::Registration, true), Ok(Transition::Register { withdraw: None }));
+        let job = JobRef { repository: "o/r".into(), run_id: 1, run_attempt: 1, job_name: "j".into() };
+        assert!(matches!(transition(&record, &Hook::JobStarted(job), true), Err(Refusal::WrongState { .. })));
+        assert!(matches!(transition(&record, &Hook::RunnerExited, true), Err(Refusal::WrongState { .. })));
+        record.begin_operation(crate::fleet::Operation::Park, now);
+        assert_eq!(
+            transition(&record, &Hook::Registration, true),
+            Err(Refusal::NotReadyYet { state: InstanceState::Parking })
+        );
     }
 }

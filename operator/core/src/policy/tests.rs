@@ -14,6 +14,7 @@ fn spec(min: u32, max: u32, pct: u8) -> PoolSpec {
         min,
         max,
         free_target_percentage: pct,
+        parked: 0,
         scale_in_delay: Duration::from_secs(300),
         registration_timeout: Duration::from_secs(600),
         runner_exit_timeout: Duration::from_secs(600),
@@ -213,13 +214,13 @@ fn any_state() -> impl Strategy<Value = InstanceState> {
 prop_compose! {
     /// A pool in any state, with (`min` from 0) or without (`min` from 1, as the
     /// configuration requires) a demand source.
-    fn any_case()(min in 0u32..8, extra in 0u32..12, pct in 0u8..100,
+    fn any_case()(min in 0u32..8, extra in 0u32..12, pct in 0u8..100, parked in 0u32..6,
                  states in prop::collection::vec((any_state(), 0u64..2000), 0..30),
                  unlisted in 0u32..4,
                  assigned in prop::option::of(0u32..40))
                 -> (PoolSpec, ObservedPool) {
         let min = if assigned.is_none() { min.max(1) } else { min };
-        let s = spec(min, min + extra, pct);
+        let s = PoolSpec { parked, ..spec(min, min + extra, pct) };
         let instances: Vec<_> = states.iter().enumerate()
             .map(|(i, (st, age))| inst(i as u32, *st, *age)).collect();
         let listed = instances.iter().filter(|i| i.state != Deleting).count() as u32;
@@ -270,14 +271,45 @@ proptest! {
     #[test]
     fn never_acts_twice_or_on_an_instance_already_under_operation((s, p) in any_case()) {
         let d = decide(&s, &p);
-        let mut all: Vec<_> = d.delete.iter().chain(&d.reimage).collect();
+        let mut all: Vec<_> = d.delete.iter().chain(&d.reimage).chain(&d.park).chain(&d.start).collect();
         let n = all.len();
         all.sort();
         all.dedup();
         prop_assert_eq!(all.len(), n, "one instance in two actions");
-        for id in d.delete.iter().chain(&d.reimage) {
+        for id in d.delete.iter().chain(&d.reimage).chain(&d.start) {
             let i = p.instances.iter().find(|i| &i.id == id).unwrap();
             prop_assert!(!i.state.is_in_operation(), "{id} already {:?}", i.state);
+        }
+    }
+
+    #[test]
+    fn only_parked_instances_start_and_only_those_told_to_park_are_deallocated((s, p) in any_case()) {
+        let d = decide(&s, &p);
+        let state = |id: &InstanceId| p.instances.iter().find(|i| &i.id == id).unwrap().state;
+        prop_assert!(d.start.iter().all(|id| state(id) == Parked), "{:?}", d.start);
+        prop_assert!(d.park.iter().all(|id| state(id) == Parking), "{:?}", d.park);
+        prop_assert!(d.reimage.iter().all(|id| !state(id).is_parked()), "a parked VM is started, not reimaged");
+        // Starts serve demand: none while the free target is met without them.
+        prop_assert!(d.start.len() as u32 <= d.target.free_wanted, "started more than needed: {:?}", d.target);
+    }
+
+    #[test]
+    fn the_reserve_never_takes_the_pool_above_max_or_the_running_pool_below_its_target((s, p) in any_case()) {
+        let d = decide(&s, &p);
+        prop_assert!(d.target.desired + d.target.parked_wanted <= s.max.max(s.min), "{:?}", d.target);
+        if d.target.size_after < s.max {
+            prop_assert!(d.target.free >= d.target.free_wanted, "parking came before serving demand: {:?}", d.target);
+        }
+    }
+
+    #[test]
+    fn a_vm_is_told_to_park_only_when_the_reserve_is_short_and_the_free_target_holds_without_it((s, p) in any_case()) {
+        let d = decide(&s, &p);
+        for inst in p.instances.iter().filter(|i| i.state == AwaitingRegistration) {
+            if registration_answer(&s, &p, &inst.id) == RegistrationAnswer::Park {
+                prop_assert!(d.target.parked < d.target.parked_wanted || !d.start.is_empty(), "{:?}", d.target);
+                prop_assert!(inst.latest_model);
+            }
         }
     }
 
@@ -311,6 +343,7 @@ proptest! {
         next.instances.retain(|i| !d.delete.contains(&i.id));
         for i in &mut next.instances {
             if d.reimage.contains(&i.id) { i.state = Reimaging; }
+            if d.start.contains(&i.id) { i.state = Starting; }
         }
         next.capacity = d.capacity.unwrap_or(d.target.size - d.delete.len() as u32);
         let again = decide(&s, &next);
@@ -387,4 +420,97 @@ fn busy_runners_count_even_when_the_statistics_lag() {
     let mut p = pool(&[Busy, Busy, Busy]);
     p.assigned_jobs = Some(1);
     assert_eq!(decide(&spec(0, 10, 0), &p).target.demand, 3);
+}
+
+// ---- the reserve (parked VMs) -----------------------------------------------
+
+fn parking(min: u32, max: u32, pct: u8, parked: u32) -> PoolSpec {
+    PoolSpec { parked, ..spec(min, max, pct) }
+}
+
+#[test]
+fn an_empty_pool_creates_its_reserve_and_the_new_vms_are_told_to_park() {
+    let s = parking(0, 10, 0, 3);
+    let d = decide(&s, &ObservedPool { assigned_jobs: Some(0), ..pool(&[]) });
+    assert_eq!(d.capacity, Some(3));
+    assert_eq!((d.target.parked, d.target.parked_wanted), (0, 3));
+    // They boot: each is told to park while the reserve is short.
+    let booted = ObservedPool { assigned_jobs: Some(0), ..pool(&[AwaitingRegistration, AwaitingRegistration, Parked]) };
+    assert_eq!(registration_answer(&s, &booted, &InstanceId::new("0")), RegistrationAnswer::Park);
+    let full = ObservedPool { assigned_jobs: Some(0), ..pool(&[AwaitingRegistration, Parked, Parked, Parked]) };
+    assert_eq!(registration_answer(&s, &full, &InstanceId::new("0")), RegistrationAnswer::Register, "reserve full");
+    assert_eq!(decide(&s, &booted).capacity, None, "the unregistered ones make up the reserve");
+}
+
+#[test]
+fn a_vm_the_free_target_needs_is_never_parked() {
+    let s = parking(1, 10, 0, 3);
+    let p = ObservedPool { assigned_jobs: Some(0), ..pool(&[AwaitingRegistration]) };
+    assert_eq!(registration_answer(&s, &p, &InstanceId::new("0")), RegistrationAnswer::Register, "min 1 runs warm");
+    let old = ObservedPool {
+        instances: vec![ObservedInstance { latest_model: false, ..inst(0, AwaitingRegistration, 0) }, inst(1, Idle, 0)],
+        ..p
+    };
+    assert_eq!(registration_answer(&s, &old, &InstanceId::new("0")), RegistrationAnswer::Register, "old model");
+}
+
+#[test]
+fn vms_told_to_park_are_deallocated_at_once_and_replaced_if_that_never_happens() {
+    let s = parking(0, 10, 0, 2);
+    let p = ObservedPool {
+        instances: vec![inst(0, Parking, 5), inst(1, Parking, 601)],
+        capacity: 2,
+        assigned_jobs: Some(0),
+    };
+    let d = decide(&s, &p);
+    assert_eq!(d.park, ids(&[0]));
+    assert_eq!(d.delete, ids(&[1]), "parking for longer than a registration may take: broken");
+    assert_eq!(d.capacity, Some(2), "its replacement refills the reserve");
+}
+
+#[test]
+fn demand_starts_parked_vms_before_creating_any_and_the_reserve_is_refilled() {
+    let s = parking(0, 10, 0, 3);
+    let p = ObservedPool { assigned_jobs: Some(2), ..pool(&[Parked, Parked, Parked]) };
+    let d = decide(&s, &p);
+    assert_eq!(d.start, ids(&[0, 1]));
+    assert_eq!(d.capacity, Some(5), "two new VMs for the reserve, none for the jobs");
+    let p = ObservedPool { assigned_jobs: Some(5), ..pool(&[Parked, Parked]) };
+    let d = decide(&s, &p);
+    assert_eq!(d.start, ids(&[0, 1]));
+    assert_eq!(d.capacity, Some(8), "3 more for the jobs, 3 for the reserve");
+}
+
+#[test]
+fn near_max_the_reserve_gives_way_to_running_vms() {
+    let s = parking(0, 4, 0, 3);
+    let p = ObservedPool { assigned_jobs: Some(3), ..pool(&[Parked, Parked, Parked]) };
+    let d = decide(&s, &p);
+    assert_eq!(d.start, ids(&[0, 1, 2]));
+    assert_eq!(d.target.parked_wanted, 1);
+    assert_eq!(d.capacity, Some(4), "one slot left for the reserve");
+}
+
+#[test]
+fn a_surplus_parked_vm_goes_after_the_scale_in_delay() {
+    let s = parking(0, 10, 0, 1);
+    let p = ObservedPool {
+        instances: vec![inst(0, Parked, 100), inst(1, Parked, 400), inst(2, Parked, 50)],
+        capacity: 3,
+        assigned_jobs: Some(0),
+    };
+    assert_eq!(decide(&s, &p).delete, ids(&[1]), "only the one past the delay");
+}
+
+#[test]
+fn a_finished_or_surplus_idle_vm_is_reimaged_into_the_reserve_while_it_is_short() {
+    let s = parking(0, 10, 0, 1);
+    let p = ObservedPool { assigned_jobs: Some(0), ..pool(&[Recyclable]) };
+    assert_eq!(decide(&s, &p).reimage, ids(&[0]), "its fresh boot is told to park");
+    let p = ObservedPool { instances: vec![inst(0, Idle, 400)], capacity: 1, assigned_jobs: Some(0) };
+    let d = decide(&s, &p);
+    assert_eq!((d.reimage.clone(), d.delete.clone(), d.capacity), (ids(&[0]), vec![], None));
+    let full =
+        ObservedPool { instances: vec![inst(0, Idle, 400), inst(1, Parked, 0)], capacity: 2, assigned_jobs: Some(0) };
+    assert_eq!(decide(&s, &full).delete, ids(&[0]), "reserve full: the surplus goes");
 }

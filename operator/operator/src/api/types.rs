@@ -19,6 +19,13 @@ pub struct RegistrationRequest {}
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum RegistrationResponse {
+    /// No runner on this boot: the pool keeps this VM in reserve and the operator
+    /// deallocates it. Start nothing, hold nothing, and ask again after
+    /// `retry_after_seconds` should the VM still run then (the pool may need it after all).
+    Park {
+        #[schema(example = 30)]
+        retry_after_seconds: u64,
+    },
     /// Start the runner with `run.sh --jitconfig <encoded_jit_config>`.
     Jit { runner_name: String, encoded_jit_config: String },
     /// Run `config.sh --url <url> --token <token> <config_args...>`, then `run.sh`.
@@ -36,6 +43,7 @@ pub enum RegistrationResponse {
 impl From<Registration> for RegistrationResponse {
     fn from(r: Registration) -> Self {
         match r {
+            Registration::Park { retry_after } => Self::Park { retry_after_seconds: retry_after.as_secs() },
             Registration::Jit { runner_name, encoded_jit_config } => Self::Jit { runner_name, encoded_jit_config },
             Registration::Token { runner_name, url, token, expires_at, args } => {
                 Self::Token { runner_name, url, token, expires_at, config_args: args }

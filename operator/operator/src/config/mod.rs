@@ -7,6 +7,7 @@
 
 mod duration;
 mod load;
+mod targets;
 mod validate;
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use duration::HumanDuration;
 pub use load::{load, load_str, ConfigError, ENV_PREFIX};
+pub use targets::{LearnedConfig, PricesConfig, ScheduleConfig};
 pub use validate::Violation;
 
 /// Operator configuration.
@@ -206,6 +208,23 @@ pub struct PoolConfig {
     /// timeout) for debugging instead of deleting it; at most one, and it is not counted as free.
     #[serde(default)]
     pub keep_unhealthy_for_debugging: bool,
+    /// VMs kept parked (deallocated: only their OS disk is billed) in reserve besides the
+    /// `min` running ones, started when demand comes. `min + parked` must not exceed `max`.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 1000))]
+    pub parked: u32,
+    /// Overrides of `min`, `parked` and `free_target_percentage` by the clock: each entry
+    /// applies during every minute its cron pattern matches in its time zone, and the last
+    /// matching entry wins. Not with `learned`.
+    #[serde(default)]
+    pub schedules: Vec<ScheduleConfig>,
+    /// Size `min` and `parked` from the pool's demand history instead (learned online,
+    /// kept in a blob across restarts). The configured `min` and `parked` stay floors.
+    #[serde(default)]
+    pub learned: Option<LearnedConfig>,
+    /// What a running and a parked runner VM cost, for comparing settings.
+    #[serde(default)]
+    pub prices: PricesConfig,
 }
 
 /// Reconcile timing.

@@ -1,14 +1,15 @@
 //! Rules the types alone cannot express. Each violation names the field and the rule,
 //! so an operator reading the start-up error knows exactly what to change.
 
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 use super::{Config, DemandSource, GithubScope};
 
 /// One broken rule: the dotted field path and what is wrong with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
-    pub field: &'static str,
+    /// e.g. `pool.min`, or `pool.schedules[2].timezone` for an entry of a list.
+    pub field: Cow<'static, str>,
     pub message: String,
 }
 
@@ -21,7 +22,7 @@ impl fmt::Display for Violation {
 /// All violations in `config`, in field order; empty when the config is usable.
 pub fn validate(config: &Config) -> Vec<Violation> {
     let mut out = Vec::new();
-    let mut fail = |field: &'static str, message: String| out.push(Violation { field, message });
+    let mut fail = recorder(&mut out);
 
     let pool = &config.pool;
     if pool.min == 0 && config.github.demand == DemandSource::None {
@@ -51,6 +52,10 @@ pub fn validate(config: &Config) -> Vec<Violation> {
             ),
         );
     }
+    drop(fail);
+    // parked, schedules, learned and prices: their fields carry list indices.
+    out.extend(super::targets::violations(config));
+    let mut fail = recorder(&mut out);
 
     let github = &config.github;
     if !github.api_url.starts_with("https://") && !github.api_url.starts_with("http://127.") {
@@ -180,7 +185,13 @@ pub fn validate(config: &Config) -> Vec<Violation> {
             "server.header_read_timeout and server.request_timeout must be more than zero".into(),
         );
     }
+    drop(fail);
     out
+}
+
+/// Records a violation of a field named by a fixed path.
+fn recorder(out: &mut Vec<Violation>) -> impl FnMut(&'static str, String) + '_ {
+    |field, message| out.push(Violation { field: Cow::Borrowed(field), message })
 }
 
 fn https_or_loopback(url: &str) -> bool {

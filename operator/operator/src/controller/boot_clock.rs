@@ -1,7 +1,8 @@
 //! How long a VM takes from the operator's call to its runner taking work, per path
 //! (`vmss_runner_boot_duration_seconds{path}`), so a deployment learns its own numbers
 //! instead of trusting the simulator's assumptions. A boot's clock starts when capacity
-//! is raised (for the instances that appear after it) or a reimage is started, and stops
+//! is raised (for the instances that appear after it), a reimage is started or a parked
+//! VM is started, and stops
 //! at the first pass or hook that sees its runner online or busy; the reading is as
 //! precise as that (a hook triggers a pass within the debounce).
 
@@ -16,15 +17,18 @@ use crate::model::{InstanceId, InstanceState};
 pub enum BootPath {
     Created,
     Reimaged,
+    /// Started from the reserve (deallocated).
+    Started,
 }
 
 impl BootPath {
-    pub const ALL: [BootPath; 2] = [Self::Created, Self::Reimaged];
+    pub const ALL: [BootPath; 3] = [Self::Created, Self::Reimaged, Self::Started];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Created => "created",
             Self::Reimaged => "reimaged",
+            Self::Started => "started",
         }
     }
 }
@@ -51,6 +55,16 @@ impl BootClock {
 
     pub(super) fn reimage_started(&mut self, id: &InstanceId, now: Instant) {
         self.running.insert(id.clone(), (BootPath::Reimaged, now));
+    }
+
+    pub(super) fn start_started(&mut self, id: &InstanceId, now: Instant) {
+        self.running.insert(id.clone(), (BootPath::Started, now));
+    }
+
+    /// A boot told to park runs no runner: its clock stops without a reading (an
+    /// instance created or reimaged for the reserve is timed when it is started).
+    pub(super) fn parked(&mut self, id: &InstanceId) {
+        self.running.remove(id);
     }
 
     /// Boots whose runner is online or busy now: their durations, and their clocks
@@ -91,13 +105,21 @@ mod tests {
         clock.appeared(&a);
         clock.reimage_started(&b, Instant::now());
         clock.appeared(&c);
+        let d = InstanceId::new("4");
+        clock.start_started(&d, Instant::now());
         tokio::time::advance(Duration::from_secs(70)).await;
         let states = |id: &InstanceId| match id.as_str() {
             "1" => Some(InstanceState::Idle),
             "2" => Some(InstanceState::AwaitingRegistration),
+            "4" => Some(InstanceState::Idle),
             _ => None,
         };
-        assert_eq!(clock.finished(Instant::now(), states), vec![(BootPath::Created, Duration::from_secs(90))]);
+        let mut done = clock.finished(Instant::now(), states);
+        done.sort_by_key(|(path, _)| path.as_str());
+        assert_eq!(
+            done,
+            vec![(BootPath::Created, Duration::from_secs(90)), (BootPath::Started, Duration::from_secs(70))]
+        );
         assert_eq!(clock.running.len(), 1, "the reimage still runs; the vanished instance is dropped");
         tokio::time::advance(Duration::from_secs(5)).await;
         let busy = |_: &InstanceId| Some(InstanceState::Busy);

@@ -95,9 +95,16 @@ impl HookError {
     }
 }
 
+/// How long a VM told to park waits before it asks again, should its deallocation not
+/// have come (the operator deallocates it in the pass right after the answer).
+pub const PARK_ASK_AGAIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What a booting runner gets.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Registration {
+    /// No runner on this boot: the pool keeps the VM in reserve and deallocates it. Ask
+    /// again after `retry_after` until then (the pool may need it after all).
+    Park { retry_after: std::time::Duration },
     /// Start with `run.sh --jitconfig <encoded>`.
     Jit { runner_name: String, encoded_jit_config: String },
     /// Run `config.sh --url <url> --token <token> <args...>`, then `run.sh`.
@@ -107,6 +114,7 @@ pub enum Registration {
 impl std::fmt::Debug for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Self::Park { retry_after } => write!(f, "Park({retry_after:?})"),
             Self::Jit { runner_name, .. } => write!(f, "Jit({runner_name})"),
             Self::Token { runner_name, .. } => write!(f, "Token({runner_name})"),
         }
@@ -187,6 +195,16 @@ impl Controller {
         if let Some(unused) = withdraw {
             self.withdraw_unused_runner(&record, &unused).await?;
         }
+        if self.should_park(record.id()) {
+            let now = Instant::now();
+            if let Some(r) = self.state().fleet.get_mut(record.id()) {
+                r.answer_park(now);
+            }
+            self.state().boot_clock.parked(record.id());
+            info!("told to park: the pool keeps this VM in reserve");
+            self.nudge();
+            return Ok(Registration::Park { retry_after: PARK_ASK_AGAIN });
+        }
 
         let settings = self.settings();
         let runner_name = crate::fleet::new_runner_name(record.name());
@@ -220,6 +238,18 @@ impl Controller {
         info!(runner = %runner_name, jit = settings.jit, "registration issued");
         self.nudge();
         Ok(registration)
+    }
+
+    /// The policy's answer for the VM `id` asking now, on the pool as the operator sees it.
+    fn should_park(&self, id: &InstanceId) -> bool {
+        let spec = self.effective_spec();
+        if spec.parked == 0 {
+            return false;
+        }
+        let state = self.state();
+        let mut observed = state.fleet.observe(Instant::now());
+        observed.assigned_jobs = state.demand.assigned_jobs();
+        crate::policy::registration_answer(&spec, &observed, id) == crate::policy::RegistrationAnswer::Park
     }
 
     /// A second registration request for this boot whose JIT runner never came online

@@ -9,10 +9,12 @@ mod demand;
 mod hooks;
 mod reconcile;
 mod recover;
+mod targets;
 pub use boot_clock::BootPath;
 pub use demand::ListenerStatus;
 pub use hooks::{HookError, HookOutcome, Registration};
 pub use recover::{RecoveryError, RecoveryReport};
+pub use targets::{InForce, Sizing, Targeting, WallClock};
 
 use std::{
     collections::HashMap,
@@ -59,6 +61,9 @@ pub struct Settings {
     pub period: Duration,
     /// Instances whose computer names do not start with this are never touched.
     pub computer_name_prefix: Option<String>,
+    /// Where `spec`'s `min`, `parked` and free share come from at each moment: fixed,
+    /// a schedule, or the learned mode (`spec` holds the configured base values).
+    pub targeting: Targeting,
 }
 
 impl Settings {
@@ -77,6 +82,7 @@ impl Settings {
             scope_name: scope_name.into(),
             period: Duration::from_secs(30),
             computer_name_prefix: None,
+            targeting: Targeting::default(),
         }
     }
 
@@ -105,6 +111,7 @@ impl Settings {
                 min: pool.min,
                 max: pool.max,
                 free_target_percentage: pool.free_target_percentage,
+                parked: pool.parked,
                 scale_in_delay: pool.scale_in_delay.get(),
                 registration_timeout: pool.registration_timeout.get(),
                 runner_exit_timeout: pool.runner_exit_timeout.get(),
@@ -119,6 +126,7 @@ impl Settings {
             },
             period: config.reconcile.period.get(),
             computer_name_prefix: config.azure.computer_name_prefix.clone(),
+            targeting: Targeting { sizing: Sizing::from_config(&config.pool), clock: WallClock::System },
         }
     }
 }
@@ -163,6 +171,8 @@ struct State {
     demand: demand::DemandState,
     /// Boots being timed (call → runner online).
     boot_clock: boot_clock::BootClock,
+    /// The targets last in force, to log (and count) a change once.
+    targets_in_force: Option<InForce>,
 }
 
 /// A fault the process cannot carry on after: it must exit so its service manager
@@ -205,6 +215,7 @@ impl Controller {
                     busy_refusals: reconcile::BusyRefusals::default(),
                     demand: demand::DemandState::default(),
                     boot_clock: boot_clock::BootClock::default(),
+                    targets_in_force: None,
                 }),
                 relist: tokio::sync::Mutex::new(()),
                 nudge: Notify::new(),
@@ -314,6 +325,22 @@ impl Controller {
     }
 
     /// Observe the boots whose runner is online or busy now (see `boot_clock`).
+    /// The pool's targets for this moment (`Settings::targeting`); a change of the
+    /// schedule entry in force is logged once.
+    pub(crate) fn effective_spec(&self) -> PoolSpec {
+        let settings = self.settings();
+        let (spec, in_force) = settings.targeting.apply(&settings.spec, settings.targeting.clock.now());
+        let previous = self.state().targets_in_force.replace(in_force);
+        if previous != Some(in_force) {
+            let t = in_force.targets;
+            tracing::info!(min = t.min, parked = t.parked, free_target_percentage = t.free_target_percentage, schedule_entry = ?in_force.entry, "pool targets in force");
+            let metrics = self.metrics();
+            metrics.target_min.set(i64::from(t.min));
+            metrics.target_parked.set(i64::from(t.parked));
+        }
+        spec
+    }
+
     fn stop_boot_clocks(&self) {
         let done = {
             let state = &mut *self.state();

@@ -85,6 +85,8 @@ fn op_call(op: Operation) -> Call {
     match op {
         Operation::Reimage => Call::Reimage,
         Operation::Delete => Call::Delete,
+        Operation::Park => Call::Deallocate,
+        Operation::Start => Call::Start,
     }
 }
 
@@ -124,10 +126,17 @@ impl Controller {
             observed.assigned_jobs = state.demand.assigned_jobs();
             (observed, state.fleet.foreign_count())
         };
-        let spec = &self.settings().spec;
+        let spec = &self.effective_spec();
         let decision = policy::decide(spec, &observed);
+        let targeting = &self.settings().targeting;
+        let wall = targeting.clock.now();
+        targeting.observe(wall, decision.target.demand);
         let mut effects = Vec::new();
-        let mut requeue_after = self.settings().period;
+        // Targets that follow the clock are looked at again when they may change.
+        let mut requeue_after = self
+            .settings()
+            .period
+            .min(targeting.until_next_change(wall).map_or(Duration::MAX, |d| d + Duration::from_millis(50)));
 
         // Scale-out first (waiting jobs), then reimages (also serve demand), then deletes.
         if let Some(capacity) = capacity_to_set(&decision, spec) {
@@ -153,6 +162,10 @@ impl Controller {
                 effects.push(Effect::ScaleOutDeferred { to: capacity });
             }
         }
+        // Parked VMs serve waiting jobs in about half a boot.
+        if !decision.start.is_empty() {
+            effects.extend(self.start_operation(Operation::Start, &decision.start).await);
+        }
         if !decision.reimage.is_empty() {
             effects.extend(self.start_operation(Operation::Reimage, &decision.reimage).await);
             let wait = self.wait_for_budget(Call::Reimage);
@@ -168,6 +181,9 @@ impl Controller {
                 requeue_after = requeue_after.min(AFTER_DELETE.max(self.wait_for_budget(Call::Delete)));
             }
             effects.extend(effect);
+        }
+        if !decision.park.is_empty() {
+            effects.extend(self.start_operation(Operation::Park, &decision.park).await);
         }
 
         self.publish(decision.target, effects);
@@ -222,9 +238,10 @@ impl Controller {
         });
     }
 
-    /// Deregisters each instance's runner at GitHub (GitHub refuses while a job runs,
-    /// and then the instance is left alone), marks the survivors and starts one
-    /// batched scale-set call for them in the background.
+    /// For a reimage or delete, deregisters each instance's runner at GitHub (GitHub
+    /// refuses while a job runs, and then the instance is left alone); parking and
+    /// starting touch only VMs without a runner. Marks the instances still eligible and
+    /// starts one batched scale-set call for them in the background.
     async fn start_operation(&self, op: Operation, ids: &[InstanceId]) -> Option<Effect> {
         let call = op_call(op);
         if self.wait_for_budget(call) > Duration::ZERO {
@@ -236,8 +253,14 @@ impl Controller {
         for id in ids {
             let turn = self.turn(id).await;
             let Some(record) = self.state().fleet.get(id).cloned() else { continue };
-            // A hook may have arrived since the decision: never act on a busy instance.
-            if !record.may_recycle() {
+            // A hook may have arrived since the decision: never act on a busy instance,
+            // park a VM that was since given a registration, or start one twice.
+            let eligible = match op {
+                Operation::Reimage | Operation::Delete => record.may_recycle(),
+                Operation::Park => record.may_park(),
+                Operation::Start => record.may_start(),
+            };
+            if !eligible {
                 continue;
             }
             // GitHub refused to remove this runner as busy not long ago: do not ask again yet.
@@ -264,10 +287,12 @@ impl Controller {
             return Some(Effect::OperationDeferred { operation: op, instances: cleared });
         }
         info!(operation = op.kind().as_str(), instances = %IdList(&cleared), "scale-set operation started");
-        if op == Operation::Reimage {
-            let now = Instant::now();
-            let clock = &mut self.state().boot_clock;
-            cleared.iter().for_each(|id| clock.reimage_started(id, now));
+        let now = Instant::now();
+        let clock = &mut self.state().boot_clock;
+        match op {
+            Operation::Reimage => cleared.iter().for_each(|id| clock.reimage_started(id, now)),
+            Operation::Start => cleared.iter().for_each(|id| clock.start_started(id, now)),
+            Operation::Park | Operation::Delete => {}
         }
         let ctl = self.clone();
         let batch = cleared.clone();
@@ -278,6 +303,8 @@ impl Controller {
                 let result = match op {
                     Operation::Reimage => scale_set.reimage_instances(&batch).await,
                     Operation::Delete => scale_set.delete_instances(&batch).await,
+                    Operation::Park => scale_set.deallocate_instances(&batch).await,
+                    Operation::Start => scale_set.start_instances(&batch).await,
                 };
                 ctl.finish_operation(op, &batch, result);
             },

@@ -26,6 +26,9 @@ pub async fn call(controller: &Controller, ip: IpAddr, request: &Request) -> Res
 /// The registration as the API sends it and boot.sh reads it.
 fn as_read_by_boot_sh(registration: controller::Registration) -> Registration {
     match registration {
+        controller::Registration::Park { retry_after } => {
+            Registration::Park { retry_after_seconds: retry_after.as_secs() }
+        }
         controller::Registration::Jit { runner_name, encoded_jit_config } => {
             Registration::Jit { runner_name, encoded_jit_config }
         }

@@ -100,6 +100,17 @@ pub async fn start(azure: &FakeAzure, github: &FakeGithub, c: &FakesConfig, list
 /// [`start`] with a configuration file of the caller's (e.g. [`config_toml`] with a
 /// timing changed).
 pub async fn start_with_toml(azure: &FakeAzure, toml: &str, listen: SocketAddr) -> OperatorOnFakes {
+    start_adjusted(azure, toml, listen, |_| {}).await
+}
+
+/// [`start_with_toml`] with the controller's settings adjusted after they are read from
+/// the configuration (e.g. a wall clock set to a chosen moment).
+pub async fn start_adjusted(
+    azure: &FakeAzure,
+    toml: &str,
+    listen: SocketAddr,
+    adjust: impl FnOnce(&mut Settings),
+) -> OperatorOnFakes {
     let config = config::load_str(toml).expect("valid config");
     let options = ConnectOptions {
         azure_client_options: Some(ClientOptions { transport: Some(azure.sdk_transport()), ..Default::default() }),
@@ -108,11 +119,9 @@ pub async fn start_with_toml(azure: &FakeAzure, toml: &str, listen: SocketAddr) 
     let connected = connect(&config, options).await.expect("connects to the fakes");
     let (ports, scale_set_listener) = operator::listener::wire(&config, connected.ports, connected.scale_set_api);
     // Ten times Azure's speed, like the fake's limit.
-    let controller = Controller::with_budget(
-        Settings::from_config(&config),
-        ports,
-        ScaleSetBudget::with_minute(Duration::from_secs(6)),
-    );
+    let mut settings = Settings::from_config(&config);
+    adjust(&mut settings);
+    let controller = Controller::with_budget(settings, ports, ScaleSetBudget::with_minute(Duration::from_secs(6)));
     // A restart binds the address its predecessor just released.
     let mut attempts = 0;
     let listener = loop {

@@ -124,6 +124,10 @@ struct SimInstance {
     parked: Duration,
     /// When the current deallocation began, while the instance is parked.
     parked_since: Option<Instant>,
+    /// The next start ends in `Failed` (as an allocation failure leaves it).
+    start_fails: bool,
+    /// The next start takes this much longer than `start_delay`.
+    start_late_by: Duration,
 }
 
 impl SimInstance {
@@ -133,6 +137,9 @@ impl SimInstance {
         let elapsed = now.saturating_duration_since(self.since);
         match self.state {
             CloudState::Creating if elapsed >= settings.boot_delay && self.fails_provisioning => CloudState::Failed,
+            CloudState::Reimaging if self.starting && self.start_fails && elapsed >= self.delay_in(settings) => {
+                CloudState::Failed
+            }
             CloudState::Creating | CloudState::Reimaging if elapsed >= self.delay_in(settings) => CloudState::Running,
             CloudState::Deallocating if elapsed >= self.delay_in(settings) => CloudState::Deallocated,
             s => s,
@@ -142,7 +149,7 @@ impl SimInstance {
     /// How long the instance's current state lasts.
     fn delay_in(&self, settings: &ScaleSetSettings) -> Duration {
         match self.state {
-            CloudState::Reimaging if self.starting => settings.start_delay,
+            CloudState::Reimaging if self.starting => settings.start_delay + self.start_late_by,
             state => settings.delay_of(state),
         }
     }
@@ -222,6 +229,10 @@ impl InMemoryScaleSet {
                     inst.generation += 1;
                 }
                 inst.since += inst.delay_in(settings);
+                if inst.starting {
+                    inst.start_fails = false;
+                    inst.start_late_by = Duration::ZERO;
+                }
                 inst.starting = false;
                 inst.state = state;
                 changed = true;
@@ -254,6 +265,8 @@ impl InMemoryScaleSet {
                 starting: false,
                 parked: Duration::ZERO,
                 parked_since: None,
+                start_fails: false,
+                start_late_by: Duration::ZERO,
             },
         );
         id
@@ -412,6 +425,49 @@ impl InMemoryScaleSet {
             inst.starting = false;
             inst.parked_since.get_or_insert(now);
             inner.version += 1;
+        }
+    }
+
+    /// Instance `id`, if deallocated, is started at once without a call of the operator's
+    /// (someone starts it in the portal); it runs after `start_delay`.
+    pub fn start_by_hand(&self, id: &InstanceId) {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        if let Some(inst) = id.as_str().parse::<u64>().ok().and_then(|n| inner.instances.get_mut(&n)) {
+            if inst.state == CloudState::Deallocated {
+                inst.state = CloudState::Reimaging;
+                inst.starting = true;
+                inst.since = now;
+                if let Some(since) = inst.parked_since.take() {
+                    inst.parked += now.saturating_duration_since(since);
+                }
+                inner.version += 1;
+            }
+        }
+    }
+
+    /// Instance `id` is deleted without a call of the operator's (someone deletes it in
+    /// the portal, or Azure's own scale-in); capacity drops by one.
+    pub fn delete_by_hand(&self, id: &InstanceId) {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        if let Some(inst) = id.as_str().parse::<u64>().ok().and_then(|n| inner.instances.get_mut(&n)) {
+            if inst.state != CloudState::Deleting {
+                inst.state = CloudState::Deleting;
+                inst.since = now;
+                inst.starting = false;
+                inner.version += 1;
+            }
+        }
+    }
+
+    /// The next start of instance `id` ends `Failed` (an allocation failure), or takes
+    /// `late_by` longer than `start_delay`.
+    pub fn next_start_of(&self, id: &InstanceId, fails: bool, late_by: Duration) {
+        let mut inner = self.lock();
+        if let Some(inst) = id.as_str().parse::<u64>().ok().and_then(|n| inner.instances.get_mut(&n)) {
+            inst.start_fails = fails;
+            inst.start_late_by = late_by;
         }
     }
 

@@ -87,6 +87,9 @@ pub enum VmFate {
 /// What a VM did, for whoever watches the simulation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VmEvent {
+    /// The operator told this boot to park: it holds no runner and waits to be
+    /// deallocated.
+    ToldToPark,
     /// The operator handed this boot its registration.
     Registered { runner_name: String },
     /// The runner came online at GitHub.
@@ -149,15 +152,26 @@ impl VmScript {
             return Ran::Stopped;
         }
         tokio::time::sleep(self.settings.cloud_init).await;
-        let retry = self.retry(None, Some(self.settings.registration_timeout));
-        let registration = match post(&*self.transport, &Request::Register, retry).await {
-            Posted::Answered(Answer::Registration(r)) => r,
-            other => {
-                tracing::warn!(%instance, outcome = ?other, "no registration; boot script gives up, the operator will recycle this VM");
-                return Ran::Stopped;
+        // Told to park: no runner on this boot; ask again until the operator deallocates
+        // the VM (which ends this script) or gives it a registration after all.
+        let registration = loop {
+            let retry = self.retry(None, Some(self.settings.registration_timeout));
+            let registration = match post(&*self.transport, &Request::Register, retry).await {
+                Posted::Answered(Answer::Registration(r)) => r,
+                other => {
+                    tracing::warn!(%instance, outcome = ?other, "no registration; boot script gives up, the operator will recycle this VM");
+                    return Ran::Stopped;
+                }
+            };
+            if let Registration::Park { retry_after_seconds } = registration {
+                self.env.observe(&self.boot, &VmEvent::ToldToPark);
+                tokio::time::sleep(Duration::from_secs(retry_after_seconds)).await;
+                continue;
             }
+            break registration;
         };
-        self.env.observe(&self.boot, &VmEvent::Registered { runner_name: registration.runner_name().to_owned() });
+        let runner_name = registration.runner_name().unwrap_or_default().to_owned();
+        self.env.observe(&self.boot, &VmEvent::Registered { runner_name });
         if self.fate == VmFate::RunnerNeverOnline {
             tracing::info!(%instance, "the runner hangs before it comes online");
             return Ran::Stopped;
@@ -169,6 +183,7 @@ impl VmScript {
                     None => return Ran::Exited(1), // run.sh --jitconfig refused
                 }
             }
+            Registration::Park { .. } => unreachable!("the loop above waits out park answers"),
             Registration::Token { runner_name, token, config_args, .. } => {
                 if !config_args.iter().any(|a| a == "--ephemeral") {
                     tracing::error!(%instance, "config.sh arguments lack --ephemeral; refusing to start the runner");

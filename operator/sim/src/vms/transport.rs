@@ -52,6 +52,9 @@ impl Request {
 #[derive(Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum Registration {
+    /// No runner on this boot: the VM is kept in reserve and deallocated; ask again
+    /// after `retry_after_seconds` until then.
+    Park { retry_after_seconds: u64 },
     /// `run.sh --jitconfig <encoded_jit_config>`.
     Jit { runner_name: String, encoded_jit_config: String },
     /// `config.sh --url <url> --token <token> <config_args...>`, then `run.sh`.
@@ -59,9 +62,11 @@ pub enum Registration {
 }
 
 impl Registration {
-    pub fn runner_name(&self) -> &str {
+    /// The runner's name; none when told to park.
+    pub fn runner_name(&self) -> Option<&str> {
         match self {
-            Self::Jit { runner_name, .. } | Self::Token { runner_name, .. } => runner_name,
+            Self::Park { .. } => None,
+            Self::Jit { runner_name, .. } | Self::Token { runner_name, .. } => Some(runner_name),
         }
     }
 }
@@ -69,7 +74,11 @@ impl Registration {
 impl std::fmt::Debug for Registration {
     // The JIT config and the token are one-time credentials: never in a log line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mode = if matches!(self, Self::Jit { .. }) { "jit" } else { "token" };
+        let mode = match self {
+            Self::Park { .. } => "park",
+            Self::Jit { .. } => "jit",
+            Self::Token { .. } => "token",
+        };
         f.debug_struct("Registration")
             .field("mode", &mode)
             .field("runner_name", &self.runner_name())
