@@ -164,6 +164,11 @@ pub struct SimulateArgs {
     /// Replay only the jobs arriving on or before this UTC day (`YYYY-MM-DD`), inclusive.
     #[arg(long)]
     pub until: Option<String>,
+    /// Size `min` and `parked` with the learned mode (`pool.learned`, default tuning; `--min`
+    /// and `--parked` are its floors), seeded from the trace's jobs before the window (none
+    /// without `--last`/`--from`), then learning from each pass as the operator does.
+    #[arg(long)]
+    pub learned: bool,
     /// Demand from a runner scale set (the pool sees assigned jobs, `--min 0` allowed);
     /// without, the pool sees only its own runners' jobs (`github.demand = "none"`).
     #[arg(long)]
@@ -189,7 +194,7 @@ pub struct SimulateArgs {
     /// Issue 16's goal run: running-only and parked grids on the whole trace and on its last
     /// 14 days, the break-even start time, p95 target 60 s, demand from the scale set
     /// (docs/simulate.md, "The goal run"). Ignores the setting and sweep options.
-    #[arg(long, conflicts_with_all = ["sweep", "summary_only", "last", "from", "until"])]
+    #[arg(long, conflicts_with_all = ["sweep", "summary_only", "last", "from", "until", "learned"])]
     pub goal: bool,
     /// Also write the figures as one self-contained HTML page (inline SVG, no script).
     #[arg(long)]

@@ -13,7 +13,7 @@ use super::{
     report, run_setting,
     sweep::{self, Axes},
     window::{self, Window},
-    Setting,
+    Mode, Setting,
 };
 use crate::cli::SimulateArgs;
 
@@ -60,6 +60,7 @@ pub fn setting_of(args: &SimulateArgs) -> Setting {
         start: args.start,
         parked: args.parked,
         demand: args.scale_set,
+        mode: Mode::Fixed,
     }
 }
 
@@ -91,22 +92,23 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Res
         return goal::run(&trace, &prices, threads_of(args), args.report.as_ref(), args.plot.as_ref(), out, err);
     }
     let window = Window::of(args.last, args.from.as_deref(), args.until.as_deref()).map_err(SimulateError::Window)?;
-    let workload = match window.describe() {
-        None => trace,
-        Some(name) => {
-            let split = window.split(&trace);
-            if split.window.jobs.is_empty() {
-                return Err(SimulateError::EmptyWindow(name));
-            }
-            printed.push_str(&window_summary(&name, &split));
-            split.window
+    let split = window.split(&trace);
+    if let Some(name) = window.describe() {
+        if split.window.jobs.is_empty() {
+            return Err(SimulateError::EmptyWindow(name));
         }
-    };
+        printed.push_str(&window_summary(&name, &split));
+    }
+    let workload = split.window;
     write!(out, "{printed}").map_err(SimulateError::Output)?;
     if args.summary_only {
         return Ok(());
     }
-    let setting = setting_of(args);
+    let mut setting = setting_of(args);
+    if args.learned {
+        // Seeded from the jobs before the window only: never from the jobs it replays.
+        setting.mode = goal::learned_mode(&split.history);
+    }
     if args.sweep {
         return run_sweep(args, &workload, &setting, &prices, printed, out, err);
     }
@@ -194,7 +196,7 @@ fn run_sweep(
     );
     let best = sweep::cheapest_meeting(&points, args.target_p95);
     if let Some(path) = &args.plot {
-        write_file(path, &goal::plot(&points, args.target_p95, prices))?;
+        write_file(path, &goal::plot(&points, args.target_p95, prices, &[]))?;
     }
     if let Some(path) = &args.report {
         // The timeline and baselines are the recommended setting's (or the base's): run it once more.

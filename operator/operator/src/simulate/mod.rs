@@ -17,8 +17,7 @@
 //! - [`export`]: `operator trace export`, a repository's job history as a workload.
 //! - [`sweep`]: a grid of settings in parallel, its Pareto front and recommendation.
 //! - [`prices`]: the price table and the idle cost of a run.
-//! - [`window`]: a time window of the trace (`--last 14d`) and the history before it;
-//!   [`learn`]: the demand samples a learned mode is seeded from.
+//! - [`window`]: a time window of the trace (`--last 14d`) and the history before it.
 
 pub mod baselines;
 pub mod command;
@@ -26,7 +25,6 @@ pub mod direct;
 pub mod export;
 pub mod goal;
 pub mod html;
-pub mod learn;
 pub mod prices;
 pub mod report;
 pub mod sweep;
@@ -53,7 +51,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     budget::ScaleSetBudget,
-    controller::{Controller, Settings},
+    controller::{Controller, Settings, Sizing, Targeting, WallClock},
     listener::{Listener, ListenerSettings},
     model::{InstanceState, JobRef},
     pass::Effect,
@@ -61,12 +59,27 @@ use crate::{
     ports::{Github, Ports},
     retry::ErrorPolicy,
     run::reconcile_loop_with,
+    targets::{LearnedDemand, Schedule, ScheduleEntry},
 };
 
 const REPOSITORY: &str = "sim-org/sim-repo";
 
+/// Where a setting's `min`, `parked` and free target come from at each moment, as
+/// `pool.schedules` and `pool.learned` would set them (`controller::targets`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mode {
+    /// The setting's own counts throughout.
+    Fixed,
+    /// `pool.schedules` entries over the setting's counts; `name` is how it is printed.
+    Scheduled { name: String, entries: Vec<ScheduleEntry> },
+    /// `pool.learned`: a model seeded before the run (from the jobs before a window, as
+    /// `pool.learned.seed_trace` would), learning online from each pass's demand as the
+    /// operator does; the setting's counts are floors.
+    Learned { name: String, model: Arc<LearnedDemand> },
+}
+
 /// One pool setting and the world's timings.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Setting {
     pub min: u32,
     pub max: u32,
@@ -84,6 +97,7 @@ pub struct Setting {
     /// Demand from the runner scale set (assigned jobs); without, the pool sees only
     /// the jobs its own runners run.
     pub demand: bool,
+    pub mode: Mode,
 }
 
 impl Default for Setting {
@@ -98,14 +112,22 @@ impl Default for Setting {
             start: DEFAULT_START,
             parked: 0,
             demand: false,
+            mode: Mode::Fixed,
         }
     }
 }
 
 impl Setting {
-    /// Parks VMs: its VMs need managed OS disks (billed while running too).
+    /// Parks VMs: its VMs need managed OS disks (billed while running too). A learned
+    /// mode sizes a reserve, so it always does.
     pub fn parks(&self) -> bool {
-        self.parked > 0
+        match &self.mode {
+            Mode::Fixed => self.parked > 0,
+            Mode::Scheduled { entries, .. } => {
+                self.parked > 0 || entries.iter().any(|e| e.parked.is_some_and(|p| p > 0))
+            }
+            Mode::Learned { .. } => true,
+        }
     }
 }
 
@@ -121,6 +143,11 @@ impl std::fmt::Display for Setting {
         )?;
         if self.parked > 0 {
             write!(f, " parked {}", self.parked)?;
+        }
+        match &self.mode {
+            Mode::Fixed => {}
+            Mode::Scheduled { name, .. } => write!(f, " schedule {name}")?,
+            Mode::Learned { name, .. } => write!(f, " learned {name}")?,
         }
         if self.demand {
             write!(f, " scale-set demand")?;
@@ -288,14 +315,28 @@ async fn simulate(workload: &Workload, setting: &Setting) -> Outcome {
         busy: Arc::new(InMemoryBusyRecord::default()),
         secrets: Arc::new(InMemorySecretStore::default()),
     };
+    // The trace's own time: schedules and the learned mode see the wall clock the jobs
+    // arrived on.
+    let start = Instant::now();
+    let trace_start = time::OffsetDateTime::from_unix_timestamp_nanos((workload.start() * 1e9).round() as i128)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let sizing = match &setting.mode {
+        Mode::Fixed => Sizing::Fixed,
+        Mode::Scheduled { entries, .. } => {
+            Sizing::Scheduled(Schedule::new(entries.clone()).expect("a simulated schedule is valid"))
+        }
+        Mode::Learned { model, .. } => Sizing::Learned(Arc::new(Mutex::new(LearnedDemand::clone(model)))),
+    };
     let settings = Settings {
         labels: labels.clone(),
         period: PERIOD,
+        targeting: Targeting { sizing, clock: WallClock::Simulated { origin: start, at: trace_start } },
         ..Settings::new(
             "vmss-sim",
             REPOSITORY,
             PoolSpec {
                 scale_in_delay: setting.scale_in_delay,
+                parked: setting.parked,
                 ..PoolSpec::new(setting.min, setting.max, setting.free_target_percentage)
             },
         )
@@ -309,7 +350,6 @@ async fn simulate(workload: &Workload, setting: &Setting) -> Outcome {
         tokio::spawn(async move { listener.run(&controller, &stop).await })
     });
 
-    let start = Instant::now();
     let durations: Vec<Duration> = workload.jobs.iter().map(|j| Duration::from_secs_f64(j.duration)).collect();
     let vms = Arc::new(SimVms {
         controller: controller.clone(),
