@@ -90,6 +90,9 @@ label_enum! {
         RunnerIdentified => "runner_identified",
         BusyUnconfirmed => "busy_unconfirmed",
         GhostDeregistered => "ghost_deregistered",
+        /// A VM someone else stopped with a runner: marker removed, runner deregistered,
+        /// the VM moved to the reserve.
+        StoppedReclaimed => "stopped_reclaimed",
         OrphanMarkerRemoved => "orphan_marker_removed",
         UntrackedMarkerRemoved => "untracked_marker_removed",
     }
@@ -113,6 +116,6 @@ mod tests {
         check(&OperationKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>());
         check(&OperationOutcome::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>());
         check(&CorrectionKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>());
-        assert_eq!(CorrectionKind::ALL.len(), 11);
+        assert_eq!(CorrectionKind::ALL.len(), 12);
     }
 }

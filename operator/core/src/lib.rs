@@ -10,8 +10,10 @@
 //!   only through named methods; the hook state machine
 //!   ([`fleet::transition::transition`]: record + hook -> transition or refusal); the pool
 //!   view handed to the policy; the runner naming convention.
-//! - [`policy`]: `decide(spec, observed pool) -> Decision`, the scaling rule
-//!   (docs/scaling-policy.md).
+//! - [`policy`]: `decide(spec, observed pool) -> Decision`, the scaling rule, and
+//!   `registration_answer` (register or park a booting VM) (docs/scaling-policy.md).
+//! - [`targets`]: the pool's targets at a moment (running floor, parked reserve, free
+//!   share): fixed, from `pool.schedules`, or from the learned demand model.
 //! - [`truth`]: the corrections that GitHub's runner list implies for each record.
 //! - [`budget`]: Azure's VMSS write budget (token bucket).
 //! - [`demand`]: the runner scale set's job messages as hooks on records, and the

@@ -284,16 +284,19 @@ pub fn decide(spec: &PoolSpec, pool: &ObservedPool) -> Decision {
     let mut idle: Vec<&ObservedInstance> =
         instances.iter().copied().filter(|i| i.state == InstanceState::Idle).collect();
     idle.sort_by(|a, b| b.in_state_for.cmp(&a.in_state_for).then(a.id.sort_key().cmp(&b.id.sort_key())));
+    // An idle VM reimaged for the reserve leaves the free count for the reserve's.
+    let mut to_reserve = 0;
     for inst in &idle {
         let surplus = free > free_wanted && live > spec.min && inst.in_state_for >= spec.scale_in_delay;
         let reserve_short =
-            census.reserve_pending(free - u32::from(surplus), unregistered_free, parked) < parked_wanted;
+            census.reserve_pending(free.saturating_sub(1), unregistered_free, parked + to_reserve) < parked_wanted;
         if surplus && reserve_short && inst.latest_model && live <= spec.max {
             decision.reimage.push(inst.id.clone());
-            unregistered_free += 1;
+            free -= 1;
+            to_reserve += 1;
         }
     }
-    let pending = census.reserve_pending(free, unregistered_free, parked);
+    let pending = census.reserve_pending(free, unregistered_free, parked + to_reserve);
     if pending < parked_wanted && live < spec.max {
         let add = (parked_wanted - pending).min(spec.max - live);
         live += add;
@@ -339,7 +342,8 @@ pub fn decide(spec: &PoolSpec, pool: &ObservedPool) -> Decision {
         let surplus = free > free_wanted && live > spec.min && inst.in_state_for >= spec.scale_in_delay;
         // Deleting it would leave the reserve short: a later pass reimages it into the
         // reserve instead (this one was above max when step 4 looked).
-        let reserve_short = census.reserve_pending(free.saturating_sub(1), unregistered_free, parked) < parked_wanted;
+        let reserve_short =
+            census.reserve_pending(free.saturating_sub(1), unregistered_free, parked + to_reserve) < parked_wanted;
         if over_max || (surplus && !reserve_short) {
             decision.delete.push(inst.id.clone());
             live -= 1;

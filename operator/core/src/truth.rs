@@ -12,7 +12,7 @@ use crate::{
     fleet::{runner_of_vm, runner_vm_name, InstanceRecord, Phase, RunnerRef},
     labels::CorrectionKind,
     model::{InstanceId, InstanceState, JobRef},
-    ports::{MarkerHandle, Runner, RunnerStatus},
+    ports::{CloudState, MarkerHandle, Runner, RunnerStatus},
 };
 
 /// One repair of the operator's picture, derived from GitHub's runner list.
@@ -41,8 +41,14 @@ pub enum Correction {
     /// A busy instance with no runner on record (a restart found none yet): its runner.
     RunnerIdentified { instance: InstanceId, runner: RunnerRef },
     /// A runner named like this scale set's instances whose instance no longer exists,
-    /// or a runner of an earlier boot of an instance that has a newer one.
+    /// a runner of an earlier boot of an instance that has a newer one, or an offline
+    /// runner named for a parked VM (which holds none).
     GhostRunner { runner_id: u64, name: String },
+    /// Someone else stopped (deallocated) the VM mid-life: its runner process and any job
+    /// are gone. Its marker is removed and its runner deregistered (`runner_id`, when
+    /// GitHub lists it and not busy), then the VM joins the reserve as Parked: it holds no
+    /// registration any more and boots afresh when started.
+    Stopped { instance: InstanceId, runner_id: Option<u64> },
 }
 
 impl Correction {
@@ -58,6 +64,7 @@ impl Correction {
             Self::RunnerIdentified { .. } => CorrectionKind::RunnerIdentified,
             Self::BusyUnconfirmed { .. } => CorrectionKind::BusyUnconfirmed,
             Self::GhostRunner { .. } => CorrectionKind::GhostDeregistered,
+            Self::Stopped { .. } => CorrectionKind::StoppedReclaimed,
         }
     }
 
@@ -70,7 +77,8 @@ impl Correction {
             | Self::JobStartedLost { instance, .. }
             | Self::RunnerAdopted { instance, .. }
             | Self::RunnerIdentified { instance, .. }
-            | Self::BusyUnconfirmed { instance, .. } => Some(instance),
+            | Self::BusyUnconfirmed { instance, .. }
+            | Self::Stopped { instance, .. } => Some(instance),
             Self::GhostRunner { .. } => None,
         }
     }
@@ -100,14 +108,32 @@ pub fn for_record(record: &InstanceRecord, runners: &[Runner], listed_at: Instan
         || record.touched() > listed_at
         || record.operation().is_some()
         || record.state().is_in_operation()
-        // Its runner is offline because the VM is; the VM is not gone. Nothing to correct
-        // until it runs again (see `InstanceRecord::state`).
-        || record.state() == InstanceState::Deallocated
     {
         return None;
     }
     let instance = record.id().clone();
+    if record.state() == InstanceState::Deallocated {
+        // Stopped by someone else with a runner on record. While it deallocates, wait;
+        // once it is down, its runner process is gone for good (see `InstanceRecord::state`).
+        if record.cloud() != CloudState::Deallocated {
+            return None;
+        }
+        let listed = record.runner().and_then(|known| match known.id {
+            Some(id) => runners.iter().find(|r| r.id == id),
+            None => runners.iter().find(|r| r.name == known.name),
+        });
+        // GitHub still shows it running a job (it notices a lost runner late): next pass.
+        if listed.is_some_and(|r| r.busy) {
+            return None;
+        }
+        return Some(Correction::Stopped { instance, runner_id: listed.map(|r| r.id) });
+    }
     let Some(known) = record.runner() else {
+        // A parked VM runs no runner: one named for it is a leftover (`ghosts`), never
+        // adopted.
+        if record.state().is_parked() {
+            return None;
+        }
         // No runner on record: a restart found none, or a hook came first. Look for
         // one named for this VM, the busy one first, then an online one.
         let found = runner_of_vm(runners, record.name());
@@ -185,8 +211,15 @@ fn ghosts(records: &[InstanceRecord], runners: &[Runner]) -> Vec<Correction> {
                 }
                 match current.get(vm) {
                     None => true,
-                    // A leftover of an earlier boot (the record names this boot's runner).
-                    Some(record) => record.runner().is_some_and(|now| now.name != r.name),
+                    // A leftover of an earlier boot: the record names this boot's runner, or
+                    // the VM is parked, which holds none (an online runner of a parking VM
+                    // may be a registration newer than this listing's snapshot: left).
+                    Some(record) => {
+                        record.runner().is_some_and(|now| now.name != r.name)
+                            || (record.runner().is_none()
+                                && record.state().is_parked()
+                                && r.status != RunnerStatus::Online)
+                    }
                 }
             })
         })
@@ -246,6 +279,7 @@ pub fn apply(
             record.enter(Phase::Online, now);
         }
         Correction::GhostRunner { .. } => {}
+        Correction::Stopped { .. } => record.reclaim_stopped(now),
     }
 }
 
@@ -490,9 +524,48 @@ mod tests {
     }
 
     #[test]
-    fn a_deallocated_instance_whose_runner_is_offline_is_not_corrected() {
+    fn a_vm_stopped_by_someone_else_is_reclaimed_into_the_reserve_once_it_is_down() {
         let t0 = Instant::now();
-        let cloud = CloudInstance {
+        let cloud = |state| CloudInstance {
+            id: InstanceId::new("1"),
+            name: "vmsstest000001".into(),
+            private_ip: Some(IpAddr::from([127, 0, 0, 10])),
+            state,
+            ready_since: None,
+            protected: false,
+            latest_model: true,
+        };
+        let stopped = |id| vec![Correction::Stopped { instance: InstanceId::new("1"), runner_id: id }];
+        for phase in [busy(5), Phase::Online, Phase::Registered] {
+            let going = with_runner(
+                InstanceRecord::new(&cloud(CloudState::Deallocating), t0),
+                "vmsstest000001-abc123",
+                Some(7),
+                phase.clone(),
+            );
+            assert_eq!(going.state(), InstanceState::Deallocated);
+            assert_eq!(corrections(&[going], &[], t0), vec![], "still deallocating: wait");
+            let r = with_runner(
+                InstanceRecord::new(&cloud(CloudState::Deallocated), t0),
+                "vmsstest000001-abc123",
+                Some(7),
+                phase,
+            );
+            let offline = Runner { status: RunnerStatus::Offline, ..runner(7, "vmsstest000001-abc123", false) };
+            assert_eq!(corrections(std::slice::from_ref(&r), &[], t0), stopped(None), "runner already gone");
+            assert_eq!(corrections(std::slice::from_ref(&r), &[offline], t0), stopped(Some(7)), "deregister it");
+            let busy_listed = runner(7, "vmsstest000001-abc123", true);
+            assert_eq!(corrections(std::slice::from_ref(&r), &[busy_listed], t0), vec![], "GitHub not caught up yet");
+            let mut reclaimed = r.clone();
+            apply(&mut reclaimed, &stopped(Some(7))[0], None, "o/r", t0);
+            assert_eq!((reclaimed.state(), reclaimed.runner()), (InstanceState::Parked, None));
+        }
+    }
+
+    #[test]
+    fn an_offline_runner_named_for_a_parked_vm_is_a_ghost_but_an_online_one_is_left() {
+        let t0 = Instant::now();
+        let parked = CloudInstance {
             id: InstanceId::new("1"),
             name: "vmsstest000001".into(),
             private_ip: Some(IpAddr::from([127, 0, 0, 10])),
@@ -501,13 +574,19 @@ mod tests {
             protected: false,
             latest_model: true,
         };
-        for phase in [busy(5), Phase::Online, Phase::Registered] {
-            let r = with_runner(InstanceRecord::new(&cloud, t0), "vmsstest000001-abc123", Some(7), phase);
-            assert_eq!(r.state(), InstanceState::Deallocated);
-            let offline = Runner { status: RunnerStatus::Offline, ..runner(7, "vmsstest000001-abc123", false) };
-            assert_eq!(corrections(std::slice::from_ref(&r), &[], t0), vec![], "runner gone: the VM is off, not gone");
-            assert_eq!(corrections(&[r], &[offline], t0), vec![]);
-        }
+        let r = InstanceRecord::new(&parked, t0);
+        assert_eq!(r.state(), InstanceState::Parked);
+        let offline = Runner { status: RunnerStatus::Offline, ..runner(9, "vmsstest000001-abc123", false) };
+        assert_eq!(
+            corrections(std::slice::from_ref(&r), std::slice::from_ref(&offline), t0),
+            vec![Correction::GhostRunner { runner_id: 9, name: "vmsstest000001-abc123".into() }]
+        );
+        let online = runner(9, "vmsstest000001-abc123", false);
+        assert_eq!(
+            corrections(&[r], &[online], t0),
+            vec![],
+            "not adopted, and not removed: it may be newer than the snapshot"
+        );
     }
 
     #[test]

@@ -122,6 +122,7 @@ async fn start(instances: u32, busy: Arc<dyn BusyRecord>) -> (SocketAddr, Vec<Ip
         debounce: Duration::from_millis(500),
         shutdown_grace: Duration::from_secs(5),
         listener: None,
+        learned: None,
     };
     tokio::spawn(run(controller.clone(), listener, run_settings, shutdown.clone()));
     while !controller.is_recovered() {

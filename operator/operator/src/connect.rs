@@ -1,6 +1,7 @@
 //! Production wiring: the real clients behind the operator's ports, built from the
 //! configuration — managed identity, the scale set through Resource Manager, the GitHub
-//! credential from Key Vault, GitHub's REST API and the busy-record queue.
+//! credential from Key Vault, GitHub's REST API, the busy-record queue and, with
+//! `pool.learned`, the learned demand state's blob.
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use crate::{
         scaleset::{ScaleSetClient, ScaleSetClientError, ScaleSetClientSettings},
         GithubClient, GithubClientError, GithubClientSettings,
     },
+    learned::{LearnedError, LearnedState},
     ports::{Ports, ScaleSetApi, SecretStore},
     queue::{carries_sas, QueueBusyRecord, QueueError},
 };
@@ -40,6 +42,8 @@ pub enum ConnectError {
     ScaleSetApiFailed(#[source] ScaleSetClientError),
     #[error("the busy-record queue cannot be used")]
     QueueFailed(#[source] QueueError),
+    #[error("the learned demand state cannot be loaded")]
+    LearnedFailed(#[source] LearnedError),
 }
 
 /// Every port, and the runner scale set API (used with `github.demand = "scale_set"`; it
@@ -47,6 +51,8 @@ pub enum ConnectError {
 pub struct Connected {
     pub ports: Ports,
     pub scale_set_api: Arc<dyn ScaleSetApi>,
+    /// With `pool.learned`: the learned demand state, loaded from its blob (or seeded).
+    pub learned: Option<LearnedState>,
 }
 
 /// Connect every port. Fails at start — with the cause — rather than later: the scale set
@@ -74,12 +80,22 @@ pub async fn connect(config: &Config, options: ConnectOptions) -> Result<Connect
 
     // A queue URL that carries a SAS authenticates itself (local runs against Azurite);
     // otherwise the managed identity's Entra token is used, as shared keys are disabled.
-    let queue_credential = if carries_sas(&config.queue.url) { None } else { Some(credential) };
+    let queue_credential = if carries_sas(&config.queue.url) { None } else { Some(credential.clone()) };
     let busy = QueueBusyRecord::new(&config.queue.url, queue_credential).map_err(ConnectError::QueueFailed)?;
+    // The learned state's blob lives in the same account and authenticates the same way.
+    let learned = match &config.pool.learned {
+        Some(learned) => {
+            let blob_credential = if carries_sas(&learned.state_url) { None } else { Some(credential) };
+            let (state, _origin) =
+                LearnedState::open(learned, blob_credential).await.map_err(ConnectError::LearnedFailed)?;
+            Some(state)
+        }
+        None => None,
+    };
 
     let scale_set_api = Arc::new(
         ScaleSetClient::new(github.clone(), ScaleSetClientSettings::default())
             .map_err(ConnectError::ScaleSetApiFailed)?,
     );
-    Ok(Connected { ports: Ports { scale_set, github, busy: Arc::new(busy), secrets }, scale_set_api })
+    Ok(Connected { ports: Ports { scale_set, github, busy: Arc::new(busy), secrets }, scale_set_api, learned })
 }

@@ -177,6 +177,7 @@ pub async fn run_demo(opts: DemoOptions, out: &mut (dyn Write + Send)) -> Result
             debounce: Duration::from_millis(200),
             shutdown_grace: Duration::from_secs(5),
             listener: scale_set_listener,
+            learned: None,
         },
         shutdown.clone(),
     ));

@@ -10,8 +10,9 @@ use operator::{
     api::{server::raise_open_files_limit, HttpLimits},
     cli::{Cli, Command, ConfigCommand, DemoArgs, SandboxArgs, ServeArgs, SimulateArgs, TraceCommand, TraceExportArgs},
     config::{self, LogFormat},
-    controller::{Controller, Settings},
+    controller::{Controller, Settings, Sizing},
     demo::{run_demo, DemoOptions},
+    learned::LearnedState,
     ports::{Ports, ScaleSetApi},
     run::{run, Listeners, RunSettings},
     sandbox::{Sandbox, SandboxQueue},
@@ -67,7 +68,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let source = if args.azure_cli { CredentialSource::AzureCli } else { CredentialSource::ManagedIdentity };
     let options = ConnectOptions { credential_source: source, azure_client_options: None };
     let connected = connect(&config, options).await.context("connecting to Azure and GitHub")?;
-    operate(&config, connected.ports, connected.scale_set_api).await
+    operate(&config, connected.ports, connected.scale_set_api, connected.learned).await
 }
 
 async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
@@ -80,18 +81,29 @@ async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
         sandbox.delete_scale_set_after(delay);
     }
     let scale_set_api: Arc<dyn ScaleSetApi> = sandbox.github.clone();
-    operate(&config, sandbox.ports, scale_set_api).await
+    // The sandbox keeps a learned model in memory only (Settings::from_config).
+    operate(&config, sandbox.ports, scale_set_api, None).await
 }
 
-/// The operator on `ports`: bind both listeners, then serve, reconcile and (with scale-set
-/// demand) listen to the runner scale set on `scale_set_api` until SIGTERM or a fatal error.
-async fn operate(config: &config::Config, ports: Ports, scale_set_api: Arc<dyn ScaleSetApi>) -> anyhow::Result<()> {
+/// The operator on `ports`: bind both listeners, then serve, reconcile, (with scale-set
+/// demand) listen to the runner scale set on `scale_set_api` and (with `learned`) keep the
+/// learned demand state until SIGTERM or a fatal error.
+async fn operate(
+    config: &config::Config,
+    ports: Ports,
+    scale_set_api: Arc<dyn ScaleSetApi>,
+    learned: Option<LearnedState>,
+) -> anyhow::Result<()> {
     match raise_open_files_limit() {
         Ok(limit) => tracing::info!(limit, "open-files limit raised to the hard limit"),
         Err(err) => tracing::warn!(error = %err, "raising the open-files limit failed; keeping the current one"),
     }
     let (ports, listener) = operator::listener::wire(config, ports, scale_set_api);
-    let controller = Controller::new(Settings::from_config(config), ports);
+    let mut settings = Settings::from_config(config);
+    if let Some(state) = &learned {
+        settings.targeting.sizing = Sizing::Learned(Arc::new(state.clone()));
+    }
+    let controller = Controller::new(settings, ports);
     let bind = |addr: std::net::SocketAddr| async move {
         tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))
     };
@@ -105,6 +117,7 @@ async fn operate(config: &config::Config, ports: Ports, scale_set_api: Arc<dyn S
         debounce: config.reconcile.debounce.get(),
         shutdown_grace: config.server.shutdown_grace.get(),
         listener,
+        learned,
     };
     run(controller, listeners, run_settings, token).await?;
     Ok(())

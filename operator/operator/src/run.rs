@@ -28,6 +28,7 @@ use tracing::{error, info, warn};
 use crate::{
     api::{router, server, AppState, HttpLimits, Routes},
     controller::{Controller, FatalError, RecoveryError},
+    learned::{LearnedError, LearnedState},
     listener::Listener,
     pass::ReconcileError,
     ports::{CloudFault, ScaleSetError},
@@ -46,6 +47,9 @@ pub struct RunSettings {
     /// The runner scale set listener (`github.demand = "scale_set"`), supervised like the
     /// server and the loop.
     pub listener: Option<Listener>,
+    /// The learned demand state's saver (`pool.learned`), supervised likewise; it saves
+    /// once more at shutdown, within the grace time.
+    pub learned: Option<LearnedState>,
 }
 
 /// Why [`run`] ended other than by a clean shutdown.
@@ -67,6 +71,12 @@ pub enum RunError {
     ListenerStopped,
     #[error("the scale-set listener panicked")]
     ListenerPanicked(#[source] tokio::task::JoinError),
+    #[error("keeping the learned demand state failed")]
+    LearnedFailed(#[source] LearnedError),
+    #[error("the learned state's saver stopped although no shutdown was asked for")]
+    LearnedStopped,
+    #[error("the learned state's saver panicked")]
+    LearnedPanicked(#[source] tokio::task::JoinError),
     #[error("the controller can no longer be trusted")]
     ControllerFailed(#[source] FatalError),
 }
@@ -141,15 +151,23 @@ pub async fn run_with(
             None => std::future::pending().await,
         }
     };
+    let mut learned = settings.learned.clone().map(|state| tokio::spawn(state.run(stop.clone())));
+    let learned_done = async {
+        match learned.as_mut() {
+            Some(task) => task.await,
+            None => std::future::pending().await,
+        }
+    };
 
     // A finished JoinHandle must not be awaited again: remember which one ended.
-    let (failure, server_ended, loop_ended, listener_ended) = tokio::select! {
+    let (failure, server_ended, loop_ended, listener_ended, learned_ended) = tokio::select! {
         biased;
-        _ = shutdown.cancelled() => (None, false, false, false),
-        served = &mut server => (server_failure(served, &shutdown), true, false, false),
-        looped = &mut reconciler => (loop_failure(looped, &shutdown), false, true, false),
-        listened = listener_done => (listener_failure(listened, &shutdown), false, false, true),
-        fatal = controller.failed() => (Some(RunError::ControllerFailed(fatal)), false, false, false),
+        _ = shutdown.cancelled() => (None, false, false, false, false),
+        served = &mut server => (server_failure(served, &shutdown), true, false, false, false),
+        looped = &mut reconciler => (loop_failure(looped, &shutdown), false, true, false, false),
+        listened = listener_done => (listener_failure(listened, &shutdown), false, false, true, false),
+        saved = learned_done => (learned_failure(saved, &shutdown), false, false, false, true),
+        fatal = controller.failed() => (Some(RunError::ControllerFailed(fatal)), false, false, false, false),
     };
     match &failure {
         None => info!(grace = ?settings.shutdown_grace, "shutting down: draining requests and operations"),
@@ -170,6 +188,9 @@ pub async fn run_with(
         }
         if let (false, Some(task)) = (listener_ended, listener) {
             later = later.or(listener_failure(task.await, &stop));
+        }
+        if let (false, Some(task)) = (learned_ended, learned) {
+            later = later.or(learned_failure(task.await, &stop));
         }
         controller.operations().close();
         controller.operations().wait().await;
@@ -253,6 +274,20 @@ fn listener_failure(
         Ok(()) if asked_to_stop.is_cancelled() => None,
         Ok(()) => Some(RunError::ListenerStopped),
         Err(join) => Some(RunError::ListenerPanicked(join)),
+    }
+}
+
+/// The saver ends on its own only with a lasting error; at shutdown its last save's error
+/// still counts.
+fn learned_failure(
+    saved: Result<Result<(), LearnedError>, tokio::task::JoinError>,
+    asked_to_stop: &CancellationToken,
+) -> Option<RunError> {
+    match saved {
+        Ok(Err(err)) => Some(RunError::LearnedFailed(err)),
+        Ok(Ok(())) if asked_to_stop.is_cancelled() => None,
+        Ok(Ok(())) => Some(RunError::LearnedStopped),
+        Err(join) => Some(RunError::LearnedPanicked(join)),
     }
 }
 

@@ -146,7 +146,7 @@ async fn a_corrupt_blob_fails_loudly_with_its_url_and_no_sas() {
     let blob = StateBlob::new(&config.state_url, None).unwrap();
     assert!(blob.write(b"{\"format\": 1, \"slots\": \"?\"}".to_vec(), &Expect::Absent).await.is_ok());
 
-    let err = LearnedState::open(&config, None).await.err().expect("refused");
+    let err = LearnedState::open(&config, None).await.expect_err("refused");
     assert!(matches!(err, LearnedError::Corrupt { .. }), "{err:?}");
     assert!(err.is_lasting());
     let text = Chain(&err).to_string();
@@ -164,6 +164,6 @@ async fn a_blob_of_another_format_is_refused_not_reset() {
     let config = config(&azurite, "format.json").await;
     let blob = StateBlob::new(&config.state_url, None).unwrap();
     assert!(blob.write(br#"{"format": 2, "anything": []}"#.to_vec(), &Expect::Absent).await.is_ok());
-    let err = LearnedState::open(&config, None).await.err().expect("refused");
+    let err = LearnedState::open(&config, None).await.expect_err("refused");
     assert!(Chain(&err).to_string().contains("snapshot format 2 is not the format 1"), "{err}");
 }

@@ -5,6 +5,8 @@
 //! new VM is created; the reserve is refilled; a start that fails or comes late, and a
 //! parked VM started or deleted by someone else, leave the pool whole.
 
+mod common;
+
 use std::{
     sync::{
         atomic::{AtomicU32, Ordering},
@@ -147,16 +149,7 @@ impl World {
 
 /// Let the paused clock run until `done` holds (at most `limit` of virtual time).
 async fn until(limit: Duration, done: impl Fn() -> bool) -> bool {
-    let step = Duration::from_millis(500);
-    let mut waited = Duration::ZERO;
-    while !done() {
-        if waited >= limit {
-            return false;
-        }
-        tokio::time::sleep(step).await;
-        waited += step;
-    }
-    true
+    common::until_within(limit, Duration::from_millis(500), done).await
 }
 
 fn parking_pool(parked: u32) -> PoolSpec {

@@ -4,6 +4,8 @@
 //! undecodable message is acknowledged with its statistics applied, and shutdown closes
 //! the session so the next operator starts at once.
 
+mod common;
+
 use std::{sync::Arc, time::Duration};
 
 use operator::{
@@ -62,16 +64,7 @@ fn start(w: &World) -> (CancellationToken, JoinHandle<()>) {
 
 /// Let the paused clock run until `done` holds (at most `limit` of virtual time).
 async fn until(limit: Duration, done: impl Fn() -> bool) -> bool {
-    let step = Duration::from_millis(100);
-    let mut waited = Duration::ZERO;
-    while !done() {
-        if waited >= limit {
-            return false;
-        }
-        tokio::time::sleep(step).await;
-        waited += step;
-    }
-    true
+    common::until_within(limit, Duration::from_millis(100), done).await
 }
 
 #[tokio::test(start_paused = true)]

@@ -55,6 +55,7 @@ async fn serve(
         debounce: Duration::from_millis(50),
         shutdown_grace: Duration::from_secs(5),
         listener: None,
+        learned: None,
     };
     let task = tokio::spawn({
         let shutdown = shutdown.clone();

@@ -44,6 +44,7 @@ fn run_settings() -> RunSettings {
         debounce: Duration::from_millis(20),
         shutdown_grace: Duration::from_secs(5),
         listener: None,
+        learned: None,
     }
 }
 

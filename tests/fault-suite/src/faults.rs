@@ -8,7 +8,7 @@
 //! reaches the cloud: no VM may be touched while its runner runs a job.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -20,9 +20,10 @@ use async_trait::async_trait;
 use operator::{
     model::InstanceId,
     ports::{
-        ActionsError, BusyMarker, BusyRecord, BusyRecordError, CloudFault, CloudInstance, DeregisterOutcome, Github,
-        GithubError, JitConfig, JitRequest, MarkerHandle, Message, RegistrationToken, RemoveOutcome, Runner, ScaleSet,
-        ScaleSetApi, ScaleSetError, ScaleSetInfo, ScaleSetRunner, ScaleSetSpec, Statistics, StoredMarker,
+        ActionsError, BusyMarker, BusyRecord, BusyRecordError, CloudFault, CloudInstance, CloudState,
+        DeregisterOutcome, Github, GithubError, JitConfig, JitRequest, MarkerHandle, Message, RegistrationToken,
+        RemoveOutcome, Runner, ScaleSet, ScaleSetApi, ScaleSetError, ScaleSetInfo, ScaleSetRunner, ScaleSetSpec,
+        Statistics, StoredMarker,
     },
 };
 use operator_sim::memory::ScaleSetFaults;
@@ -103,14 +104,69 @@ impl FaultyScaleSet {
 
     /// Start the write in the cloud, detached: it finishes even if the caller stops waiting.
     fn spawn_write(&self, verb: &'static str, ids: Vec<InstanceId>) {
-        self.check_not_busy(verb, &ids);
+        if verb == "start" {
+            self.arm_starts(&ids);
+        } else {
+            self.check_not_busy(verb, &ids);
+        }
         let set = self.world.scale_set.clone();
         tokio::spawn(async move {
             let _ = match verb {
                 "delete" => set.delete_instances(&ids).await,
+                "deallocate" => set.deallocate_instances(&ids).await,
+                "start" => set.start_instances(&ids).await,
                 _ => set.reimage_instances(&ids).await,
             };
         });
+    }
+
+    /// The parking faults of a start about to reach the cloud: each deallocated instance's
+    /// start may end `Failed` (an allocation failure) or come late.
+    fn arm_starts(&self, ids: &[InstanceId]) {
+        let w = &self.world;
+        let f = &w.scenario.faults;
+        let deallocated: BTreeSet<InstanceId> = w
+            .scale_set
+            .snapshot()
+            .into_iter()
+            .filter(|(_, _, state)| *state == CloudState::Deallocated)
+            .map(|(id, ..)| id)
+            .collect();
+        for id in ids.iter().filter(|id| deallocated.contains(*id)) {
+            if w.roll_park(f.start_fails, "start_failed") {
+                tracing::warn!(instance = %id, "this start will fail (allocation failure)");
+                w.scale_set.next_start_of(id, true, Duration::ZERO);
+                w.record().parking.failed_starts += 1;
+            } else if w.roll_park(f.start_late, "start_late") {
+                let late_by = Duration::from_secs(w.pick_park(30..=crate::scenario::START_LATE_MAX.as_secs()));
+                tracing::warn!(instance = %id, ?late_by, "this start will come late");
+                w.scale_set.next_start_of(id, false, late_by);
+                let at = w.elapsed();
+                w.record().parking.late_starts.push((at, late_by));
+            }
+        }
+    }
+
+    /// The process dies while its deallocate or start runs: the cloud carries it out, the
+    /// answer is lost.
+    fn dies_mid_park(&self, verb: &'static str, ids: &[InstanceId]) -> bool {
+        let w = &self.world;
+        if !w.roll_park(w.scenario.faults.kill_mid_park, "kill_mid_park") {
+            return false;
+        }
+        tracing::warn!(operation = verb, "the operator dies while its call runs");
+        let set = w.scale_set.clone();
+        let ids = ids.to_vec();
+        tokio::spawn(async move {
+            let _ = match verb {
+                "deallocate" => set.deallocate_instances(&ids).await,
+                _ => set.start_instances(&ids).await,
+            };
+        });
+        w.record().parking.kills_mid_park += 1;
+        self.alive.store(false, Ordering::SeqCst);
+        w.kill_now.notify_one();
+        true
     }
 }
 
@@ -172,17 +228,32 @@ impl ScaleSet for FaultyScaleSet {
         self.world.scale_set.reimage_instances(ids).await
     }
 
-    // Pass-throughs with no injected faults yet: the operator neither deallocates nor starts
-    // (issue 16 adds parking and its faults). A deallocation stops the VM, so invariant 1
-    // holds for it as for a delete.
+    // A deallocation stops the VM, so invariant 1 holds for it as for a delete.
     async fn deallocate_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError> {
-        self.check_alive().map_err(|source| ScaleSetError::DeallocateFailed { ids: ids.to_vec(), source })?;
+        let err = |source| ScaleSetError::DeallocateFailed { ids: ids.to_vec(), source };
+        self.check_alive().map_err(err)?;
+        if let Some(injected) = self.draw(true) {
+            let fault = self.fail(injected, || self.spawn_write("deallocate", ids.to_vec())).await;
+            return Err(err(fault));
+        }
         self.check_not_busy("deallocate", ids);
+        if self.dies_mid_park("deallocate", ids) {
+            return Err(err(CloudFault::Transport(dead())));
+        }
         self.world.scale_set.deallocate_instances(ids).await
     }
 
     async fn start_instances(&self, ids: &[InstanceId]) -> Result<(), ScaleSetError> {
-        self.check_alive().map_err(|source| ScaleSetError::StartFailed { ids: ids.to_vec(), source })?;
+        let err = |source| ScaleSetError::StartFailed { ids: ids.to_vec(), source };
+        self.check_alive().map_err(err)?;
+        if let Some(injected) = self.draw(true) {
+            let fault = self.fail(injected, || self.spawn_write("start", ids.to_vec())).await;
+            return Err(err(fault));
+        }
+        self.arm_starts(ids);
+        if self.dies_mid_park("start", ids) {
+            return Err(err(CloudFault::Transport(dead())));
+        }
         self.world.scale_set.start_instances(ids).await
     }
 
@@ -221,12 +292,20 @@ impl FaultyGithub {
 impl Github for FaultyGithub {
     async fn jit_config(&self, request: &JitRequest) -> Result<JitConfig, GithubError> {
         self.gate().await?;
-        self.world.github.jit_config(request).await
+        let made = self.world.github.jit_config(request).await;
+        if made.is_ok() {
+            crate::vms::note_credential(|| format!("a JIT runner {}", request.name));
+        }
+        made
     }
 
     async fn registration_token(&self) -> Result<RegistrationToken, GithubError> {
         self.gate().await?;
-        self.world.github.registration_token().await
+        let made = self.world.github.registration_token().await;
+        if made.is_ok() {
+            crate::vms::note_credential(|| "a registration token".to_owned());
+        }
+        made
     }
 
     async fn list_runners(&self) -> Result<Vec<Runner>, GithubError> {
@@ -545,7 +624,11 @@ impl ScaleSetApi for FaultyScaleSetApi {
 
     async fn generate_jit_config(&self, scale_set_id: u64, runner_name: &str) -> Result<JitConfig, ActionsError> {
         self.gate().await?;
-        self.answer(self.world.github.generate_jit_config(scale_set_id, runner_name).await)
+        let made = self.world.github.generate_jit_config(scale_set_id, runner_name).await;
+        if made.is_ok() {
+            crate::vms::note_credential(|| format!("a scale-set JIT runner {runner_name}"));
+        }
+        self.answer(made)
     }
 
     async fn runner_by_name(&self, name: &str) -> Result<Option<ScaleSetRunner>, ActionsError> {
@@ -565,5 +648,82 @@ impl ScaleSetApi for FaultyScaleSetApi {
             return Err(ActionsError::Transport(dead()));
         }
         self.answer(Ok(outcome))
+    }
+}
+
+/// Someone else at the scale set (the portal, a script of the team's), at the scenario's
+/// per-second rates while faults are on: starts a deallocated instance, deletes one, or
+/// deallocates a running instance whose runner is online and idle (GitHub then shows that
+/// runner offline: its VM is off). The operator is told nothing. A drawn action with
+/// nothing to act on does nothing (and is not counted as a fault).
+pub fn someone_else(world: &World) {
+    let f = &world.scenario.faults;
+    let start = world.chance_park(f.outside_start);
+    let delete = world.chance_park(f.outside_delete);
+    let deallocate = world.chance_park(f.outside_deallocate);
+    if !(start || delete || deallocate) {
+        return;
+    }
+    let deallocated = || -> Vec<InstanceId> {
+        world
+            .scale_set
+            .snapshot()
+            .into_iter()
+            .filter(|(_, _, state)| *state == CloudState::Deallocated)
+            .map(|(id, ..)| id)
+            .collect()
+    };
+    let pick = |n: usize| world.pick_park(0..=n as u64 - 1) as usize;
+    let note = |kind: &'static str| {
+        let at = world.elapsed();
+        world.record().faults.push((at, kind));
+    };
+    if start {
+        let candidates = deallocated();
+        if !candidates.is_empty() {
+            let id = &candidates[pick(candidates.len())];
+            tracing::warn!(instance = %id, "someone else starts a deallocated instance");
+            world.scale_set.start_by_hand(id);
+            note("outside_start");
+            world.record().parking.outside_starts += 1;
+        }
+    }
+    if delete {
+        let candidates = deallocated();
+        if !candidates.is_empty() {
+            let id = &candidates[pick(candidates.len())];
+            tracing::warn!(instance = %id, "someone else deletes a deallocated instance");
+            world.scale_set.delete_by_hand(id);
+            note("outside_delete");
+            world.record().parking.outside_deletes += 1;
+        }
+    }
+    if deallocate {
+        let runners = world.github.runners();
+        let boot_runners = world.record().boot_runners.clone();
+        let idle: Vec<(InstanceId, crate::world::BootKey, u64)> = world
+            .scale_set
+            .snapshot()
+            .into_iter()
+            .filter(|(_, _, state)| *state == CloudState::Running)
+            .filter_map(|(id, generation, _)| {
+                let key = world.boot_key(&id, generation);
+                let runner = *boot_runners.get(&key)?;
+                runners
+                    .iter()
+                    .any(|r| r.id == runner && r.status == operator::ports::RunnerStatus::Online && !r.busy)
+                    .then_some((id, key, runner))
+            })
+            .collect();
+        if !idle.is_empty() {
+            let (id, key, runner) = idle[pick(idle.len())].clone();
+            tracing::warn!(instance = %id, runner, "someone else deallocates a running instance with an idle runner");
+            world.github.runner_offline(runner);
+            world.scale_set.deallocate_by_hand(&id);
+            note("outside_deallocate");
+            let mut record = world.record();
+            record.parking.outside_deallocations += 1;
+            record.parking.deallocated_by_hand.insert(key);
+        }
     }
 }

@@ -4,13 +4,16 @@
 //! scale set, GitHub, busy record and VMs, the same the demo runs) on tokio's paused
 //! clock: hours of pool life in milliseconds, and the same seed always replays the
 //! same run. What is the suite's own: the scenario (`scenario`), the faults
-//! (`faults`, and the VM fates and hook faults in `vms`), operator processes that
-//! die and restart (`process`) and the invariants (`invariants`). See
-//! `docs/fault-suite.md`.
+//! (`faults`, with someone else's hands on the scale set, and the VM fates and hook
+//! faults in `vms`), operator processes that die and restart (`process`), the
+//! invariants (`invariants`), and reproductions of product bugs it found that are not
+//! fixed yet (`found`, tests only). See `docs/fault-suite.md`.
 //!
 //! `cargo run -p fault-suite -- --seed N` reproduces one run with its log.
 
 pub mod faults;
+#[cfg(test)]
+mod found;
 pub mod invariants;
 pub mod process;
 pub mod scenario;
@@ -59,6 +62,52 @@ pub struct Outcome {
     /// Scale-set jobs that needed their allowance, and the longest spell without a session.
     pub allowance_needed: usize,
     pub worst_blind: Duration,
+    /// The reserve (`PoolSpec.parked`) and what parking went through.
+    pub parked: u32,
+    pub parking: ParkingOutcome,
+}
+
+/// What parking did in one run (or, added up, in many).
+#[derive(Clone, Debug, Default)]
+pub struct ParkingOutcome {
+    /// Park answers given, instances in accepted deallocate calls, and in start calls.
+    pub park_answers: u64,
+    pub parks: usize,
+    pub starts: usize,
+    /// Boots told to park that registered after all (a later answer).
+    pub registered_after_park: u64,
+    pub failed_starts: u32,
+    pub late_starts: usize,
+    pub outside_starts: u32,
+    pub outside_deletes: u32,
+    pub outside_deallocations: u32,
+    pub kills_mid_park: u32,
+    /// Answers invariant 7's first half checked: registrations seen making their
+    /// credential, park answers seen making none.
+    pub registrations_checked: u64,
+    pub park_answers_checked: u64,
+    /// The longest a VM told to park kept running, and the longest refill after the workload.
+    pub worst_parked_running: Duration,
+    pub worst_refill: Duration,
+}
+
+impl ParkingOutcome {
+    fn add(&mut self, other: &Self) {
+        self.park_answers += other.park_answers;
+        self.parks += other.parks;
+        self.starts += other.starts;
+        self.registered_after_park += other.registered_after_park;
+        self.failed_starts += other.failed_starts;
+        self.late_starts += other.late_starts;
+        self.outside_starts += other.outside_starts;
+        self.outside_deletes += other.outside_deletes;
+        self.outside_deallocations += other.outside_deallocations;
+        self.kills_mid_park += other.kills_mid_park;
+        self.registrations_checked += other.registrations_checked;
+        self.park_answers_checked += other.park_answers_checked;
+        self.worst_parked_running = self.worst_parked_running.max(other.worst_parked_running);
+        self.worst_refill = self.worst_refill.max(other.worst_refill);
+    }
 }
 
 /// Run one seed on a fresh paused-clock runtime.
@@ -129,6 +178,7 @@ async fn simulate(scenario: Scenario) -> Outcome {
                 record.faults.push((now, "scale_set_deleted"));
                 record.scale_set.deleted += 1;
             }
+            faults::someone_else(&world);
         }
         if process.is_none() && restart_at.is_some_and(|at| at <= now) {
             processes += 1;
@@ -155,6 +205,7 @@ async fn simulate(scenario: Scenario) -> Outcome {
         match quiet_until {
             None if drained => {
                 world.stop_faults();
+                checker.drained(now);
                 quiet_until = Some(now + scenario::QUIET);
             }
             Some(end) if now >= end && process.is_some() => break,
@@ -177,7 +228,25 @@ async fn simulate(scenario: Scenario) -> Outcome {
     checker.finish(&world, process.as_ref().map(Process::controller));
     hypervisor.stop().await;
     let (sessions, _) = world.github.session_counts();
+    let writes = world.scale_set.writes();
     let record = world.record();
+    let p = &record.parking;
+    let parking = ParkingOutcome {
+        park_answers: p.park_answers,
+        parks: writes.deallocated_ids.len(),
+        starts: writes.started_ids.len(),
+        registered_after_park: p.registered_after_park,
+        failed_starts: p.failed_starts,
+        late_starts: p.late_starts.len(),
+        outside_starts: p.outside_starts,
+        outside_deletes: p.outside_deletes,
+        outside_deallocations: p.outside_deallocations,
+        kills_mid_park: p.kills_mid_park,
+        registrations_checked: p.registrations_checked,
+        park_answers_checked: p.park_answers_checked,
+        worst_parked_running: checker.worst_parked_running,
+        worst_refill: checker.worst_refill,
+    };
     Outcome {
         seed: world.scenario.seed,
         jobs: world.scenario.jobs.len(),
@@ -196,6 +265,8 @@ async fn simulate(scenario: Scenario) -> Outcome {
         replayed: record.scale_set.replayed,
         allowance_needed: checker.allowance_needed,
         worst_blind: checker.worst_blind,
+        parked: world.scenario.parked,
+        parking,
     }
 }
 
@@ -266,6 +337,13 @@ pub struct Summary {
     pub allowance_needed: usize,
     pub worst_blind: Duration,
     pub worst_wait_scale_set: Duration,
+    /// Runs with a parked reserve (of them with `min = 0`, and with scale-set demand).
+    pub parked_runs: usize,
+    pub parked_min_zero_runs: usize,
+    pub parked_scale_set_runs: usize,
+    /// Parking figures over every run (outside deallocations happen in runs without a
+    /// reserve too).
+    pub parking: ParkingOutcome,
 }
 
 impl std::fmt::Display for Summary {
@@ -288,6 +366,26 @@ impl std::fmt::Display for Summary {
             self.worst_wait_scale_set,
             self.allowance_needed,
             self.worst_blind
+        )?;
+        let p = &self.parking;
+        write!(
+            f,
+            "; parking: runs={} (min 0: {}, scale-set demand: {}), park answers={} (boots registered after one {}), parks={}, starts={} (failed {}, late {}), outside starts={}, deletes={}, deallocations={}, kills mid-park={}, longest told-to-park running={:?}, worst refill={:?}",
+            self.parked_runs,
+            self.parked_min_zero_runs,
+            self.parked_scale_set_runs,
+            p.park_answers,
+            p.registered_after_park,
+            p.parks,
+            p.starts,
+            p.failed_starts,
+            p.late_starts,
+            p.outside_starts,
+            p.outside_deletes,
+            p.outside_deallocations,
+            p.kills_mid_park,
+            p.worst_parked_running,
+            p.worst_refill
         )?;
         if !self.failing_seeds.is_empty() {
             write!(
@@ -328,6 +426,12 @@ pub fn run_many_with(seeds: impl IntoIterator<Item = u64>, scenario: impl Fn(u64
             summary.worst_blind = summary.worst_blind.max(outcome.worst_blind);
             summary.worst_wait_scale_set = summary.worst_wait_scale_set.max(outcome.worst_wait);
         }
+        if outcome.parked > 0 {
+            summary.parked_runs += 1;
+            summary.parked_min_zero_runs += usize::from(outcome.min == 0);
+            summary.parked_scale_set_runs += usize::from(outcome.demand == Demand::ScaleSet);
+        }
+        summary.parking.add(&outcome.parking);
         if !outcome.violations.is_empty() {
             summary.violations += outcome.violations.len();
             summary.failing_seeds.push(seed);

@@ -47,6 +47,7 @@ pub fn settings(world: &World) -> Settings {
                 registration_timeout: scenario::REGISTRATION_TIMEOUT,
                 runner_exit_timeout: scenario::RUNNER_EXIT_TIMEOUT,
                 keep_unhealthy: s.keep_unhealthy,
+                parked: s.parked,
                 ..PoolSpec::new(s.min, s.max, s.free_target_percentage)
             },
         )

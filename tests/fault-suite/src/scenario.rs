@@ -13,6 +13,12 @@ pub const DEBOUNCE: Duration = Duration::from_millis(500);
 pub const BOOT_DELAY: Duration = Duration::from_secs(60);
 pub const REIMAGE_DELAY: Duration = Duration::from_secs(45);
 pub const DELETE_DELAY: Duration = Duration::from_secs(30);
+/// From the deallocate call until the instance is deallocated (the simulated scale set's default).
+pub const DEALLOCATE_DELAY: Duration = Duration::from_secs(30);
+/// From the start call until a parked instance runs again (issue 16's stated assumption).
+pub const START_DELAY: Duration = Duration::from_secs(45);
+/// A late start takes this much longer, at most (drawn from 30 s up).
+pub const START_LATE_MAX: Duration = Duration::from_secs(300);
 pub const SCALE_IN_DELAY: Duration = Duration::from_secs(5 * 60);
 pub const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub const RUNNER_EXIT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -51,9 +57,22 @@ pub fn script() -> ScriptSettings {
     }
 }
 
-/// Boot latency in invariant 3: a new or reimaged instance until its runner polls.
+/// Boot latency in invariant 3: a new, reimaged or started instance until its runner polls.
 pub fn boot_latency() -> Duration {
-    BOOT_DELAY.max(REIMAGE_DELAY) + VM_START + POLL
+    BOOT_DELAY.max(REIMAGE_DELAY).max(START_DELAY) + VM_START + POLL
+}
+
+/// How long after the workload drained the reserve must be whole again (invariant 7):
+/// the slowest way back is a VM that broke just before the end (it never registers, or
+/// its runner-exited was lost), recycled at its registration (or runner-exit) timeout
+/// a period later, and replaced by a new VM (boot, cloud-init, told to park at its
+/// registration, deallocated in the next pass) — plus a period for each pass on the way.
+pub fn refill_bound() -> Duration {
+    REGISTRATION_TIMEOUT.max(RUNNER_EXIT_TIMEOUT).max(SCALE_IN_DELAY)
+        + 3 * PERIOD
+        + BOOT_DELAY.max(REIMAGE_DELAY)
+        + VM_START
+        + DEALLOCATE_DELAY
 }
 
 /// Where the operator's demand comes from.
@@ -74,6 +93,8 @@ pub struct Scenario {
     pub free_target_percentage: u8,
     pub jit: bool,
     pub keep_unhealthy: bool,
+    /// The reserve of parked (deallocated) VMs, `PoolSpec.parked`; 0 for none.
+    pub parked: u32,
     pub demand: Demand,
     pub faults: FaultRates,
     /// Scale-set demand only: GitHub deletes the scale set at this offset (applied at
@@ -120,6 +141,17 @@ pub struct FaultRates {
     pub session_evicted: f64,
     /// Per poll: GitHub withdraws the queued jobs' assignments and makes them again.
     pub jobs_reassigned: f64,
+    /// Per start of a parked instance by the operator: it ends `Failed` (an allocation
+    /// failure), or comes 30 s to [`START_LATE_MAX`] late.
+    pub start_fails: f64,
+    pub start_late: f64,
+    /// Per simulated second: someone else starts a deallocated instance, deletes one, or
+    /// deallocates a running instance whose runner is idle (in the portal, by a script).
+    pub outside_start: f64,
+    pub outside_delete: f64,
+    pub outside_deallocate: f64,
+    /// Per deallocate or start call that reached the cloud: the operator dies while it runs.
+    pub kill_mid_park: f64,
 }
 
 impl FaultRates {
@@ -142,6 +174,12 @@ impl FaultRates {
         stale_statistics: 0.0,
         session_evicted: 0.0,
         jobs_reassigned: 0.0,
+        start_fails: 0.0,
+        start_late: 0.0,
+        outside_start: 0.0,
+        outside_delete: 0.0,
+        outside_deallocate: 0.0,
+        kill_mid_park: 0.0,
     };
 }
 
@@ -156,11 +194,9 @@ impl Scenario {
     pub fn draw(seed: u64) -> Self {
         let (drawn, mut rng) = Self::draw_plain(seed);
         // Drawn last, on the same stream, so the draws before stay what they were.
-        if rng.random_bool(0.75) {
-            drawn.with_scale_set(&mut rng)
-        } else {
-            drawn
-        }
+        let drawn = if rng.random_bool(0.75) { drawn.with_scale_set(&mut rng) } else { drawn };
+        // On a stream of its own: the scale-set draws above stay what they were too.
+        drawn.with_parking(&mut Pcg64::seed_from_u64(seed ^ 0x2545_f491_4f6c_dd1d))
     }
 
     /// Everything but the demand source, drawn as before scale-set demand existed.
@@ -203,6 +239,7 @@ impl Scenario {
             free_target_percentage,
             jit,
             keep_unhealthy,
+            parked: 0,
             demand: Demand::None,
             faults,
             delete_scale_set_at: None,
@@ -231,6 +268,26 @@ impl Scenario {
         let busy_until = self.jobs.iter().map(|j| j.arrives).max().unwrap_or_default();
         self.delete_scale_set_at =
             rng.random_bool(0.3).then(|| Duration::from_secs(rng.random_range(0..=busy_until.as_secs().max(1))));
+        self
+    }
+
+    /// A reserve of 1–3 parked VMs in 2 of 5 seeds, whatever the demand source and `min`,
+    /// with the parking faults; and in half of all seeds someone else deallocates a
+    /// running idle VM now and then (a VM stopped mid-life, with its runner).
+    fn with_parking(mut self, rng: &mut Pcg64) -> Self {
+        if rng.random_bool(0.4) {
+            self.parked = rng.random_range(1..=3);
+            let f = &mut self.faults;
+            f.start_fails = rng.random_range(0.0..=0.15);
+            f.start_late = rng.random_range(0.0..=0.15);
+            // Per second, while faults are on (about 40 minutes): up to a few times a run.
+            f.outside_start = rng.random_range(0.0..=1.0 / 600.0);
+            f.outside_delete = rng.random_range(0.0..=1.0 / 600.0);
+            f.kill_mid_park = rng.random_range(0.0..=0.05);
+        }
+        if rng.random_bool(0.5) {
+            self.faults.outside_deallocate = rng.random_range(0.0..=1.0 / 900.0);
+        }
         self
     }
 
@@ -300,12 +357,41 @@ mod tests {
     }
 
     #[test]
+    fn two_in_five_seeds_keep_a_reserve_with_and_without_min_0_and_scale_set_demand() {
+        let all: Vec<Scenario> = (0..200).map(Scenario::draw).collect();
+        let parked: Vec<&Scenario> = all.iter().filter(|s| s.parked > 0).collect();
+        assert!((60..=100).contains(&parked.len()), "{} of 200 keep a reserve", parked.len());
+        assert!(parked.iter().all(|s| (1..=3).contains(&s.parked) && s.parked <= s.max - s.min));
+        assert!(parked.iter().any(|s| s.min == 0) && parked.iter().any(|s| s.min > 0));
+        assert!(parked.iter().any(|s| s.demand == Demand::ScaleSet) && parked.iter().any(|s| s.demand == Demand::None));
+        let unparked = all.iter().filter(|s| s.parked == 0);
+        assert!(unparked.clone().all(|s| s.faults.start_fails == 0.0 && s.faults.outside_start == 0.0));
+        assert!(unparked.clone().any(|s| s.faults.outside_deallocate > 0.0), "a VM stopped by someone else, anywhere");
+    }
+
+    #[test]
+    fn parking_leaves_the_rest_of_a_seed_as_it_was_drawn() {
+        for seed in 0..50 {
+            let drawn = Scenario::draw(seed);
+            let (plain, mut rng) = Scenario::draw_plain(seed);
+            let without = if rng.random_bool(0.75) { plain.with_scale_set(&mut rng) } else { plain };
+            assert_eq!(
+                (drawn.min, drawn.max, drawn.demand, drawn.jobs),
+                (without.min, without.max, without.demand, without.jobs)
+            );
+            assert_eq!((drawn.kills, drawn.delete_scale_set_at), (without.kills, without.delete_scale_set_at));
+            assert_eq!(drawn.faults.cloud, without.faults.cloud);
+        }
+    }
+
+    #[test]
     fn without_scale_set_is_the_scenario_drawn_before_demand_existed() {
         for seed in 0..50 {
             let (plain, drawn) = (Scenario::without_scale_set(seed), Scenario::draw(seed));
             assert_eq!(plain.demand, Demand::None);
             assert_eq!((plain.jobs, plain.kills, plain.max), (drawn.jobs, drawn.kills, drawn.max));
             assert!(plain.min >= 1);
+            assert_eq!((plain.parked, plain.faults.outside_deallocate), (0, 0.0), "no parking as found");
         }
     }
 }

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use operator::model::{InstanceId, JobRef};
 use operator_sim::{
     memory::Boot,
-    vms::{post, Answer, Failure, Posted, Request, Retry, VmEnvironment, VmEvent, VmFate, VmTransport},
+    vms::{post, Answer, Failure, Posted, Registration, Request, Retry, VmEnvironment, VmEvent, VmFate, VmTransport},
 };
 use tokio::task::JoinSet;
 
@@ -26,7 +26,9 @@ pub struct FaultVms(pub Arc<World>);
 
 impl VmEnvironment for FaultVms {
     fn connect(&self, boot: &Boot) -> Box<dyn VmTransport> {
-        let direct = Direct { world: self.0.clone(), ip: boot.ip };
+        // Once per boot script: a new instance, a reimage, or a start of a deallocated one.
+        self.0.power_on(&boot.id, boot.generation);
+        let direct = Direct { world: self.0.clone(), ip: boot.ip, name: boot.name.clone() };
         Box::new(LossyHooks { direct, late: Mutex::new(JoinSet::new()) })
     }
 
@@ -53,9 +55,16 @@ impl VmEnvironment for FaultVms {
     fn observe(&self, boot: &Boot, event: &VmEvent) {
         let at = self.0.elapsed();
         let mut record = self.0.record();
-        let this_boot = (boot.id.clone(), boot.generation);
+        let this_boot = self.0.boot_key(&boot.id, boot.generation);
         match event {
+            VmEvent::ToldToPark => {
+                record.parking.park_answers += 1;
+                record.parking.told_to_park.entry(this_boot).or_insert(at);
+            }
             VmEvent::Registered { runner_name } => {
+                if record.parking.told_to_park.remove(&this_boot).is_some() {
+                    record.parking.registered_after_park += 1;
+                }
                 record.runner_boots.insert(runner_name.clone(), this_boot);
             }
             VmEvent::RunnerOnline { runner_id } => {
@@ -75,22 +84,54 @@ impl VmEnvironment for FaultVms {
     }
 }
 
+tokio::task_local! {
+    /// The registration credentials (JIT runners, registration tokens) the operator made
+    /// at GitHub while handling the registration request in this task: the ports note
+    /// them here ([`note_credential`]).
+    static CREDENTIALS: Arc<Mutex<Vec<String>>>;
+}
+
+/// A port made a registration credential (`what`) at GitHub; if a VM's registration
+/// request is being handled in this task, it is noted for that request.
+pub fn note_credential(what: impl FnOnce() -> String) {
+    let _ = CREDENTIALS.try_with(|made| made.lock().expect("credentials poisoned").push(what()));
+}
+
 /// A VM's call, straight into whichever operator process is alive: what the script
 /// would have seen over HTTP.
 #[derive(Clone)]
 pub struct Direct {
     world: Arc<World>,
     ip: IpAddr,
+    name: String,
 }
 
 #[async_trait]
 impl VmTransport for Direct {
     async fn send(&self, request: &Request) -> Result<Answer, Failure> {
         let Some(incarnation) = self.world.operator() else { return Err(Failure::NoAnswer) };
-        let result = operator::simulate::direct::call(&incarnation.controller, self.ip, request).await;
+        let made = Arc::new(Mutex::new(Vec::new()));
+        let call = operator::simulate::direct::call(&incarnation.controller, self.ip, request);
+        let result = CREDENTIALS.scope(made.clone(), call).await;
         // A process that died while handling the call never sent the answer.
         if !incarnation.is_alive() {
             return Err(Failure::NoAnswer);
+        }
+        // Invariant 7: a VM told to park gets no registration, so none is made for it.
+        let made = made.lock().expect("credentials poisoned").clone();
+        match &result {
+            Ok(Answer::Registration(Registration::Park { .. })) => {
+                self.world.record().parking.park_answers_checked += 1;
+                if !made.is_empty() {
+                    self.world.violation(format!(
+                        "invariant 7: {} was told to park at {:?}, yet its request made {made:?} at GitHub",
+                        self.name,
+                        self.world.elapsed()
+                    ));
+                }
+            }
+            Ok(Answer::Registration(_)) if !made.is_empty() => self.world.record().parking.registrations_checked += 1,
+            _ => {}
         }
         result
     }

@@ -4,7 +4,7 @@
 //! are checked against.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -44,12 +44,42 @@ pub struct Observations {
     pub down: Vec<(Duration, Option<Duration>)>,
     pub jobs: BTreeMap<u64, JobTimes>,
     pub violations: Vec<String>,
-    /// The runner id of each boot (instance, generation), once its runner registered.
-    pub boot_runners: BTreeMap<(InstanceId, u32), u64>,
+    /// The runner id of each boot, once its runner registered.
+    pub boot_runners: BTreeMap<BootKey, u64>,
     /// The boot each registration was handed to, by runner name.
-    pub runner_boots: BTreeMap<String, (InstanceId, u32)>,
+    pub runner_boots: BTreeMap<String, BootKey>,
     pub kills: u32,
     pub scale_set: ScaleSetObservations,
+    pub parking: ParkingObservations,
+}
+
+/// One boot of a VM: instance, disk generation (a reimage makes a new one) and power-on
+/// (a start boots the same disk again: [`World::power_on`]).
+pub type BootKey = (InstanceId, u32, u32);
+
+/// What parking went through.
+#[derive(Debug, Default)]
+pub struct ParkingObservations {
+    /// Boots told to park at their registration and not registered since, with the time
+    /// of the first such answer.
+    pub told_to_park: BTreeMap<BootKey, Duration>,
+    /// Park answers given (every ask of a VM told to park counts).
+    pub park_answers: u64,
+    /// Boots that were told to park and later registered after all.
+    pub registered_after_park: u64,
+    /// Starts the cloud carried out late, with when they were made and by how much.
+    pub late_starts: Vec<(Duration, Duration)>,
+    pub failed_starts: u32,
+    /// Instances someone else deallocated with an idle runner: the boot they were in.
+    pub deallocated_by_hand: BTreeSet<BootKey>,
+    pub outside_starts: u32,
+    pub outside_deletes: u32,
+    pub outside_deallocations: u32,
+    pub kills_mid_park: u32,
+    /// Registrations handed out whose request the suite saw make their credential at
+    /// GitHub (the check of invariant 7's first half is alive), and park answers checked.
+    pub registrations_checked: u64,
+    pub park_answers_checked: u64,
 }
 
 /// What the scale-set demand went through (scale-set scenarios only).
@@ -93,6 +123,11 @@ pub struct World {
     rng: Mutex<Pcg64>,
     /// A stream of its own for fault kinds added later, so they do not reshuffle old seeds.
     rng_late: Mutex<Pcg64>,
+    /// A third stream, for the parking faults (issue 16).
+    rng_park: Mutex<Pcg64>,
+    /// How often each (instance, generation) was powered on: each boot script the
+    /// hypervisor starts is one (a new instance, a reimage, or a start of a deallocated one).
+    power_ons: Mutex<BTreeMap<(InstanceId, u32), u32>>,
     operator: Mutex<Option<Incarnation>>,
     pub record: Mutex<Observations>,
     /// Faults stop when the workload is over (the quiet phase).
@@ -112,13 +147,15 @@ impl World {
             boot_delay: scenario::BOOT_DELAY,
             reimage_delay: scenario::REIMAGE_DELAY,
             delete_delay: scenario::DELETE_DELAY,
+            deallocate_delay: scenario::DEALLOCATE_DELAY,
+            start_delay: scenario::START_DELAY,
             ip_block: 9,
-            ..ScaleSetSettings::default()
         };
         // The injector's stream is seeded apart from the scenario's, so adding a
         // fault kind does not reshuffle every workload.
         let rng = Pcg64::seed_from_u64(scenario.seed ^ 0x9e37_79b9_7f4a_7c15);
         let rng_late = Pcg64::seed_from_u64(scenario.seed ^ 0x5851_f42d_4c95_7f2d);
+        let rng_park = Pcg64::seed_from_u64(scenario.seed ^ 0x1405_7b7e_f767_814f);
         Arc::new(Self {
             scenario,
             scale_set: Arc::new(InMemoryScaleSet::new(settings)),
@@ -127,6 +164,8 @@ impl World {
             start: Instant::now(),
             rng: Mutex::new(rng),
             rng_late: Mutex::new(rng_late),
+            rng_park: Mutex::new(rng_park),
+            power_ons: Mutex::new(BTreeMap::new()),
             operator: Mutex::new(None),
             record: Mutex::new(Observations::default()),
             faults_on: AtomicBool::new(true),
@@ -151,6 +190,38 @@ impl World {
     /// [`World::roll`] on the second stream (faults added after the first regression seeds).
     pub fn roll_late(&self, p: f64, kind: &'static str) -> bool {
         self.roll_on(&self.rng_late, p, kind)
+    }
+
+    /// [`World::roll`] on the parking faults' stream.
+    pub fn roll_park(&self, p: f64, kind: &'static str) -> bool {
+        self.roll_on(&self.rng_park, p, kind)
+    }
+
+    /// One draw on the parking faults' stream, not recorded as a fault (the caller records
+    /// what it did): true with probability `p` while faults are on.
+    pub fn chance_park(&self, p: f64) -> bool {
+        self.faults_on.load(Ordering::SeqCst)
+            && p > 0.0
+            && self.rng_park.lock().expect("rng poisoned").random_bool(p.min(1.0))
+    }
+
+    /// A number from the parking faults' stream.
+    pub fn pick_park(&self, range: std::ops::RangeInclusive<u64>) -> u64 {
+        self.rng_park.lock().expect("rng poisoned").random_range(range)
+    }
+
+    /// A boot script starts on (instance, generation): one more power-on of that disk.
+    pub fn power_on(&self, id: &InstanceId, generation: u32) -> BootKey {
+        let mut power_ons = self.power_ons.lock().expect("power-ons poisoned");
+        let n = power_ons.entry((id.clone(), generation)).or_insert(0);
+        *n += 1;
+        (id.clone(), generation, *n)
+    }
+
+    /// The boot (instance, generation) is in now: its latest power-on.
+    pub fn boot_key(&self, id: &InstanceId, generation: u32) -> BootKey {
+        let power_ons = self.power_ons.lock().expect("power-ons poisoned");
+        (id.clone(), generation, power_ons.get(&(id.clone(), generation)).copied().unwrap_or(0))
     }
 
     fn roll_on(&self, rng: &Mutex<Pcg64>, p: f64, kind: &'static str) -> bool {

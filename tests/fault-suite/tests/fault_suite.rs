@@ -71,6 +71,24 @@ fn main() {
     if summary.scale_set_runs * 2 < summary.runs || summary.min_zero_runs == 0 || !scale_set_faults {
         failed.push(format!("scale-set demand was exercised too little: {summary}"));
     }
+    // A share of the runs keeps a parked reserve, at min 0 and above, with and without
+    // scale-set demand; its faults all happened, and invariant 7's check at the
+    // registration saw both kinds of answer.
+    let p = &summary.parking;
+    let parking_faults = p.failed_starts > 0
+        && p.late_starts > 0
+        && p.outside_starts > 0
+        && p.outside_deletes > 0
+        && p.outside_deallocations > 0
+        && p.kills_mid_park > 0;
+    let mixed = summary.parked_min_zero_runs > 0
+        && summary.parked_scale_set_runs > 0
+        && summary.parked_scale_set_runs < summary.parked_runs
+        && summary.parked_min_zero_runs < summary.parked_runs;
+    let checked = p.registrations_checked > 0 && p.park_answers_checked > 0;
+    if summary.parked_runs * 4 < summary.runs || !mixed || p.starts == 0 || !parking_faults || !checked {
+        failed.push(format!("parking was exercised too little: {summary}"));
+    }
     if summary.violations != 0 {
         failed.push(format!("violations in seeds {:?}", summary.failing_seeds));
     }

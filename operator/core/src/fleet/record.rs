@@ -340,6 +340,18 @@ impl InstanceRecord {
         });
     }
 
+    /// Someone else stopped this VM mid-life and its marker and runner are dealt with:
+    /// nothing of that boot's runner remains, so it is a parked VM like any other (a start
+    /// boots it afresh and it asks for a registration).
+    pub fn reclaim_stopped(&mut self, now: Instant) {
+        self.change(now, |r| {
+            r.phase = Phase::Unregistered;
+            r.runner = None;
+            r.registered_at = None;
+            r.park_answered = false;
+        });
+    }
+
     /// This boot's registration request was answered "park": the VM goes into the reserve.
     pub fn answer_park(&mut self, now: Instant) {
         self.change(now, |r| r.park_answered = true);

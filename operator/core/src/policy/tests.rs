@@ -514,3 +514,20 @@ fn a_finished_or_surplus_idle_vm_is_reimaged_into_the_reserve_while_it_is_short(
         ObservedPool { instances: vec![inst(0, Idle, 400), inst(1, Parked, 0)], capacity: 2, assigned_jobs: Some(0) };
     assert_eq!(decide(&s, &full).delete, ids(&[0]), "reserve full: the surplus goes");
 }
+
+#[test]
+fn a_reserve_short_by_one_takes_one_surplus_idle_vm_not_every_idle_one() {
+    // Fault suite seed 173: each idle VM looked surplus in turn and all were reimaged.
+    let s = parking(2, 10, 0, 1);
+    for assigned_jobs in [None, Some(0)] {
+        let p = ObservedPool {
+            capacity: 3,
+            instances: vec![inst(1, Idle, 360), inst(2, Idle, 360), inst(3, Idle, 360)],
+            assigned_jobs,
+        };
+        let d = decide(&s, &p);
+        assert_eq!(d.target.free_wanted, 2);
+        assert_eq!(d.reimage.len(), 1, "{assigned_jobs:?}: {d:?}");
+        assert!(d.delete.is_empty() && d.capacity.is_none(), "{d:?}");
+    }
+}

@@ -73,6 +73,20 @@ impl Controller {
             }
             let mut marker = None;
             match (&correction, record.phase()) {
+                (Correction::Stopped { runner_id, .. }, phase) => {
+                    if let Phase::Busy(active) = phase {
+                        if let Err(err) = self.ports().busy.remove(&active.marker).await {
+                            self.metrics().api_error(Api::BusyRecord, "write");
+                            warn!(instance = %id, error = %err, "removing the busy marker of a stopped VM failed; will retry");
+                            continue;
+                        }
+                    }
+                    if let Some(runner_id) = runner_id {
+                        if !self.deregister_stopped(&id, *runner_id).await {
+                            continue;
+                        }
+                    }
+                }
                 (Correction::RunnerGone { .. } | Correction::BusyUnconfirmed { .. }, Phase::Busy(active)) => {
                     if let Err(err) = self.ports().busy.remove(&active.marker).await {
                         self.metrics().api_error(Api::BusyRecord, "write");
@@ -99,6 +113,28 @@ impl Controller {
             }
             self.metrics().correction(correction.kind());
             log_correction(&correction, &record);
+        }
+    }
+
+    /// The runner of a VM someone else stopped, removed before the VM joins the reserve.
+    /// False when it must wait for a later pass.
+    async fn deregister_stopped(&self, id: &crate::model::InstanceId, runner_id: u64) -> bool {
+        match self.ports().github.deregister_runner(runner_id).await {
+            Ok(DeregisterOutcome::Removed | DeregisterOutcome::AlreadyGone) => {
+                self.metrics().scale_operation(OperationKind::Deregister, OperationOutcome::Ok);
+                true
+            }
+            Ok(DeregisterOutcome::Busy) => {
+                self.metrics().scale_operation(OperationKind::Deregister, OperationOutcome::RefusedBusy);
+                info!(instance = %id, runner_id, "the stopped VM's runner is still busy at GitHub; left for a later pass");
+                false
+            }
+            Err(err) => {
+                self.metrics().scale_operation(OperationKind::Deregister, OperationOutcome::Failed);
+                self.metrics().api_error(Api::Github, err.kind());
+                warn!(instance = %id, runner_id, error = %err, "deregistering a stopped VM's runner failed; will retry");
+                false
+            }
         }
     }
 
@@ -161,5 +197,14 @@ fn log_correction(correction: &Correction, before: &InstanceRecord) {
             warn!(instance, runner = %runner.name, "runner registered at GitHub unknown to the operator; adopted");
         }
         Correction::GhostRunner { .. } => {}
+        Correction::Stopped { runner_id, .. } => {
+            let job = before.busy_job().map(|a| a.job.to_string()).unwrap_or_default();
+            warn!(
+                instance,
+                ?runner_id,
+                job,
+                "VM stopped by someone else with a runner; its marker and runner are gone, it joins the reserve"
+            );
+        }
     }
 }

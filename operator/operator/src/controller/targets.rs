@@ -15,22 +15,61 @@ use crate::{
 };
 
 /// Where the targets come from.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Sizing {
     /// `pool.min`, `pool.parked`, `pool.free_target_percentage` as configured.
     Fixed,
     /// `pool.schedules`.
     Scheduled(Schedule),
-    /// `pool.learned`: the model is shared with whoever persists it.
-    Learned(Arc<Mutex<LearnedDemand>>),
+    /// `pool.learned`: a model in memory (the simulator, the sandbox) or the one the
+    /// served operator keeps in its blob (`crate::learned::LearnedState`).
+    Learned(Arc<dyn LearnedModel>),
+}
+
+impl std::fmt::Debug for Sizing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fixed => f.write_str("Fixed"),
+            Self::Scheduled(schedule) => f.debug_tuple("Scheduled").field(schedule).finish(),
+            Self::Learned(_) => f.write_str("Learned"),
+        }
+    }
+}
+
+/// The learned mode as the controller uses it: a demand sample each pass, the targets
+/// when asked.
+pub trait LearnedModel: Send + Sync {
+    fn observe(&self, now: OffsetDateTime, demand: u32);
+    fn targets_at(&self, now: OffsetDateTime, base: Targets, max: u32) -> Targets;
+}
+
+impl LearnedModel for Mutex<LearnedDemand> {
+    fn observe(&self, now: OffsetDateTime, demand: u32) {
+        self.lock().unwrap_or_else(std::sync::PoisonError::into_inner).observe(now, demand);
+    }
+
+    fn targets_at(&self, now: OffsetDateTime, base: Targets, max: u32) -> Targets {
+        self.lock().unwrap_or_else(std::sync::PoisonError::into_inner).targets_at(now, base, max)
+    }
+}
+
+impl LearnedModel for crate::learned::LearnedState {
+    fn observe(&self, now: OffsetDateTime, demand: u32) {
+        crate::learned::LearnedState::observe(self, now, demand);
+    }
+
+    fn targets_at(&self, now: OffsetDateTime, base: Targets, max: u32) -> Targets {
+        crate::learned::LearnedState::targets_at(self, now, base, max)
+    }
 }
 
 impl Sizing {
-    /// The source `pool` configures. A learned mode starts empty here; the learned
-    /// state's store loads its snapshot into the same model (`crate::learned`).
+    /// The source `pool` configures. A learned mode starts with an empty model in memory
+    /// here; `serve` replaces it with the one loaded from its blob (`connect`).
     pub fn from_config(pool: &crate::config::PoolConfig) -> Self {
         if let Some(learned) = &pool.learned {
-            return Self::Learned(Arc::new(Mutex::new(LearnedDemand::new(learned.params()))));
+            let model: Arc<dyn LearnedModel> = Arc::new(Mutex::new(LearnedDemand::new(learned.params())));
+            return Self::Learned(model);
         }
         match pool.schedule() {
             Ok(schedule) if !schedule.is_empty() => Self::Scheduled(schedule),
@@ -92,10 +131,7 @@ impl Targeting {
                 let applied = schedule.targets_at(base, now);
                 InForce { targets: applied.targets, entry: applied.entry }
             }
-            Sizing::Learned(model) => {
-                let model = model.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                InForce { targets: model.targets_at(now, base, spec.max), entry: None }
-            }
+            Sizing::Learned(model) => InForce { targets: model.targets_at(now, base, spec.max), entry: None },
         }
     }
 
@@ -111,7 +147,7 @@ impl Targeting {
     /// One demand sample for the learned mode (jobs assigned or running), each pass.
     pub fn observe(&self, now: OffsetDateTime, demand: u32) {
         if let Sizing::Learned(model) = &self.sizing {
-            model.lock().unwrap_or_else(std::sync::PoisonError::into_inner).observe(now, demand);
+            model.observe(now, demand);
         }
     }
 

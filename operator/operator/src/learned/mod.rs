@@ -154,6 +154,12 @@ pub struct LearnedState {
     save_period: Duration,
 }
 
+impl std::fmt::Debug for LearnedState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LearnedState").field("url", &self.shown_url()).field("save_period", &self.save_period).finish()
+    }
+}
+
 impl LearnedState {
     /// Loads the model from `config.state_url`; a missing blob is seeded from
     /// `config.seed_trace` if given, else the model starts empty (nothing is written

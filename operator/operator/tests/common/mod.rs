@@ -138,3 +138,17 @@ pub fn job(run_id: u64) -> JobRef {
 pub fn job_json(run_id: u64) -> String {
     serde_json::to_string(&job(run_id)).unwrap()
 }
+
+/// Let the (paused) clock run in `step`s until `done` holds, at most `limit` of virtual
+/// time; whether it did.
+pub async fn until_within(limit: Duration, step: Duration, done: impl Fn() -> bool) -> bool {
+    let mut waited = Duration::ZERO;
+    while !done() {
+        if waited >= limit {
+            return false;
+        }
+        tokio::time::sleep(step).await;
+        waited += step;
+    }
+    true
+}

@@ -120,6 +120,11 @@ pub async fn start_adjusted(
     let (ports, scale_set_listener) = operator::listener::wire(&config, connected.ports, connected.scale_set_api);
     // Ten times Azure's speed, like the fake's limit.
     let mut settings = Settings::from_config(&config);
+    // As `serve` does: the learned model is the one loaded from its blob.
+    let learned = connected.learned;
+    if let Some(state) = &learned {
+        settings.targeting.sizing = operator::controller::Sizing::Learned(std::sync::Arc::new(state.clone()));
+    }
     adjust(&mut settings);
     let controller = Controller::with_budget(settings, ports, ScaleSetBudget::with_minute(Duration::from_secs(6)));
     // A restart binds the address its predecessor just released.
@@ -144,6 +149,7 @@ pub async fn start_adjusted(
             debounce: Duration::from_millis(200),
             shutdown_grace: Duration::from_secs(5),
             listener: scale_set_listener,
+            learned,
         };
         async move { run(controller, listener, settings, shutdown).await.unwrap() }
     });

@@ -154,6 +154,21 @@ impl SimInstance {
         }
     }
 
+    /// A deallocated instance starts powering up at `now` (listed `Reimaging`, as Azure
+    /// shows a start); its parked time ends. Returns whether it was deallocated.
+    fn begin_start(&mut self, now: Instant) -> bool {
+        if self.state != CloudState::Deallocated {
+            return false;
+        }
+        self.state = CloudState::Reimaging;
+        self.starting = true;
+        self.since = now;
+        if let Some(since) = self.parked_since.take() {
+            self.parked += now.saturating_duration_since(since);
+        }
+        true
+    }
+
     /// Parked time up to `now`.
     fn parked_at(&self, now: Instant) -> Duration {
         self.parked + self.parked_since.map_or(Duration::ZERO, |since| now.saturating_duration_since(since))
@@ -434,13 +449,7 @@ impl InMemoryScaleSet {
         let mut inner = self.lock();
         let now = Instant::now();
         if let Some(inst) = id.as_str().parse::<u64>().ok().and_then(|n| inner.instances.get_mut(&n)) {
-            if inst.state == CloudState::Deallocated {
-                inst.state = CloudState::Reimaging;
-                inst.starting = true;
-                inst.since = now;
-                if let Some(since) = inst.parked_since.take() {
-                    inst.parked += now.saturating_duration_since(since);
-                }
+            if inst.begin_start(now) {
                 inner.version += 1;
             }
         }
@@ -679,15 +688,7 @@ impl ScaleSet for InMemoryScaleSet {
             let now = Instant::now();
             // A running instance is left as it is (Azure answers a start of one with success).
             for n in &numbers {
-                let inst = inner.instances.get_mut(n).expect("checked above");
-                if inst.state == CloudState::Deallocated {
-                    inst.state = CloudState::Reimaging;
-                    inst.starting = true;
-                    inst.since = now;
-                    if let Some(since) = inst.parked_since.take() {
-                        inst.parked += now.saturating_duration_since(since);
-                    }
-                }
+                inner.instances.get_mut(n).expect("checked above").begin_start(now);
             }
         }
         tokio::time::sleep(self.settings.start_delay).await;
