@@ -214,11 +214,8 @@ pub const CANDIDATES: usize = 4;
 /// for less idle money) and that no other paying one beats on both p95 and idle cost, the
 /// [`CANDIDATES`] cheapest of them.
 fn paying(points: &[Point], running_cost: f64) -> Vec<Setting> {
-    let pays: Vec<Point> = points
-        .iter()
-        .filter(|p| !p.running_only() && p.p95 <= TARGET && p.idle_cost < running_cost)
-        .cloned()
-        .collect();
+    let pays: Vec<Point> =
+        points.iter().filter(|p| !p.running_only() && p.p95 <= TARGET && p.idle_cost < running_cost).cloned().collect();
     let mut front = sweep::pareto_front(&pays);
     front.sort_by(|a, b| a.idle_cost.total_cmp(&b.idle_cost));
     front.into_iter().take(CANDIDATES).map(|p| p.setting.clone()).collect()

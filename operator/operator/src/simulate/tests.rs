@@ -121,9 +121,8 @@ fn a_window_replays_only_its_jobs_and_the_learned_mode_is_seeded_from_the_jobs_b
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("trace.jsonl");
     // A job every 6 hours for 20 days.
-    let lines: String = (0..80)
-        .map(|i| format!("{{\"arrival\": {}, \"duration\": 300}}\n", 1_750_000_000 + i * 6 * 3600))
-        .collect();
+    let lines: String =
+        (0..80).map(|i| format!("{{\"arrival\": {}, \"duration\": 300}}\n", 1_750_000_000 + i * 6 * 3600)).collect();
     std::fs::write(&trace, lines).unwrap();
     let cli = crate::cli::Cli::try_parse_from([
         "operator",
