@@ -196,7 +196,7 @@ fn run_sweep(
     );
     let best = sweep::cheapest_meeting(&points, args.target_p95);
     if let Some(path) = &args.plot {
-        write_file(path, &goal::plot(&points, args.target_p95, prices, &[]))?;
+        write_file(path, &goal::sweep_plot(&points, args.target_p95, prices))?;
     }
     if let Some(path) = &args.report {
         // The timeline and baselines are the recommended setting's (or the base's): run it once more.

@@ -258,26 +258,51 @@ pub fn break_even(
     BreakEven { probes, start: found.map(Duration::from_secs) }
 }
 
-/// The chart of p95 wait against idle cost for `points`, as a standalone SVG, with the
-/// cheapest of each kind meeting `target` and any `extra` marks.
-pub fn plot(points: &[Point], target: Duration, prices: &Prices, extra: &[Mark]) -> String {
-    let (running, parked) = cheapest_by_kind(points, target);
-    let mut marks: Vec<Mark> = [(running, "cheapest running-only", "#d62728"), (parked, "cheapest parked", "#1f77b4")]
-        .into_iter()
-        .filter_map(|(p, what, color)| {
-            p.map(|p| Mark {
-                label: format!("{what} meeting p95 <= {}s: {}", target.as_secs(), p.setting),
-                p95: p.p95.as_secs_f64(),
-                idle_hours: p.idle_hours,
-                idle_cost: p.idle_cost,
-                color,
-            })
-        })
-        .collect();
-    marks.extend(extra.iter().map(|m| Mark { label: m.label.clone(), ..*m }));
+/// A mark for `point`: `label` on the legend's first line, the setting on its second.
+pub fn mark(label: &str, point: &Point, color: &'static str) -> Mark {
+    Mark {
+        label: label.into(),
+        detail: point.setting.to_string(),
+        p95: point.p95.as_secs_f64(),
+        idle_hours: point.idle_hours,
+        idle_cost: point.idle_cost,
+        color,
+    }
+}
+
+/// The marks of a comparison: the cheapest of each kind meeting [`TARGET`].
+pub fn comparison_marks(c: &Comparison) -> Vec<Mark> {
+    let mut marks = Vec::new();
+    if let Some(p) = &c.running {
+        marks.push(mark(&format!("cheapest running-only meeting p95 <= {}s", TARGET.as_secs()), p, "#d62728"));
+    }
+    if let Some(p) = &c.parked {
+        marks.push(mark(&format!("cheapest parked meeting p95 <= {}s", TARGET.as_secs()), p, "#1f77b4"));
+    }
+    marks
+}
+
+/// The chart of p95 wait against idle cost for `points` with `marks`, as a standalone SVG.
+pub fn plot(points: &[Point], marks: &[Mark], prices: &Prices) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n",
-        html::chart("goal-pareto", points, &marks, None, Some(target), prices)
+        html::chart("goal-pareto", points, marks, None, Some(TARGET), prices)
+    )
+}
+
+/// The chart of a sweep: the cheapest setting of each kind meeting `target`.
+pub fn sweep_plot(points: &[Point], target: Duration, prices: &Prices) -> String {
+    let (running, parked) = cheapest_by_kind(points, target);
+    let mut marks = Vec::new();
+    if let Some(p) = running {
+        marks.push(mark(&format!("cheapest running-only meeting p95 <= {}s", target.as_secs()), p, "#d62728"));
+    }
+    if let Some(p) = parked {
+        marks.push(mark(&format!("cheapest parked meeting p95 <= {}s", target.as_secs()), p, "#1f77b4"));
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n",
+        html::chart("sweep-pareto", points, &marks, None, Some(target), prices)
     )
 }
 
@@ -443,24 +468,26 @@ pub fn run(
         }
     }
 
-    let learned_mark = Mark {
-        label: format!("learned mode: {}", learned_point.setting),
-        p95: learned_point.p95.as_secs_f64(),
-        idle_hours: learned_point.idle_hours,
-        idle_cost: learned_point.idle_cost,
-        color: "#9467bd",
-    };
+    let whole_plot = plot(&whole.points, &comparison_marks(&whole), prices);
+    let mut last_marks = comparison_marks(&last_fixed);
+    if let Some(best) =
+        cheapest_meeting(last.points.iter().filter(|p| !matches!(p.setting.mode, Mode::Learned { .. })), TARGET)
+    {
+        last_marks.push(mark(
+            &format!("best hand-picked (fixed or scheduled) meeting p95 <= {}s", TARGET.as_secs()),
+            best,
+            "#2ca02c",
+        ));
+    }
+    last_marks.push(mark("learned mode", &learned_point, "#9467bd"));
+    let last_plot = plot(&last.points, &last_marks, prices);
     if let Some(path) = plot_path {
-        std::fs::write(path, plot(&whole.points, TARGET, prices, &[]))
-            .map_err(|source| SimulateError::Write { path: path.clone(), source })?;
+        std::fs::write(path, &whole_plot).map_err(|source| SimulateError::Write { path: path.clone(), source })?;
     }
     if let Some(path) = report {
         let sections = [
-            ("Whole trace: p95 wait against idle cost".to_owned(), plot(&whole.points, TARGET, prices, &[])),
-            (
-                "The last 14 days: p95 wait against idle cost".to_owned(),
-                plot(&last.points, TARGET, prices, &[learned_mark]),
-            ),
+            ("Whole trace: p95 wait against idle cost".to_owned(), whole_plot),
+            ("The last 14 days: p95 wait against idle cost".to_owned(), last_plot),
         ];
         let page = html::charts_page("operator simulate --goal", &sections, &printed);
         std::fs::write(path, page).map_err(|source| SimulateError::Write { path: path.clone(), source })?;

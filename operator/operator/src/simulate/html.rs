@@ -184,6 +184,8 @@ fn distribution(waits: &[Duration]) -> String {
 /// One labelled mark of the wait-against-cost chart.
 pub struct Mark {
     pub label: String,
+    /// A second legend line (the setting), if any.
+    pub detail: String,
     pub p95: f64,
     pub idle_hours: f64,
     pub idle_cost: f64,
@@ -202,6 +204,7 @@ fn pareto(
     let p95 = |x: &baselines::Baseline| baselines::quantile(&x.waits, 0.95);
     let running = |x: &baselines::Baseline| Mark {
         label: String::new(),
+        detail: String::new(),
         p95: p95(x),
         idle_hours: x.idle_time() / 3600.0,
         idle_cost: prices.idle_cost(false, x.idle_time() / 3600.0, 0.0),
@@ -209,7 +212,8 @@ fn pareto(
     };
     let mut marks = vec![
         Mark {
-            label: format!("this setting ({setting})"),
+            label: "this setting".into(),
+            detail: setting.to_string(),
             p95: quantile(&outcome.waits, 0.95).as_secs_f64(),
             idle_hours: hours(outcome.idle_time()),
             idle_cost: outcome.idle_cost(prices, setting.parks()),
@@ -225,7 +229,8 @@ fn pareto(
     };
     if let (Some(best), Some(target)) = (best, target) {
         marks.push(Mark {
-            label: format!("recommended for p95 <= {}s: {}", target.as_secs(), best.setting),
+            label: format!("recommended for p95 <= {}s", target.as_secs()),
+            detail: best.setting.to_string(),
             p95: best.p95.as_secs_f64(),
             idle_hours: best.idle_hours,
             idle_cost: best.idle_cost,
@@ -251,7 +256,7 @@ pub fn chart(
     let (xmax, ymax) = (all_x.fold(1.0, f64::max) * 1.05, all_y.fold(1.0, f64::max) * 1.05);
     let x = |v: f64| PAD + v / xmax * (W - 2.0 * PAD);
     let y = |v: f64| H - PAD - v / ymax * (H - 2.0 * PAD);
-    let height = H + 20.0 * marks.len() as f64 + 60.0;
+    let height = H + 32.0 * marks.len() as f64 + 10.0;
     let mut svg = format!(
         "<svg id=\"{id}\" width=\"{W}\" height=\"{height}\" viewBox=\"0 0 {W} {height}\" xmlns=\"http://www.w3.org/2000/svg\">\
          <rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\
@@ -266,6 +271,33 @@ pub fn chart(
         y(0.0),
         y(0.0)
     );
+    let xstep = nice_step(xmax);
+    for i in 0..=(xmax / xstep) as u32 {
+        let v = f64::from(i) * xstep;
+        let _ = write!(
+            svg,
+            "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1:.1}\" y2=\"{2:.1}\" stroke=\"#999\"/>\
+             <text x=\"{0:.1}\" y=\"{3:.1}\" text-anchor=\"middle\" font-family=\"sans-serif\" font-size=\"10\">{v:.0}s</text>",
+            x(v),
+            y(0.0),
+            y(0.0) + 4.0,
+            y(0.0) + 15.0
+        );
+    }
+    let ystep = nice_step(ymax);
+    for i in 0..=(ymax / ystep) as u32 {
+        let v = f64::from(i) * ystep;
+        let _ = write!(
+            svg,
+            "<line x1=\"{0:.1}\" x2=\"{1:.1}\" y1=\"{2:.1}\" y2=\"{2:.1}\" stroke=\"#eee\"/>\
+             <text x=\"{3:.1}\" y=\"{4:.1}\" text-anchor=\"end\" font-family=\"sans-serif\" font-size=\"10\">{v:.0}</text>",
+            PAD,
+            W - PAD,
+            y(v),
+            PAD - 4.0,
+            y(v) + 3.0
+        );
+    }
     for p in points {
         let fill = if p.running_only() { "#bbb" } else { "#17becf" };
         let _ = write!(
@@ -313,20 +345,31 @@ pub fn chart(
         let _ = write!(
             svg,
             "<circle class=\"mark\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"5\" fill=\"{}\"/>\
-             <text class=\"legend\" x=\"{PAD}\" y=\"{:.1}\" fill=\"{}\" font-family=\"sans-serif\" font-size=\"11\">● {} — p95 {:.0}s, idle {:.1} VM-hours, idle cost {}</text>",
+             <text class=\"legend\" x=\"{PAD}\" y=\"{:.1}\" fill=\"{}\" font-family=\"sans-serif\" font-size=\"11\">● {} — p95 {:.0}s, idle {:.1} VM-hours, idle cost {}</text>\
+             <text class=\"detail\" x=\"{:.1}\" y=\"{:.1}\" fill=\"#555\" font-family=\"sans-serif\" font-size=\"10\">{}</text>",
             x(m.p95),
             y(m.idle_cost),
             m.color,
-            H + 20.0 * i as f64,
+            H + 32.0 * i as f64,
             m.color,
             esc(&m.label),
             m.p95,
             m.idle_hours,
-            esc(&money(prices, m.idle_cost))
+            esc(&money(prices, m.idle_cost)),
+            PAD + 12.0,
+            H + 32.0 * i as f64 + 13.0,
+            esc(&m.detail)
         );
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// A round step for five to ten ticks up to `max`: 1, 2 or 5 times a power of ten.
+fn nice_step(max: f64) -> f64 {
+    let raw = (max / 8.0).max(1e-9);
+    let power = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * power).find(|step| *step >= raw).unwrap_or(10.0 * power)
 }
 
 /// A page of titled charts (inline SVG) and the printed summary, for the goal run.
@@ -345,4 +388,33 @@ pub fn charts_page(title: &str, sections: &[(String, String)], printed: &str) ->
     }
     let _ = writeln!(out, "<h2>As printed</h2><pre id=\"printed\">{}</pre>\n</body></html>", esc(printed));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_one_two_or_five_times_a_power_of_ten() {
+        assert_eq!(nice_step(106.0), 20.0);
+        assert_eq!(nice_step(3284.0), 500.0);
+        assert_eq!(nice_step(1097.0), 200.0);
+        assert_eq!(nice_step(8.0), 1.0);
+    }
+
+    #[test]
+    fn the_chart_marks_the_target_and_names_each_mark_with_its_setting() {
+        let mark = Mark {
+            label: "cheapest".into(),
+            detail: "min 0 parked 16".into(),
+            p95: 56.0,
+            idle_hours: 570.1,
+            idle_cost: 334.17,
+            color: "#1f77b4",
+        };
+        let svg = chart("c", &[], &[mark], None, Some(Duration::from_secs(60)), &Prices::default());
+        assert!(svg.contains("p95 target 60s"), "{svg}");
+        assert!(svg.contains("● cheapest — p95 56s, idle 570.1 VM-hours, idle cost USD 334.17</text>"), "{svg}");
+        assert!(svg.contains(">min 0 parked 16</text>"), "{svg}");
+    }
 }
