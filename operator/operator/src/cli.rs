@@ -32,7 +32,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Replay a CI workload through the real operator on a virtual clock and print what
     /// a pool setting costs in job waits and idle VM-hours (docs/simulate.md).
-    Simulate(SimulateArgs),
+    Simulate(Box<SimulateArgs>),
     /// Work with workload traces.
     #[command(subcommand)]
     Trace(TraceCommand),
@@ -138,12 +138,37 @@ pub struct SimulateArgs {
     /// How long an idle surplus VM waits before it is deleted.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub scale_in_delay: std::time::Duration,
+    /// VMs kept parked (deallocated) in reserve and started on demand before new ones are created.
+    #[arg(long, default_value_t = 0)]
+    pub parked: u32,
     /// From capacity raised until the VM runs.
     #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
     pub boot: std::time::Duration,
     /// From the reimage call until the VM runs again.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub reimage: std::time::Duration,
+    /// From the start call until a parked VM runs again (an assumption until measured).
+    #[arg(long, default_value = "45s", value_parser = humantime::parse_duration)]
+    pub start: std::time::Duration,
+    /// Price table (TOML or JSON): the operator's configuration, whose `pool.prices` is used, or a
+    /// file with just `currency`, `running_per_hour` and `parked_per_hour`. Default: Standard_D4ads_v5
+    /// with a StandardSSD_LRS E10 OS disk, pay-as-you-go, East US (docs/simulate.md, "Prices").
+    #[arg(long)]
+    pub prices: Option<PathBuf>,
+    /// Replay only the jobs of the trace's last DURATION (e.g. `14d`), counted back from its last arrival.
+    #[arg(long, value_parser = humantime::parse_duration, conflicts_with_all = ["from", "until"])]
+    pub last: Option<std::time::Duration>,
+    /// Replay only the jobs arriving on or after this UTC day (`YYYY-MM-DD`).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Replay only the jobs arriving on or before this UTC day (`YYYY-MM-DD`), inclusive.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Size `min` and `parked` with the learned mode (`pool.learned`, default tuning; `--min`
+    /// and `--parked` are its floors), seeded from the trace's jobs before the window (none
+    /// without `--last`/`--from`), then learning from each pass as the operator does.
+    #[arg(long)]
+    pub learned: bool,
     /// Demand from a runner scale set (the pool sees assigned jobs, `--min 0` allowed);
     /// without, the pool sees only its own runners' jobs (`github.demand = "none"`).
     #[arg(long)]
@@ -160,12 +185,23 @@ pub struct SimulateArgs {
     pub sweep_free_target: Vec<u8>,
     #[arg(long, value_delimiter = ',', default_value = "2m,10m", value_parser = humantime::parse_duration)]
     pub sweep_scale_in_delay: Vec<std::time::Duration>,
+    /// Parked reserves to combine with the other lists (0: running-only).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub sweep_parked: Vec<u32>,
     /// The p95 job wait the recommended setting must meet.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub target_p95: std::time::Duration,
+    /// Issue 16's goal run: running-only and parked grids on the whole trace and on its last
+    /// 14 days, the break-even start time, p95 target 60 s, demand from the scale set
+    /// (docs/simulate.md, "The goal run"). Ignores the setting and sweep options.
+    #[arg(long, conflicts_with_all = ["sweep", "summary_only", "last", "from", "until", "learned"])]
+    pub goal: bool,
     /// Also write the figures as one self-contained HTML page (inline SVG, no script).
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Also write the chart of p95 wait against idle cost as a standalone SVG (sweeps and the goal run).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// Settings run at once (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,

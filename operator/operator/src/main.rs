@@ -56,7 +56,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo(args) => demo(args).await,
         // Each setting runs on its own paused-clock runtime, off this one.
-        Command::Simulate(args) => tokio::task::spawn_blocking(move || simulate(args)).await?,
+        Command::Simulate(args) => tokio::task::spawn_blocking(move || simulate(&args)).await?,
         Command::Trace(TraceCommand::Export(args)) => trace_export(args).await,
     }
 }
@@ -164,92 +164,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
-    use operator::simulate::{report, run_setting, Setting};
-    let workload = operator_sim::workload::Workload::load(&args.trace)
-        .with_context(|| format!("reading the trace {}", args.trace.display()))?;
-    print!("{}", report::workload_summary(&workload));
-    if args.summary_only {
-        return Ok(());
-    }
-    let setting = Setting {
-        min: args.min,
-        max: args.max,
-        free_target_percentage: args.free_target,
-        scale_in_delay: args.scale_in_delay,
-        boot: args.boot,
-        reimage: args.reimage,
-        demand: args.scale_set,
-    };
-    if args.sweep {
-        return sweep(&args, &workload, &setting);
-    }
-    let started = std::time::Instant::now();
-    let outcome = run_setting(&workload, &setting);
-    let replayed = started.elapsed();
-    let baselines = report::Baselines::of(&workload, &setting, &outcome);
-    let printed = format!(
-        "{}{}{}",
-        report::workload_summary(&workload),
-        report::outcome_summary(&setting, &outcome),
-        report::baselines_summary(&setting, &outcome, &baselines)
-    );
-    print!("{}", &printed[report::workload_summary(&workload).len()..]);
-    // Wall time goes to stderr: stdout is the same bytes for the same trace and setting.
-    eprintln!(
-        "replayed {:.1} simulated days in {:.1} s",
-        outcome.horizon.as_secs_f64() / 86_400.0,
-        replayed.as_secs_f64()
-    );
-    if let Some(path) = &args.report {
-        let page = operator::simulate::html::page(&workload, &setting, &outcome, &baselines, None, &printed);
-        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
-    }
-    if outcome.busy_vm_killed > 0 {
-        bail!("the simulation found a VM removed while its job ran");
-    }
-    Ok(())
-}
-
-fn sweep(
-    args: &SimulateArgs,
-    workload: &operator_sim::workload::Workload,
-    base: &operator::simulate::Setting,
-) -> anyhow::Result<()> {
-    use operator::simulate::sweep;
-    let settings = sweep::grid(base, &args.sweep_min, &args.sweep_free_target, &args.sweep_scale_in_delay);
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map(std::num::NonZeroUsize::get).unwrap_or(1));
-    // Drawn on stderr only when it is a terminal.
-    let bar = indicatif::ProgressBar::new(settings.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} settings, {elapsed} (eta {eta})")
-            .expect("the template is valid"),
-    );
-    let started = std::time::Instant::now();
-    let points = sweep::run(workload, &settings, threads, &|| bar.inc(1));
-    bar.finish_and_clear();
-    let summary = sweep::summary(&points, args.target_p95);
-    print!("{summary}");
-    eprintln!("swept {} settings on {threads} threads in {:.1} s", settings.len(), started.elapsed().as_secs_f64());
-    if let Some(path) = &args.report {
-        // The timeline and baselines are the recommended setting's (or the base's): run it once more.
-        let best = sweep::cheapest_meeting(&points, args.target_p95);
-        let shown = best.map_or(base, |p| &p.setting);
-        let outcome = operator::simulate::run_setting(workload, shown);
-        let baselines = operator::simulate::report::Baselines::of(workload, shown, &outcome);
-        let printed = format!("{}{summary}", operator::simulate::report::workload_summary(workload));
-        let page = operator::simulate::html::page(
-            workload,
-            shown,
-            &outcome,
-            &baselines,
-            Some((&points, best, args.target_p95)),
-            &printed,
-        );
-        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
-    }
+fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
+    operator::simulate::command::run(args, &mut std::io::stdout().lock(), &mut std::io::stderr())?;
     Ok(())
 }
 

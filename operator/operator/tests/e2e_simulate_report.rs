@@ -48,7 +48,12 @@ fn the_report_renders_in_chromium_with_the_printed_numbers_and_no_console_messag
     let p50 = printed(&stdout, "p50 ");
     let idle = {
         let line = stdout.lines().find(|l| l.contains("VM-hours: total")).unwrap();
-        line.split("idle ").nth(1).unwrap().split_whitespace().next().unwrap().to_owned()
+        line.split("idle ").nth(1).unwrap().split_whitespace().next().unwrap().trim_end_matches(',').to_owned()
+    };
+    // `  cost: idle USD 1.23 (...)`
+    let idle_cost = {
+        let line = stdout.lines().find(|l| l.starts_with("  cost: idle ")).expect("the cost line is printed");
+        line["  cost: idle ".len()..].split(" (").next().unwrap().to_owned()
     };
 
     let dom = chromium(&["--dump-dom"], &page);
@@ -61,7 +66,14 @@ fn the_report_renders_in_chromium_with_the_printed_numbers_and_no_console_messag
     assert!(dom_text.contains(&format!("id=\"fig-p95\">{p95}<")), "the table shows the printed p95 {p95}");
     assert!(dom_text.contains(&format!("p95 {p95}</text>")), "the wait chart marks the printed p95 {p95}");
     assert!(dom_text.contains(&format!("p50 {p50}</text>")), "the wait chart marks the printed p50 {p50}");
-    assert!(dom_text.contains(&format!("idle {idle} VM-hours</text>")), "the chart names the printed idle {idle}");
+    assert!(
+        dom_text.contains(&format!("idle {idle} VM-hours, idle cost {idle_cost}</text>")),
+        "the chart names the printed idle {idle} VM-hours and idle cost {idle_cost}"
+    );
+    assert!(
+        dom_text.contains(&format!("id=\"fig-idle-cost\">{idle_cost}<")),
+        "the table shows the idle cost {idle_cost}"
+    );
     let log = String::from_utf8_lossy(&dom.stderr);
     let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
     assert!(console.is_empty(), "the page logged to the console: {console:?}");

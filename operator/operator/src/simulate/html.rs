@@ -1,17 +1,19 @@
 //! `--report out.html`: one self-contained page (no script, no network, inline SVG)
 //! with the figures the command prints: a timeline of demand, busy runners and pool
 //! size with each job's wait, the distribution of waits, and a chart of p95 wait
-//! against idle VM-hours with the baselines, the bound and — for a sweep — every
-//! setting, the Pareto front and the recommended setting. Every number drawn is also
-//! written as text in the page, with an `id` a test can find.
+//! against idle cost with the baselines, the bound and — for a sweep — every setting
+//! (running-only and parked apart), the Pareto front and the recommended setting. Every
+//! number drawn is also written as text in the page, with an `id` a test can find.
 
 use std::{fmt::Write as _, time::Duration};
 
 use operator_sim::workload::Workload;
 
 use super::{
-    baselines, quantile,
-    report::{hours, Baselines},
+    baselines,
+    prices::Prices,
+    quantile,
+    report::{hours, money, Baselines},
     sweep::{pareto_front, Point},
     Outcome, Setting,
 };
@@ -31,6 +33,7 @@ pub fn page(
     outcome: &Outcome,
     b: &Baselines,
     sweep: Option<(&[Point], Option<&Point>, Duration)>,
+    prices: &Prices,
     printed: &str,
 ) -> String {
     let mut out = String::new();
@@ -42,7 +45,11 @@ pub fn page(
         ("max", format!("{}s", w.iter().max().copied().unwrap_or_default().as_secs())),
         ("total-vm-hours", format!("{:.1}", hours(outcome.vm_time))),
         ("idle-vm-hours", format!("{:.1}", hours(outcome.idle_time()))),
+        ("parked-hours", format!("{:.1}", hours(outcome.parked_time))),
+        ("idle-cost", money(prices, outcome.idle_cost(prices, setting.parks()))),
+        ("total-cost", money(prices, outcome.total_cost(prices, setting.parks()))),
         ("bound-idle-vm-hours", format!("{:.1}", b.bound.idle_time() / 3600.0)),
+        ("bound-idle-cost", money(prices, prices.idle_cost(false, b.bound.idle_time() / 3600.0, 0.0))),
         ("static-n", b.static_n.to_string()),
         ("writes", outcome.writes.to_string()),
         ("throttled", outcome.throttled_total().to_string()),
@@ -64,7 +71,12 @@ pub fn page(
     let _ = writeln!(out, "</table>");
     let _ = writeln!(out, "<h2>Timeline</h2>{}", timeline(workload, outcome));
     let _ = writeln!(out, "<h2>Job waits</h2>{}", distribution(w));
-    let _ = writeln!(out, "<h2>Wait against idle VM-hours</h2>{}", pareto(setting, outcome, b, sweep));
+    let _ = writeln!(
+        out,
+        "<h2>Wait against idle cost</h2><p>prices: {}</p>{}",
+        esc(&prices.describe()),
+        pareto(setting, outcome, b, sweep, prices)
+    );
     let _ = writeln!(out, "<h2>As printed</h2><pre id=\"printed\">{}</pre>\n</body></html>", esc(printed));
     out
 }
@@ -169,84 +181,240 @@ fn distribution(waits: &[Duration]) -> String {
     svg
 }
 
-/// p95 wait (x) against idle VM-hours (y): this setting, the baselines, the bound, and a
+/// One labelled mark of the wait-against-cost chart.
+pub struct Mark {
+    pub label: String,
+    /// A second legend line (the setting), if any.
+    pub detail: String,
+    pub p95: f64,
+    pub idle_hours: f64,
+    pub idle_cost: f64,
+    pub color: &'static str,
+}
+
+/// p95 wait (x) against idle cost (y): this setting, the baselines, the bound, and a
 /// sweep's settings with its front and recommendation.
 fn pareto(
     setting: &Setting,
     outcome: &Outcome,
     b: &Baselines,
     sweep: Option<(&[Point], Option<&Point>, Duration)>,
+    prices: &Prices,
 ) -> String {
     let p95 = |x: &baselines::Baseline| baselines::quantile(&x.waits, 0.95);
-    let mut marks: Vec<(String, f64, f64, &str)> = vec![
-        (
-            format!("this setting ({setting})"),
-            quantile(&outcome.waits, 0.95).as_secs_f64(),
-            hours(outcome.idle_time()),
-            "#1f77b4",
-        ),
-        (format!("static pool N = {}", b.static_n), p95(&b.static_pool), b.static_pool.idle_time() / 3600.0, "#8c564b"),
-        ("one fresh VM per job".into(), p95(&b.per_job), b.per_job.idle_time() / 3600.0, "#9467bd"),
-        ("clairvoyant zero-wait bound".into(), 0.0, b.bound.idle_time() / 3600.0, "#2ca02c"),
+    let running = |x: &baselines::Baseline| Mark {
+        label: String::new(),
+        detail: String::new(),
+        p95: p95(x),
+        idle_hours: x.idle_time() / 3600.0,
+        idle_cost: prices.idle_cost(false, x.idle_time() / 3600.0, 0.0),
+        color: "",
+    };
+    let mut marks = vec![
+        Mark {
+            label: "this setting".into(),
+            detail: setting.to_string(),
+            p95: quantile(&outcome.waits, 0.95).as_secs_f64(),
+            idle_hours: hours(outcome.idle_time()),
+            idle_cost: outcome.idle_cost(prices, setting.parks()),
+            color: "#1f77b4",
+        },
+        Mark { label: format!("static pool N = {}", b.static_n), color: "#8c564b", ..running(&b.static_pool) },
+        Mark { label: "one fresh VM per job".into(), color: "#9467bd", ..running(&b.per_job) },
+        Mark { label: "clairvoyant zero-wait bound".into(), p95: 0.0, color: "#2ca02c", ..running(&b.bound) },
     ];
-    let points = sweep.map(|s| s.0).unwrap_or_default();
-    let all_x = points.iter().map(|p| p.p95.as_secs_f64()).chain(marks.iter().map(|m| m.1));
-    let all_y = points.iter().map(|p| p.idle_hours).chain(marks.iter().map(|m| m.2));
+    let (points, best, target) = match sweep {
+        Some((points, best, target)) => (points, best, Some(target)),
+        None => (&[][..], None, None),
+    };
+    if let (Some(best), Some(target)) = (best, target) {
+        marks.push(Mark {
+            label: format!("recommended for p95 <= {}s", target.as_secs()),
+            detail: best.setting.to_string(),
+            p95: best.p95.as_secs_f64(),
+            idle_hours: best.idle_hours,
+            idle_cost: best.idle_cost,
+            color: "#d62728",
+        });
+    }
+    let bound = prices.idle_cost(false, b.bound.idle_time() / 3600.0, 0.0);
+    chart("pareto", points, &marks, Some(bound), target, prices)
+}
+
+/// The wait-against-cost chart: every point (running-only grey, parked teal), the Pareto
+/// front, the labelled marks, a dashed line at `bound` and a dotted one at the target.
+pub fn chart(
+    id: &str,
+    points: &[Point],
+    marks: &[Mark],
+    bound: Option<f64>,
+    target: Option<Duration>,
+    prices: &Prices,
+) -> String {
+    let all_x = points.iter().map(|p| p.p95.as_secs_f64()).chain(marks.iter().map(|m| m.p95));
+    let all_y = points.iter().map(|p| p.idle_cost).chain(marks.iter().map(|m| m.idle_cost));
     let (xmax, ymax) = (all_x.fold(1.0, f64::max) * 1.05, all_y.fold(1.0, f64::max) * 1.05);
     let x = |v: f64| PAD + v / xmax * (W - 2.0 * PAD);
     let y = |v: f64| H - PAD - v / ymax * (H - 2.0 * PAD);
+    let height = H + 32.0 * marks.len() as f64 + 10.0;
     let mut svg = format!(
-        "<svg id=\"pareto\" width=\"{W}\" height=\"{}\" viewBox=\"0 0 {W} {}\" xmlns=\"http://www.w3.org/2000/svg\">\
-         <text x=\"{PAD}\" y=\"16\">p95 wait (s, to {xmax:.0}) against idle VM-hours (to {ymax:.0})</text>",
-        H + 20.0 * marks.len() as f64 + 40.0,
-        H + 20.0 * marks.len() as f64 + 40.0
+        "<svg id=\"{id}\" width=\"{W}\" height=\"{height}\" viewBox=\"0 0 {W} {height}\" xmlns=\"http://www.w3.org/2000/svg\">\
+         <rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\
+         <text x=\"{PAD}\" y=\"16\" font-family=\"sans-serif\" font-size=\"11\">p95 wait (s, 0 to {xmax:.0}) against idle cost ({}, 0 to {ymax:.0}); \
+         grey: running-only settings, teal: parked settings, orange line: Pareto front</text>\
+         <line x1=\"{PAD}\" x2=\"{PAD}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#999\"/>\
+         <line x1=\"{PAD}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#999\"/>",
+        esc(&prices.currency),
+        y(0.0),
+        y(ymax),
+        W - PAD,
+        y(0.0),
+        y(0.0)
     );
-    for p in points {
+    let xstep = nice_step(xmax);
+    for i in 0..=(xmax / xstep) as u32 {
+        let v = f64::from(i) * xstep;
         let _ = write!(
             svg,
-            "<circle class=\"setting\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"#bbb\"><title>{} p95 {}s idle {:.1}</title></circle>",
+            "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1:.1}\" y2=\"{2:.1}\" stroke=\"#999\"/>\
+             <text x=\"{0:.1}\" y=\"{3:.1}\" text-anchor=\"middle\" font-family=\"sans-serif\" font-size=\"10\">{v:.0}s</text>",
+            x(v),
+            y(0.0),
+            y(0.0) + 4.0,
+            y(0.0) + 15.0
+        );
+    }
+    let ystep = nice_step(ymax);
+    for i in 0..=(ymax / ystep) as u32 {
+        let v = f64::from(i) * ystep;
+        let _ = write!(
+            svg,
+            "<line x1=\"{0:.1}\" x2=\"{1:.1}\" y1=\"{2:.1}\" y2=\"{2:.1}\" stroke=\"#eee\"/>\
+             <text x=\"{3:.1}\" y=\"{4:.1}\" text-anchor=\"end\" font-family=\"sans-serif\" font-size=\"10\">{v:.0}</text>",
+            PAD,
+            W - PAD,
+            y(v),
+            PAD - 4.0,
+            y(v) + 3.0
+        );
+    }
+    for p in points {
+        let fill = if p.running_only() { "#bbb" } else { "#17becf" };
+        let _ = write!(
+            svg,
+            "<circle class=\"setting\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{fill}\"><title>{} p95 {}s idle {:.1} VM-hours, parked {:.1} h, idle cost {}</title></circle>",
             x(p.p95.as_secs_f64()),
-            y(p.idle_hours),
+            y(p.idle_cost),
             esc(&p.setting.to_string()),
             p.p95.as_secs(),
-            p.idle_hours
+            p.idle_hours,
+            p.parked_hours,
+            esc(&money(prices, p.idle_cost))
         );
     }
     if !points.is_empty() {
         let front: Vec<String> = pareto_front(points)
             .iter()
-            .map(|p| format!("{:.1},{:.1}", x(p.p95.as_secs_f64()), y(p.idle_hours)))
+            .map(|p| format!("{:.1},{:.1}", x(p.p95.as_secs_f64()), y(p.idle_cost)))
             .collect();
         let _ =
             write!(svg, "<polyline class=\"front\" fill=\"none\" stroke=\"#ff7f0e\" points=\"{}\"/>", front.join(" "));
     }
-    if let Some((_, Some(best), target)) = sweep {
-        marks.push((
-            format!("recommended for p95 <= {}s: {}", target.as_secs(), best.setting),
-            best.p95.as_secs_f64(),
-            best.idle_hours,
-            "#d62728",
-        ));
-    }
-    let _ = write!(
-        svg,
-        "<line x1=\"{PAD}\" x2=\"{:.1}\" y1=\"{1:.1}\" y2=\"{1:.1}\" stroke=\"#2ca02c\" stroke-dasharray=\"4\"/>",
-        W - PAD,
-        y(b.bound.idle_time() / 3600.0)
-    );
-    for (i, (label, px, py, color)) in marks.iter().enumerate() {
+    if let Some(bound) = bound {
         let _ = write!(
             svg,
-            "<circle class=\"mark\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"5\" fill=\"{color}\"/>\
-             <text class=\"legend\" x=\"{PAD}\" y=\"{:.1}\" fill=\"{color}\">● {} — p95 {:.0}s, idle {:.1} VM-hours</text>",
-            x(*px),
-            y(*py),
-            H + 20.0 * i as f64,
-            esc(label),
-            px,
-            py
+            "<line x1=\"{PAD}\" x2=\"{:.1}\" y1=\"{1:.1}\" y2=\"{1:.1}\" stroke=\"#2ca02c\" stroke-dasharray=\"4\"/>",
+            W - PAD,
+            y(bound)
+        );
+    }
+    if let Some(target) = target {
+        let t = target.as_secs_f64();
+        let _ = write!(
+            svg,
+            "<line class=\"target\" x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1:.1}\" y2=\"{2:.1}\" stroke=\"#d62728\" stroke-dasharray=\"2\"/>\
+             <text x=\"{3:.1}\" y=\"{2:.1}\" font-family=\"sans-serif\" font-size=\"11\" fill=\"#d62728\">p95 target {4}s</text>",
+            x(t),
+            y(0.0),
+            y(ymax) + 12.0,
+            x(t) + 3.0,
+            target.as_secs()
+        );
+    }
+    for (i, m) in marks.iter().enumerate() {
+        let _ = write!(
+            svg,
+            "<circle class=\"mark\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"5\" fill=\"{}\"/>\
+             <text class=\"legend\" x=\"{PAD}\" y=\"{:.1}\" fill=\"{}\" font-family=\"sans-serif\" font-size=\"11\">● {} — p95 {:.0}s, idle {:.1} VM-hours, idle cost {}</text>\
+             <text class=\"detail\" x=\"{:.1}\" y=\"{:.1}\" fill=\"#555\" font-family=\"sans-serif\" font-size=\"10\">{}</text>",
+            x(m.p95),
+            y(m.idle_cost),
+            m.color,
+            H + 32.0 * i as f64,
+            m.color,
+            esc(&m.label),
+            m.p95,
+            m.idle_hours,
+            esc(&money(prices, m.idle_cost)),
+            PAD + 12.0,
+            H + 32.0 * i as f64 + 13.0,
+            esc(&m.detail)
         );
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// A round step for five to ten ticks up to `max`: 1, 2 or 5 times a power of ten.
+fn nice_step(max: f64) -> f64 {
+    let raw = (max / 8.0).max(1e-9);
+    let power = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * power).find(|step| *step >= raw).unwrap_or(10.0 * power)
+}
+
+/// A page of titled charts (inline SVG) and the printed summary, for the goal run.
+pub fn charts_page(title: &str, sections: &[(String, String)], printed: &str) -> String {
+    let mut out = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n\
+         <style>body{{font:14px system-ui,sans-serif;margin:24px;color:#222;max-width:960px}}\
+         pre{{background:#f6f6f6;padding:8px;font-size:12px;overflow:auto}}\
+         svg{{background:#fff;border:1px solid #ccc;margin:8px 0}}</style></head><body>\n<h1>{title}</h1>\n",
+        title = esc(title)
+    );
+    for (heading, svg) in sections {
+        // A standalone SVG carries an XML declaration; inline, it must not.
+        let svg = svg.trim_start_matches("<?xml version=\"1.0\" encoding=\"UTF-8\"?>").trim();
+        let _ = writeln!(out, "<h2>{}</h2>{svg}", esc(heading));
+    }
+    let _ = writeln!(out, "<h2>As printed</h2><pre id=\"printed\">{}</pre>\n</body></html>", esc(printed));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_one_two_or_five_times_a_power_of_ten() {
+        assert_eq!(nice_step(106.0), 20.0);
+        assert_eq!(nice_step(3284.0), 500.0);
+        assert_eq!(nice_step(1097.0), 200.0);
+        assert_eq!(nice_step(8.0), 1.0);
+    }
+
+    #[test]
+    fn the_chart_marks_the_target_and_names_each_mark_with_its_setting() {
+        let mark = Mark {
+            label: "cheapest".into(),
+            detail: "min 0 parked 16".into(),
+            p95: 56.0,
+            idle_hours: 570.1,
+            idle_cost: 334.17,
+            color: "#1f77b4",
+        };
+        let svg = chart("c", &[], &[mark], None, Some(Duration::from_secs(60)), &Prices::default());
+        assert!(svg.contains("p95 target 60s"), "{svg}");
+        assert!(svg.contains("● cheapest — p95 56s, idle 570.1 VM-hours, idle cost USD 334.17</text>"), "{svg}");
+        assert!(svg.contains(">min 0 parked 16</text>"), "{svg}");
+    }
 }

@@ -13,15 +13,22 @@
 //!   reimage on the in-memory scale set's clock, which enforces Azure's throttling.
 //! - [`baselines`]: pure computations over the workload.
 //! - [`report`]: the printed summary; [`html`]: the `--report` page.
+//! - [`command`]: the `operator simulate` command itself; [`goal`]: issue 16's goal run.
 //! - [`export`]: `operator trace export`, a repository's job history as a workload.
 //! - [`sweep`]: a grid of settings in parallel, its Pareto front and recommendation.
+//! - [`prices`]: the price table and the idle cost of a run.
+//! - [`window`]: a time window of the trace (`--last 14d`) and the history before it.
 
 pub mod baselines;
+pub mod command;
 pub mod direct;
 pub mod export;
+pub mod goal;
 pub mod html;
+pub mod prices;
 pub mod report;
 pub mod sweep;
+pub mod window;
 
 use std::{
     collections::BTreeMap,
@@ -44,7 +51,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     budget::ScaleSetBudget,
-    controller::{Controller, Settings},
+    controller::{Controller, Settings, Sizing, Targeting, WallClock},
     listener::{Listener, ListenerSettings},
     model::{InstanceState, JobRef},
     pass::Effect,
@@ -52,12 +59,27 @@ use crate::{
     ports::{Github, Ports},
     retry::ErrorPolicy,
     run::reconcile_loop_with,
+    targets::{LearnedDemand, Schedule, ScheduleEntry},
 };
 
 const REPOSITORY: &str = "sim-org/sim-repo";
 
+/// Where a setting's `min`, `parked` and free target come from at each moment, as
+/// `pool.schedules` and `pool.learned` would set them (`controller::targets`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mode {
+    /// The setting's own counts throughout.
+    Fixed,
+    /// `pool.schedules` entries over the setting's counts; `name` is how it is printed.
+    Scheduled { name: String, entries: Vec<ScheduleEntry> },
+    /// `pool.learned`: a model seeded before the run (from the jobs before a window, as
+    /// `pool.learned.seed_trace` would), learning online from each pass's demand as the
+    /// operator does; the setting's counts are floors.
+    Learned { name: String, model: Arc<LearnedDemand> },
+}
+
 /// One pool setting and the world's timings.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Setting {
     pub min: u32,
     pub max: u32,
@@ -67,9 +89,15 @@ pub struct Setting {
     pub boot: Duration,
     /// From the reimage call until the VM runs again.
     pub reimage: Duration,
+    /// From the start call until a parked (deallocated) VM runs again.
+    pub start: Duration,
+    /// VMs kept parked in reserve: booted once, deallocated, started on demand before
+    /// new ones are created.
+    pub parked: u32,
     /// Demand from the runner scale set (assigned jobs); without, the pool sees only
     /// the jobs its own runners run.
     pub demand: bool,
+    pub mode: Mode,
 }
 
 impl Default for Setting {
@@ -81,7 +109,24 @@ impl Default for Setting {
             scale_in_delay: Duration::from_secs(300),
             boot: Duration::from_secs(90),
             reimage: Duration::from_secs(60),
+            start: DEFAULT_START,
+            parked: 0,
             demand: false,
+            mode: Mode::Fixed,
+        }
+    }
+}
+
+impl Setting {
+    /// Parks VMs: its VMs need managed OS disks (billed while running too). A learned
+    /// mode sizes a reserve, so it always does.
+    pub fn parks(&self) -> bool {
+        match &self.mode {
+            Mode::Fixed => self.parked > 0,
+            Mode::Scheduled { entries, .. } => {
+                self.parked > 0 || entries.iter().any(|e| e.parked.is_some_and(|p| p > 0))
+            }
+            Mode::Learned { .. } => true,
         }
     }
 }
@@ -90,15 +135,29 @@ impl std::fmt::Display for Setting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "min {} max {} free {}% scale-in {}s{}",
+            "min {} max {} free {}% scale-in {}s",
             self.min,
             self.max,
             self.free_target_percentage,
-            self.scale_in_delay.as_secs(),
-            if self.demand { " scale-set demand" } else { "" }
-        )
+            self.scale_in_delay.as_secs()
+        )?;
+        if self.parked > 0 {
+            write!(f, " parked {}", self.parked)?;
+        }
+        match &self.mode {
+            Mode::Fixed => {}
+            Mode::Scheduled { name, .. } => write!(f, " schedule {name}")?,
+            Mode::Learned { name, .. } => write!(f, " learned {name}")?,
+        }
+        if self.demand {
+            write!(f, " scale-set demand")?;
+        }
+        Ok(())
     }
 }
+
+/// Issue 16's stated assumption for a start from parked, until measured.
+pub const DEFAULT_START: Duration = Duration::from_secs(45);
 
 /// The world's fixed timings besides boot and reimage: those of the fault suite, which
 /// follow `vm/lib.sh` (`operator_sim::vms::ScriptSettings::of_the_scripts`).
@@ -117,14 +176,20 @@ pub struct Outcome {
     pub waits: Vec<Duration>,
     /// Simulated time from the first arrival until the last job finished.
     pub horizon: Duration,
-    /// VM time, every instance from creation until its delete finished.
+    /// VM time, every instance from creation until its delete finished, less its parked
+    /// time: the compute Azure bills.
     pub vm_time: Duration,
+    /// Time instances spent deallocating or deallocated: their disk is billed, their
+    /// compute is not.
+    pub parked_time: Duration,
     /// Time runners spent running jobs.
     pub busy_time: Duration,
     pub writes: u32,
     pub capacity_writes: u32,
     pub delete_writes: u32,
     pub reimage_writes: u32,
+    pub deallocate_writes: u32,
+    pub start_writes: u32,
     pub max_writes_in_a_minute: u32,
     /// Writes a pass held back because the write budget was spent.
     pub deferred: u32,
@@ -153,6 +218,17 @@ impl Outcome {
 
     pub fn throttled_total(&self) -> u32 {
         self.throttled.values().sum()
+    }
+
+    /// Idle running VM-hours and parked hours at their prices; `parks` says whether the
+    /// setting parks (its VMs then have managed OS disks, billed while they run too).
+    pub fn idle_cost(&self, prices: &prices::Prices, parks: bool) -> f64 {
+        prices.idle_cost(parks, report::hours(self.idle_time()), report::hours(self.parked_time))
+    }
+
+    /// Every running VM-hour and parked hour at its price.
+    pub fn total_cost(&self, prices: &prices::Prices, parks: bool) -> f64 {
+        prices.total_cost(parks, report::hours(self.vm_time), report::hours(self.parked_time))
     }
 }
 
@@ -217,6 +293,7 @@ async fn simulate(workload: &Workload, setting: &Setting) -> Outcome {
             name_prefix: "vmsssim".into(),
             boot_delay: setting.boot,
             reimage_delay: setting.reimage,
+            start_delay: setting.start,
             delete_delay: DELETE,
             ip_block: 11,
             ..ScaleSetSettings::default()
@@ -238,14 +315,28 @@ async fn simulate(workload: &Workload, setting: &Setting) -> Outcome {
         busy: Arc::new(InMemoryBusyRecord::default()),
         secrets: Arc::new(InMemorySecretStore::default()),
     };
+    // The trace's own time: schedules and the learned mode see the wall clock the jobs
+    // arrived on.
+    let start = Instant::now();
+    let trace_start = time::OffsetDateTime::from_unix_timestamp_nanos((workload.start() * 1e9).round() as i128)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let sizing = match &setting.mode {
+        Mode::Fixed => Sizing::Fixed,
+        Mode::Scheduled { entries, .. } => {
+            Sizing::Scheduled(Schedule::new(entries.clone()).expect("a simulated schedule is valid"))
+        }
+        Mode::Learned { model, .. } => Sizing::Learned(Arc::new(Mutex::new(LearnedDemand::clone(model)))),
+    };
     let settings = Settings {
         labels: labels.clone(),
         period: PERIOD,
+        targeting: Targeting { sizing, clock: WallClock::Simulated { origin: start, at: trace_start } },
         ..Settings::new(
             "vmss-sim",
             REPOSITORY,
             PoolSpec {
                 scale_in_delay: setting.scale_in_delay,
+                parked: setting.parked,
                 ..PoolSpec::new(setting.min, setting.max, setting.free_target_percentage)
             },
         )
@@ -259,7 +350,6 @@ async fn simulate(workload: &Workload, setting: &Setting) -> Outcome {
         tokio::spawn(async move { listener.run(&controller, &stop).await })
     });
 
-    let start = Instant::now();
     let durations: Vec<Duration> = workload.jobs.iter().map(|j| Duration::from_secs_f64(j.duration)).collect();
     let vms = Arc::new(SimVms {
         controller: controller.clone(),
@@ -333,6 +423,7 @@ async fn simulate(workload: &Workload, setting: &Setting) -> Outcome {
     }
     let horizon = Instant::now().duration_since(start);
     let vm_time = scale_set.vm_time();
+    let parked_time = scale_set.parked_time();
     let writes = scale_set.writes();
     let throttled = scale_set.throttled();
     let max_writes_in_a_minute = max_in_window(&scale_set.write_times(), Duration::from_secs(60));
@@ -363,11 +454,14 @@ async fn simulate(workload: &Workload, setting: &Setting) -> Outcome {
         waits,
         horizon,
         vm_time,
+        parked_time,
         busy_time,
         writes: writes.total(),
         capacity_writes: writes.set_capacity,
         delete_writes: writes.delete,
         reimage_writes: writes.reimage,
+        deallocate_writes: writes.deallocate,
+        start_writes: writes.start,
         max_writes_in_a_minute,
         deferred,
         throttled,

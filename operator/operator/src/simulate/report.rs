@@ -7,6 +7,7 @@ use operator_sim::workload::Workload;
 
 use super::{
     baselines::{self, Baseline},
+    prices::Prices,
     quantile, Outcome, Setting,
 };
 
@@ -65,11 +66,22 @@ pub fn workload_summary(workload: &Workload) -> String {
     out
 }
 
+/// A sum of money, e.g. `USD 1234.56`.
+pub fn money(prices: &Prices, amount: f64) -> String {
+    format!("{} {amount:.2}", prices.currency)
+}
+
 /// The setting's figures.
-pub fn outcome_summary(setting: &Setting, outcome: &Outcome) -> String {
+pub fn outcome_summary(setting: &Setting, outcome: &Outcome, prices: &Prices) -> String {
     let w = &outcome.waits;
     let mut out = String::new();
-    let _ = writeln!(out, "setting: {setting}; boot {}, reimage {}", secs(setting.boot), secs(setting.reimage));
+    let _ = writeln!(
+        out,
+        "setting: {setting}; boot {}, reimage {}, start {}",
+        secs(setting.boot),
+        secs(setting.reimage),
+        secs(setting.start)
+    );
     let _ = writeln!(
         out,
         "  job wait: p50 {}  p95 {}  p99 {}  max {}",
@@ -80,18 +92,29 @@ pub fn outcome_summary(setting: &Setting, outcome: &Outcome) -> String {
     );
     let _ = writeln!(
         out,
-        "  VM-hours: total {:.1}, idle {:.1} (boot, reimage and waiting for a job), peak pool {}",
+        "  VM-hours: total {:.1}, idle {:.1} (boot, reimage and waiting for a job), parked {:.1}, peak pool {}",
         hours(outcome.vm_time),
         hours(outcome.idle_time()),
+        hours(outcome.parked_time),
         outcome.peak_pool
     );
     let _ = writeln!(
         out,
-        "  scale-set writes: {} ({} capacity, {} delete, {} reimage), at most {} in a minute, {} deferred by the write budget",
+        "  cost: idle {} (idle VM-hours x {:.4} + parked hours x {:.4}), total {}",
+        money(prices, outcome.idle_cost(prices, setting.parks())),
+        prices.running_vm_per_hour(setting.parks()),
+        prices.parked_per_hour,
+        money(prices, outcome.total_cost(prices, setting.parks()))
+    );
+    let _ = writeln!(
+        out,
+        "  scale-set writes: {} ({} capacity, {} delete, {} reimage, {} deallocate, {} start), at most {} in a minute, {} deferred by the write budget",
         outcome.writes,
         outcome.capacity_writes,
         outcome.delete_writes,
         outcome.reimage_writes,
+        outcome.deallocate_writes,
+        outcome.start_writes,
         outcome.max_writes_in_a_minute,
         outcome.deferred
     );
@@ -108,33 +131,44 @@ pub fn outcome_summary(setting: &Setting, outcome: &Outcome) -> String {
     out
 }
 
-/// The baselines, and the setting's idle VM-hours against the bound.
-pub fn baselines_summary(setting: &Setting, outcome: &Outcome, b: &Baselines) -> String {
+/// The baselines, and the setting's idle VM-hours and idle cost against the bound. The
+/// baselines park nothing: their idle cost is their idle VM-hours at the running price.
+pub fn baselines_summary(setting: &Setting, outcome: &Outcome, b: &Baselines, prices: &Prices) -> String {
     let p95 = |x: &Baseline| format!("{}s", baselines::quantile(&x.waits, 0.95).round());
     let h = |x: &Baseline| x.idle_time() / 3600.0;
+    let cost = |x: &Baseline| money(prices, prices.idle_cost(false, h(x), 0.0));
     let mut out = String::from("baselines (the same jobs):\n");
     let _ = writeln!(
         out,
-        "  static pool, N = {:<3}          p95 {:>6}  idle {:>9.1} VM-hours (smallest N meeting the setting's p95)",
+        "  static pool, N = {:<3}          p95 {:>6}  idle {:>9.1} VM-hours  {:>14} (smallest N meeting the setting's p95)",
         b.static_n,
         p95(&b.static_pool),
-        h(&b.static_pool)
+        h(&b.static_pool),
+        cost(&b.static_pool)
     );
     let _ = writeln!(
         out,
-        "  one fresh VM per job           p95 {:>6}  idle {:>9.1} VM-hours",
+        "  one fresh VM per job           p95 {:>6}  idle {:>9.1} VM-hours  {:>14}",
         p95(&b.per_job),
-        h(&b.per_job)
+        h(&b.per_job),
+        cost(&b.per_job)
     );
     let _ = writeln!(
         out,
-        "  clairvoyant zero-wait bound    p95 {:>6}  idle {:>9.1} VM-hours (boot {}, reimage {})",
+        "  clairvoyant zero-wait bound    p95 {:>6}  idle {:>9.1} VM-hours  {:>14} (boot {}, reimage {})",
         p95(&b.bound),
         h(&b.bound),
+        cost(&b.bound),
         secs(setting.boot),
         secs(setting.reimage)
     );
     let ratio = if b.bound.idle_time() > 0.0 { hours(outcome.idle_time()) / h(&b.bound) } else { f64::INFINITY };
-    let _ = writeln!(out, "  the setting's idle VM-hours are {ratio:.2} x the bound");
+    let bound_cost = prices.idle_cost(false, h(&b.bound), 0.0);
+    let cost_ratio =
+        if bound_cost > 0.0 { outcome.idle_cost(prices, setting.parks()) / bound_cost } else { f64::INFINITY };
+    let _ = writeln!(
+        out,
+        "  the setting's idle VM-hours are {ratio:.2} x the bound, its idle cost {cost_ratio:.2} x the bound's"
+    );
     out
 }

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use operator_sim::workload::{TraceJob, Workload};
 
-use super::{quantile, report, run_setting, Setting};
+use super::{prices::Prices, quantile, report, run_setting, Setting};
 
 fn workload(jobs: &[(f64, f64)]) -> Workload {
     Workload::new(
@@ -46,6 +46,12 @@ fn one_vm_that_is_only_ever_reimaged_costs_exactly_the_horizon() {
     // Every second of the run, one VM existed; it ran jobs for 600 s of them.
     assert_eq!(out.vm_time, out.horizon);
     assert_eq!(out.idle_time(), out.horizon - Duration::from_secs(600));
+    // Nothing parks: the idle cost is the idle VM-hours at the running price.
+    assert_eq!(out.parked_time, Duration::ZERO);
+    let prices = Prices { currency: "EUR".into(), running_per_hour: 0.36, parked_per_hour: 0.01 };
+    let idle_hours = out.idle_time().as_secs_f64() / 3600.0;
+    assert!((out.idle_cost(&prices, false) - idle_hours * 0.36).abs() < 1e-9);
+    assert!((out.total_cost(&prices, false) - out.horizon.as_secs_f64() / 3600.0 * 0.36).abs() < 1e-9);
 }
 
 #[test]
@@ -68,17 +74,19 @@ fn the_same_trace_and_setting_print_the_same_bytes() {
     let print = || {
         let out = run_setting(&w, &setting);
         let b = report::Baselines::of(&w, &setting, &out);
+        let prices = Prices::default();
         format!(
             "{}{}{}{:?}",
             report::workload_summary(&w),
-            report::outcome_summary(&setting, &out),
-            report::baselines_summary(&setting, &out, &b),
+            report::outcome_summary(&setting, &out, &prices),
+            report::baselines_summary(&setting, &out, &b, &prices),
             out.timeline
         )
     };
     let first = print();
     assert_eq!(first, print());
     assert!(first.contains("job wait: p50"), "{first}");
+    assert!(first.contains("start 45s") && first.contains("  cost: idle USD "), "{first}");
 }
 
 #[test]
@@ -88,4 +96,55 @@ fn quantiles_take_the_nearest_rank() {
     assert_eq!(quantile(&v, 0.95), Duration::from_secs(19));
     assert_eq!(quantile(&v, 1.0), Duration::from_secs(20));
     assert_eq!(quantile(&[], 0.5), Duration::ZERO);
+}
+
+#[test]
+fn a_parked_reserve_serves_a_lone_job_after_a_start_and_bills_its_disk_while_parked() {
+    // The first job marks the start; an hour later one job arrives at a pool of no warm
+    // VM and one parked: it waits for the start (45 s) and the boot script, not a boot.
+    let w = workload(&[(0.0, 60.0), (3600.0, 600.0)]);
+    let setting = Setting { min: 0, max: 10, free_target_percentage: 0, parked: 1, demand: true, ..Setting::default() };
+    let out = run_setting(&w, &setting);
+    assert!(out.waits[1] >= setting.start && out.waits[1] < setting.boot, "waited {:?}", out.waits[1]);
+    assert!(out.start_writes >= 1 && out.deallocate_writes >= 1, "{out:?}");
+    // Most of the hour the reserve's VM sat deallocated.
+    assert!(out.parked_time > Duration::from_secs(45 * 60), "{:?}", out.parked_time);
+    let prices = Prices { currency: "EUR".into(), running_per_hour: 0.2, parked_per_hour: 0.01 };
+    let (idle, parked) = (out.idle_time().as_secs_f64() / 3600.0, out.parked_time.as_secs_f64() / 3600.0);
+    assert!((out.idle_cost(&prices, setting.parks()) - (idle * 0.21 + parked * 0.01)).abs() < 1e-9);
+    assert_eq!(out.busy_vm_killed, 0);
+}
+
+#[test]
+fn a_window_replays_only_its_jobs_and_the_learned_mode_is_seeded_from_the_jobs_before_it() {
+    use clap::Parser;
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.jsonl");
+    // A job every 6 hours for 20 days.
+    let lines: String =
+        (0..80).map(|i| format!("{{\"arrival\": {}, \"duration\": 300}}\n", 1_750_000_000 + i * 6 * 3600)).collect();
+    std::fs::write(&trace, lines).unwrap();
+    let cli = crate::cli::Cli::try_parse_from([
+        "operator",
+        "simulate",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--last",
+        "7d",
+        "--learned",
+        "--scale-set",
+        "--min",
+        "0",
+        "--free-target",
+        "0",
+    ])
+    .unwrap();
+    let crate::cli::Command::Simulate(args) = cli.command else { panic!("simulate") };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    super::command::run(&args, &mut out, &mut err).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    // 7 days of one job every 6 hours, both ends in: 29 jobs; the 51 before are the history.
+    assert!(out.contains("window: the last 7 days") && out.contains(": 29 jobs over 7.0 days"), "{out}");
+    assert!(out.contains("; 51 jobs before it"), "{out}");
+    assert!(out.contains("learned default tuning, seeded from 12.5 days before"), "{out}");
 }
