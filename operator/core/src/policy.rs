@@ -267,12 +267,9 @@ pub fn decide(spec: &PoolSpec, pool: &ObservedPool) -> Decision {
     //    still being created (listed or not) are a whole boot away: they do not stand in
     //    for a start. Should they be surplus by the time they are up, they are told to
     //    park (`registration_answer`), which refills the reserve.
-    let mut quick = free.saturating_sub(census.booting);
-    for inst in instances.iter().filter(|i| i.state == InstanceState::Parked) {
-        if quick >= free_wanted {
-            break;
-        }
-        quick += 1;
+    let quick = free.saturating_sub(census.booting);
+    let starts = free_wanted.saturating_sub(quick) as usize;
+    for inst in instances.iter().filter(|i| i.state == InstanceState::Parked).take(starts) {
         decision.start.push(inst.id.clone());
         free += 1;
         unregistered_free += 1;
