@@ -27,6 +27,30 @@ fn idle(id: &str, for_minutes: u64) -> ObservedInstance {
     }
 }
 
+/// A fault-free world with `min` 1 and a reserve of one, its VMs running.
+fn fault_free_reserve_of_one() -> (Arc<World>, Hypervisor) {
+    let scenario = Scenario {
+        min: 1,
+        max: 5,
+        parked: 1,
+        demand: Demand::None,
+        jit: true,
+        keep_unhealthy: false,
+        faults: FaultRates::NONE,
+        kills: Vec::new(),
+        jobs: Vec::new(),
+        ..Scenario::draw(0)
+    };
+    let world = World::new(scenario);
+    let hypervisor = Hypervisor::start(
+        world.scale_set.clone(),
+        world.github.clone(),
+        HypervisorSettings { tick: Duration::from_secs(1), script: scenario::script(), seed: 0 },
+        Arc::new(FaultVms(world.clone())),
+    );
+    (world, hypervisor)
+}
+
 /// Seed 173 (the reserve refilled 717 s after the workload, by three operations for one
 /// parked VM): with one idle VM beyond the free target and the reserve short by one,
 /// step 4 of `policy::decide` reimages *every* idle VM, the ones the free target needs
@@ -65,25 +89,7 @@ fn a_reserve_short_by_one_is_refilled_by_reimaging_one_surplus_idle_vm() {
 /// deallocated VM also makes it Deallocated.)
 #[tokio::test(start_paused = true)]
 async fn a_restart_leaves_a_parked_vm_with_a_stale_busy_marker_in_the_reserve_and_removes_the_marker() {
-    let scenario = Scenario {
-        min: 1,
-        max: 5,
-        parked: 1,
-        demand: Demand::None,
-        jit: true,
-        keep_unhealthy: false,
-        faults: FaultRates::NONE,
-        kills: Vec::new(),
-        jobs: Vec::new(),
-        ..Scenario::draw(0)
-    };
-    let world = World::new(scenario);
-    let hypervisor = Hypervisor::start(
-        world.scale_set.clone(),
-        world.github.clone(),
-        HypervisorSettings { tick: Duration::from_secs(1), script: scenario::script(), seed: 0 },
-        Arc::new(FaultVms(world.clone())),
-    );
+    let (world, hypervisor) = fault_free_reserve_of_one();
     let first = Process::start(&world, 0);
     let parked = loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -121,25 +127,7 @@ async fn a_restart_leaves_a_parked_vm_with_a_stale_busy_marker_in_the_reserve_an
 /// listing a runner for the parked VM for as long as it stays parked.
 #[tokio::test(start_paused = true)]
 async fn a_runner_of_a_vm_stopped_by_someone_else_is_deregistered_when_the_vm_is_parked() {
-    let scenario = Scenario {
-        min: 1,
-        max: 5,
-        parked: 1,
-        demand: Demand::None,
-        jit: true,
-        keep_unhealthy: false,
-        faults: FaultRates::NONE,
-        kills: Vec::new(),
-        jobs: Vec::new(),
-        ..Scenario::draw(0)
-    };
-    let world = World::new(scenario);
-    let hypervisor = Hypervisor::start(
-        world.scale_set.clone(),
-        world.github.clone(),
-        HypervisorSettings { tick: Duration::from_secs(1), script: scenario::script(), seed: 0 },
-        Arc::new(FaultVms(world.clone())),
-    );
+    let (world, hypervisor) = fault_free_reserve_of_one();
     let _process = Process::start(&world, 0);
     let state_of = |state| world.scale_set.snapshot().into_iter().filter(move |(_, _, s)| *s == state);
     // One idle runner and one parked VM.
