@@ -19,49 +19,11 @@ use figment::{
     providers::{Format, Json, Toml},
     Figment,
 };
-use serde::{Deserialize, Serialize};
 
-/// Hours in Azure's billing month: monthly disk prices are divided by this.
-pub const HOURS_PER_MONTH: f64 = 730.0;
-/// Standard_D4ads_v5, Linux, pay-as-you-go, East US, US dollars per hour.
-pub const D4ADS_V5_PER_HOUR: f64 = 0.206;
-/// StandardSSD_LRS E10 (128 GiB), East US, US dollars per month.
-pub const E10_PER_MONTH: f64 = 9.60;
-
-/// A price table: what one VM costs per hour (the operator configuration's `pool.prices`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Prices {
-    /// ISO 4217 code the prices are in, e.g. `USD`.
-    #[serde(default = "default_currency")]
-    pub currency: String,
-    /// A running VM's compute (an ephemeral OS disk included: it bills nothing).
-    #[serde(default = "default_running_per_hour")]
-    pub running_per_hour: f64,
-    /// A managed OS disk: all a parked (deallocated) VM bills.
-    #[serde(default = "default_parked_per_hour")]
-    pub parked_per_hour: f64,
-}
-
-fn default_currency() -> String {
-    "USD".into()
-}
-fn default_running_per_hour() -> f64 {
-    D4ADS_V5_PER_HOUR
-}
-fn default_parked_per_hour() -> f64 {
-    E10_PER_MONTH / HOURS_PER_MONTH
-}
-
-impl Default for Prices {
-    fn default() -> Self {
-        Self {
-            currency: default_currency(),
-            running_per_hour: default_running_per_hour(),
-            parked_per_hour: default_parked_per_hour(),
-        }
-    }
-}
+/// A price table: what one VM costs per hour, the operator configuration's `pool.prices`
+/// (defaults: USD 0.206 an hour for the D4ads_v5's compute, USD 0.01315 an hour for the E10
+/// disk, USD 9.60 a month over Azure's 730-hour month, rounded).
+pub use crate::config::PricesConfig as Prices;
 
 /// Why a price table could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +99,9 @@ mod tests {
     fn the_default_table_is_the_d4ads_v5_with_its_e10_disk() {
         let p = Prices::default();
         assert_eq!(p.currency, "USD");
-        assert!((p.parked_per_hour - 9.60 / 730.0).abs() < 1e-12);
+        // The E10's USD 9.60 a month over Azure's 730-hour month, rounded.
+        assert_eq!(p.parked_per_hour, 0.01315);
+        assert!((p.parked_per_hour - 9.60 / 730.0).abs() < 1e-6);
         assert_eq!(p.running_per_hour, 0.206);
         // A parked VM costs about a seventeenth of a running one of a parking pool.
         let ratio = p.running_vm_per_hour(true) / p.parked_per_hour;
