@@ -3,7 +3,8 @@
 # no image registry: mmdebstrap makes a minimal Debian root file system with Node.js
 # from Debian, the repository's node_modules (Azurite as package-lock.json pins it, from
 # `npm ci`) go to /opt/azurite, and `docker import` turns the tarball into an image
-# whose `azurite-queue` is on PATH — the same command line as the official image.
+# whose `azurite-queue` and `azurite-blob` are on PATH — the same command lines as the
+# official image (the busy record's queue; the learned state's blob).
 #
 # Prints the image's name. The tag carries a hash of everything that goes into the
 # image, so an unchanged input reuses the image instead of rebuilding it.
@@ -35,16 +36,20 @@ SOURCE_DATE_EPOCH="$(git log -1 --format=%ct -- package-lock.json tools/azurite-
   mmdebstrap --quiet --variant=minbase --include="nodejs=${AZURITE_IMAGE_NODEJS}" --format=tar \
   "${AZURITE_IMAGE_SUITE}" "${work}/rootfs.tar" "${AZURITE_IMAGE_MIRROR}" >&2
 mkdir -p "${work}/usr/local/bin"
-ln -s /opt/azurite/node_modules/.bin/azurite-queue "${work}/usr/local/bin/azurite-queue"
+for service in azurite-queue azurite-blob; do
+  ln -s "/opt/azurite/node_modules/.bin/${service}" "${work}/usr/local/bin/${service}"
+done
 tar --append --file "${work}/rootfs.tar" --owner=0 --group=0 --transform 's,^,opt/azurite/,S' \
   node_modules package.json package-lock.json
-tar --append --file "${work}/rootfs.tar" --owner=0 --group=0 -C "${work}" usr/local/bin/azurite-queue
+tar --append --file "${work}/rootfs.tar" --owner=0 --group=0 -C "${work}" usr/local/bin/azurite-queue usr/local/bin/azurite-blob
 docker import --change 'CMD ["azurite-queue", "--help"]' "${work}/rootfs.tar" "${image}" > /dev/null
 
-# The image's own check: Azurite runs and reports the pinned version.
-got="$(docker run --rm "${image}" azurite-queue --version)"
-if [[ "${got}" != "${azurite_version}" ]]; then
-  echo "azurite-image: the image's azurite-queue reports '${got}', expected ${azurite_version}" >&2
-  exit 1
-fi
+# The image's own check: both services run and report the pinned version.
+for service in azurite-queue azurite-blob; do
+  got="$(docker run --rm "${image}" "${service}" --version)"
+  if [[ "${got}" != "${azurite_version}" ]]; then
+    echo "azurite-image: the image's ${service} reports '${got}', expected ${azurite_version}" >&2
+    exit 1
+  fi
+done
 printf '%s\n' "${image}"

@@ -136,6 +136,8 @@ struct Census<'a> {
     /// Free instances that have not registered a runner yet (being created, reimaged or
     /// started, or awaiting registration): the ones that can still be told to park.
     unregistered_free: u32,
+    /// Free instances still being created, listed (Provisioning) or not: a boot away.
+    booting: u32,
     parked: u32,
     size: u32,
     demand: u32,
@@ -160,6 +162,7 @@ impl<'a> Census<'a> {
             count(&|i| i.state != InstanceState::Idle && i.state.is_free() && !registration_overdue(spec, i))
                 + unlisted;
         let parked = count(&|i| i.state.is_parked() && !parking_overdue(spec, i));
+        let booting = count(&|i| i.state == InstanceState::Provisioning) + unlisted;
         // Busy instances always count: the statistics can lag behind the hooks.
         let demand = pool.assigned_jobs.map_or(busy, |assigned| assigned.max(busy));
         let max = spec.max.max(spec.min);
@@ -169,6 +172,7 @@ impl<'a> Census<'a> {
             busy,
             free,
             unregistered_free,
+            booting,
             parked,
             size: listed_live + unlisted,
             demand,
@@ -259,11 +263,13 @@ pub fn decide(spec: &PoolSpec, pool: &ObservedPool) -> Decision {
     // 3. Serve demand: start parked instances first (a start is about half a boot),
     //    then scale out for the rest, never above max. (If deletes above left the pool
     //    below min, free < free_wanted holds too, so they are replaced here.) With a
-    //    demand source this covers every assigned job at once, from zero.
-    for inst in instances.iter().filter(|i| i.state == InstanceState::Parked) {
-        if free >= free_wanted {
-            break;
-        }
+    //    demand source this covers every assigned job at once, from zero. Instances
+    //    still being created (listed or not) are a whole boot away: they do not stand in
+    //    for a start. Should they be surplus by the time they are up, they are told to
+    //    park (`registration_answer`), which refills the reserve.
+    let quick = free.saturating_sub(census.booting);
+    let starts = free_wanted.saturating_sub(quick) as usize;
+    for inst in instances.iter().filter(|i| i.state == InstanceState::Parked).take(starts) {
         decision.start.push(inst.id.clone());
         free += 1;
         unregistered_free += 1;

@@ -531,3 +531,23 @@ fn a_reserve_short_by_one_takes_one_surplus_idle_vm_not_every_idle_one() {
         assert!(d.delete.is_empty() && d.capacity.is_none(), "{d:?}");
     }
 }
+
+#[test]
+fn vms_still_booting_do_not_stand_in_for_a_start() {
+    // The reserve's replacements are being created when the next jobs come: they are a
+    // whole boot away, a parked VM half of one.
+    let s = parking(0, 12, 0, 2);
+    let p = ObservedPool {
+        instances: vec![
+            inst(0, Provisioning, 10),
+            inst(1, Provisioning, 10),
+            inst(2, Parked, 600),
+            inst(3, Parked, 600),
+        ],
+        capacity: 4,
+        assigned_jobs: Some(2),
+    };
+    let d = decide(&s, &p);
+    assert_eq!(d.start, ids(&[2, 3]), "{d:?}");
+    assert_eq!(d.capacity, None, "nothing created: the booting pair is surplus now and will be told to park");
+}
