@@ -76,7 +76,12 @@ pub fn running_axes() -> Axes {
 /// Parked settings: from no warm floor and no headroom (the reserve is all) to the
 /// running-only floor with a small reserve behind it.
 pub fn parked_axes() -> Axes {
-    Axes { mins: vec![0, 4, 8, 12], frees: vec![0, 30], delays: vec![Duration::from_secs(300)], parked: vec![4, 8, 16] }
+    Axes {
+        mins: vec![0, 4, 8, 12],
+        frees: vec![0, 30],
+        delays: vec![Duration::from_secs(300)],
+        parked: vec![4, 8, 12, 16],
+    }
 }
 
 /// Every fixed goal setting: the running-only grid, then the parked one.
