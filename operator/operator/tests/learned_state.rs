@@ -29,13 +29,20 @@ async fn open(config: &LearnedConfig) -> (LearnedState, Origin) {
     LearnedState::open(config, None).await.expect("the learned state opens")
 }
 
-/// A week of 30-s samples: `peak` jobs on Tuesday 10:00-11:00, none otherwise.
+/// A week of 30-s samples: `peak` jobs on Tuesday 10:00-11:00 (a burst of `peak` at
+/// 10:00), none otherwise.
 fn learn_a_week(state: &LearnedState, monday: OffsetDateTime, peak: u32) {
     for step in 0..7 * 24 * 120 {
         let at = monday + Duration::seconds(30 * step);
         let busy = at.weekday() == time::Weekday::Tuesday && at.hour() == 10;
         state.observe(at, if busy { peak } else { 0 });
     }
+}
+
+/// Demand rising from none to `jobs` within 30 s at `at`: a burst of `jobs`.
+fn burst(state: &LearnedState, at: OffsetDateTime, jobs: u32) {
+    state.observe(at - Duration::seconds(30), 0);
+    state.observe(at, jobs);
 }
 
 #[tokio::test]
@@ -49,11 +56,11 @@ async fn the_learned_state_survives_a_restart() {
     }
     first.save().await.expect("saved");
     let learned = first.targets_at(TUESDAY_TEN + Duration::weeks(3), BASE, 40);
-    assert_eq!(learned, Targets { min: 6, ..BASE });
+    assert_eq!(learned, Targets { parked: 6, ..BASE }, "the defaults park the burst, none warm");
 
     // A new process: a new client, the model read back from the blob.
     let (second, origin) = open(&config).await;
-    assert_eq!(origin, Origin::Loaded { peaks: 3 * 168 });
+    assert_eq!(origin, Origin::Loaded { peaks: 3 * 42 }, "three weeks of 42 four-hour slots");
     assert_eq!(second.model(), first.model());
     for hours in (0..7 * 24).step_by(7) {
         let at = TUESDAY_TEN + Duration::weeks(3) + Duration::hours(hours);
@@ -76,21 +83,22 @@ async fn a_second_writer_is_detected_by_its_etag_and_merged_not_overwritten() {
     // Both open before either has written: both expect no blob.
     let (a, _) = open(&config).await;
     let (b, _) = open(&config).await;
-    a.observe(TUESDAY_TEN, 3);
+    burst(&a, TUESDAY_TEN, 3);
     a.save().await.expect("a writes first");
     let wednesday = TUESDAY_TEN + Duration::days(1);
-    b.observe(wednesday, 7);
+    burst(&b, wednesday, 7);
     b.save().await.expect("b's write meets a's blob, merges it in and writes again");
     assert_eq!(b.merges(), 1, "b detected a's write");
 
     // a writes again with its ETag, now stale: the same, the other way round.
-    a.observe(TUESDAY_TEN + Duration::hours(1), 2);
+    let afternoon = TUESDAY_TEN + Duration::hours(4);
+    burst(&a, afternoon, 2);
     a.save().await.expect("a merges b's");
     assert_eq!(a.merges(), 1);
 
     let (fresh, _) = open(&config).await;
-    let at = |t: OffsetDateTime| fresh.targets_at(t + Duration::weeks(1), BASE, 40).min;
-    assert_eq!((at(TUESDAY_TEN), at(wednesday), at(TUESDAY_TEN + Duration::hours(1))), (3, 7, 2), "no peak was lost");
+    let at = |t: OffsetDateTime| fresh.targets_at(t + Duration::weeks(1), BASE, 40).parked;
+    assert_eq!((at(TUESDAY_TEN), at(wednesday), at(afternoon)), (3, 7, 2), "no peak was lost");
     assert_eq!(fresh.model(), a.model(), "a holds everything written");
 }
 
@@ -128,7 +136,7 @@ async fn a_missing_blob_is_seeded_from_the_trace() {
     let (seeded, origin) = open(&config).await;
     assert!(matches!(origin, Origin::Seeded { samples } if samples > 3 * 7 * 24 * 120), "{origin:?}");
     let next_tuesday = TUESDAY_TEN + Duration::weeks(4) + Duration::minutes(10);
-    assert_eq!(seeded.targets_at(next_tuesday, BASE, 40), Targets { min: 5, ..BASE });
+    assert_eq!(seeded.targets_at(next_tuesday, BASE, 40), Targets { parked: 5, ..BASE });
     assert_eq!(seeded.targets_at(next_tuesday + Duration::hours(6), BASE, 40), BASE);
 
     // The seed is saved like any learning, and then the blob is what a restart reads.
@@ -144,7 +152,7 @@ async fn a_corrupt_blob_fails_loudly_with_its_url_and_no_sas() {
     let config = config(&azurite, "corrupt.json").await;
     assert!(config.state_url.contains("sig="), "the test URL carries a SAS");
     let blob = StateBlob::new(&config.state_url, None).unwrap();
-    assert!(blob.write(b"{\"format\": 1, \"slots\": \"?\"}".to_vec(), &Expect::Absent).await.is_ok());
+    assert!(blob.write(b"{\"format\": 2, \"slots\": \"?\"}".to_vec(), &Expect::Absent).await.is_ok());
 
     let err = LearnedState::open(&config, None).await.expect_err("refused");
     assert!(matches!(err, LearnedError::Corrupt { .. }), "{err:?}");
@@ -155,7 +163,7 @@ async fn a_corrupt_blob_fails_loudly_with_its_url_and_no_sas() {
     assert!(!text.contains("sig=") && !text.contains(config.state_url.split("sig=").nth(1).unwrap()), "{text}");
     assert!(!format!("{err:?}").contains("sig="), "nor in Debug: {err:?}");
     // The blob is left for someone to look at.
-    assert_eq!(blob.read().await.unwrap().unwrap().bytes, b"{\"format\": 1, \"slots\": \"?\"}".to_vec());
+    assert_eq!(blob.read().await.unwrap().unwrap().bytes, b"{\"format\": 2, \"slots\": \"?\"}".to_vec());
 }
 
 #[tokio::test]
@@ -163,7 +171,7 @@ async fn a_blob_of_another_format_is_refused_not_reset() {
     let azurite = Azurite::start_blob();
     let config = config(&azurite, "format.json").await;
     let blob = StateBlob::new(&config.state_url, None).unwrap();
-    assert!(blob.write(br#"{"format": 2, "anything": []}"#.to_vec(), &Expect::Absent).await.is_ok());
+    assert!(blob.write(br#"{"format": 3, "anything": []}"#.to_vec(), &Expect::Absent).await.is_ok());
     let err = LearnedState::open(&config, None).await.expect_err("refused");
-    assert!(Chain(&err).to_string().contains("snapshot format 2 is not the format 1"), "{err}");
+    assert!(Chain(&err).to_string().contains("snapshot format 3 is not the format 2"), "{err}");
 }

@@ -137,8 +137,11 @@ async fn the_learned_mode_sizes_the_served_pool_from_its_blob_and_what_it_learns
     let listen = SocketAddr::from(([127, 0, 0, 1], 0));
     let first = on_fakes::start_adjusted(&azure, &toml, listen, |s| s.targeting.clock = at_ten).await;
     let sized = wait_for(Duration::from_secs(10), || azure.arm.capacity(VMSS) >= 4).await;
-    assert!(sized, "the learned peak of 4 sizes the pool: capacity {}", azure.arm.capacity(VMSS));
-    assert!(first.controller.metrics().render().contains("vmss_runner_target_min_instances 4"));
+    assert!(sized, "the learned burst of 4 sizes the pool: capacity {}", azure.arm.capacity(VMSS));
+    // Nothing warm by default, the burst parked behind the configured min of 1.
+    let rendered = first.controller.metrics().render();
+    assert!(rendered.contains("vmss_runner_target_min_instances 1"), "{rendered}");
+    assert!(rendered.contains("vmss_runner_target_parked_instances 3"), "{rendered}");
     // Shut down: the saver writes what this process observed.
     first.shutdown.cancel();
     let _ = first.server.await;
@@ -146,11 +149,11 @@ async fn the_learned_mode_sizes_the_served_pool_from_its_blob_and_what_it_learns
     assert_ne!(saved.etag, stored, "the shutdown saved the state");
 
     // What was saved, including this process's own observations (no job ran at 10:00 this
-    // week, which weighs the warm count down), as a model read straight from the blob.
+    // week: no burst), as a model read straight from the blob.
     let (saved_model, _) = LearnedState::open(&LearnedConfig::new(state_url.clone()), None).await.unwrap();
     let base = operator::targets::Targets { min: 1, parked: 0, free_target_percentage: 0 };
     let expected = saved_model.targets_at(datetime!(2026-12-08 09:50 UTC), base, 8);
-    assert!(expected.min + expected.parked >= 4, "the learned peak is in the saved model: {expected:?}");
+    assert!(expected.min + expected.parked >= 4, "the learned burst is in the saved model: {expected:?}");
 
     // A new process a week later at 09:50 (the model's 15-minute lead reaches into the
     // busy hour) loads it and sizes the pool by it.

@@ -71,7 +71,7 @@ pub struct LearnedConfig {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub seed_trace: Option<PathBuf>,
-    /// Length of a slot of the week (whole minutes, dividing a day). Demand is learned
+    /// Length of a slot of the week (whole minutes, dividing a day). Bursts are learned
     /// per slot, from Monday 00:00 UTC.
     #[serde(default = "default_slot")]
     pub slot: HumanDuration,
@@ -82,12 +82,14 @@ pub struct LearnedConfig {
     #[serde(default = "default_history_weeks")]
     #[schemars(range(min = 1, max = 520))]
     pub history_weeks: u32,
-    /// Warm VMs (`min`) cover this quantile of a slot's weekly peak demand.
+    /// Warm VMs (`min`) cover this quantile of a slot's weekly largest burst (the rise of
+    /// demand within `burst_window`).
     #[serde(default = "default_warm_quantile")]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub warm_quantile: f64,
     /// Warm plus parked VMs cover this quantile. A running VM costs about fifteen times a
-    /// parked one (`pool.prices`), so this is set high and `warm_quantile` low.
+    /// parked one (`pool.prices`), so this is set high (default 1: the largest burst of
+    /// the weeks kept) and `warm_quantile` low (default 0: nothing kept running).
     #[serde(default = "default_reserve_quantile")]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub reserve_quantile: f64,
@@ -95,6 +97,10 @@ pub struct LearnedConfig {
     /// parked in time.
     #[serde(default = "default_lead")]
     pub lead: HumanDuration,
+    /// A burst is how far demand rose within this window (30 s to 1 h): about a boot,
+    /// the time a reserve taken by one burst needs to be whole again.
+    #[serde(default = "default_burst_window")]
+    pub burst_window: HumanDuration,
     /// How often the learned state is written to the blob (and once more on shutdown).
     #[serde(default = "default_save_period")]
     pub save_period: HumanDuration,
@@ -112,6 +118,7 @@ impl LearnedConfig {
             warm_quantile: default_warm_quantile(),
             reserve_quantile: default_reserve_quantile(),
             lead: default_lead(),
+            burst_window: default_burst_window(),
             save_period: default_save_period(),
         }
     }
@@ -125,6 +132,7 @@ impl LearnedConfig {
             warm_quantile: self.warm_quantile,
             reserve_quantile: self.reserve_quantile,
             lead: self.lead.get(),
+            burst_window: self.burst_window.get(),
         }
     }
 }
@@ -183,7 +191,7 @@ impl PoolConfig {
 }
 
 fn default_slot() -> HumanDuration {
-    HumanDuration::secs(3600)
+    HumanDuration(LearnedParams::default().slot)
 }
 fn default_half_life() -> HumanDuration {
     HumanDuration(LearnedParams::default().half_life)
@@ -199,6 +207,9 @@ fn default_reserve_quantile() -> f64 {
 }
 fn default_lead() -> HumanDuration {
     HumanDuration(LearnedParams::default().lead)
+}
+fn default_burst_window() -> HumanDuration {
+    HumanDuration(LearnedParams::default().burst_window)
 }
 fn default_save_period() -> HumanDuration {
     HumanDuration::secs(5 * 60)
@@ -443,7 +454,7 @@ mod tests {
             c.pool.learned = Some(LearnedConfig {
                 state_url: "https://stbusy.blob.core.windows.net/learned-demand.json?sig=secret".into(),
                 slot: HumanDuration::secs(7 * 60),
-                warm_quantile: 0.95,
+                warm_quantile: 1.5,
                 ..learned()
             })
         });
@@ -456,7 +467,8 @@ mod tests {
     fn learned_defaults_are_the_models() {
         let learned = learned();
         assert_eq!(learned.params(), LearnedParams::default());
-        assert_eq!(learned.slot.to_string(), "1h");
+        assert_eq!(learned.slot.to_string(), "4h");
+        assert_eq!(learned.burst_window.to_string(), "1m 30s");
         assert_eq!(learned.save_period.to_string(), "5m");
         assert!(learned.seed_trace.is_none());
     }

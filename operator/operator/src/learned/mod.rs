@@ -329,12 +329,16 @@ mod tests {
 
     #[test]
     fn a_newer_format_is_named_not_reported_as_malformed() {
-        let err = decode(LearnedParams::default(), br#"{"format": 2, "weeks": {}}"#, "https://a/b/c").unwrap_err();
+        let err = decode(LearnedParams::default(), br#"{"format": 3, "weeks": {}}"#, "https://a/b/c").unwrap_err();
         assert_eq!(
             Chain(&err).to_string(),
-            "the learned state in https://a/b/c cannot be used (left as it is): snapshot format 2 is not the format 1 this operator reads"
+            "the learned state in https://a/b/c cannot be used (left as it is): snapshot format 3 is not the format 2 this operator reads: delete the blob to learn anew (or seed it again from a trace)"
         );
         assert!(err.is_lasting());
+        // Format 1 held peaks of demand, which this model would misread as bursts.
+        let old = br#"{"format": 1, "slot_seconds": 3600, "slots": []}"#;
+        let err = decode(LearnedParams::default(), old, "https://a/b/c").unwrap_err();
+        assert!(Chain(&err).to_string().contains("snapshot format 1 is not the format 2"), "{}", Chain(&err));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 /// The step between samples: the reconcile period's default.
 pub const STEP: Duration = Duration::from_secs(30);
 
-/// `(time, jobs in flight)` every [`STEP`] from the first arrival to the last end.
+/// `(time, jobs in flight)` every [`STEP`] from a step before the first arrival to the last end.
 pub fn demand_samples(workload: &Workload) -> Vec<(OffsetDateTime, u32)> {
     let Some(first) = workload.jobs.first() else { return Vec::new() };
     let mut arrivals: Vec<f64> = workload.jobs.iter().map(|j| j.arrival).collect();
@@ -20,7 +20,9 @@ pub fn demand_samples(workload: &Workload) -> Vec<(OffsetDateTime, u32)> {
     ends.sort_by(f64::total_cmp);
     let last = ends.last().copied().unwrap_or(first.arrival);
     let step = STEP.as_secs_f64();
-    let start = (first.arrival / step).floor() * step;
+    // One step before the first arrival, when nothing was in flight yet: a burst at the
+    // trace's start is then a rise from zero, as the operator would have seen it.
+    let start = (first.arrival / step).floor() * step - step;
     let (mut arrived, mut ended) = (0usize, 0usize);
     let mut out = Vec::new();
     let mut t = start;
@@ -59,6 +61,7 @@ mod tests {
         assert_eq!(
             samples,
             [
+                (999_990, 0),
                 (1_000_020, 2),
                 (1_000_050, 3),
                 (1_000_080, 1),
