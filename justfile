@@ -53,6 +53,11 @@ generate:
 simulate *ARGS:
     cargo run --release -q -p operator -- simulate {{ARGS}}
 
+# Issue 16's goal run (docs/simulate.md, "The goal run"): the figures of docs/scaling-policy.md, the plot redrawn.
+simulate-goal TRACE="../shared/traces/bitcoin-core-ci-stats_tasks_2025-09-04_to_2025-10-16.json.gz":
+    cargo build --release -q -p operator
+    ./target/release/operator simulate --goal --trace {{TRACE}} --report goal.html --plot docs/simulate-parking.svg
+
 # Simulator figures (docs/benchmarks.md): free target 20/30/50 % on the bitcoin trace, then a 50-setting sweep.
 simulate-bench TRACE="../shared/traces/bitcoin-core-ci-stats_tasks_2025-09-04_to_2025-10-16.json.gz":
     cargo build --release -q -p operator

@@ -164,11 +164,33 @@ pub struct SimulateArgs {
     /// Replay only the jobs arriving on or before this UTC day (`YYYY-MM-DD`), inclusive.
     #[arg(long)]
     pub until: Option<String>,
-    /// Size `min` and `parked` with the learned mode (`pool.learned`, default tuning; `--min`
+    /// Size `min` and `parked` with the learned mode (`pool.learned`, default tuning unless a
+    /// `--learned-*` option sets a field; `--min`
     /// and `--parked` are its floors), seeded from the trace's jobs before the window (none
     /// without `--last`/`--from`), then learning from each pass as the operator does.
     #[arg(long)]
     pub learned: bool,
+    /// `--learned` tuning, `pool.learned.warm_quantile` (default: the configuration's).
+    #[arg(long, requires = "learned")]
+    pub learned_warm_quantile: Option<f64>,
+    /// `--learned` tuning, `pool.learned.reserve_quantile`.
+    #[arg(long, requires = "learned")]
+    pub learned_reserve_quantile: Option<f64>,
+    /// `--learned` tuning, `pool.learned.burst_window`.
+    #[arg(long, requires = "learned", value_parser = humantime::parse_duration)]
+    pub learned_burst_window: Option<std::time::Duration>,
+    /// `--learned` tuning, `pool.learned.slot`.
+    #[arg(long, requires = "learned", value_parser = humantime::parse_duration)]
+    pub learned_slot: Option<std::time::Duration>,
+    /// `--learned` tuning, `pool.learned.lead`.
+    #[arg(long, requires = "learned", value_parser = humantime::parse_duration)]
+    pub learned_lead: Option<std::time::Duration>,
+    /// `--learned` tuning, `pool.learned.half_life`.
+    #[arg(long, requires = "learned", value_parser = humantime::parse_duration)]
+    pub learned_half_life: Option<std::time::Duration>,
+    /// `--learned` tuning, `pool.learned.history_weeks`.
+    #[arg(long, requires = "learned")]
+    pub learned_history_weeks: Option<u32>,
     /// Demand from a runner scale set (the pool sees assigned jobs, `--min 0` allowed);
     /// without, the pool sees only its own runners' jobs (`github.demand = "none"`).
     #[arg(long)]

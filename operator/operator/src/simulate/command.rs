@@ -15,7 +15,7 @@ use super::{
     window::{self, Window},
     Mode, Setting,
 };
-use crate::cli::SimulateArgs;
+use crate::{cli::SimulateArgs, targets::LearnedParams};
 
 /// Why a simulation could not run or finish.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,8 @@ pub enum SimulateError {
     },
     #[error("writing the summary failed")]
     Output(#[source] std::io::Error),
+    #[error("the learned tuning is invalid: {0}")]
+    LearnedTuning(String),
     #[error("the simulation found a VM removed while its job ran")]
     BusyVmRemoved,
 }
@@ -61,6 +63,28 @@ pub fn setting_of(args: &SimulateArgs) -> Setting {
         parked: args.parked,
         demand: args.scale_set,
         mode: Mode::Fixed,
+    }
+}
+
+/// The learned tuning the `--learned-*` options name, the defaults elsewhere.
+pub fn learned_params_of(args: &SimulateArgs) -> Result<LearnedParams, SimulateError> {
+    let default = LearnedParams::default();
+    let params = LearnedParams {
+        slot: args.learned_slot.unwrap_or(default.slot),
+        half_life: args.learned_half_life.unwrap_or(default.half_life),
+        history_weeks: args.learned_history_weeks.unwrap_or(default.history_weeks),
+        warm_quantile: args.learned_warm_quantile.unwrap_or(default.warm_quantile),
+        reserve_quantile: args.learned_reserve_quantile.unwrap_or(default.reserve_quantile),
+        lead: args.learned_lead.unwrap_or(default.lead),
+        burst_window: args.learned_burst_window.unwrap_or(default.burst_window),
+    };
+    let problems = params.problems();
+    if problems.is_empty() {
+        Ok(params)
+    } else {
+        let named: Vec<String> =
+            problems.iter().map(|p| format!("--learned-{}: {p}", p.field().replace('_', "-"))).collect();
+        Err(SimulateError::LearnedTuning(named.join("; ")))
     }
 }
 
@@ -107,7 +131,7 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Res
     let mut setting = setting_of(args);
     if args.learned {
         // Seeded from the jobs before the window only: never from the jobs it replays.
-        setting.mode = goal::learned_mode(&split.history);
+        setting.mode = goal::learned_mode(&split.history, learned_params_of(args)?);
     }
     if args.sweep {
         return run_sweep(args, &workload, &setting, &prices, printed, out, err);

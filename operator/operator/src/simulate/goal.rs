@@ -122,16 +122,94 @@ pub fn schedules(base: &Setting) -> Vec<Setting> {
 /// `pool.learned.seed_trace` seeds it: `crate::learned::seed`). Its floors are the pool's
 /// `min = 0`, `parked = 0`, free target 0 %: with demand from the scale set every assigned
 /// job is seen, and the learned warm and parked counts are the headroom.
-pub fn learned(base: &Setting, history: &Workload) -> Setting {
-    Setting { min: 0, free_target_percentage: 0, parked: 0, mode: learned_mode(history), ..base.clone() }
+pub fn learned(base: &Setting, history: &Workload, params: LearnedParams) -> Setting {
+    Setting { min: 0, free_target_percentage: 0, parked: 0, mode: learned_mode(history, params), ..base.clone() }
 }
 
-/// `pool.learned` with its default tuning, seeded from `history`.
-pub fn learned_mode(history: &Workload) -> Mode {
-    let mut model = LearnedDemand::new(LearnedParams::default());
+/// The learned tunings the goal chooses from, on the history alone: slot lengths from an
+/// hour to a day, burst windows around a boot; nothing warm (`warm_quantile` 0) and the
+/// reserve at the largest burst of the weeks kept (`reserve_quantile` 1).
+pub fn tunings() -> Vec<LearnedParams> {
+    let mut out = Vec::new();
+    for slot_hours in [1, 2, 4, 6, 8, 12, 24] {
+        for window in [90, 120, 180] {
+            out.push(LearnedParams {
+                slot: Duration::from_secs(slot_hours * 3600),
+                burst_window: Duration::from_secs(window),
+                warm_quantile: 0.0,
+                reserve_quantile: 1.0,
+                ..LearnedParams::default()
+            });
+        }
+    }
+    out
+}
+
+/// The learned tuning chosen without seeing the window.
+pub struct Tuned {
+    /// Each tuning on the validation window (the 14 days before the window, seeded from
+    /// the jobs before those), in [`tunings`] order.
+    pub points: Vec<(LearnedParams, Point)>,
+    /// The cheapest meeting [`TARGET`] there, or the one with the shortest p95 if none does.
+    pub chosen: LearnedParams,
+}
+
+/// Choose the learned tuning on `history` alone: its last [`LAST`] are the validation
+/// window, the jobs before them the seed, as the goal's window and its history are.
+pub fn tune(history: &Workload, prices: &Prices, threads: usize) -> Tuned {
+    let validation = Window::Last(LAST).split(history);
+    let base = base();
+    let candidates = tunings();
+    let settings: Vec<Setting> =
+        candidates.iter().map(|params| learned(&base, &validation.history, params.clone())).collect();
+    let points = sweep_with_bar(&validation.window, &settings, prices, threads, "learned tunings");
+    let chosen = cheapest_meeting(points.iter(), TARGET)
+        .or_else(|| points.iter().min_by_key(|p| p.p95))
+        .and_then(|best| points.iter().position(|p| p == best))
+        .map_or_else(LearnedParams::default, |i| candidates[i].clone());
+    Tuned { points: candidates.into_iter().zip(points).collect(), chosen }
+}
+
+/// `pool.learned` tuned by `params`, seeded from `history`.
+pub fn learned_mode(history: &Workload, params: LearnedParams) -> Mode {
+    let tuning = describe_tuning(&params);
+    let mut model = LearnedDemand::new(params);
     model.seed(crate::learned::seed::demand_samples(history));
     let days = history.summary().span.as_secs_f64() / 86_400.0;
-    Mode::Learned { name: format!("default tuning, seeded from {days:.1} days before"), model: Arc::new(model) }
+    Mode::Learned { name: format!("{tuning}, seeded from {days:.1} days before"), model: Arc::new(model) }
+}
+
+/// The tuning in words: "default tuning", or the fields that differ from it.
+pub fn describe_tuning(params: &LearnedParams) -> String {
+    let d = LearnedParams::default();
+    let mut parts = Vec::new();
+    let secs = |x: Duration| humantime::format_duration(x).to_string();
+    if params.warm_quantile != d.warm_quantile {
+        parts.push(format!("warm q {}", params.warm_quantile));
+    }
+    if params.reserve_quantile != d.reserve_quantile {
+        parts.push(format!("reserve q {}", params.reserve_quantile));
+    }
+    if params.burst_window != d.burst_window {
+        parts.push(format!("burst window {}", secs(params.burst_window)));
+    }
+    if params.slot != d.slot {
+        parts.push(format!("slot {}", secs(params.slot)));
+    }
+    if params.lead != d.lead {
+        parts.push(format!("lead {}", secs(params.lead)));
+    }
+    if params.half_life != d.half_life {
+        parts.push(format!("half-life {}", secs(params.half_life)));
+    }
+    if params.history_weeks != d.history_weeks {
+        parts.push(format!("{} weeks kept", params.history_weeks));
+    }
+    if parts.is_empty() {
+        "default tuning".into()
+    } else {
+        format!("tuning {}", parts.join(", "))
+    }
 }
 
 /// What one window of the trace gave.
@@ -354,6 +432,23 @@ fn learned_text(hand_picked: &[Point], learned: &Point, prices: &Prices) -> Stri
     out
 }
 
+fn tuning_text(history: &Workload, tuned: &Tuned, prices: &Prices) -> String {
+    let validation = Window::Last(LAST).split(history);
+    let mut out = window_summary("learned tuning, chosen on the 14 days before the last 14", &validation);
+    out.push_str(&format!("  each tuning ({}), warm quantile 0, reserve quantile 1:\n", tuned.points.len()));
+    for (_, point) in &tuned.points {
+        out.push_str(&line(point, prices));
+        out.push('\n');
+    }
+    let default = if tuned.chosen == LearnedParams::default() { " (the configuration's default)" } else { "" };
+    out.push_str(&format!(
+        "  chosen, the cheapest with p95 <= {}s: {}{default}\n",
+        TARGET.as_secs(),
+        describe_tuning(&tuned.chosen)
+    ));
+    out
+}
+
 fn break_even_text(b: &BreakEven, running_cost: f64, base: &Setting, prices: &Prices) -> String {
     let mut out = format!(
         "break-even start time (against the cheapest running-only setting's {}):\n",
@@ -441,8 +536,11 @@ pub fn run(
     let started = Instant::now();
     let mut window_settings = fixed.clone();
     window_settings.extend(schedules(&base));
-    let learned_setting = learned(&base, &split.history);
-    window_settings.push(learned_setting);
+    let tuning_started = Instant::now();
+    let tuned = tune(&split.history, prices, threads);
+    timed(err, "learned tunings", tuned.points.len(), tuning_started);
+    emit(tuning_text(&split.history, &tuned, prices), &mut printed, out)?;
+    window_settings.push(learned(&base, &split.history, tuned.chosen.clone()));
     let mut last = compare(&split.window, &window_settings, prices, threads);
     timed(err, "last 14 days", last.points.len(), started);
     let learned_point = last.points.pop().expect("the learned setting ran");
@@ -532,17 +630,30 @@ mod tests {
     }
 
     #[test]
+    fn the_tunings_are_valid_distinct_and_hold_the_default() {
+        let all = tunings();
+        assert!(all.iter().all(|p| p.problems().is_empty()));
+        assert!(all.contains(&LearnedParams::default()), "the default is one of the validated tunings");
+        for (i, p) in all.iter().enumerate() {
+            assert!(!all[..i].contains(p), "{p:?} twice");
+            assert_ne!(describe_tuning(p), "", "{p:?}");
+        }
+    }
+
+    #[test]
     fn the_learned_setting_is_seeded_from_the_history_alone() {
         use operator_sim::workload::TraceJob;
         let job = |arrival: f64| TraceJob { arrival, duration: 600.0, labels: vec![], name: String::new() };
         // A Monday 10:00 UTC burst of five, a week before the window.
         let monday = 1_759_744_800.0; // 2025-10-06 10:00 UTC
         let history = Workload::new((0..5).map(|i| job(monday + f64::from(i))).collect()).unwrap();
-        let Mode::Learned { model, .. } = learned(&base(), &history).mode else { panic!("learned") };
+        let Mode::Learned { model, .. } = learned(&base(), &history, LearnedParams::default()).mode else {
+            panic!("learned")
+        };
         let next_monday = time::OffsetDateTime::from_unix_timestamp(monday as i64 + 7 * 86_400).unwrap();
         let t = model.targets_at(next_monday, crate::targets::Targets::default(), 60);
         assert!(t.min + t.parked >= 5, "the week before's burst is covered: {t:?}");
-        let empty = learned(&base(), &Workload::default());
+        let empty = learned(&base(), &Workload::default(), LearnedParams::default());
         let Mode::Learned { model, .. } = empty.mode else { panic!("learned") };
         assert_eq!(model.targets_at(next_monday, crate::targets::Targets::default(), 60).parked, 0);
     }

@@ -148,3 +148,31 @@ fn a_window_replays_only_its_jobs_and_the_learned_mode_is_seeded_from_the_jobs_b
     assert!(out.contains("; 51 jobs before it"), "{out}");
     assert!(out.contains("learned default tuning, seeded from 12.5 days before"), "{out}");
 }
+
+#[test]
+fn the_learned_tuning_options_reach_the_model_and_bad_ones_are_refused_by_name() {
+    use clap::Parser;
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.jsonl");
+    let lines: String =
+        (0..40).map(|i| format!("{{\"arrival\": {}, \"duration\": 300}}\n", 1_750_000_000 + i * 6 * 3600)).collect();
+    std::fs::write(&trace, lines).unwrap();
+    let run = |extra: &[&str]| {
+        let mut argv = vec!["operator", "simulate", "--trace", trace.to_str().unwrap(), "--last", "3d", "--learned"];
+        argv.extend_from_slice(extra);
+        let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
+        let crate::cli::Command::Simulate(args) = cli.command else { panic!("simulate") };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        super::command::run(&args, &mut out, &mut err).map(|()| String::from_utf8(out).unwrap())
+    };
+    let out = run(&["--learned-slot", "1h", "--learned-burst-window", "3m", "--learned-warm-quantile", "0.5"]).unwrap();
+    assert!(out.contains("learned tuning warm q 0.5, burst window 3m, slot 1h, seeded from"), "{out}");
+    let err = run(&["--learned-slot", "7m", "--learned-burst-window", "10s"]).unwrap_err();
+    let text = crate::report::chain(&err);
+    assert!(
+        text.contains("--learned-slot: slot (420s)") && text.contains("--learned-burst-window: burst_window"),
+        "{text}"
+    );
+    let without = crate::cli::Cli::try_parse_from(["operator", "simulate", "--trace", "t", "--learned-slot", "1h"]);
+    assert!(without.is_err(), "a tuning option without --learned is refused");
+}
