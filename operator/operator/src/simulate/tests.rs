@@ -115,34 +115,30 @@ fn a_parked_reserve_serves_a_lone_job_after_a_start_and_bills_its_disk_while_par
     assert_eq!(out.busy_vm_killed, 0);
 }
 
-#[test]
-fn a_window_replays_only_its_jobs_and_the_learned_mode_is_seeded_from_the_jobs_before_it() {
+/// `operator simulate --trace <jobs> <args>` on a trace of `jobs` five-minute jobs, one every
+/// 6 hours: what it printed, or why it failed.
+fn simulate_every_six_hours(jobs: u32, args: &[&str]) -> Result<String, super::command::SimulateError> {
     use clap::Parser;
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("trace.jsonl");
-    // A job every 6 hours for 20 days.
-    let lines: String =
-        (0..80).map(|i| format!("{{\"arrival\": {}, \"duration\": 300}}\n", 1_750_000_000 + i * 6 * 3600)).collect();
+    let lines: String = (0..jobs)
+        .map(|i| format!("{{\"arrival\": {}, \"duration\": 300}}\n", 1_750_000_000 + u64::from(i) * 6 * 3600))
+        .collect();
     std::fs::write(&trace, lines).unwrap();
-    let cli = crate::cli::Cli::try_parse_from([
-        "operator",
-        "simulate",
-        "--trace",
-        trace.to_str().unwrap(),
-        "--last",
-        "7d",
-        "--learned",
-        "--scale-set",
-        "--min",
-        "0",
-        "--free-target",
-        "0",
-    ])
-    .unwrap();
+    let mut argv = vec!["operator", "simulate", "--trace", trace.to_str().unwrap()];
+    argv.extend_from_slice(args);
+    let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
     let crate::cli::Command::Simulate(args) = cli.command else { panic!("simulate") };
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    super::command::run(&args, &mut out, &mut err).unwrap();
-    let out = String::from_utf8(out).unwrap();
+    super::command::run(&args, &mut out, &mut err).map(|()| String::from_utf8(out).unwrap())
+}
+
+#[test]
+fn a_window_replays_only_its_jobs_and_the_learned_mode_is_seeded_from_the_jobs_before_it() {
+    // 20 days of one job every 6 hours.
+    let out =
+        simulate_every_six_hours(80, &["--last", "7d", "--learned", "--scale-set", "--min", "0", "--free-target", "0"])
+            .unwrap();
     // 7 days of one job every 6 hours, both ends in: 29 jobs; the 51 before are the history.
     assert!(out.contains("window: the last 7 days") && out.contains(": 29 jobs over 7.0 days"), "{out}");
     assert!(out.contains("; 51 jobs before it"), "{out}");
@@ -151,19 +147,10 @@ fn a_window_replays_only_its_jobs_and_the_learned_mode_is_seeded_from_the_jobs_b
 
 #[test]
 fn the_learned_tuning_options_reach_the_model_and_bad_ones_are_refused_by_name() {
-    use clap::Parser;
-    let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("trace.jsonl");
-    let lines: String =
-        (0..40).map(|i| format!("{{\"arrival\": {}, \"duration\": 300}}\n", 1_750_000_000 + i * 6 * 3600)).collect();
-    std::fs::write(&trace, lines).unwrap();
     let run = |extra: &[&str]| {
-        let mut argv = vec!["operator", "simulate", "--trace", trace.to_str().unwrap(), "--last", "3d", "--learned"];
-        argv.extend_from_slice(extra);
-        let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
-        let crate::cli::Command::Simulate(args) = cli.command else { panic!("simulate") };
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        super::command::run(&args, &mut out, &mut err).map(|()| String::from_utf8(out).unwrap())
+        let mut args = vec!["--last", "3d", "--learned"];
+        args.extend_from_slice(extra);
+        simulate_every_six_hours(40, &args)
     };
     let out = run(&["--learned-slot", "1h", "--learned-burst-window", "3m", "--learned-warm-quantile", "0.5"]).unwrap();
     assert!(out.contains("learned tuning warm q 0.5, burst window 3m, slot 1h, seeded from"), "{out}");
@@ -173,6 +160,13 @@ fn the_learned_tuning_options_reach_the_model_and_bad_ones_are_refused_by_name()
         text.contains("--learned-slot: slot (420s)") && text.contains("--learned-burst-window: burst_window"),
         "{text}"
     );
-    let without = crate::cli::Cli::try_parse_from(["operator", "simulate", "--trace", "t", "--learned-slot", "1h"]);
+    let without = <crate::cli::Cli as clap::Parser>::try_parse_from([
+        "operator",
+        "simulate",
+        "--trace",
+        "t",
+        "--learned-slot",
+        "1h",
+    ]);
     assert!(without.is_err(), "a tuning option without --learned is refused");
 }
