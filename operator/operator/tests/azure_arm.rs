@@ -3,85 +3,22 @@
 //! the fake IMDS (through `LoopbackTransport`), and every exchange is checked against the
 //! official descriptions at the end of each test.
 
+mod common;
+
 use std::{sync::Arc, time::Duration};
 
 use azure_core::http::ClientOptions;
-use contract::{Api, Contract, Exchange};
-use fake_azure::{ArmOp, ArmSettings, FakeAzure, Fault, IdentitySettings, InstancePhase, ScaleSetSpec, WRITE_POLICY};
+use fake_azure::{ArmOp, ArmSettings, Fault, IdentitySettings, InstancePhase, ScaleSetSpec, WRITE_POLICY};
 use operator::{
     azure::{credential, ArmError, ArmScaleSet, ArmTimings, CredentialSource},
-    config::AzureConfig,
-    model::InstanceId,
     ports::{CloudFault, CloudState, ScaleSet, ScaleSetError},
 };
 
-const SET: &str = "runners";
-
-struct World {
-    fakes: FakeAzure,
-    config: AzureConfig,
-}
-
-impl World {
-    async fn start(running: u32) -> Self {
-        Self::start_with(running, IdentitySettings::default(), ArmSettings::default()).await
-    }
-
-    async fn start_with(running: u32, identity: IdentitySettings, arm: ArmSettings) -> Self {
-        let fakes = FakeAzure::start_with(identity, arm).await;
-        let vmss_resource_id = fakes.arm.add_scale_set(ScaleSetSpec::uniform(SET, running));
-        let config = AzureConfig {
-            vmss_resource_id,
-            managed_identity_client_id: None,
-            computer_name_prefix: None,
-            resource_manager_url: fakes.arm.base_url(),
-        };
-        Self { fakes, config }
-    }
-
-    fn client_with(&self, timings: ArmTimings) -> ArmScaleSet {
-        let options = ClientOptions { transport: Some(self.fakes.sdk_transport()), ..Default::default() };
-        let credential =
-            credential(CredentialSource::ManagedIdentity, &self.config, Some(options)).expect("credential");
-        ArmScaleSet::with_timings(&self.config.resource_manager_url, &self.config.vmss_resource_id, credential, timings)
-            .expect("client")
-    }
-
-    fn client(&self) -> ArmScaleSet {
-        self.client_with(fast())
-    }
-
-    /// Every exchange of every fake conforms to its official description.
-    fn assert_contracts(&self) {
-        assert_conform(Api::Compute, &self.fakes.arm.exchanges());
-        assert_conform(Api::Imds, &self.fakes.identity.exchanges());
-    }
-}
-
-fn fast() -> ArmTimings {
-    ArmTimings {
-        request_timeout: Duration::from_secs(5),
-        throttle_retries: 3,
-        max_retry_after: Duration::from_secs(5),
-        poll_min: Duration::from_millis(50),
-        poll_max: Duration::from_millis(200),
-        operation_timeout: Duration::from_secs(20),
-    }
-}
-
-fn assert_conform(api: Api, exchanges: &[Exchange]) {
-    assert!(!exchanges.is_empty(), "no {api:?} exchanges were recorded");
-    let problems = Contract::load(api).check_all(exchanges);
-    assert!(problems.is_empty(), "{api:?} exchanges break the contract:\n{}", problems.join("\n"));
-}
-
-fn ids(list: &[&str]) -> Vec<InstanceId> {
-    list.iter().map(|i| InstanceId::new(*i)).collect()
-}
+use common::arm_world::{fast, ids, ArmWorld, SET};
 
 #[tokio::test]
 async fn capacity_is_read_and_raised_with_a_patch_of_sku_capacity() {
-    let world = World::start(2).await;
+    let world = ArmWorld::start(2).await;
     let client = world.client();
     let info = client.verify().await.expect("verify");
     assert_eq!((info.name.as_str(), info.capacity, info.orchestration_mode.as_str()), (SET, 2, "Uniform"));
@@ -102,7 +39,8 @@ async fn capacity_is_read_and_raised_with_a_patch_of_sku_capacity() {
 #[tokio::test]
 async fn instances_are_listed_with_state_and_private_ip_across_pages() {
     let world =
-        World::start_with(3, IdentitySettings::default(), ArmSettings { page_size: 2, ..ArmSettings::default() }).await;
+        ArmWorld::start_with(3, IdentitySettings::default(), ArmSettings { page_size: 2, ..ArmSettings::default() })
+            .await;
     let client = world.client();
     client.set_capacity(5).await.unwrap();
 
@@ -133,7 +71,7 @@ async fn instances_are_listed_with_state_and_private_ip_across_pages() {
 
 #[tokio::test]
 async fn batched_delete_and_reimage_return_when_their_operation_has_finished() {
-    let world = World::start(4).await;
+    let world = ArmWorld::start(4).await;
     let client = world.client();
 
     client.delete_instances(&ids(&["1", "2"])).await.expect("delete");
@@ -160,7 +98,7 @@ async fn batched_delete_and_reimage_return_when_their_operation_has_finished() {
 async fn a_forbidden_operation_status_is_confirmed_from_the_instance_list() {
     // The scaler's role is scoped to the scale set: it may not read
     // Microsoft.Compute/locations/operations, so every status poll answers 403.
-    let world = World::start(4).await;
+    let world = ArmWorld::start(4).await;
     let client = world.client();
     world.fakes.arm.inject(Some(ArmOp::OperationStatus), Fault::Forbidden, 100);
 
@@ -179,7 +117,7 @@ async fn a_forbidden_operation_status_is_confirmed_from_the_instance_list() {
 #[tokio::test]
 async fn an_operation_confirmed_from_the_instance_list_still_has_a_deadline() {
     let arm = ArmSettings { reimage_delay: Duration::from_secs(30), ..ArmSettings::default() };
-    let world = World::start_with(1, IdentitySettings::default(), arm).await;
+    let world = ArmWorld::start_with(1, IdentitySettings::default(), arm).await;
     let client = world.client_with(ArmTimings { operation_timeout: Duration::from_secs(1), ..fast() });
     world.fakes.arm.inject(Some(ArmOp::OperationStatus), Fault::Forbidden, 100);
 
@@ -192,7 +130,7 @@ async fn an_operation_confirmed_from_the_instance_list_still_has_a_deadline() {
 
 #[tokio::test]
 async fn throttling_is_retried_after_retry_after_then_succeeds() {
-    let world = World::start(1).await;
+    let world = ArmWorld::start(1).await;
     let client = world.client();
     world.fakes.arm.inject(Some(ArmOp::SetCapacity), Fault::Throttle { retry_after: Duration::from_secs(1) }, 2);
     let started = std::time::Instant::now();
@@ -207,7 +145,7 @@ async fn throttling_is_retried_after_retry_after_then_succeeds() {
 
 #[tokio::test]
 async fn persistent_throttling_gives_up_as_throttled_with_the_retry_after() {
-    let world = World::start(1).await;
+    let world = ArmWorld::start(1).await;
     let client = world.client_with(ArmTimings { throttle_retries: 1, ..fast() });
     world.fakes.arm.inject(Some(ArmOp::DeleteInstances), Fault::Throttle { retry_after: Duration::from_secs(1) }, 5);
     world.fakes.arm.inject(Some(ArmOp::ReimageInstances), Fault::Throttle { retry_after: Duration::from_secs(600) }, 1);
@@ -228,7 +166,7 @@ async fn persistent_throttling_gives_up_as_throttled_with_the_retry_after() {
 
 #[tokio::test]
 async fn the_fakes_own_write_limit_answers_429_when_the_budget_is_ignored() {
-    let world = World::start(1).await;
+    let world = ArmWorld::start(1).await;
     let client = world.client_with(ArmTimings { throttle_retries: 0, ..fast() });
     for capacity in 2..14 {
         client.set_capacity(capacity).await.expect("within the burst of 12");
@@ -242,7 +180,7 @@ async fn the_fakes_own_write_limit_answers_429_when_the_budget_is_ignored() {
 
 #[tokio::test]
 async fn server_errors_and_timeouts_become_typed_faults() {
-    let world = World::start(1).await;
+    let world = ArmWorld::start(1).await;
     let client = world.client_with(ArmTimings { request_timeout: Duration::from_millis(300), ..fast() });
     world.fakes.arm.inject(Some(ArmOp::GetScaleSet), Fault::ServerError, 1);
     world.fakes.arm.inject(Some(ArmOp::ListVms), Fault::Hang, 1);
@@ -259,7 +197,7 @@ async fn server_errors_and_timeouts_become_typed_faults() {
 
 #[tokio::test]
 async fn a_vanished_instance_is_not_found_and_a_conflict_says_so() {
-    let world = World::start(3).await;
+    let world = ArmWorld::start(3).await;
     let client = world.client();
     world.fakes.arm.vanish(SET, "1");
 
@@ -281,7 +219,7 @@ async fn a_refused_token_is_replaced_by_a_new_one_and_the_call_retried() {
     // Tokens living under the SDK's five-minute refresh margin are fetched afresh on each use,
     // as an expiring token is.
     let identity = IdentitySettings { token_lifetime: Duration::from_secs(120), ..IdentitySettings::default() };
-    let world = World::start_with(2, identity, ArmSettings::default()).await;
+    let world = ArmWorld::start_with(2, identity, ArmSettings::default()).await;
     let client = world.client();
     assert_eq!(client.capacity().await.unwrap(), 2);
     let before = world.fakes.identity.tokens_issued();
@@ -295,7 +233,7 @@ async fn a_refused_token_is_replaced_by_a_new_one_and_the_call_retried() {
 
 #[tokio::test]
 async fn a_token_still_cached_by_the_sdk_but_refused_by_azure_is_a_typed_401() {
-    let world = World::start(1).await;
+    let world = ArmWorld::start(1).await;
     let client = world.client();
     assert_eq!(client.capacity().await.unwrap(), 1);
     world.fakes.identity.expire_all();
@@ -317,7 +255,7 @@ async fn a_user_assigned_identity_is_asked_for_by_client_id() {
         user_assigned_client_ids: vec!["11111111-2222-3333-4444-555555555555".into()],
         ..IdentitySettings::default()
     };
-    let mut world = World::start_with(1, identity, ArmSettings::default()).await;
+    let mut world = ArmWorld::start_with(1, identity, ArmSettings::default()).await;
     world.config.managed_identity_client_id = Some("11111111-2222-3333-4444-555555555555".into());
 
     assert_eq!(world.client().capacity().await.unwrap(), 1);
@@ -331,7 +269,7 @@ async fn a_user_assigned_identity_is_asked_for_by_client_id() {
 
 #[tokio::test]
 async fn a_flexible_scale_set_is_refused_at_start() {
-    let world = World::start(0).await;
+    let world = ArmWorld::start(0).await;
     let id = world.fakes.arm.add_scale_set(ScaleSetSpec::flexible("flex"));
     let options = ClientOptions { transport: Some(world.fakes.sdk_transport()), ..Default::default() };
     let credential = credential(CredentialSource::ManagedIdentity, &world.config, Some(options)).unwrap();
@@ -347,7 +285,7 @@ async fn a_flexible_scale_set_is_refused_at_start() {
 
 #[tokio::test]
 async fn plain_http_to_a_remote_host_and_malformed_resource_ids_are_refused() {
-    let world = World::start(0).await;
+    let world = ArmWorld::start(0).await;
     let options = ClientOptions { transport: Some(world.fakes.sdk_transport()), ..Default::default() };
     let credential = credential(CredentialSource::ManagedIdentity, &world.config, Some(options)).unwrap();
     let err = ArmScaleSet::new("http://management.azure.com", &world.config.vmss_resource_id, credential.clone())

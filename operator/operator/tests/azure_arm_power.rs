@@ -2,79 +2,20 @@
 //! (`ArmScaleSet`) against the stateful fakes on loopback, as `azure_arm.rs` does for the other
 //! calls: batched `POST {vmss}/deallocate` and `/start`, their long-running operations, the power
 //! states the instance listing reads, and the write bucket they spend. Every exchange is checked
-//! against the official Compute description at the end of each test.
+//! against the official Compute and IMDS descriptions at the end of each test.
+
+mod common;
 
 use std::{sync::Arc, time::Duration};
 
-use azure_core::http::ClientOptions;
-use contract::{Api, Contract};
-use fake_azure::{ArmOp, ArmSettings, FakeAzure, Fault, IdentitySettings, InstancePhase, ScaleSetSpec};
+use fake_azure::{ArmOp, ArmSettings, Fault, IdentitySettings, InstancePhase};
 use operator::{
-    azure::{credential, ArmScaleSet, ArmTimings, CredentialSource},
-    config::AzureConfig,
-    model::InstanceId,
+    azure::ArmTimings,
     ports::{CloudFault, CloudState, ScaleSet, ScaleSetError},
 };
 use serde_json::json;
 
-const SET: &str = "runners";
-
-struct World {
-    fakes: FakeAzure,
-    config: AzureConfig,
-}
-
-impl World {
-    async fn start(running: u32, arm: ArmSettings) -> Self {
-        let fakes = FakeAzure::start_with(IdentitySettings::default(), arm).await;
-        let vmss_resource_id = fakes.arm.add_scale_set(ScaleSetSpec::uniform(SET, running));
-        let config = AzureConfig {
-            vmss_resource_id,
-            managed_identity_client_id: None,
-            computer_name_prefix: None,
-            resource_manager_url: fakes.arm.base_url(),
-        };
-        Self { fakes, config }
-    }
-
-    fn client_with(&self, timings: ArmTimings) -> ArmScaleSet {
-        let options = ClientOptions { transport: Some(self.fakes.sdk_transport()), ..Default::default() };
-        let credential =
-            credential(CredentialSource::ManagedIdentity, &self.config, Some(options)).expect("credential");
-        ArmScaleSet::with_timings(&self.config.resource_manager_url, &self.config.vmss_resource_id, credential, timings)
-            .expect("client")
-    }
-
-    fn client(&self) -> ArmScaleSet {
-        self.client_with(fast())
-    }
-
-    fn phases(&self) -> Vec<(String, InstancePhase, u32)> {
-        self.fakes.arm.instances(SET).into_iter().map(|i| (i.id, i.phase, i.generation)).collect()
-    }
-
-    fn assert_contracts(&self) {
-        let exchanges = self.fakes.arm.exchanges();
-        assert!(!exchanges.is_empty());
-        let problems = Contract::load(Api::Compute).check_all(&exchanges);
-        assert!(problems.is_empty(), "Compute exchanges break the contract:\n{}", problems.join("\n"));
-    }
-}
-
-fn fast() -> ArmTimings {
-    ArmTimings {
-        request_timeout: Duration::from_secs(5),
-        throttle_retries: 3,
-        max_retry_after: Duration::from_secs(5),
-        poll_min: Duration::from_millis(50),
-        poll_max: Duration::from_millis(200),
-        operation_timeout: Duration::from_secs(20),
-    }
-}
-
-fn ids(list: &[&str]) -> Vec<InstanceId> {
-    list.iter().map(|i| InstanceId::new(*i)).collect()
-}
+use common::arm_world::{fast, ids, ArmWorld, SET};
 
 fn running(id: &str, generation: u32) -> (String, InstancePhase, u32) {
     (id.to_owned(), InstancePhase::Running, generation)
@@ -82,7 +23,7 @@ fn running(id: &str, generation: u32) -> (String, InstancePhase, u32) {
 
 #[tokio::test]
 async fn deallocate_and_start_return_when_their_operation_has_finished() {
-    let world = World::start(3, ArmSettings::default()).await;
+    let world = ArmWorld::start(3).await;
     let client = world.client();
     let before = client.list_instances().await.unwrap();
 
@@ -117,7 +58,7 @@ async fn deallocate_and_start_return_when_their_operation_has_finished() {
 
 #[tokio::test]
 async fn no_instance_ids_send_nothing_since_azure_would_act_on_the_whole_scale_set() {
-    let world = World::start(2, ArmSettings::default()).await;
+    let world = ArmWorld::start(2).await;
     let client = world.client();
     client.deallocate_instances(&[]).await.unwrap();
     client.start_instances(&[]).await.unwrap();
@@ -132,7 +73,7 @@ async fn the_listing_reads_each_power_state_as_it_passes() {
         start_delay: Duration::from_secs(30),
         ..ArmSettings::default()
     };
-    let world = Arc::new(World::start(2, arm).await);
+    let world = Arc::new(ArmWorld::start_with(2, IdentitySettings::default(), arm).await);
     let client = Arc::new(world.client());
 
     let deallocating = tokio::spawn({
@@ -158,7 +99,7 @@ async fn the_listing_reads_each_power_state_as_it_passes() {
 
 #[tokio::test]
 async fn a_forbidden_operation_status_is_confirmed_from_the_power_state() {
-    let world = World::start(2, ArmSettings::default()).await;
+    let world = ArmWorld::start(2).await;
     let client = world.client();
     world.fakes.arm.inject(Some(ArmOp::OperationStatus), Fault::Forbidden, 100);
 
@@ -177,7 +118,7 @@ async fn deallocations_spend_the_delete_bucket_and_starts_none() {
         start_delay: Duration::from_millis(10),
         ..ArmSettings::default()
     };
-    let world = World::start(3, arm).await;
+    let world = ArmWorld::start_with(3, IdentitySettings::default(), arm).await;
     let client = world.client_with(ArmTimings { throttle_retries: 0, poll_min: Duration::from_millis(10), ..fast() });
     for _ in 0..6 {
         client.deallocate_instances(&ids(&["0"])).await.expect("within the burst of 12");
@@ -199,7 +140,7 @@ async fn deallocations_spend_the_delete_bucket_and_starts_none() {
 #[tokio::test]
 async fn an_instance_held_by_another_operation_refuses_with_a_conflict() {
     let arm = ArmSettings { deallocate_delay: Duration::from_secs(30), ..ArmSettings::default() };
-    let world = Arc::new(World::start(1, arm).await);
+    let world = Arc::new(ArmWorld::start_with(1, IdentitySettings::default(), arm).await);
     let client = Arc::new(world.client());
     let deallocating = tokio::spawn({
         let client = client.clone();

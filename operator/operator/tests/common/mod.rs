@@ -1,6 +1,7 @@
 //! Shared set-up for the operator's integration tests.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod arm_world;
 pub mod on_fakes;
 pub mod scale_set;
 
