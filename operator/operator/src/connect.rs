@@ -15,6 +15,7 @@ use crate::{
         GithubClient, GithubClientError, GithubClientSettings,
     },
     learned::{LearnedError, LearnedState},
+    metrics::Metrics,
     ports::{Ports, ScaleSetApi, SecretStore},
     queue::{carries_sas, QueueBusyRecord, QueueError},
 };
@@ -53,6 +54,10 @@ pub struct Connected {
     pub scale_set_api: Arc<dyn ScaleSetApi>,
     /// With `pool.learned`: the learned demand state, loaded from its blob (or seeded).
     pub learned: Option<LearnedState>,
+    /// The operator's metrics, which the clients built here already count into (the
+    /// runner scale set API's requests and calls): the controller is made with them
+    /// (`Controller::with_metrics`).
+    pub metrics: Metrics,
 }
 
 /// Connect every port. Fails at start — with the cause — rather than later: the scale set
@@ -93,9 +98,12 @@ pub async fn connect(config: &Config, options: ConnectOptions) -> Result<Connect
         None => None,
     };
 
+    let metrics = Metrics::new();
     let scale_set_api = Arc::new(
         ScaleSetClient::new(github.clone(), ScaleSetClientSettings::default())
-            .map_err(ConnectError::ScaleSetApiFailed)?,
+            .map_err(ConnectError::ScaleSetApiFailed)?
+            .with_observer(metrics.scale_set_api_observer()),
     );
-    Ok(Connected { ports: Ports { scale_set, github, busy: Arc::new(busy), secrets }, scale_set_api, learned })
+    let ports = Ports { scale_set, github, busy: Arc::new(busy), secrets };
+    Ok(Connected { ports, scale_set_api, learned, metrics })
 }

@@ -8,11 +8,13 @@ use operator::azure::CredentialSource;
 use operator::connect::{connect, ConnectOptions};
 use operator::{
     api::{server::raise_open_files_limit, HttpLimits},
+    budget::ScaleSetBudget,
     cli::{Cli, Command, ConfigCommand, DemoArgs, SandboxArgs, ServeArgs, SimulateArgs, TraceCommand, TraceExportArgs},
     config::{self, LogFormat},
     controller::{Controller, Settings, Sizing},
     demo::{run_demo, DemoOptions},
     learned::LearnedState,
+    metrics::Metrics,
     ports::{Ports, ScaleSetApi},
     run::{run, Listeners, RunSettings},
     sandbox::{Sandbox, SandboxQueue},
@@ -68,7 +70,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let source = if args.azure_cli { CredentialSource::AzureCli } else { CredentialSource::ManagedIdentity };
     let options = ConnectOptions { credential_source: source, azure_client_options: None };
     let connected = connect(&config, options).await.context("connecting to Azure and GitHub")?;
-    operate(&config, connected.ports, connected.scale_set_api, connected.learned).await
+    operate(&config, connected.ports, connected.scale_set_api, connected.learned, connected.metrics).await
 }
 
 async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
@@ -82,17 +84,18 @@ async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
     }
     let scale_set_api: Arc<dyn ScaleSetApi> = sandbox.github.clone();
     // The sandbox keeps a learned model in memory only (Settings::from_config).
-    operate(&config, sandbox.ports, scale_set_api, None).await
+    operate(&config, sandbox.ports, scale_set_api, None, Metrics::new()).await
 }
 
 /// The operator on `ports`: bind both listeners, then serve, reconcile, (with scale-set
 /// demand) listen to the runner scale set on `scale_set_api` and (with `learned`) keep the
-/// learned demand state until SIGTERM or a fatal error.
+/// learned demand state until SIGTERM or a fatal error, counting into `metrics`.
 async fn operate(
     config: &config::Config,
     ports: Ports,
     scale_set_api: Arc<dyn ScaleSetApi>,
     learned: Option<LearnedState>,
+    metrics: Metrics,
 ) -> anyhow::Result<()> {
     match raise_open_files_limit() {
         Ok(limit) => tracing::info!(limit, "open-files limit raised to the hard limit"),
@@ -103,7 +106,7 @@ async fn operate(
     if let Some(state) = &learned {
         settings.targeting.sizing = Sizing::Learned(Arc::new(state.clone()));
     }
-    let controller = Controller::new(settings, ports);
+    let controller = Controller::with_metrics(settings, ports, ScaleSetBudget::azure_vmss(), metrics);
     let bind = |addr: std::net::SocketAddr| async move {
         tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))
     };

@@ -12,6 +12,7 @@ use prometheus_client::{
 };
 
 use crate::{
+    github::scaleset::{CallEvent, Endpoint},
     labels::{Api, CorrectionKind, HookKind, OperationKind, OperationOutcome},
     model::InstanceState,
 };
@@ -46,6 +47,17 @@ pub struct KindLabel {
 pub struct ApiErrorLabels {
     pub api: &'static str,
     pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabel {
+    pub endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointOutcomeLabels {
+    pub endpoint: &'static str,
+    pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -92,6 +104,10 @@ pub struct Metrics {
     pub job_wait: Histogram,
     pub job_duration: Histogram,
     pub boot_duration: Family<PathLabel, Histogram>,
+    /// HTTP requests sent to the runner scale set API, retries included, by endpoint.
+    pub scale_set_api_requests: Family<EndpointLabel, Counter>,
+    /// Calls of the runner scale set API by endpoint and outcome (`ok` or the error's kind).
+    pub scale_set_api_calls: Family<EndpointOutcomeLabels, Counter>,
 }
 
 /// 5 s to about 40 min: a boot takes one to a few minutes on Azure.
@@ -236,6 +252,23 @@ impl Metrics {
             "From the operator's call (capacity raised, reimage started, parked VM started) to the instance's runner online or busy, by path",
             boot_duration.clone(),
         );
+        let scale_set_api_requests = Family::<EndpointLabel, Counter>::default();
+        registry.register(
+            "scale_set_api_requests",
+            "HTTP requests sent to the runner scale set API by endpoint, each retry counted",
+            scale_set_api_requests.clone(),
+        );
+        let scale_set_api_calls = Family::<EndpointOutcomeLabels, Counter>::default();
+        registry.register(
+            "scale_set_api_calls",
+            "Calls of the runner scale set API by endpoint and outcome (ok, or the error's kind)",
+            scale_set_api_calls.clone(),
+        );
+        for endpoint in Endpoint::ALL {
+            let _ = scale_set_api_requests.get_or_create(&EndpointLabel { endpoint: endpoint.as_str() });
+            let _ = scale_set_api_calls
+                .get_or_create(&EndpointOutcomeLabels { endpoint: endpoint.as_str(), outcome: "ok" });
+        }
         for path in crate::controller::BootPath::ALL {
             let _ = boot_duration.get_or_create(&PathLabel { path: path.as_str() });
         }
@@ -277,6 +310,22 @@ impl Metrics {
             job_wait,
             job_duration,
             boot_duration,
+            scale_set_api_requests,
+            scale_set_api_calls,
+        }
+    }
+
+    /// The runner scale set client's metrics hook (`ScaleSetClient::with_observer`),
+    /// counting into these metrics.
+    pub fn scale_set_api_observer(&self) -> impl Fn(CallEvent) + Send + Sync + 'static {
+        let (requests, calls) = (self.scale_set_api_requests.clone(), self.scale_set_api_calls.clone());
+        move |event| match event {
+            CallEvent::RequestSent(endpoint) => {
+                requests.get_or_create(&EndpointLabel { endpoint: endpoint.as_str() }).inc();
+            }
+            CallEvent::Finished { endpoint, outcome } => {
+                calls.get_or_create(&EndpointOutcomeLabels { endpoint: endpoint.as_str(), outcome }).inc();
+            }
         }
     }
 

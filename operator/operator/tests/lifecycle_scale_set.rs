@@ -10,7 +10,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::scale_set::{
-    assert_clean, capacity_writes, count, rest_by_endpoint, scaleset_by_endpoint, world, Auth, Finished, Options, World,
+    assert_clean, capacity_writes, count, rest_by_endpoint, sample, scaleset_by_endpoint, world, Auth, Finished,
+    Options, World,
 };
 use fake_github::{JobFlow, JobPhase};
 use operator::queue::QueueBusyRecord;
@@ -53,6 +54,26 @@ fn assert_served_through_the_scale_set(f: &Finished, jobs: usize) {
     println!("scale set requests: {scaleset:#?}\nREST requests: {rest:#?}");
 }
 
+/// The operator's own metrics count what the scale set API saw: the same JIT configs and
+/// message deletions (none is in flight once the pool has settled), and at least every
+/// message poll the fake answered (the last long poll may be cut by the shutdown). For one
+/// operator process: a restarted one counts from zero.
+fn assert_the_metrics_count_the_scale_set_api(f: &Finished, jobs: usize) {
+    let scaleset = scaleset_by_endpoint(&f.github);
+    let operator_count =
+        |series: &str| sample(&f.metrics, series).unwrap_or_else(|| panic!("{series}:\n{}", f.metrics)) as usize;
+    let requests = |endpoint: &str| {
+        operator_count(&format!("vmss_runner_scale_set_api_requests_total{{endpoint=\"{endpoint}\"}}"))
+    };
+    let seen = |key: &str| scaleset.get(key).copied().unwrap_or(0);
+    let sets = "/tenant/{id}/_apis/runtime/runnerscalesets/{id}";
+    assert_eq!(requests("generate_jit_config"), seen(&format!("POST {sets}/generatejitconfig")), "{scaleset:#?}");
+    assert_eq!(requests("delete_message"), seen(&format!("DELETE {sets}/messages/{{id}}")), "{scaleset:#?}");
+    assert!(requests("get_message") >= seen(&format!("GET {sets}/messages")), "{scaleset:#?}\n{}", f.metrics);
+    let issued = r#"vmss_runner_scale_set_api_calls_total{endpoint="generate_jit_config",outcome="ok"}"#;
+    assert!(operator_count(issued) >= jobs, "{}", f.metrics);
+}
+
 /// The pool went from 0 to the whole burst and its spare (the 20 % free target) with
 /// one capacity write, and back to zero (`settle`) by deletions; every runner the scale
 /// set issued is gone: the spare's unused one removed through the scale set API before
@@ -80,6 +101,7 @@ async fn a_burst_at_repository_scope_with_a_pat_grows_an_empty_pool_in_one_step_
     burst_on_an_empty_pool(&w).await;
     let f = w.finish().await;
     assert_served_through_the_scale_set(&f, BURST);
+    assert_the_metrics_count_the_scale_set_api(&f, BURST);
     assert_one_step_to_the_burst(&f, 10);
 }
 
@@ -96,6 +118,7 @@ async fn a_burst_at_organization_scope_with_a_github_app_in_a_runner_group_on_gh
     let f = w.finish().await;
     assert_eq!(sets[0].runner_group_id, group, "the set is in the named runner group: {sets:?}");
     assert_served_through_the_scale_set(&f, BURST);
+    assert_the_metrics_count_the_scale_set_api(&f, BURST);
     assert_one_step_to_the_burst(&f, 10);
     let scaleset = scaleset_by_endpoint(&f.github);
     assert!(count(&scaleset, "acquirejobs") >= 1, "offered jobs were acquired: {scaleset:#?}");

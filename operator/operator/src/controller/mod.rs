@@ -198,13 +198,19 @@ impl Controller {
     }
 
     pub fn with_budget(settings: Settings, ports: Ports, budget: ScaleSetBudget) -> Self {
+        Self::with_metrics(settings, ports, budget, Metrics::new())
+    }
+
+    /// A controller counting into `metrics`, which clients built before it may share
+    /// (`connect::Connected::metrics`).
+    pub fn with_metrics(settings: Settings, ports: Ports, budget: ScaleSetBudget, metrics: Metrics) -> Self {
         let (reports, _) = watch::channel(PassReport::default());
         let fleet = Fleet::with_name_prefix(settings.computer_name_prefix.clone());
         Self {
             shared: Arc::new(Shared {
                 settings,
                 ports,
-                metrics: Metrics::new(),
+                metrics,
                 state: Mutex::new(State {
                     fleet,
                     budget,

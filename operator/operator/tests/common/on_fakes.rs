@@ -126,7 +126,9 @@ pub async fn start_adjusted(
         settings.targeting.sizing = operator::controller::Sizing::Learned(std::sync::Arc::new(state.clone()));
     }
     adjust(&mut settings);
-    let controller = Controller::with_budget(settings, ports, ScaleSetBudget::with_minute(Duration::from_secs(6)));
+    // As `serve` does: the metrics the clients already count into.
+    let budget = ScaleSetBudget::with_minute(Duration::from_secs(6));
+    let controller = Controller::with_metrics(settings, ports, budget, connected.metrics);
     // A restart binds the address its predecessor just released.
     let mut attempts = 0;
     let listener = loop {

@@ -136,6 +136,8 @@ pub struct Finished {
     pub github: Arc<FakeGithub>,
     pub stats: Arc<VmStats>,
     pub scope: Scope,
+    /// The operator's `/metrics` text at the end.
+    pub metrics: String,
 }
 
 pub async fn world(options: Options) -> World {
@@ -383,12 +385,13 @@ impl World {
         let _ = self.vms.task.await;
         self.shutdown.cancel();
         let _ = self.server.await;
+        let metrics = self.controller.metrics().render();
         let mut problems = Contract::load(Api::Compute).check_all(&self.azure.arm.exchanges());
         problems.extend(Contract::load(Api::KeyVaultSecrets).check_all(&self.azure.key_vault.exchanges()));
         problems.extend(Contract::load(Api::Imds).check_all(&self.azure.identity.exchanges()));
         problems.extend(Contract::load(Api::GithubRest).check_all(&self.github.exchanges()));
         problems.extend(Contract::load(Api::ActionsScaleset).check_all(&self.github.scaleset_exchanges()));
-        Finished { problems, azure: self.azure, github: self.github, stats: self.vms.stats, scope: self.scope }
+        Finished { problems, azure: self.azure, github: self.github, stats: self.vms.stats, scope: self.scope, metrics }
     }
 }
 
@@ -440,6 +443,11 @@ pub fn rest_by_endpoint(exchanges: &[Exchange]) -> BTreeMap<String, usize> {
 pub fn scaleset_by_endpoint(github: &FakeGithub) -> BTreeMap<String, usize> {
     let requests = github.scaleset_requests();
     by_endpoint(requests.iter().map(|r| (r.method.as_str(), r.path.as_str())))
+}
+
+/// The value of the sample `series` (name and labels, as rendered) in a `/metrics` text.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// Requests to endpoints whose key contains `part`.

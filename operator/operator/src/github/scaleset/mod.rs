@@ -23,7 +23,9 @@
 //! **Metrics.** [`ScaleSetClient::with_observer`] takes a callback that hears every
 //! HTTP request sent ([`CallEvent::RequestSent`], retries included) and the outcome of
 //! every logical call ([`CallEvent::Finished`]: `"ok"` or [`ActionsError::kind`]),
-//! each labelled with its [`Endpoint`]; wire it to a counter family.
+//! each labelled with its [`Endpoint`]. `connect` wires it to
+//! `vmss_runner_scale_set_api_requests_total` and `…_calls_total`
+//! (`Metrics::scale_set_api_observer`).
 
 mod auth;
 mod errors;
