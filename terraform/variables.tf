@@ -466,7 +466,7 @@ variable "pool_prices" {
     parked_per_hour  = number
   })
   default     = null
-  description = "What one runner costs per hour running (VM plus OS disk) and parked (OS disk only), for the operator's cost figures and the learned mode's trade-off between waiting jobs and parked disks (operator config pool.prices). Null: the operator's defaults, for Standard_D4ads_v5 and its OS disk; set it for another VM size, disk type or region. `currency` is an ISO 4217 code."
+  description = "What one runner costs per hour running (VM plus OS disk) and parked (OS disk only), written to the operator config as pool.prices. Only `operator simulate --prices <the config file>` reads them, to price the settings it replays; `operator serve` (the scaler) only checks them, and the learned mode does not use them either, whose reserve follows its quantiles (pool_learned_tuning). Null: the operator's defaults, for Standard_D4ads_v5 and its OS disk; set it for another VM size, disk type or region. `currency` is an ISO 4217 code."
 
   validation {
     condition     = var.pool_prices == null || try(var.pool_prices.running_per_hour > 0 && var.pool_prices.parked_per_hour >= 0, false)
