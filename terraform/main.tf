@@ -230,8 +230,13 @@ module "scaler" {
           free_target_percentage = s.free_target_percentage
         }
       ]
-      learned = var.pool_learned ? { state_url = module.storage.learned_state_url } : null
-      prices  = var.pool_prices
+      # The tuning fields set, under the operator's names (the same as Terraform's); unset
+      # ones stay out, so the operator's defaults apply.
+      learned = var.pool_learned ? merge(
+        { state_url = module.storage.learned_state_url },
+        var.pool_learned_tuning == null ? null : { for k, v in var.pool_learned_tuning : k => v if v != null },
+      ) : null
+      prices = var.pool_prices
     }
     reconcile_period = var.operator.reconcile_period
     api_port         = var.operator.api_port

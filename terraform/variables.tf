@@ -11,10 +11,10 @@
 # Cross-variable rules are preconditions on data.azurerm_resource_group.this, except
 # those that qualify one variable by others: pool_min_instances, runner_labels and
 # scale_set_name against github_demand; pool_parked_instances and pool_schedules against
-# the pool's min and max; pool_learned against pool_schedules; runners.os_disk.ephemeral
-# against parking; network's DNS zones against pool_learned. Those are validation blocks
-# of that variable, which Terraform >= 1.9 (versions.tf) lets reference another one, so
-# the error names the variable to change.
+# the pool's min and max; pool_learned against pool_schedules; pool_learned_tuning against
+# pool_learned; runners.os_disk.ephemeral against parking; network's DNS zones against
+# pool_learned. Those are validation blocks of that variable, which Terraform >= 1.9
+# (versions.tf) lets reference another one, so the error names the variable to change.
 
 variable "admin_ssh_public_key" {
   type        = string
@@ -331,12 +331,87 @@ variable "pool_free_target_percentage" {
 variable "pool_learned" {
   type        = bool
   default     = false
-  description = "Learned parking (operator config pool.learned): the operator sizes the parked reserve itself from the demand it has seen, and keeps what it learned as the blob `learned-demand.json` in a private `operator-state` container of the deployment's storage account. Terraform then creates that container, a blob private endpoint (and its privatelink.blob.core.windows.net zone) and grants the scaler Storage Blob Data Contributor on that container only. The pool parks, so the runners get a managed OS disk (see runners). Excludes pool_schedules."
+  description = "Learned parking (operator config pool.learned): the operator sizes the parked reserve itself from the demand it has seen, and keeps what it learned as the blob `learned-demand.json` in a private `operator-state` container of the deployment's storage account. Terraform then creates that container, a blob private endpoint (and its privatelink.blob.core.windows.net zone) and grants the scaler Storage Blob Data Contributor on that container only. The pool parks, so the runners get a managed OS disk (see runners). Excludes pool_schedules. The model's tuning is pool_learned_tuning."
   nullable    = false
 
   validation {
     condition     = !var.pool_learned || length(var.pool_schedules) == 0
     error_message = "pool_learned = true and pool_schedules are exclusive: the learned mode decides the parked reserve itself. Empty pool_schedules, or set pool_learned = false."
+  }
+}
+
+variable "pool_learned_tuning" {
+  type = object({
+    burst_window     = optional(string)
+    half_life        = optional(string)
+    history_weeks    = optional(number)
+    lead             = optional(string)
+    reserve_quantile = optional(number)
+    save_period      = optional(string)
+    slot             = optional(string)
+    warm_quantile    = optional(number)
+  })
+  default     = null
+  description = "Tuning of the learned mode (operator config pool.learned, besides its state_url); needs pool_learned = true. Null, or a field left unset, leaves the field out of the config, so the operator's default (in brackets) applies. `slot` (\"4h\"): the week, from Monday 00:00 UTC, is cut into slots of this length, each learning its own bursts; whole minutes dividing a day. `burst_window` (\"90s\"): a burst is how far demand rose within this window, about one VM boot; 30s to 1h. `warm_quantile` (0): the running VMs (min) cover this quantile of a slot's weekly largest bursts; `reserve_quantile` (1): running plus parked VMs cover this one; both 0 to 1, warm_quantile not above reserve_quantile. `lead` (\"15m\"): how long before a slot begins its targets already apply, so VMs are running or parked in time; less than a day. `half_life` (\"28d\"): a week's burst weighs half as much for every half_life of age; more than 0. `history_weeks` (12): weeks of bursts kept per slot, newest first; 1 to 520. `save_period` (\"5m\"): how often the learned state is written to the blob (and once more on shutdown); at least 30s. Durations are one or more <whole number><unit> parts with units s, m, h or d, such as \"90s\", \"1h 30m\" or \"28d\": a subset of the operator's humantime format that Terraform can convert to seconds to check these rules. The defaults were chosen on the history of the bitcoin/bitcoin CI trace (docs/scaling-policy.md, \"Where the targets come from\"); to choose values for another workload, replay its own trace with `operator simulate --learned --learned-slot ... --learned-burst-window ...` (and the other --learned-* options, docs/simulate.md) and keep the cheapest setting that meets your wait target. Changing slot once the blob holds a learned state stops the operator, naming the blob: delete the blob to learn anew, or set slot back. The operator's pool.learned.seed_trace (a trace to learn from before the blob exists) is a path on the scaler VM, where Terraform has no way to put the file, so it cannot be set here."
+
+  # The rules are the operator's (LearnedParams::problems in operator/core, save_period's
+  # in operator/operator/src/config/targets.rs). A duration is checked in seconds: each
+  # <number><unit> part found by regexall(), times its unit's seconds, summed, named
+  # `seconds` by the one-element for. An unset field is not checked (the operator's
+  # default applies); a duration not in the format fails its field's rule.
+  validation {
+    condition     = var.pool_learned_tuning == null || var.pool_learned
+    error_message = "pool_learned_tuning is set while pool_learned = false: it tunes the learned mode. Set pool_learned = true, or remove pool_learned_tuning."
+  }
+  validation {
+    condition = try(var.pool_learned_tuning.slot, null) == null ? true : try(alltrue([
+      for seconds in [sum([for p in regexall("([0-9]+)([smhd])", var.pool_learned_tuning.slot) : tonumber(p[0]) * { s = 1, m = 60, h = 3600, d = 86400 }[p[1]]])] :
+      can(regex("^[0-9]+[smhd]( ?[0-9]+[smhd])*$", var.pool_learned_tuning.slot)) && (seconds >= 60 ? seconds % 60 == 0 && 86400 % seconds == 0 : false)
+    ]), false)
+    error_message = "pool_learned_tuning.slot (\"${var.pool_learned_tuning.slot}\") must be whole minutes, at least 1 minute, dividing a day evenly, such as \"30m\", \"1h\", \"4h\" (the default) or \"1d\" (\"7m\" does not divide 1440 minutes), written as one or more <whole number><unit> parts with units s, m, h or d."
+  }
+  validation {
+    condition = try(var.pool_learned_tuning.burst_window, null) == null ? true : try(alltrue([
+      for seconds in [sum([for p in regexall("([0-9]+)([smhd])", var.pool_learned_tuning.burst_window) : tonumber(p[0]) * { s = 1, m = 60, h = 3600, d = 86400 }[p[1]]])] :
+      can(regex("^[0-9]+[smhd]( ?[0-9]+[smhd])*$", var.pool_learned_tuning.burst_window)) && seconds >= 30 && seconds <= 3600
+    ]), false)
+    error_message = "pool_learned_tuning.burst_window (\"${var.pool_learned_tuning.burst_window}\") must be from 30s to 1h inclusive (the default is \"90s\", about one VM boot), written as one or more <whole number><unit> parts with units s, m, h or d."
+  }
+  validation {
+    condition = alltrue([
+      for q in [try(var.pool_learned_tuning.warm_quantile, null), try(var.pool_learned_tuning.reserve_quantile, null)] :
+      q == null ? true : q >= 0 && q <= 1
+    ])
+    error_message = "pool_learned_tuning.warm_quantile and pool_learned_tuning.reserve_quantile must each be from 0 to 1: they are quantiles of a slot's weekly largest bursts."
+  }
+  validation {
+    condition     = try(var.pool_learned_tuning.warm_quantile, null) == null || try(var.pool_learned_tuning.reserve_quantile, null) == null ? true : var.pool_learned_tuning.warm_quantile <= var.pool_learned_tuning.reserve_quantile
+    error_message = "pool_learned_tuning.warm_quantile must not exceed pool_learned_tuning.reserve_quantile: the running VMs are part of the reserve (running plus parked). Lower warm_quantile or raise reserve_quantile."
+  }
+  validation {
+    condition = try(var.pool_learned_tuning.lead, null) == null ? true : try(alltrue([
+      for seconds in [sum([for p in regexall("([0-9]+)([smhd])", var.pool_learned_tuning.lead) : tonumber(p[0]) * { s = 1, m = 60, h = 3600, d = 86400 }[p[1]]])] :
+      can(regex("^[0-9]+[smhd]( ?[0-9]+[smhd])*$", var.pool_learned_tuning.lead)) && seconds < 86400
+    ]), false)
+    error_message = "pool_learned_tuning.lead (\"${var.pool_learned_tuning.lead}\") must be less than a day (the default is \"15m\"), written as one or more <whole number><unit> parts with units s, m, h or d."
+  }
+  validation {
+    condition = try(var.pool_learned_tuning.half_life, null) == null ? true : try(alltrue([
+      for seconds in [sum([for p in regexall("([0-9]+)([smhd])", var.pool_learned_tuning.half_life) : tonumber(p[0]) * { s = 1, m = 60, h = 3600, d = 86400 }[p[1]]])] :
+      can(regex("^[0-9]+[smhd]( ?[0-9]+[smhd])*$", var.pool_learned_tuning.half_life)) && seconds > 0
+    ]), false)
+    error_message = "pool_learned_tuning.half_life (\"${var.pool_learned_tuning.half_life}\") must be more than zero (the default is \"28d\"), written as one or more <whole number><unit> parts with units s, m, h or d."
+  }
+  validation {
+    condition     = try(var.pool_learned_tuning.history_weeks, null) == null ? true : var.pool_learned_tuning.history_weeks >= 1 && var.pool_learned_tuning.history_weeks <= 520 && floor(var.pool_learned_tuning.history_weeks) == var.pool_learned_tuning.history_weeks
+    error_message = "pool_learned_tuning.history_weeks must be a whole number from 1 to 520: the weeks of bursts kept per slot (the default is 12)."
+  }
+  validation {
+    condition = try(var.pool_learned_tuning.save_period, null) == null ? true : try(alltrue([
+      for seconds in [sum([for p in regexall("([0-9]+)([smhd])", var.pool_learned_tuning.save_period) : tonumber(p[0]) * { s = 1, m = 60, h = 3600, d = 86400 }[p[1]]])] :
+      can(regex("^[0-9]+[smhd]( ?[0-9]+[smhd])*$", var.pool_learned_tuning.save_period)) && seconds >= 30
+    ]), false)
+    error_message = "pool_learned_tuning.save_period (\"${var.pool_learned_tuning.save_period}\") must be at least 30s (the default is \"5m\"), written as one or more <whole number><unit> parts with units s, m, h or d."
   }
 }
 
@@ -391,7 +466,7 @@ variable "pool_prices" {
     parked_per_hour  = number
   })
   default     = null
-  description = "What one runner costs per hour running (VM plus OS disk) and parked (OS disk only), for the operator's cost figures and the learned mode's trade-off between waiting jobs and parked disks (operator config pool.prices). Null: the operator's defaults, for Standard_D4ads_v5 and its OS disk; set it for another VM size, disk type or region. `currency` is an ISO 4217 code."
+  description = "What one runner costs per hour running (VM plus OS disk) and parked (OS disk only), written to the operator config as pool.prices. Only `operator simulate --prices <the config file>` reads them, to price the settings it replays; `operator serve` (the scaler) only checks them, and the learned mode does not use them either, whose reserve follows its quantiles (pool_learned_tuning). Null: the operator's defaults, for Standard_D4ads_v5 and its OS disk; set it for another VM size, disk type or region. `currency` is an ISO 4217 code."
 
   validation {
     condition     = var.pool_prices == null || try(var.pool_prices.running_per_hour > 0 && var.pool_prices.parked_per_hour >= 0, false)

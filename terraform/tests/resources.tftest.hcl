@@ -500,3 +500,45 @@ run "network_with_a_hubs_zones_needs_the_blob_zone_for_a_blob_endpoint" {
   }
   expect_failures = [var.existing_private_dns_zone_ids]
 }
+
+run "scaler_writes_the_learned_tuning_fields_set_and_no_others" {
+  command = plan
+  module {
+    source = "./modules/scaler"
+  }
+  variables {
+    name                 = "vm-gh-scaler"
+    admin_ssh_public_key = var.ssh_key
+    identity_client_id   = "11111111-2222-3333-4444-555555555555"
+    operator_package = {
+      url    = "https://example.invalid/operator"
+      sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+    }
+    operator_config = {
+      github = {
+        api_url       = "https://api.github.com"
+        repository    = "octo-org/octo-repo"
+        labels        = []
+        key_vault_url = "https://kvexample123456.vault.azure.net/"
+        secret_name   = "github-credential"
+      }
+      vmss_resource_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test/providers/Microsoft.Compute/virtualMachineScaleSets/vmss"
+      queue_url        = "https://stexample123456.queue.core.windows.net/busy-runners"
+      pool = {
+        min                    = 0
+        max                    = 10
+        free_target_percentage = 25
+        learned = {
+          state_url     = "https://stexample123456.blob.core.windows.net/operator-state/learned-demand.json"
+          slot          = "2h"
+          history_weeks = 8
+        }
+      }
+    }
+  }
+
+  assert {
+    condition     = jsondecode(output.operator_config_json).pool.learned == { state_url = "https://stexample123456.blob.core.windows.net/operator-state/learned-demand.json", slot = "2h", history_weeks = 8 }
+    error_message = "pool.learned holds the state URL and the tuning fields set, under the operator's names; unset ones stay out, so the operator's defaults apply."
+  }
+}

@@ -274,8 +274,9 @@ run "free_target_percentage_is_a_whole_number" {
   expect_failures = [var.pool_free_target_percentage]
 }
 
-# Parked VMs (pool_parked_instances, pool_schedules, pool_learned, pool_prices) and the
-# OS disk they need: Azure cannot stop-deallocate a VM whose OS disk is ephemeral.
+# Parked VMs (pool_parked_instances, pool_schedules, pool_learned, pool_learned_tuning,
+# pool_prices) and the OS disk they need: Azure cannot stop-deallocate a VM whose OS disk
+# is ephemeral.
 
 run "a_pool_that_never_parks_keeps_the_ephemeral_disk" {
   command = plan
@@ -508,6 +509,169 @@ run "learned_mode_with_a_hubs_zones_needs_the_blob_zone" {
     }
   }
   expect_failures = [var.network]
+}
+
+# The learned mode's tuning (pool_learned_tuning): only with pool_learned, each field by
+# the operator's rule; durations as <number><unit> parts with units s, m, h, d.
+
+run "learned_mode_with_every_tuning_field_plans" {
+  command = plan
+  variables {
+    pool_learned = true
+    pool_learned_tuning = {
+      slot             = "2h"
+      burst_window     = "2m"
+      warm_quantile    = 0.1
+      reserve_quantile = 0.9
+      lead             = "30m"
+      half_life        = "14d"
+      history_weeks    = 8
+      save_period      = "1m 30s"
+    }
+  }
+}
+
+run "learned_tuning_needs_the_learned_mode" {
+  command = plan
+  variables {
+    pool_learned_tuning = {
+      slot = "4h"
+    }
+  }
+  expect_failures = [var.pool_learned_tuning]
+}
+
+run "learned_slot_must_divide_a_day" {
+  command = plan
+  variables {
+    pool_learned = true
+    pool_learned_tuning = {
+      slot = "7m"
+    }
+  }
+  expect_failures = [var.pool_learned_tuning]
+}
+
+run "learned_slot_must_be_whole_minutes" {
+  command = plan
+  variables {
+    pool_learned = true
+    pool_learned_tuning = {
+      slot = "90s"
+    }
+  }
+  expect_failures = [var.pool_learned_tuning]
+}
+
+run "learned_durations_are_number_unit_parts" {
+  command = plan
+  variables {
+    pool_learned = true
+    pool_learned_tuning = {
+      slot = "4 hours"
+    }
+  }
+  expect_failures = [var.pool_learned_tuning]
+}
+
+run "learned_burst_window_is_at_least_30_seconds" {
+  command = plan
+  variables {
+    pool_learned = true
+    pool_learned_tuning = {
+      burst_window = "10s"
+    }
+  }
+  expect_failures = [var.pool_learned_tuning]
+}
+
+run "learned_burst_window_is_at_most_an_hour" {
+  command = plan
+  variables {
+    pool_learned = true
+    pool_learned_tuning = {
+      burst_window = "1h 1s"
+    }
+  }
+  expect_failures = [var.pool_learned_tuning]
+}
+
+run "learned_warm_quantile_not_above_reserve" {
+  command = plan
+  variables {
+    pool_learned = true
+    pool_learned_tuning = {
+      warm_quantile    = 0.6
+      reserve_quantile = 0.5
+    }
+  }
+  expect_failures = [var.pool_learned_tuning]
+}
+
+run "learned_quantiles_are_from_0_to_1" {
+  command = plan
+  variables {
+    pool_learned = true
+    pool_learned_tuning = {
+      reserve_quantile = 1.5
+    }
+  }
+  expect_failures = [var.pool_learned_tuning]
+}
+
+run "learned_history_is_at_least_a_week" {
+  command = plan
+  variables {
+    pool_learned = true
+    pool_learned_tuning = {
+      history_weeks = 0
+    }
+  }
+  expect_failures = [var.pool_learned_tuning]
+}
+
+run "learned_history_is_at_most_520_weeks" {
+  command = plan
+  variables {
+    pool_learned = true
+    pool_learned_tuning = {
+      history_weeks = 521
+    }
+  }
+  expect_failures = [var.pool_learned_tuning]
+}
+
+run "learned_lead_is_less_than_a_day" {
+  command = plan
+  variables {
+    pool_learned = true
+    pool_learned_tuning = {
+      lead = "1d"
+    }
+  }
+  expect_failures = [var.pool_learned_tuning]
+}
+
+run "learned_half_life_is_more_than_zero" {
+  command = plan
+  variables {
+    pool_learned = true
+    pool_learned_tuning = {
+      half_life = "0s"
+    }
+  }
+  expect_failures = [var.pool_learned_tuning]
+}
+
+run "learned_save_period_is_at_least_30_seconds" {
+  command = plan
+  variables {
+    pool_learned = true
+    pool_learned_tuning = {
+      save_period = "10s"
+    }
+  }
+  expect_failures = [var.pool_learned_tuning]
 }
 
 run "prices_keep_parked_below_running" {

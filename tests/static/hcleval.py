@@ -158,6 +158,32 @@ class Evaluator:
             if match.re.groupindex:
                 return match.groupdict()
             return list(groups)
+        if name == "regexall":
+            # Terraform's result shape: per match a string without groups, a list of the
+            # groups, or a map of the named ones.
+            matches = list(re.finditer(args[0], args[1]))
+            out_matches: list[Any] = []
+            for match in matches:
+                if not match.groups():
+                    out_matches.append(match.group(0))
+                elif match.re.groupindex:
+                    out_matches.append(match.groupdict())
+                else:
+                    out_matches.append(list(match.groups()))
+            return out_matches
+        if name == "tonumber":
+            if args[0] is None or (isinstance(args[0], (int, float)) and not isinstance(args[0], bool)):
+                return args[0]
+            if isinstance(args[0], str):
+                try:
+                    return int(args[0]) if re.fullmatch(r"-?[0-9]+", args[0]) else float(args[0])
+                except ValueError:
+                    pass
+            raise EvalError(f"tonumber: cannot convert {args[0]!r}")
+        if name == "sum":
+            if not args[0]:
+                raise EvalError("sum: cannot sum an empty list")
+            return sum(args[0])
         if name == "contains":
             return args[1] in args[0]
         if name == "alltrue":
@@ -282,7 +308,7 @@ class Evaluator:
             ops = {
                 "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
                 "<": lambda a, b: a < b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b,
-                "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+                "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "%": lambda a, b: a % b,
                 "&&": lambda a, b: a and b, "||": lambda a, b: a or b,
             }
             if op not in ops:

@@ -1,7 +1,7 @@
 """Parked VMs (issue 16): a warm pool that costs disks, not VMs.
 
 The pool's parking settings (pool_parked_instances, pool_schedules, pool_learned,
-pool_prices) are followed through the real HCL chain as test_operator_config.py does:
+pool_learned_tuning, pool_prices) are followed through the real HCL chain as test_operator_config.py does:
 root variables -> root `module "scaler"` -> operator-config.json.tftpl, validated against
 schema/operator-config.schema.json; and into the modules they change: the runners' OS
 disk (parking needs a managed disk: Azure cannot stop-deallocate an ephemeral one), the
@@ -17,8 +17,8 @@ import jsonschema
 import pytest
 
 from conftest import TERRAFORM
-from hcleval import (Evaluator, LocalValues, attribute, block_body, blocks, parse_file, resolve_inputs,
-                     validation_failures)
+from hcleval import (Evaluator, LocalValues, ObjectType, attribute, block_body, blocks, module_variables,
+                     parse_file, resolve_inputs, type_spec, validation_failures)
 from test_operator_config import (BLOB_ENDPOINT, POOL_VARIABLES, SCHEMA_PATH, STATE_CONTAINER_ID, DEMAND_VARIABLES,
                                   learned_state_url_of_storage, render_for_example, root_for_example)
 
@@ -28,6 +28,12 @@ NEW_POOL_KEYS = {"parked", "schedules", "learned", "prices"}
 
 WORKING_HOURS = {"cron": "* 7-18 * * 1-5", "timezone": "Europe/Berlin", "min_instances": 2, "parked_instances": 4}
 NIGHT = {"cron": "* 0-5 * * *", "timezone": "America/Argentina/Buenos_Aires", "free_target_percentage": 0}
+# Every pool.learned tuning field Terraform sets, none at the operator's default.
+FULL_TUNING = {"slot": "2h", "burst_window": "2m", "warm_quantile": 0.1, "reserve_quantile": 0.9, "lead": "30m",
+               "half_life": "14d", "history_weeks": 8, "save_period": "1m 30s"}
+# pool.learned fields Terraform does not set: state_url comes from the storage module, and
+# seed_trace is a file on the scaler VM that Terraform cannot put there.
+LEARNED_FIELDS_NOT_TUNED = {"state_url", "seed_trace"}
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +64,23 @@ def _validate(config: dict[str, Any], schema: dict[str, Any]) -> None:
     jsonschema.validate(config, schema, format_checker=jsonschema.FormatChecker())
 
 
+def _learned_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema of `pool.learned` (LearnedConfig), following its $ref."""
+    for option in _pool_schema(schema)["properties"]["learned"].get("anyOf", []):
+        if "$ref" in option:
+            target: Any = schema
+            for part in option["$ref"].removeprefix("#/").split("/"):
+                target = target[part]
+            return target
+    raise AssertionError("pool.learned has no $ref to its definition in the schema")
+
+
 def _refusals(root_inputs: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, list[str]]:
     """Which root variables refuse the repo example with these root inputs, and why."""
     root_vars = root_for_example("repo-runners", overrides, root_inputs)["var"]
     out: dict[str, list[str]] = {}
-    for name, message in validation_failures(TERRAFORM, root_vars, DEMAND_VARIABLES + POOL_VARIABLES):
+    for name, message in validation_failures(TERRAFORM, root_vars,
+                                             DEMAND_VARIABLES + POOL_VARIABLES + ["pool_learned_tuning"]):
         out.setdefault(name, []).append(message)
     return out
 
@@ -99,6 +117,32 @@ def test_learned_mode_renders_the_state_blob_url_of_the_storage_module(schema: d
     assert config["pool"]["learned"] == {"state_url": url}
     assert "schedules" not in config["pool"]
     _validate(config, schema)
+
+
+def test_learned_tuning_reaches_the_config_with_the_operators_names_and_only_the_fields_set(
+        schema: dict[str, Any]) -> None:
+    url = learned_state_url_of_storage()
+    config = render_for_example("repo-runners", None, {
+        "pool_learned": True, "pool_learned_tuning": {"slot": "6h", "burst_window": "2m", "history_weeks": 8}})
+    assert config["pool"]["learned"] == {"state_url": url, "slot": "6h", "burst_window": "2m", "history_weeks": 8}, \
+        "unset fields stay out (the operator's defaults apply)"
+    _validate(config, schema)
+
+    full = render_for_example("org-runners", None, {"pool_learned": True, "pool_learned_tuning": FULL_TUNING})
+    assert full["pool"]["learned"] == {"state_url": url, **FULL_TUNING}
+    _validate(full, schema)
+
+    untuned = render_for_example("repo-runners", None, {"pool_learned": True, "pool_learned_tuning": {}})
+    assert untuned["pool"]["learned"] == {"state_url": url}, "an empty tuning is no tuning"
+
+
+def test_learned_tuning_has_every_field_of_the_operators_learned_config_it_can_set(schema: dict[str, Any]) -> None:
+    spec = type_spec(module_variables(TERRAFORM)["pool_learned_tuning"])
+    assert isinstance(spec, ObjectType)
+    assert set(spec.attrs) == set(_learned_schema(schema)["properties"]) - LEARNED_FIELDS_NOT_TUNED
+    assert all(attr.default is None for attr in spec.attrs.values()), "no Terraform-side defaults: the operator's apply"
+    scaler_spec = type_spec(module_variables(SCALER)["operator_config"]).attrs["pool"].attrs["learned"].type
+    assert set(scaler_spec.attrs) == set(spec.attrs) | {"state_url"}, "the scaler module must pass every field on"
 
 
 def test_prices_reach_the_config_with_usd_by_default(schema: dict[str, Any]) -> None:
@@ -144,12 +188,43 @@ def test_every_parking_mode_at_once_is_one_valid_config(schema: dict[str, Any]) 
     ({"pool_learned": True, "runners": {"os_disk": {"ephemeral": True}}}, "runners", "cannot be combined with parking"),
     ({"pool_learned": True, "network": {"existing_private_dns_zone_ids": {"key_vault": "/kv", "queue": "/q"}}},
      "network", "existing_private_dns_zone_ids.blob"),
+    ({"pool_learned_tuning": {"slot": "4h"}}, "pool_learned_tuning", "while pool_learned = false"),
+    ({"pool_learned": True, "pool_learned_tuning": {"slot": "7m"}}, "pool_learned_tuning",
+     "pool_learned_tuning.slot (\"7m\") must be whole minutes, at least 1 minute, dividing a day"),
+    ({"pool_learned": True, "pool_learned_tuning": {"slot": "90s"}}, "pool_learned_tuning", "slot (\"90s\") must be whole minutes"),
+    ({"pool_learned": True, "pool_learned_tuning": {"slot": "0m"}}, "pool_learned_tuning", "slot (\"0m\") must be whole minutes"),
+    ({"pool_learned": True, "pool_learned_tuning": {"slot": "4 hours"}}, "pool_learned_tuning",
+     "<whole number><unit> parts with units s, m, h or d"),
+    ({"pool_learned": True, "pool_learned_tuning": {"burst_window": "10s"}}, "pool_learned_tuning",
+     "pool_learned_tuning.burst_window (\"10s\") must be from 30s to 1h"),
+    ({"pool_learned": True, "pool_learned_tuning": {"burst_window": "1h 1s"}}, "pool_learned_tuning",
+     "burst_window (\"1h 1s\") must be from 30s to 1h"),
+    ({"pool_learned": True, "pool_learned_tuning": {"burst_window": "500ms"}}, "pool_learned_tuning",
+     "burst_window (\"500ms\")"),
+    ({"pool_learned": True, "pool_learned_tuning": {"warm_quantile": 0.6, "reserve_quantile": 0.5}}, "pool_learned_tuning",
+     "warm_quantile must not exceed pool_learned_tuning.reserve_quantile"),
+    ({"pool_learned": True, "pool_learned_tuning": {"reserve_quantile": 1.5}}, "pool_learned_tuning", "must each be from 0 to 1"),
+    ({"pool_learned": True, "pool_learned_tuning": {"warm_quantile": -0.1}}, "pool_learned_tuning", "must each be from 0 to 1"),
+    ({"pool_learned": True, "pool_learned_tuning": {"history_weeks": 0}}, "pool_learned_tuning",
+     "history_weeks must be a whole number from 1 to 520"),
+    ({"pool_learned": True, "pool_learned_tuning": {"history_weeks": 521}}, "pool_learned_tuning", "from 1 to 520"),
+    ({"pool_learned": True, "pool_learned_tuning": {"history_weeks": 2.5}}, "pool_learned_tuning", "whole number from 1 to 520"),
+    ({"pool_learned": True, "pool_learned_tuning": {"lead": "1d"}}, "pool_learned_tuning",
+     "pool_learned_tuning.lead (\"1d\") must be less than a day"),
+    ({"pool_learned": True, "pool_learned_tuning": {"half_life": "0d"}}, "pool_learned_tuning",
+     "pool_learned_tuning.half_life (\"0d\") must be more than zero"),
+    ({"pool_learned": True, "pool_learned_tuning": {"save_period": "10s"}}, "pool_learned_tuning",
+     "pool_learned_tuning.save_period (\"10s\") must be at least 30s"),
 ], ids=["negative parked", "fractional parked", "min + parked above max", "cron of four fields", "cron of six fields",
         "time zone abbreviation", "time zone in lower case", "fractional schedule parked", "negative schedule min",
         "schedule free target 100", "schedule min + parked above max", "schedule inherits a base parked above max",
         "learned with schedules", "free running price", "parked dearer than running", "currency in lower case",
         "ephemeral with parked", "ephemeral with a parking schedule", "ephemeral with learned",
-        "a hub's zones without blob, learned"])
+        "a hub's zones without blob, learned", "tuning without learned", "slot not dividing a day",
+        "slot not whole minutes", "slot of zero", "duration outside the format", "burst window below 30 s",
+        "burst window above an hour", "burst window in milliseconds", "warm above reserve", "quantile above 1",
+        "quantile below 0", "no weeks of history", "history above 520 weeks", "fractional history", "lead of a day",
+        "half-life of zero", "save period below 30 s"])
 def test_the_pool_contract_refuses(root_inputs: dict[str, Any], variable: str, says: str) -> None:
     refusals = _refusals(root_inputs)
     assert list(refusals) == [variable], refusals
@@ -171,8 +246,18 @@ def test_a_schedule_min_of_zero_needs_the_scale_set() -> None:
     {"pool_learned": True, "network": {"existing_private_dns_zone_ids": {"key_vault": "/kv", "queue": "/q", "blob": "/b"}}},
     {"pool_parked_instances": 2, "runners": {"os_disk": {"ephemeral": False}}},
     {"pool_prices": {"running_per_hour": 0.2, "parked_per_hour": 0}},
+    {"pool_learned": True, "pool_learned_tuning": FULL_TUNING},
+    {"pool_learned": True, "pool_learned_tuning": {}},
+    {"pool_learned": True, "pool_learned_tuning": {"slot": "1m", "burst_window": "30s", "lead": "23h 59m 59s",
+                                                   "half_life": "1s", "history_weeks": 520, "save_period": "30s"}},
+    {"pool_learned": True, "pool_learned_tuning": {"slot": "1d", "burst_window": "1h", "warm_quantile": 1,
+                                                   "reserve_quantile": 1, "lead": "0s", "history_weeks": 1}},
+    {"pool_learned": True, "pool_learned_tuning": {"slot": "1h30m", "warm_quantile": 0, "reserve_quantile": 0}},
+    {"pool_learned": True, "pool_learned_tuning": {"slot": "24m", "warm_quantile": 0.5}},
 ], ids=["parked up to max", "cron names and steps", "parked 0 in a schedule", "learned", "learned with a hub's zones",
-        "explicitly managed with parking", "free parking"])
+        "explicitly managed with parking", "free parking", "learned with every tuning field", "learned, empty tuning",
+        "tuning at its lower bounds", "tuning at its upper bounds", "slot of 1h30m, nothing reserved",
+        "slot of 24 minutes, warm alone"])
 def test_the_pool_contract_accepts(root_inputs: dict[str, Any]) -> None:
     assert _refusals(root_inputs) == {}
 

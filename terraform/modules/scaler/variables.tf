@@ -76,7 +76,15 @@ variable "operator_config" {
         free_target_percentage = optional(number)
       })), [])
       learned = optional(object({
-        state_url = string
+        state_url        = string
+        slot             = optional(string)
+        burst_window     = optional(string)
+        warm_quantile    = optional(number)
+        reserve_quantile = optional(number)
+        lead             = optional(string)
+        half_life        = optional(string)
+        history_weeks    = optional(number)
+        save_period      = optional(string)
       }))
       prices = optional(object({
         currency         = string
