@@ -39,21 +39,12 @@ impl fmt::Display for Effect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::ScaledOut { from, to } => write!(f, "scale out {from} -> {to}"),
-            Self::Started { operation, instances } => write!(f, "{} {}", verb(*operation), IdList(instances)),
+            Self::Started { operation, instances } => write!(f, "{} {}", operation.kind().as_str(), IdList(instances)),
             Self::ScaleOutDeferred { to } => write!(f, "scale out to {to} deferred: write budget spent"),
             Self::OperationDeferred { operation, instances } => {
-                write!(f, "{} {} deferred: write budget spent", verb(*operation), IdList(instances))
+                write!(f, "{} {} deferred: write budget spent", operation.kind().as_str(), IdList(instances))
             }
         }
-    }
-}
-
-fn verb(operation: Operation) -> &'static str {
-    match operation {
-        Operation::Reimage => "reimage",
-        Operation::Delete => "delete",
-        Operation::Park => "park",
-        Operation::Start => "start",
     }
 }
 

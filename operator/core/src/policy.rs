@@ -187,6 +187,11 @@ impl<'a> Census<'a> {
     fn reserve_pending(&self, free: u32, unregistered_free: u32, parked: u32) -> u32 {
         parked + free.saturating_sub(self.free_wanted).min(unregistered_free)
     }
+
+    /// The pending reserve falls short of `parked_wanted`.
+    fn reserve_short(&self, free: u32, unregistered_free: u32, parked: u32) -> bool {
+        self.reserve_pending(free, unregistered_free, parked) < self.parked_wanted
+    }
 }
 
 /// What the VM `asking` (awaiting its registration) is told: park when the reserve is
@@ -249,7 +254,7 @@ pub fn decide(spec: &PoolSpec, pool: &ObservedPool) -> Decision {
     //    from the current model.
     for inst in instances.iter().filter(|i| ready_to_recycle(spec, i)) {
         let needed = free < free_wanted || (keep_at_target && free == free_wanted);
-        let reserve_short = census.reserve_pending(free, unregistered_free, parked) < parked_wanted;
+        let reserve_short = census.reserve_short(free, unregistered_free, parked);
         if inst.latest_model && live <= spec.max && (needed || live <= spec.min || reserve_short) {
             decision.reimage.push(inst.id.clone());
             free += 1;
@@ -289,13 +294,12 @@ pub fn decide(spec: &PoolSpec, pool: &ObservedPool) -> Decision {
     //    park when they register.
     let mut idle: Vec<&ObservedInstance> =
         instances.iter().copied().filter(|i| i.state == InstanceState::Idle).collect();
-    idle.sort_by(|a, b| b.in_state_for.cmp(&a.in_state_for).then(a.id.sort_key().cmp(&b.id.sort_key())));
+    longest_in_state_first(&mut idle);
     // An idle VM reimaged for the reserve leaves the free count for the reserve's.
     let mut to_reserve = 0;
     for inst in &idle {
         let surplus = free > free_wanted && live > spec.min && inst.in_state_for >= spec.scale_in_delay;
-        let reserve_short =
-            census.reserve_pending(free.saturating_sub(1), unregistered_free, parked + to_reserve) < parked_wanted;
+        let reserve_short = census.reserve_short(free.saturating_sub(1), unregistered_free, parked + to_reserve);
         if surplus && reserve_short && inst.latest_model && live <= spec.max {
             decision.reimage.push(inst.id.clone());
             free -= 1;
@@ -333,7 +337,7 @@ pub fn decide(spec: &PoolSpec, pool: &ObservedPool) -> Decision {
         .copied()
         .filter(|i| i.state == InstanceState::Parked && !decision.start.contains(&i.id))
         .collect();
-    surplus_parked.sort_by(|a, b| b.in_state_for.cmp(&a.in_state_for).then(a.id.sort_key().cmp(&b.id.sort_key())));
+    longest_in_state_first(&mut surplus_parked);
     for inst in surplus_parked {
         let over_max = live > spec.max;
         let surplus = parked > parked_wanted && inst.in_state_for >= spec.scale_in_delay;
@@ -348,8 +352,7 @@ pub fn decide(spec: &PoolSpec, pool: &ObservedPool) -> Decision {
         let surplus = free > free_wanted && live > spec.min && inst.in_state_for >= spec.scale_in_delay;
         // Deleting it would leave the reserve short: a later pass reimages it into the
         // reserve instead (this one was above max when step 4 looked).
-        let reserve_short =
-            census.reserve_pending(free.saturating_sub(1), unregistered_free, parked + to_reserve) < parked_wanted;
+        let reserve_short = census.reserve_short(free.saturating_sub(1), unregistered_free, parked + to_reserve);
         if over_max || (surplus && !reserve_short) {
             decision.delete.push(inst.id.clone());
             live -= 1;
@@ -370,6 +373,11 @@ fn ready_to_recycle(spec: &PoolSpec, inst: &ObservedInstance) -> bool {
         InstanceState::Retiring => inst.in_state_for >= spec.runner_exit_timeout,
         _ => false,
     }
+}
+
+/// Scale-in order: longest in their state first, then by id.
+fn longest_in_state_first(instances: &mut [&ObservedInstance]) {
+    instances.sort_by(|a, b| b.in_state_for.cmp(&a.in_state_for).then(a.id.sort_key().cmp(&b.id.sort_key())));
 }
 
 /// Told to park (or deallocating) for as long as a boot may take to register: the
