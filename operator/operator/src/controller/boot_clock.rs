@@ -53,12 +53,9 @@ impl BootClock {
         }
     }
 
-    pub(super) fn reimage_started(&mut self, id: &InstanceId, now: Instant) {
-        self.running.insert(id.clone(), (BootPath::Reimaged, now));
-    }
-
-    pub(super) fn start_started(&mut self, id: &InstanceId, now: Instant) {
-        self.running.insert(id.clone(), (BootPath::Started, now));
+    /// The operator's call that boots `id` on `path` (a reimage or a start) began now.
+    pub(super) fn call_started(&mut self, id: &InstanceId, path: BootPath, now: Instant) {
+        self.running.insert(id.clone(), (path, now));
     }
 
     /// A boot told to park runs no runner: its clock stops without a reading (an
@@ -103,10 +100,10 @@ mod tests {
         clock.scaled_out(t0);
         tokio::time::advance(Duration::from_secs(20)).await;
         clock.appeared(&a);
-        clock.reimage_started(&b, Instant::now());
+        clock.call_started(&b, BootPath::Reimaged, Instant::now());
         clock.appeared(&c);
         let d = InstanceId::new("4");
-        clock.start_started(&d, Instant::now());
+        clock.call_started(&d, BootPath::Started, Instant::now());
         tokio::time::advance(Duration::from_secs(70)).await;
         let states = |id: &InstanceId| match id.as_str() {
             "1" => Some(InstanceState::Idle),

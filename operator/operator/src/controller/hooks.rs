@@ -246,9 +246,7 @@ impl Controller {
         if spec.parked == 0 {
             return false;
         }
-        let state = self.state();
-        let mut observed = state.fleet.observe(Instant::now());
-        observed.assigned_jobs = state.demand.assigned_jobs();
+        let observed = self.state().observe_pool(Instant::now());
         crate::policy::registration_answer(&spec, &observed, id) == crate::policy::RegistrationAnswer::Park
     }
 

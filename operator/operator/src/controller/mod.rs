@@ -175,6 +175,15 @@ struct State {
     targets_in_force: Option<InForce>,
 }
 
+impl State {
+    /// The pool as the policy sees it at `now`: the fleet and the scale set's assigned jobs.
+    fn observe_pool(&self, now: Instant) -> crate::policy::ObservedPool {
+        let mut observed = self.fleet.observe(now);
+        observed.assigned_jobs = self.demand.assigned_jobs();
+        observed
+    }
+}
+
 /// A fault the process cannot carry on after: it must exit so its service manager
 /// starts it again from the scale set, the busy record and GitHub.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -330,12 +339,16 @@ impl Controller {
         Ok(())
     }
 
-    /// Observe the boots whose runner is online or busy now (see `boot_clock`).
     /// The pool's targets for this moment (`Settings::targeting`); a change of the
     /// schedule entry in force is logged once.
     pub(crate) fn effective_spec(&self) -> PoolSpec {
+        self.effective_spec_at(self.settings().targeting.clock.now())
+    }
+
+    /// [`Self::effective_spec`] at the wall-clock time `wall`.
+    pub(crate) fn effective_spec_at(&self, wall: time::OffsetDateTime) -> PoolSpec {
         let settings = self.settings();
-        let (spec, in_force) = settings.targeting.apply(&settings.spec, settings.targeting.clock.now());
+        let (spec, in_force) = settings.targeting.apply(&settings.spec, wall);
         let previous = self.state().targets_in_force.replace(in_force);
         if previous != Some(in_force) {
             let t = in_force.targets;
@@ -347,6 +360,7 @@ impl Controller {
         spec
     }
 
+    /// Observe the boots whose runner is online or busy now (see `boot_clock`).
     fn stop_boot_clocks(&self) {
         let done = {
             let state = &mut *self.state();

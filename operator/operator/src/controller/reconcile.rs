@@ -9,7 +9,7 @@ use std::{collections::HashMap, time::Duration};
 use tokio::time::Instant;
 use tracing::{debug, info, instrument, warn};
 
-use super::{Controller, ReconcileAction, ReconcileError};
+use super::{BootPath, Controller, ReconcileAction, ReconcileError};
 use crate::{
     budget::Call,
     fleet::{InstanceRecord, Operation},
@@ -122,14 +122,12 @@ impl Controller {
         // One snapshot: capacity and the foreign count come from the same listing.
         let (observed, foreign) = {
             let state = self.state();
-            let mut observed = state.fleet.observe(Instant::now());
-            observed.assigned_jobs = state.demand.assigned_jobs();
-            (observed, state.fleet.foreign_count())
+            (state.observe_pool(Instant::now()), state.fleet.foreign_count())
         };
-        let spec = &self.effective_spec();
-        let decision = policy::decide(spec, &observed);
         let targeting = &self.settings().targeting;
         let wall = targeting.clock.now();
+        let spec = &self.effective_spec_at(wall);
+        let decision = policy::decide(spec, &observed);
         targeting.observe(wall, decision.target.demand);
         let mut effects = Vec::new();
         // Targets that follow the clock are looked at again when they may change.
@@ -287,12 +285,15 @@ impl Controller {
             return Some(Effect::OperationDeferred { operation: op, instances: cleared });
         }
         info!(operation = op.kind().as_str(), instances = %IdList(&cleared), "scale-set operation started");
-        let now = Instant::now();
-        let clock = &mut self.state().boot_clock;
-        match op {
-            Operation::Reimage => cleared.iter().for_each(|id| clock.reimage_started(id, now)),
-            Operation::Start => cleared.iter().for_each(|id| clock.start_started(id, now)),
-            Operation::Park | Operation::Delete => {}
+        let path = match op {
+            Operation::Reimage => Some(BootPath::Reimaged),
+            Operation::Start => Some(BootPath::Started),
+            Operation::Park | Operation::Delete => None,
+        };
+        if let Some(path) = path {
+            let now = Instant::now();
+            let clock = &mut self.state().boot_clock;
+            cleared.iter().for_each(|id| clock.call_started(id, path, now));
         }
         let ctl = self.clone();
         let batch = cleared.clone();
