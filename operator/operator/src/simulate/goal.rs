@@ -251,7 +251,7 @@ pub fn compare(workload: &Workload, settings: &[Setting], prices: &Prices, threa
     let base = base();
     let jobs: Vec<(f64, f64)> = workload.jobs.iter().map(|j| (workload.offset(j).as_secs_f64(), j.duration)).collect();
     let bound = baselines::clairvoyant(&jobs, base.boot.as_secs_f64(), base.reimage.as_secs_f64());
-    Comparison { points, running, parked, bound_cost: prices.idle_cost(false, bound.idle_time() / 3600.0, 0.0) }
+    Comparison { points, running, parked, bound_cost: prices.cost(false, bound.idle_time() / 3600.0, 0.0) }
 }
 
 /// One evaluation of the break-even search: at this start time, the parked settings run
@@ -317,10 +317,10 @@ pub fn break_even(
     running_cost: f64,
 ) -> BreakEven {
     let mut probes: Vec<StartProbe> = Vec::new();
-    // The candidates that paid at each start known to pay, longest last.
-    let mut paid: Vec<(u64, Vec<Setting>)> = vec![(base.start.as_secs(), paying(points, running_cost))];
+    // The candidates that paid at the longest start known to pay: the bisection probes
+    // only above it, so it is the one to carry.
+    let mut candidates = paying(points, running_cost);
     let found = bisect(base.start.as_secs(), base.boot.as_secs(), &mut |secs| {
-        let candidates = paid.iter().rev().find(|(s, _)| *s < secs).map(|(_, c)| c.clone()).unwrap_or_default();
         let at: Vec<Setting> =
             candidates.iter().map(|s| Setting { start: Duration::from_secs(secs), ..s.clone() }).collect();
         let points = sweep_with_bar(workload, &at, prices, threads, &format!("parked settings, start {secs}s"));
@@ -333,8 +333,7 @@ pub fn break_even(
         probes.push(probe);
         let pays = !still.is_empty();
         if pays {
-            paid.push((secs, still));
-            paid.sort_by_key(|(s, _)| *s);
+            candidates = still;
         }
         pays
     });
@@ -355,27 +354,11 @@ pub fn mark(label: &str, point: &Point, color: &'static str) -> Mark {
 
 /// The marks of a comparison: the cheapest of each kind meeting [`TARGET`].
 pub fn comparison_marks(c: &Comparison) -> Vec<Mark> {
-    let mut marks = Vec::new();
-    if let Some(p) = &c.running {
-        marks.push(mark(&format!("cheapest running-only meeting p95 <= {}s", TARGET.as_secs()), p, "#d62728"));
-    }
-    if let Some(p) = &c.parked {
-        marks.push(mark(&format!("cheapest parked meeting p95 <= {}s", TARGET.as_secs()), p, "#1f77b4"));
-    }
-    marks
+    kind_marks(c.running.as_ref(), c.parked.as_ref(), TARGET)
 }
 
-/// The chart of p95 wait against idle cost for `points` with `marks`, as a standalone SVG.
-pub fn plot(points: &[Point], marks: &[Mark], prices: &Prices) -> String {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n",
-        html::chart("goal-pareto", points, marks, None, Some(TARGET), prices)
-    )
-}
-
-/// The chart of a sweep: the cheapest setting of each kind meeting `target`.
-pub fn sweep_plot(points: &[Point], target: Duration, prices: &Prices) -> String {
-    let (running, parked) = cheapest_by_kind(points, target);
+/// Marks for the cheapest running-only and parked settings meeting `target`.
+fn kind_marks(running: Option<&Point>, parked: Option<&Point>, target: Duration) -> Vec<Mark> {
     let mut marks = Vec::new();
     if let Some(p) = running {
         marks.push(mark(&format!("cheapest running-only meeting p95 <= {}s", target.as_secs()), p, "#d62728"));
@@ -383,10 +366,22 @@ pub fn sweep_plot(points: &[Point], target: Duration, prices: &Prices) -> String
     if let Some(p) = parked {
         marks.push(mark(&format!("cheapest parked meeting p95 <= {}s", target.as_secs()), p, "#1f77b4"));
     }
+    marks
+}
+
+/// The chart `id` of p95 wait against idle cost for `points` with `marks`, as a
+/// standalone SVG.
+pub fn plot(id: &str, points: &[Point], marks: &[Mark], target: Duration, prices: &Prices) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n",
-        html::chart("sweep-pareto", points, &marks, None, Some(target), prices)
+        html::chart(id, points, marks, None, Some(target), prices)
     )
+}
+
+/// The chart of a sweep: the cheapest setting of each kind meeting `target`.
+pub fn sweep_plot(points: &[Point], target: Duration, prices: &Prices) -> String {
+    let (running, parked) = cheapest_by_kind(points, target);
+    plot("sweep-pareto", points, &kind_marks(running, parked, target), target, prices)
 }
 
 fn comparison_text(name: &str, c: &Comparison, prices: &Prices) -> String {
@@ -571,7 +566,7 @@ pub fn run(
         }
     }
 
-    let whole_plot = plot(&whole.points, &comparison_marks(&whole), prices);
+    let whole_plot = plot("goal-pareto", &whole.points, &comparison_marks(&whole), TARGET, prices);
     let mut last_marks = comparison_marks(&last_fixed);
     if let Some(best) =
         cheapest_meeting(last.points.iter().filter(|p| !matches!(p.setting.mode, Mode::Learned { .. })), TARGET)
@@ -583,7 +578,8 @@ pub fn run(
         ));
     }
     last_marks.push(mark("learned mode", &learned_point, "#9467bd"));
-    let last_plot = plot(&last.points, &last_marks, prices);
+    // Its own id: both charts are on one page.
+    let last_plot = plot("goal-pareto-last", &last.points, &last_marks, TARGET, prices);
     if let Some(path) = plot_path {
         std::fs::write(path, &whole_plot).map_err(|source| SimulateError::Write { path: path.clone(), source })?;
     }

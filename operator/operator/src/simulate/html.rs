@@ -49,7 +49,7 @@ pub fn page(
         ("idle-cost", money(prices, outcome.idle_cost(prices, setting.parks()))),
         ("total-cost", money(prices, outcome.total_cost(prices, setting.parks()))),
         ("bound-idle-vm-hours", format!("{:.1}", b.bound.idle_time() / 3600.0)),
-        ("bound-idle-cost", money(prices, prices.idle_cost(false, b.bound.idle_time() / 3600.0, 0.0))),
+        ("bound-idle-cost", money(prices, prices.cost(false, b.bound.idle_time() / 3600.0, 0.0))),
         ("static-n", b.static_n.to_string()),
         ("writes", outcome.writes.to_string()),
         ("throttled", outcome.throttled_total().to_string()),
@@ -207,7 +207,7 @@ fn pareto(
         detail: String::new(),
         p95: p95(x),
         idle_hours: x.idle_time() / 3600.0,
-        idle_cost: prices.idle_cost(false, x.idle_time() / 3600.0, 0.0),
+        idle_cost: prices.cost(false, x.idle_time() / 3600.0, 0.0),
         color: "",
     };
     let mut marks = vec![
@@ -237,7 +237,7 @@ fn pareto(
             color: "#d62728",
         });
     }
-    let bound = prices.idle_cost(false, b.bound.idle_time() / 3600.0, 0.0);
+    let bound = prices.cost(false, b.bound.idle_time() / 3600.0, 0.0);
     chart("pareto", points, &marks, Some(bound), target, prices)
 }
 

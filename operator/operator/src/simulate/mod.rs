@@ -223,12 +223,12 @@ impl Outcome {
     /// Idle running VM-hours and parked hours at their prices; `parks` says whether the
     /// setting parks (its VMs then have managed OS disks, billed while they run too).
     pub fn idle_cost(&self, prices: &prices::Prices, parks: bool) -> f64 {
-        prices.idle_cost(parks, report::hours(self.idle_time()), report::hours(self.parked_time))
+        prices.cost(parks, report::hours(self.idle_time()), report::hours(self.parked_time))
     }
 
     /// Every running VM-hour and parked hour at its price.
     pub fn total_cost(&self, prices: &prices::Prices, parks: bool) -> f64 {
-        prices.total_cost(parks, report::hours(self.vm_time), report::hours(self.parked_time))
+        prices.cost(parks, report::hours(self.vm_time), report::hours(self.parked_time))
     }
 }
 

@@ -68,14 +68,9 @@ impl Prices {
         self.running_per_hour + if parks { self.parked_per_hour } else { 0.0 }
     }
 
-    /// Idle cost: idle running VM-hours at [`Self::running_vm_per_hour`] plus parked hours
-    /// at the disk's price.
-    pub fn idle_cost(&self, parks: bool, idle_running_hours: f64, parked_hours: f64) -> f64 {
-        idle_running_hours * self.running_vm_per_hour(parks) + parked_hours * self.parked_per_hour
-    }
-
-    /// Total cost: every running VM-hour (busy or idle) and every parked hour.
-    pub fn total_cost(&self, parks: bool, running_hours: f64, parked_hours: f64) -> f64 {
+    /// Running VM-hours at [`Self::running_vm_per_hour`] plus parked hours at the disk's
+    /// price: the idle cost of idle VM-hours, the total cost of every VM-hour.
+    pub fn cost(&self, parks: bool, running_hours: f64, parked_hours: f64) -> f64 {
         running_hours * self.running_vm_per_hour(parks) + parked_hours * self.parked_per_hour
     }
 
@@ -112,9 +107,9 @@ mod tests {
     fn a_parking_pool_pays_its_disks_while_running_too_and_a_running_only_one_does_not() {
         let p = Prices { currency: "EUR".into(), running_per_hour: 0.2, parked_per_hour: 0.01 };
         // 10 idle running hours and 100 parked hours.
-        assert!((p.idle_cost(true, 10.0, 100.0) - (10.0 * 0.21 + 100.0 * 0.01)).abs() < 1e-12);
-        assert!((p.idle_cost(false, 10.0, 0.0) - 2.0).abs() < 1e-12);
-        assert!((p.total_cost(true, 30.0, 100.0) - (30.0 * 0.21 + 1.0)).abs() < 1e-12);
+        assert!((p.cost(true, 10.0, 100.0) - (10.0 * 0.21 + 100.0 * 0.01)).abs() < 1e-12);
+        assert!((p.cost(false, 10.0, 0.0) - 2.0).abs() < 1e-12);
+        assert!((p.cost(true, 30.0, 100.0) - (30.0 * 0.21 + 1.0)).abs() < 1e-12);
     }
 
     #[test]

@@ -136,7 +136,7 @@ pub fn outcome_summary(setting: &Setting, outcome: &Outcome, prices: &Prices) ->
 pub fn baselines_summary(setting: &Setting, outcome: &Outcome, b: &Baselines, prices: &Prices) -> String {
     let p95 = |x: &Baseline| format!("{}s", baselines::quantile(&x.waits, 0.95).round());
     let h = |x: &Baseline| x.idle_time() / 3600.0;
-    let cost = |x: &Baseline| money(prices, prices.idle_cost(false, h(x), 0.0));
+    let cost = |x: &Baseline| money(prices, prices.cost(false, h(x), 0.0));
     let mut out = String::from("baselines (the same jobs):\n");
     let _ = writeln!(
         out,
@@ -163,7 +163,7 @@ pub fn baselines_summary(setting: &Setting, outcome: &Outcome, b: &Baselines, pr
         secs(setting.reimage)
     );
     let ratio = if b.bound.idle_time() > 0.0 { hours(outcome.idle_time()) / h(&b.bound) } else { f64::INFINITY };
-    let bound_cost = prices.idle_cost(false, h(&b.bound), 0.0);
+    let bound_cost = prices.cost(false, h(&b.bound), 0.0);
     let cost_ratio =
         if bound_cost > 0.0 { outcome.idle_cost(prices, setting.parks()) / bound_cost } else { f64::INFINITY };
     let _ = writeln!(

@@ -33,7 +33,6 @@ pub struct Point {
     pub total_hours: f64,
     /// Idle running VM-hours and parked hours at their prices.
     pub idle_cost: f64,
-    pub total_cost: f64,
     pub throttled: u32,
 }
 
@@ -47,7 +46,6 @@ impl Point {
             parked_hours: hours(outcome.parked_time),
             total_hours: hours(outcome.vm_time),
             idle_cost: outcome.idle_cost(prices, parks),
-            total_cost: outcome.total_cost(prices, parks),
             throttled: outcome.throttled_total(),
         }
     }
@@ -122,10 +120,7 @@ pub fn pareto_front(points: &[Point]) -> Vec<&Point> {
 /// The setting with the lowest idle cost whose p95 wait is at most `target` (the first
 /// in grid order among equals).
 pub fn cheapest_meeting<'a>(points: impl IntoIterator<Item = &'a Point>, target: Duration) -> Option<&'a Point> {
-    points.into_iter().filter(|p| p.p95 <= target).fold(None, |best: Option<&Point>, p| match best {
-        Some(b) if b.idle_cost <= p.idle_cost => Some(b),
-        _ => Some(p),
-    })
+    points.into_iter().filter(|p| p.p95 <= target).min_by(|a, b| a.idle_cost.total_cmp(&b.idle_cost))
 }
 
 /// The cheapest running-only setting and the cheapest parked one meeting `target`.
@@ -208,7 +203,6 @@ mod tests {
             parked_hours: 0.0,
             total_hours: cost * 10.0,
             idle_cost: cost,
-            total_cost: cost,
             throttled: 0,
         }
     }
