@@ -11,7 +11,7 @@ use operator::{
     budget::ScaleSetBudget,
     cli::{Cli, Command, ConfigCommand, DemoArgs, SandboxArgs, ServeArgs, SimulateArgs, TraceCommand, TraceExportArgs},
     config::{self, LogFormat},
-    controller::{Controller, Settings, Sizing},
+    controller::{Controller, Settings},
     demo::{run_demo, DemoOptions},
     learned::LearnedState,
     metrics::Metrics,
@@ -102,10 +102,7 @@ async fn operate(
         Err(err) => tracing::warn!(error = %err, "raising the open-files limit failed; keeping the current one"),
     }
     let (ports, listener) = operator::listener::wire(config, ports, scale_set_api);
-    let mut settings = Settings::from_config(config);
-    if let Some(state) = &learned {
-        settings.targeting.sizing = Sizing::Learned(Arc::new(state.clone()));
-    }
+    let settings = Settings::served(config, learned.as_ref());
     let controller = Controller::with_metrics(settings, ports, ScaleSetBudget::azure_vmss(), metrics);
     let bind = |addr: std::net::SocketAddr| async move {
         tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))

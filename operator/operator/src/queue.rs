@@ -116,6 +116,12 @@ pub fn retry_options() -> RetryOptions {
     })
 }
 
+/// The storage SDK clients' pipeline options (the queue's and the learned-state blob's):
+/// [`retry_options`], the rest default.
+pub fn client_options() -> ClientOptions {
+    ClientOptions { retry: retry_options(), ..ClientOptions::default() }
+}
+
 /// Does the queue URL authenticate itself with a SAS (local runs against Azurite)?
 /// Otherwise an Entra token is needed, as shared keys are disabled in production.
 pub fn carries_sas(queue_url: &str) -> bool {
@@ -133,10 +139,7 @@ impl QueueBusyRecord {
     pub fn new(queue_url: &str, credential: Option<Arc<dyn TokenCredential>>) -> Result<Self, QueueError> {
         let url =
             Url::parse(queue_url).map_err(|source| QueueError::InvalidUrl { url: redact_query(queue_url), source })?;
-        let options = QueueClientOptions {
-            client_options: ClientOptions { retry: retry_options(), ..ClientOptions::default() },
-            ..QueueClientOptions::default()
-        };
+        let options = QueueClientOptions { client_options: client_options(), ..QueueClientOptions::default() };
         let client =
             QueueClient::new(url, credential, Some(options)).map_err(|e| QueueError::ClientFailed(SdkError(e)))?;
         Ok(Self { client })

@@ -103,6 +103,16 @@ impl Settings {
         args
     }
 
+    /// [`Self::from_config`] for `serve`: a learned mode sizes the pool with `learned`,
+    /// the state `connect` loaded from its blob (none: an empty model in memory).
+    pub fn served(config: &Config, learned: Option<&crate::learned::LearnedState>) -> Self {
+        let mut settings = Self::from_config(config);
+        if let Some(state) = learned {
+            settings.targeting.sizing = Sizing::Learned(Arc::new(state.clone()));
+        }
+        settings
+    }
+
     pub fn from_config(config: &Config) -> Self {
         let pool = &config.pool;
         Self {

@@ -112,13 +112,8 @@ impl Default for Targeting {
     }
 }
 
-/// The targets in force and why.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InForce {
-    pub targets: Targets,
-    /// The schedule entry that set them, if any.
-    pub entry: Option<usize>,
-}
+/// The targets in force and the schedule entry that set them, if any.
+pub use crate::targets::Applied as InForce;
 
 impl Targeting {
     /// The targets at `now` for the pool `spec` describes (its `min`, `parked` and free
@@ -127,10 +122,7 @@ impl Targeting {
         let base = Targets { min: spec.min, parked: spec.parked, free_target_percentage: spec.free_target_percentage };
         match &self.sizing {
             Sizing::Fixed => InForce { targets: base, entry: None },
-            Sizing::Scheduled(schedule) => {
-                let applied = schedule.targets_at(base, now);
-                InForce { targets: applied.targets, entry: applied.entry }
-            }
+            Sizing::Scheduled(schedule) => schedule.targets_at(base, now),
             Sizing::Learned(model) => InForce { targets: model.targets_at(now, base, spec.max), entry: None },
         }
     }

@@ -14,9 +14,9 @@ pub const STEP: Duration = Duration::from_secs(30);
 /// `(time, jobs in flight)` every [`STEP`] from a step before the first arrival to the last end.
 pub fn demand_samples(workload: &Workload) -> Vec<(OffsetDateTime, u32)> {
     let Some(first) = workload.jobs.first() else { return Vec::new() };
-    let mut arrivals: Vec<f64> = workload.jobs.iter().map(|j| j.arrival).collect();
+    // A workload's jobs are in arrival order (`Workload::new`); their ends are not.
+    let arrivals: Vec<f64> = workload.jobs.iter().map(|j| j.arrival).collect();
     let mut ends: Vec<f64> = workload.jobs.iter().map(|j| j.arrival + j.duration).collect();
-    arrivals.sort_by(f64::total_cmp);
     ends.sort_by(f64::total_cmp);
     let last = ends.last().copied().unwrap_or(first.arrival);
     let step = STEP.as_secs_f64();

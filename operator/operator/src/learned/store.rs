@@ -9,7 +9,7 @@ use std::sync::Arc;
 use azure_core::{
     credentials::TokenCredential,
     error::ErrorKind,
-    http::{ClientOptions, Etag, RequestContent, StatusCode, Url},
+    http::{Etag, RequestContent, StatusCode, Url},
 };
 use azure_storage_blob::{
     models::{BlobClientDownloadOptions, BlobClientUploadOptions},
@@ -17,7 +17,7 @@ use azure_storage_blob::{
 };
 
 use super::LearnedError;
-use crate::queue::{redact_query, retry_options};
+use crate::queue::{client_options, redact_query};
 
 /// The blob's content and the ETag it was read with.
 pub struct Stored {
@@ -110,10 +110,8 @@ impl StateBlob {
         let mut url = self.url.clone();
         url.path_segments_mut().map_err(|_| LearnedError::NoContainer { url: self.shown.clone() })?.pop();
         let failed = |e: azure_core::Error| LearnedError::ClientFailed { url: self.shown.clone(), source: e.into() };
-        let options = BlobContainerClientOptions {
-            client_options: ClientOptions { retry: retry_options(), ..ClientOptions::default() },
-            ..BlobContainerClientOptions::default()
-        };
+        let options =
+            BlobContainerClientOptions { client_options: client_options(), ..BlobContainerClientOptions::default() };
         let container = BlobContainerClient::new(url, self.credential.clone(), Some(options)).map_err(failed)?;
         match container.create(None).await {
             Ok(_) => Ok(()),
@@ -126,10 +124,7 @@ impl StateBlob {
 /// The SDK's retries for the learned state, bounded as the queue's are (3 within
 /// 10 s): a failed save is retried by the next period anyway.
 fn blob_options() -> BlobClientOptions {
-    BlobClientOptions {
-        client_options: ClientOptions { retry: retry_options(), ..ClientOptions::default() },
-        ..BlobClientOptions::default()
-    }
+    BlobClientOptions { client_options: client_options(), ..BlobClientOptions::default() }
 }
 
 /// 404 for the blob itself. A missing *container* is an error: writing would fail too.

@@ -119,12 +119,9 @@ pub async fn start_adjusted(
     let connected = connect(&config, options).await.expect("connects to the fakes");
     let (ports, scale_set_listener) = operator::listener::wire(&config, connected.ports, connected.scale_set_api);
     // Ten times Azure's speed, like the fake's limit.
-    let mut settings = Settings::from_config(&config);
     // As `serve` does: the learned model is the one loaded from its blob.
     let learned = connected.learned;
-    if let Some(state) = &learned {
-        settings.targeting.sizing = operator::controller::Sizing::Learned(std::sync::Arc::new(state.clone()));
-    }
+    let mut settings = Settings::served(&config, learned.as_ref());
     adjust(&mut settings);
     // As `serve` does: the metrics the clients already count into.
     let budget = ScaleSetBudget::with_minute(Duration::from_secs(6));
