@@ -2,10 +2,13 @@
 //! the fake vault over TLS on loopback, with the SDK's managed-identity credential fetching
 //! tokens from the fake IMDS. Every exchange is checked against the official descriptions.
 
+mod common;
+
 use std::time::Duration;
 
 use azure_core::http::{ClientOptions, RetryOptions};
-use contract::{Api, Contract, Exchange};
+use common::assert_conform;
+use contract::Api;
 use fake_azure::{FakeAzure, Fault, KeyVaultOp, VAULT_RESOURCE};
 use operator::{
     azure::{credential, CredentialSource, KeyVaultSecrets},
@@ -29,12 +32,6 @@ async fn vault(fakes: &FakeAzure) -> KeyVaultSecrets {
     // No SDK retries, so an injected failure is seen as it is.
     let client_options = ClientOptions { retry: RetryOptions::none(), ..options() };
     KeyVaultSecrets::new(&fakes.key_vault.url(), credential, Some(client_options)).expect("vault client")
-}
-
-fn assert_conform(api: Api, exchanges: &[Exchange]) {
-    assert!(!exchanges.is_empty(), "no {api:?} exchanges were recorded");
-    let problems = Contract::load(api).check_all(exchanges);
-    assert!(problems.is_empty(), "{api:?} exchanges break the contract:\n{}", problems.join("\n"));
 }
 
 fn assert_contracts(fakes: &FakeAzure) {

@@ -10,8 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::scale_set::{
-    assert_clean, capacity_writes, count, rest_by_endpoint, sample, scaleset_by_endpoint, world, Auth, Finished,
-    Options, World,
+    assert_clean, capacity_writes, count, rest_by_endpoint, scaleset_by_endpoint, world, Auth, Finished, Options, World,
 };
 use fake_github::{JobFlow, JobPhase};
 use operator::queue::QueueBusyRecord;
@@ -60,8 +59,9 @@ fn assert_served_through_the_scale_set(f: &Finished, jobs: usize) {
 /// operator process: a restarted one counts from zero.
 fn assert_the_metrics_count_the_scale_set_api(f: &Finished, jobs: usize) {
     let scaleset = scaleset_by_endpoint(&f.github);
-    let operator_count =
-        |series: &str| sample(&f.metrics, series).unwrap_or_else(|| panic!("{series}:\n{}", f.metrics)) as usize;
+    let operator_count = |series: &str| {
+        common::sample(&f.metrics, series).unwrap_or_else(|| panic!("{series}:\n{}", f.metrics)) as usize
+    };
     let requests = |endpoint: &str| {
         operator_count(&format!("vmss_runner_scale_set_api_requests_total{{endpoint=\"{endpoint}\"}}"))
     };

@@ -136,9 +136,8 @@ impl World {
 
     /// Observations of `vmss_runner_boot_duration_seconds` on `path`.
     fn boots_timed(&self, path: &str) -> u64 {
-        let text = self.controller.metrics().render();
-        let prefix = format!("vmss_runner_boot_duration_seconds_count{{path=\"{path}\"}} ");
-        text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+        let series = format!("vmss_runner_boot_duration_seconds_count{{path=\"{path}\"}}");
+        common::sample(&self.controller.metrics().render(), &series).unwrap_or(0.0) as u64
     }
 
     async fn shut_down(self) {

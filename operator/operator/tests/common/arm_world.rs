@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use azure_core::http::ClientOptions;
-use contract::{Api, Contract, Exchange};
+use contract::Api;
+
+use super::assert_conform;
 use fake_azure::{ArmSettings, FakeAzure, IdentitySettings, InstancePhase, ScaleSetSpec};
 use operator::{
     azure::{credential, ArmScaleSet, ArmTimings, CredentialSource},
@@ -74,12 +76,6 @@ pub fn fast() -> ArmTimings {
         poll_max: Duration::from_millis(200),
         operation_timeout: Duration::from_secs(20),
     }
-}
-
-pub fn assert_conform(api: Api, exchanges: &[Exchange]) {
-    assert!(!exchanges.is_empty(), "no {api:?} exchanges were recorded");
-    let problems = Contract::load(api).check_all(exchanges);
-    assert!(problems.is_empty(), "{api:?} exchanges break the contract:\n{}", problems.join("\n"));
 }
 
 pub fn ids(list: &[&str]) -> Vec<InstanceId> {

@@ -153,3 +153,16 @@ pub async fn until_within(limit: Duration, step: Duration, done: impl Fn() -> bo
     }
     true
 }
+
+/// The value of the sample `series` (name and labels, as rendered) in a `/metrics` text.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Every exchange in `exchanges` conforms to the official description of `api`, and
+/// there is at least one.
+pub fn assert_conform(api: contract::Api, exchanges: &[contract::Exchange]) {
+    assert!(!exchanges.is_empty(), "no {api:?} exchanges were recorded");
+    let problems = contract::Contract::load(api).check_all(exchanges);
+    assert!(problems.is_empty(), "{api:?} exchanges break the contract:\n{}", problems.join("\n"));
+}

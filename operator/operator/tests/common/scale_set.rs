@@ -445,11 +445,6 @@ pub fn scaleset_by_endpoint(github: &FakeGithub) -> BTreeMap<String, usize> {
     by_endpoint(requests.iter().map(|r| (r.method.as_str(), r.path.as_str())))
 }
 
-/// The value of the sample `series` (name and labels, as rendered) in a `/metrics` text.
-pub fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
 /// Requests to endpoints whose key contains `part`.
 pub fn count(map: &BTreeMap<String, usize>, part: &str) -> usize {
     map.iter().filter(|(k, _)| k.contains(part)).map(|(_, n)| n).sum()
