@@ -6,8 +6,8 @@
 //! same run. What is the suite's own: the scenario (`scenario`), the faults
 //! (`faults`, with someone else's hands on the scale set, and the VM fates and hook
 //! faults in `vms`), operator processes that die and restart (`process`), the
-//! invariants (`invariants`), and reproductions of product bugs it found that are not
-//! fixed yet (`found`, tests only). See `docs/fault-suite.md`.
+//! invariants (`invariants`), and reproductions of product bugs it found, kept as
+//! tests once fixed (`found`, tests only). See `docs/fault-suite.md`.
 //!
 //! `cargo run -p fault-suite -- --seed N` reproduces one run with its log.
 

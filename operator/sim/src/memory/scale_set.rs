@@ -102,6 +102,13 @@ struct Inner {
     gone: bool,
 }
 
+impl Inner {
+    /// The instance with the operator's id `id`, if it exists.
+    fn instance_mut(&mut self, id: &InstanceId) -> Option<&mut SimInstance> {
+        id.as_str().parse::<u64>().ok().and_then(|n| self.instances.get_mut(&n))
+    }
+}
+
 struct SimInstance {
     name: String,
     created: Instant,
@@ -298,7 +305,7 @@ impl InMemoryScaleSet {
     /// Provisioning of instance `id` (if it is still being created) ends in `Failed`.
     pub fn fail_provisioning(&self, id: &InstanceId) {
         let mut inner = self.lock();
-        if let Some(inst) = id.as_str().parse::<u64>().ok().and_then(|n| inner.instances.get_mut(&n)) {
+        if let Some(inst) = inner.instance_mut(id) {
             inst.fails_provisioning = true;
         }
     }
@@ -306,7 +313,7 @@ impl InMemoryScaleSet {
     /// Set a protection policy on instance `id`, as an administrator would.
     pub fn protect(&self, id: &InstanceId) {
         let mut inner = self.lock();
-        if let Some(inst) = id.as_str().parse::<u64>().ok().and_then(|n| inner.instances.get_mut(&n)) {
+        if let Some(inst) = inner.instance_mut(id) {
             inst.protected = true;
         }
     }
@@ -434,7 +441,7 @@ impl InMemoryScaleSet {
     pub fn deallocate_by_hand(&self, id: &InstanceId) {
         let mut inner = self.lock();
         let now = Instant::now();
-        if let Some(inst) = id.as_str().parse::<u64>().ok().and_then(|n| inner.instances.get_mut(&n)) {
+        if let Some(inst) = inner.instance_mut(id) {
             inst.state = CloudState::Deallocated;
             inst.since = now;
             inst.starting = false;
@@ -448,7 +455,7 @@ impl InMemoryScaleSet {
     pub fn start_by_hand(&self, id: &InstanceId) {
         let mut inner = self.lock();
         let now = Instant::now();
-        if let Some(inst) = id.as_str().parse::<u64>().ok().and_then(|n| inner.instances.get_mut(&n)) {
+        if let Some(inst) = inner.instance_mut(id) {
             if inst.begin_start(now) {
                 inner.version += 1;
             }
@@ -460,7 +467,7 @@ impl InMemoryScaleSet {
     pub fn delete_by_hand(&self, id: &InstanceId) {
         let mut inner = self.lock();
         let now = Instant::now();
-        if let Some(inst) = id.as_str().parse::<u64>().ok().and_then(|n| inner.instances.get_mut(&n)) {
+        if let Some(inst) = inner.instance_mut(id) {
             if inst.state != CloudState::Deleting {
                 inst.state = CloudState::Deleting;
                 inst.since = now;
@@ -474,7 +481,7 @@ impl InMemoryScaleSet {
     /// `late_by` longer than `start_delay`.
     pub fn next_start_of(&self, id: &InstanceId, fails: bool, late_by: Duration) {
         let mut inner = self.lock();
-        if let Some(inst) = id.as_str().parse::<u64>().ok().and_then(|n| inner.instances.get_mut(&n)) {
+        if let Some(inst) = inner.instance_mut(id) {
             inst.start_fails = fails;
             inst.start_late_by = late_by;
         }
