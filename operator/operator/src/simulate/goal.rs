@@ -123,7 +123,11 @@ pub fn schedules(base: &Setting) -> Vec<Setting> {
 /// `min = 0`, `parked = 0`, free target 0 %: with demand from the scale set every assigned
 /// job is seen, and the learned warm and parked counts are the headroom.
 pub fn learned(base: &Setting, history: &Workload, params: LearnedParams) -> Setting {
-    Setting { min: 0, free_target_percentage: 0, parked: 0, mode: learned_mode(history, params), ..base.clone() }
+    learned_setting(base, learned_mode(history, params))
+}
+
+fn learned_setting(base: &Setting, mode: Mode) -> Setting {
+    Setting { min: 0, free_target_percentage: 0, parked: 0, mode, ..base.clone() }
 }
 
 /// The learned tunings the goal chooses from, on the history alone: slot lengths from an
@@ -152,6 +156,8 @@ pub struct Tuned {
     pub points: Vec<(LearnedParams, Point)>,
     /// The cheapest meeting [`TARGET`] there, or the one with the shortest p95 if none does.
     pub chosen: LearnedParams,
+    /// The validation window's summary line.
+    pub validation: String,
 }
 
 /// Choose the learned tuning on `history` alone: its last [`LAST`] are the validation
@@ -160,23 +166,43 @@ pub fn tune(history: &Workload, prices: &Prices, threads: usize) -> Tuned {
     let validation = Window::Last(LAST).split(history);
     let base = base();
     let candidates = tunings();
+    let seed = Seed::of(&validation.history);
     let settings: Vec<Setting> =
-        candidates.iter().map(|params| learned(&base, &validation.history, params.clone())).collect();
+        candidates.iter().map(|params| learned_setting(&base, seed.mode(params.clone()))).collect();
     let points = sweep_with_bar(&validation.window, &settings, prices, threads, "learned tunings");
     let chosen = cheapest_meeting(points.iter(), TARGET)
         .or_else(|| points.iter().min_by_key(|p| p.p95))
-        .and_then(|best| points.iter().position(|p| p == best))
+        .and_then(|best| points.iter().position(|p| std::ptr::eq(p, best)))
         .map_or_else(LearnedParams::default, |i| candidates[i].clone());
-    Tuned { points: candidates.into_iter().zip(points).collect(), chosen }
+    let summary = window_summary("learned tuning, chosen on the 14 days before the last 14", &validation);
+    Tuned { points: candidates.into_iter().zip(points).collect(), chosen, validation: summary }
+}
+
+/// A history's demand samples, taken once for every model seeded from it.
+struct Seed {
+    samples: Vec<(time::OffsetDateTime, u32)>,
+    days: f64,
+}
+
+impl Seed {
+    fn of(history: &Workload) -> Self {
+        let days = history.summary().span.as_secs_f64() / 86_400.0;
+        Self { samples: crate::learned::seed::demand_samples(history), days }
+    }
+
+    /// `pool.learned` tuned by `params`, seeded from these samples.
+    fn mode(&self, params: LearnedParams) -> Mode {
+        let tuning = describe_tuning(&params);
+        let mut model = LearnedDemand::new(params);
+        model.seed(self.samples.iter().copied());
+        let days = self.days;
+        Mode::Learned { name: format!("{tuning}, seeded from {days:.1} days before"), model: Arc::new(model) }
+    }
 }
 
 /// `pool.learned` tuned by `params`, seeded from `history`.
 pub fn learned_mode(history: &Workload, params: LearnedParams) -> Mode {
-    let tuning = describe_tuning(&params);
-    let mut model = LearnedDemand::new(params);
-    model.seed(crate::learned::seed::demand_samples(history));
-    let days = history.summary().span.as_secs_f64() / 86_400.0;
-    Mode::Learned { name: format!("{tuning}, seeded from {days:.1} days before"), model: Arc::new(model) }
+    Seed::of(history).mode(params)
 }
 
 /// The tuning in words: "default tuning", or the fields that differ from it.
@@ -427,9 +453,8 @@ fn learned_text(hand_picked: &[Point], learned: &Point, prices: &Prices) -> Stri
     out
 }
 
-fn tuning_text(history: &Workload, tuned: &Tuned, prices: &Prices) -> String {
-    let validation = Window::Last(LAST).split(history);
-    let mut out = window_summary("learned tuning, chosen on the 14 days before the last 14", &validation);
+fn tuning_text(tuned: &Tuned, prices: &Prices) -> String {
+    let mut out = tuned.validation.clone();
     out.push_str(&format!("  each tuning ({}), warm quantile 0, reserve quantile 1:\n", tuned.points.len()));
     for (_, point) in &tuned.points {
         out.push_str(&line(point, prices));
@@ -534,7 +559,7 @@ pub fn run(
     let tuning_started = Instant::now();
     let tuned = tune(&split.history, prices, threads);
     timed(err, "learned tunings", tuned.points.len(), tuning_started);
-    emit(tuning_text(&split.history, &tuned, prices), &mut printed, out)?;
+    emit(tuning_text(&tuned, prices), &mut printed, out)?;
     window_settings.push(learned(&base, &split.history, tuned.chosen.clone()));
     let mut last = compare(&split.window, &window_settings, prices, threads);
     timed(err, "last 14 days", last.points.len(), started);
